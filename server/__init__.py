@@ -1,0 +1,1 @@
+"""The outer layer: websocket service, the `chibi` command line, batch jobs."""

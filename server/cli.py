@@ -1,0 +1,47 @@
+"""The `chibi` command line: dispatches to one module per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from avatar3d.errors import ChibiError
+from avatar3d.params import ParamsError
+
+# subcommand -> module under server.commands
+COMMANDS: dict[str, str] = {
+    "avatar": "avatar",
+    "preview": "preview",
+    "inspect": "inspect",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chibi", description="Face photo to chibi 3D avatar.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(f"server.commands.{module_name}")
+        command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(command_parser)
+        command_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except ParamsError as exc:
+        print(f"chibi: invalid params: {exc}", file=sys.stderr)
+        return 2
+    except ChibiError as exc:
+        print(f"chibi: error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return 3
+    except FileNotFoundError as exc:
+        print(f"chibi: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,379 @@
+"""Paint the avatar's toon texture atlas (layout in `avatar3d.atlas`).
+
+Every region is drawn with vectorised signed-distance fields (anti-aliased
+edges) in the region's local coordinates: u to the right, v downwards, both in
+[0, 1] over the *inset* rectangle the builder maps UVs into. Pixels in the inset
+border get the colour of the nearest edge pixel, so filtering never bleeds.
+
+Speed: the shapes do not depend on colours, so each cell is cached (lru_cache)
+as a stack of per-pixel weights, one per named palette colour; compositing
+"A over B" with fixed masks is linear in the colours. A call then only builds
+the palette from the params and does one small matrix product per cell.
+
+Conventions the builder relies on:
+- eye_left: outer corner at u = 1 (the character's left is +X, and u grows with
+  +X); eye_right is its mirror (outer corner at u = 0). The iris is a separate
+  cell ("iris"), so the eye cells hold eye white, lashes and lids only.
+- brow: inner end at u = 0, the builder mirrors UVs for the other brow.
+- mouth: a dark slit centred at v = 0.5 whose middle rows are the mouth
+  interior colour, so moving vertices apart around v = 0.5 shows an open mouth.
+- hair: v runs root (0) -> tip (1); the shading is periodic in u.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from .atlas import CELLS, GRID, INSET, pixel_rect
+from .params import AvatarParams, hex_to_rgb
+
+# Fixed colours (sRGB hex). Clothes are pleasant pastel defaults, not params.
+FIXED_COLORS: dict[str, str] = {
+    "white": "#ffffff",
+    "eye_white": "#fdfbfa",
+    "eye_shadow": "#c3bdd8",
+    "shirt": "#a9cbe9",
+    "pants": "#4d5a7c",
+    "shoes": "#8a5a46",
+    "glasses": "#2d2a33",
+    "mouth_inner": "#5e1f2c",
+    "tongue": "#e27d8a",
+    "blush_pink": "#ff6f88",
+    "lash_base": "#221717",
+}
+
+# (K, h*w) weights per cell; cells are small so this stays a few MB in total.
+_CellWeights = tuple[tuple[str, ...], np.ndarray]
+
+
+class _Canvas:
+    """Accumulates per-colour weight maps for one cell; "over" keeps it linear in colours."""
+
+    def __init__(self, cell: int, base: str):
+        self.cell = cell
+        # local coordinates of pixel centres, clamped so the inset border copies the edge
+        f = (np.arange(cell, dtype=np.float32) + 0.5) / cell
+        local = np.clip((f - INSET) / (1.0 - 2.0 * INSET), 0.0, 1.0)
+        self.u, self.v = np.meshgrid(local, local)  # (cell, cell), u along x, v along y
+        self.px = 1.0 / (cell * (1.0 - 2.0 * INSET))  # one pixel in local units
+        self.weights: dict[str, np.ndarray] = {base: np.ones((cell, cell), np.float32)}
+
+    def over(self, colour: str, alpha: np.ndarray | float) -> None:
+        """Composite `colour` with coverage `alpha` (cell, cell) over everything so far."""
+        alpha = np.clip(np.asarray(alpha, np.float32), 0.0, 1.0)
+        for name in self.weights:
+            self.weights[name] = self.weights[name] * (1.0 - alpha)
+        self.weights[colour] = self.weights.get(colour, 0.0) + alpha
+
+    def multiply(self, factor: np.ndarray) -> None:
+        """Scale the current colour by a per-pixel factor (shading)."""
+        for name in self.weights:
+            self.weights[name] = self.weights[name] * factor
+
+    def coverage(self, sdf: np.ndarray, soften: float = 1.0) -> np.ndarray:
+        """Anti-aliased inside-coverage of a signed distance field (local units, < 0 inside)."""
+        return np.clip(0.5 - sdf / (self.px * soften), 0.0, 1.0)
+
+    def mirrored(self) -> _Canvas:
+        """A copy flipped left-right (u -> 1 - u)."""
+        copy = _Canvas.__new__(_Canvas)
+        copy.__dict__.update(self.__dict__)
+        copy.weights = {k: np.ascontiguousarray(w[:, ::-1]) for k, w in self.weights.items()}
+        return copy
+
+    def freeze(self) -> _CellWeights:
+        names = tuple(self.weights)
+        stack = np.stack([np.broadcast_to(self.weights[n], self.u.shape) for n in names])
+        stack = stack.reshape(len(names), -1).astype(np.float32)
+        stack.setflags(write=False)
+        return names, stack
+
+
+# -- distance fields ------------------------------------------------------------
+
+
+def _ellipse_sdf(u: np.ndarray, v: np.ndarray, cu: float, cv: float, a: float, b: float):
+    """Approximate signed distance to an axis-aligned ellipse (first-order, exact near the edge)."""
+    du, dv = (u - cu) / a, (v - cv) / b
+    r = np.sqrt(du * du + dv * dv) + 1e-9
+    grad = np.sqrt((du / a) ** 2 + (dv / b) ** 2) / r + 1e-9
+    return (r - 1.0) / grad
+
+
+def _stroke_sdf(u: np.ndarray, v: np.ndarray, points: np.ndarray, radii: np.ndarray):
+    """Signed distance to a tapered stroke along a polyline points (N, 2), radii (N,)."""
+    best = np.full(u.shape, np.inf, np.float32)
+    for (au, av), (bu, bv), ra, rb in zip(
+        points[:-1], points[1:], radii[:-1], radii[1:], strict=True
+    ):
+        su, sv = bu - au, bv - av
+        t = np.clip(((u - au) * su + (v - av) * sv) / max(su * su + sv * sv, 1e-12), 0.0, 1.0)
+        d = np.hypot(u - (au + t * su), v - (av + t * sv)) - (ra + t * (rb - ra))
+        np.minimum(best, d, out=best)
+    return best
+
+
+def _bezier(p0, p1, p2, n: int = 32) -> np.ndarray:
+    """Quadratic Bezier through control points -> (n, 2) polyline."""
+    t = np.linspace(0.0, 1.0, n)[:, None]
+    p0, p1, p2 = (np.asarray(p, np.float64) for p in (p0, p1, p2))
+    return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
+
+
+def _arc(cu, cv, a, b, deg_from: float, deg_to: float, n: int = 40) -> np.ndarray:
+    """Points (n, 2) on an ellipse; angles in degrees, 0 = +u, 90 = up (towards v = 0)."""
+    phi = np.radians(np.linspace(deg_from, deg_to, n))
+    return np.stack([cu + a * np.cos(phi), cv - b * np.sin(phi)], axis=1)
+
+
+def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+# -- region painters (colour-independent, cached) ------------------------------
+
+
+def _flat(cell: int, colour: str) -> _CellWeights:
+    return _Canvas(cell, colour).freeze()
+
+
+def _face(cell: int) -> _CellWeights:
+    c = _Canvas(cell, "skin")
+    # a faint shadow under the fringe; sides and bottom stay exactly skin so seams vanish
+    c.over("skin_shadow", 0.35 * (1.0 - _smoothstep(0.0, 0.22, c.v)) ** 2)
+    return c.freeze()
+
+
+def _eye_canvas(cell: int) -> _Canvas:
+    """The left eye: outer corner at u = 1."""
+    c = _Canvas(cell, "skin")
+    u, v = c.u, c.v
+    cu, cv, a, b = 0.5, 0.56, 0.34, 0.33
+    white = c.coverage(_ellipse_sdf(u, v, cu, cv, a, b))
+    c.over("eye_white", white)
+    # the lash casts a soft shadow over the top of the eye white
+    top = cv - b
+    c.over("eye_shadow", white * 0.75 * (1.0 - _smoothstep(top, top + 0.32 * b * 2, v)))
+    # lid crease: a thin faint line above the eye
+    crease = _arc(cu + 0.02, cv + 0.02, a * 1.08, b * 1.32, 150, 35)
+    c.over(
+        "lid_line",
+        0.55 * c.coverage(_stroke_sdf(u, v, crease, np.linspace(0.004, 0.008, len(crease)))),
+    )
+    # thick upper lash line, thin at the inner corner, heavy towards the outer corner
+    upper = _arc(cu, cv - 0.01, a * 1.04, b * 1.04, 192, 8, 48)
+    t = np.linspace(0.0, 1.0, len(upper))
+    radii = 0.012 + 0.05 * _smoothstep(0.0, 0.75, t)
+    # the outer flick, swept outwards and slightly up
+    flick = _bezier(upper[-1], (0.93, upper[-1][1] - 0.02), (0.97, upper[-1][1] - 0.11), 12)
+    flick_radii = np.linspace(radii[-1], 0.004, len(flick))
+    lash = np.minimum(_stroke_sdf(u, v, upper, radii), _stroke_sdf(u, v, flick, flick_radii))
+    # lower lash: a short thin line near the outer corner
+    lower = _arc(cu, cv, a * 1.02, b * 1.02, -22, -70, 16)
+    lower_lash = _stroke_sdf(u, v, lower, np.linspace(0.012, 0.003, len(lower)))
+    c.over("lash", 0.85 * c.coverage(lower_lash))
+    c.over("lash", c.coverage(lash))
+    return c
+
+
+def _eye_left(cell: int) -> _CellWeights:
+    return _eye_canvas(cell).freeze()
+
+
+def _eye_right(cell: int) -> _CellWeights:
+    return _eye_canvas(cell).mirrored().freeze()
+
+
+def _iris(cell: int) -> _CellWeights:
+    c = _Canvas(cell, "eye_white")
+    u, v = c.u, c.v
+    disc = c.coverage(np.hypot(u - 0.5, v - 0.5) - 0.47)
+    # vertical gradient: dark under the lash, bright at the bottom
+    c.over("iris_dark", disc)
+    c.over("iris", disc * _smoothstep(0.12, 0.62, v))
+    c.over("iris_light", disc * 0.9 * _smoothstep(0.55, 0.92, v))
+    # fine radial streaks give the iris some depth
+    angle = np.arctan2(v - 0.5, u - 0.5)
+    r = np.hypot(u - 0.5, v - 0.5)
+    streaks = 0.5 + 0.5 * np.sin(angle * 22.0)
+    c.over("iris_dark", disc * 0.18 * streaks * _smoothstep(0.18, 0.3, r))
+    # dark limbal ring
+    c.over("iris_deep", disc * _smoothstep(0.38, 0.46, r))
+    # pupil
+    c.over("pupil", c.coverage(_ellipse_sdf(u, v, 0.5, 0.52, 0.16, 0.19), soften=2.0))
+    # a soft glow at the bottom and two sharp highlights
+    glow = np.exp(-(((u - 0.5) / 0.2) ** 2 + ((v - 0.8) / 0.08) ** 2))
+    c.over("iris_glow", disc * 0.7 * glow)
+    c.over("white", c.coverage(_ellipse_sdf(u, v, 0.33, 0.3, 0.12, 0.14)))
+    c.over("white", 0.9 * c.coverage(np.hypot(u - 0.66, v - 0.68) - 0.05))
+    return c.freeze()
+
+
+@lru_cache(maxsize=16)
+def _mouth(cell: int, lip_fullness: float) -> _CellWeights:
+    c = _Canvas(cell, "skin")
+    u, v = c.u, c.v
+    half_width = 0.3
+    upper_h = 0.04 + 0.05 * lip_fullness
+    lower_h = 0.05 + 0.07 * lip_fullness
+    upper = c.coverage(_ellipse_sdf(u, v, 0.5, 0.5, half_width, upper_h), soften=3.0)
+    lower = c.coverage(_ellipse_sdf(u, v, 0.5, 0.5, half_width * 0.9, lower_h), soften=3.0)
+    c.over("lip", 0.5 * lower * (v >= 0.5))
+    c.over("lip_dark", 0.55 * upper * (v < 0.5))
+    # a small soft shine on the lower lip
+    shine = np.exp(-(((u - 0.5) / 0.08) ** 2 + ((v - 0.5 - lower_h * 0.55) / 0.02) ** 2))
+    c.over("white", 0.22 * shine)
+    # the slit: a thin lens, its middle rows exactly the mouth interior colour
+    slit_half = 0.018 * np.clip(1.0 - ((u - 0.5) / 0.31) ** 2, 0.0, 1.0)
+    slit = c.coverage(np.abs(v - 0.5) - slit_half, soften=1.2)
+    c.over("slit_edge", np.clip(slit * 1.6, 0.0, 1.0) * (np.abs(u - 0.5) < 0.33))
+    c.over("mouth_inner", c.coverage(np.abs(v - 0.5) - slit_half * 0.6))
+    return c.freeze()
+
+
+@lru_cache(maxsize=16)
+def _brow(cell: int, thickness: float) -> _CellWeights:
+    c = _Canvas(cell, "skin")
+    path = _bezier((0.16, 0.6), (0.48, 0.38), (0.88, 0.5), 28)
+    t = np.linspace(0.0, 1.0, len(path))
+    inner = 0.03 + 0.09 * thickness
+    radii = inner * (1.0 - 0.8 * t**1.3)
+    c.over("brow", c.coverage(_stroke_sdf(c.u, c.v, path, radii), soften=1.5))
+    return c.freeze()
+
+
+def _nose(cell: int) -> _CellWeights:
+    c = _Canvas(cell, "skin")
+    dash = _stroke_sdf(c.u, c.v, np.array([(0.45, 0.64), (0.55, 0.6)]), np.array([0.025, 0.015]))
+    c.over("skin_deep", 0.45 * c.coverage(dash, soften=6.0))
+    shine = np.exp(-(((c.u - 0.48) / 0.05) ** 2 + ((c.v - 0.42) / 0.08) ** 2))
+    c.over("skin_light", 0.35 * shine)
+    return c.freeze()
+
+
+def _blush(cell: int) -> _CellWeights:
+    c = _Canvas(cell, "skin")
+    r = np.hypot((c.u - 0.5) / 0.42, (c.v - 0.5) / 0.3)
+    c.over("blush", 0.6 * (1.0 - _smoothstep(0.0, 1.0, r)))
+    for x in (0.36, 0.5, 0.64):  # the anime "///" hatching
+        hatch = _stroke_sdf(
+            c.u, c.v, np.array([(x - 0.035, 0.58), (x + 0.035, 0.42)]), np.array([0.012, 0.012])
+        )
+        c.over("blush_line", 0.55 * c.coverage(hatch, soften=1.5))
+    return c.freeze()
+
+
+def _hair(cell: int) -> _CellWeights:
+    c = _Canvas(cell, "hair")
+    u, v = c.u, c.v
+    tau = 2.0 * np.pi
+    # strands: integer frequencies so the pattern wraps seamlessly at u = 0 / 1
+    strands = 0.5 + 0.5 * (
+        0.5 * np.sin(tau * 7 * u)
+        + 0.3 * np.sin(tau * 13 * u + 1.3)
+        + 0.2 * np.sin(tau * 29 * u + 0.7)
+    )
+    strength = 0.12 + 0.1 * v  # strands read more clearly towards the tips
+    shade = 1.0 - strength * (1.0 - strands)
+    shade *= 0.8 + 0.2 * _smoothstep(0.0, 0.14, v)  # darker at the roots
+    c.multiply(shade.astype(np.float32))
+    # the "angel ring" highlight band, wavy and broken into segments
+    centre = 0.27 + 0.012 * np.sin(tau * 3 * u)
+    band = 1.0 - _smoothstep(0.0, 0.05, np.abs(v - centre))
+    segments = np.clip(0.5 + 0.7 * np.sin(tau * 4 * u + 0.4), 0.0, 1.0)
+    c.over("hair_light", 0.6 * band * segments * (0.6 + 0.4 * strands))
+    return c.freeze()
+
+
+def _mouth_inner(cell: int) -> _CellWeights:
+    c = _Canvas(cell, "mouth_inner")
+    c.over("tongue", c.coverage(_ellipse_sdf(c.u, c.v, 0.5, 0.78, 0.3, 0.15), soften=3.0))
+    return c.freeze()
+
+
+@lru_cache(maxsize=4)
+def _fixed_cells(cell: int) -> dict[str, _CellWeights]:
+    """Every cell whose shapes depend on nothing but the atlas size."""
+    return {
+        "skin": _flat(cell, "skin"),
+        "hair": _hair(cell),
+        "shirt": _flat(cell, "shirt"),
+        "pants": _flat(cell, "pants"),
+        "eye_left": _eye_left(cell),
+        "eye_right": _eye_right(cell),
+        "iris": _iris(cell),
+        "nose": _nose(cell),
+        "blush": _blush(cell),
+        "shoes": _flat(cell, "shoes"),
+        "glasses": _flat(cell, "glasses"),
+        "mouth_inner": _mouth_inner(cell),
+        "face": _face(cell),
+    }
+
+
+# -- colours ----------------------------------------------------------------------
+
+
+def _mix(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    return a + (b - a) * t
+
+
+def palette(params: AvatarParams) -> dict[str, np.ndarray]:
+    """Every named colour the atlas uses, as sRGB float32 (3,) in [0, 1]."""
+    col = {name: np.array(hex_to_rgb(h), np.float32) for name, h in FIXED_COLORS.items()}
+    for name in ("skin_color", "hair_color", "iris_color", "lip_color", "brow_color"):
+        col[name.removesuffix("_color")] = np.array(params.color_rgb(name), np.float32)
+    skin, hair, iris, lip = col["skin"], col["hair"], col["iris"], col["lip"]
+    white = col["white"]
+    col["skin_shadow"] = skin * np.array([0.88, 0.78, 0.8], np.float32)
+    col["skin_deep"] = skin * np.array([0.72, 0.55, 0.55], np.float32)
+    col["skin_light"] = _mix(skin, white, 0.5)
+    col["lid_line"] = skin * np.array([0.62, 0.48, 0.48], np.float32)
+    col["lash"] = _mix(col["lash_base"], col["brow"], 0.2)
+    col["hair_light"] = _mix(hair, white, 0.42)
+    col["iris_dark"] = iris * 0.5
+    col["iris_deep"] = iris * 0.3
+    col["iris_light"] = _mix(iris, white, 0.35)
+    col["iris_glow"] = _mix(iris, white, 0.6)
+    col["pupil"] = _mix(iris * 0.15, col["lash_base"], 0.5)
+    col["lip_dark"] = _mix(lip * 0.88, skin, 0.15)
+    col["slit_edge"] = _mix(lip * 0.55, col["mouth_inner"], 0.5)
+    col["blush"] = _mix(skin, col["blush_pink"], 0.55)
+    col["blush_line"] = _mix(skin, col["blush_pink"] * 0.85, 0.8)
+    return col
+
+
+# -- public -------------------------------------------------------------------------
+
+
+def _quantise(x: float) -> float:
+    """Round a slider so the mask cache stays small (1/100 is far below what one can see)."""
+    return round(float(x) * 100.0) / 100.0
+
+
+def paint_atlas(params: AvatarParams, size: int = 1024) -> np.ndarray:
+    """Paint the texture atlas for `params`.
+
+    size: atlas edge in pixels, a multiple of 4 (the grid) and at least 32.
+    Returns (size, size, 4) uint8 sRGB RGBA, fully opaque. Deterministic.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 32 or size % GRID:
+        raise ValueError(f"atlas size must be an integer multiple of {GRID}, >= 32; got {size!r}")
+    cell = size // GRID
+    cells = dict(_fixed_cells(cell))
+    cells["mouth"] = _mouth(cell, _quantise(params.shape["lip_fullness"]))
+    cells["brow"] = _brow(cell, _quantise(params.shape["brow_thickness"]))
+    colours = palette(params)
+    atlas = np.empty((size, size, 4), np.uint8)
+    # cells no region uses stay skin, so even the smallest mipmaps look right
+    atlas[...] = np.append(np.round(colours["skin"] * 255.0), 255.0).astype(np.uint8)
+    for region in CELLS:
+        names, weights = cells[region]
+        matrix = np.stack([colours[n] for n in names])  # (K, 3)
+        rgb = (weights.T @ matrix) * 255.0 + 0.5  # (cell*cell, 3)
+        x0, y0, x1, y1 = pixel_rect(region, size)
+        atlas[y0:y1, x0:x1, :3] = np.clip(rgb, 0.0, 255.0).reshape(cell, cell, 3)
+    return atlas

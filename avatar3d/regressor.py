@@ -1,0 +1,442 @@
+"""ChibiNet: the CNN that reads an aligned face crop and predicts every `AvatarParams` field.
+
+One factory builds every variant from a small config (timm style):
+`create_model("chibinet-s")` or `create_model(ChibiNetConfig(...))`. Shipped weights
+live in `avatar3d/weights/<name>.pt` next to `<name>.json` (config, sha256, how they
+were trained); `load_pretrained("default")` verifies the checksum before loading.
+
+Input: aligned crops (N, 128, 128, 3) uint8 RGB (see `avatar3d.face.CROP_SIZE`).
+Output heads (all bounded):
+  sliders    (N, 23)   sigmoid, the 17 shape + 5 expression sliders + hair_length, 0..1
+  colors     (N, 5, 3) sigmoid, sRGB 0..1 of skin, hair, iris, lip, brow
+  hair_style (N, 7)    logits over `HAIR_STYLES`
+  glasses    (N, 3)    logits over `GLASSES`
+Nothing here predicts gender, age or ethnicity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import ChibiError
+from .params import (
+    COLOR_FIELDS,
+    EXPRESSION_SLIDERS,
+    GLASSES,
+    HAIR_STYLES,
+    SHAPE_SLIDERS,
+    AvatarParams,
+    rgb_to_hex,
+)
+
+INPUT_SIZE = 128
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_MODEL = "chibinet-s"
+
+# The order of the slider head's outputs: dotted names as used in reports.
+SLIDER_FIELDS: tuple[str, ...] = (
+    tuple(f"shape.{n}" for n in SHAPE_SLIDERS)
+    + tuple(f"expression.{n}" for n in EXPRESSION_SLIDERS)
+    + ("hair_length",)
+)
+COLOR_NAMES: tuple[str, ...] = tuple(COLOR_FIELDS)
+CATEGORICAL_FIELDS: dict[str, tuple[str, ...]] = {"hair_style": HAIR_STYLES, "glasses": GLASSES}
+# Slider pairs that swap when the image is mirrored (the subject's left becomes right).
+MIRRORED_SLIDERS: tuple[tuple[str, str], ...] = (
+    ("expression.blink_left", "expression.blink_right"),
+)
+
+# Per-channel statistics used to normalise the input inside the model.
+_MEAN = (0.5, 0.45, 0.42)
+_STD = (0.25, 0.24, 0.24)
+
+
+# --------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class ChibiNetConfig:
+    """Architecture of a ChibiNet variant.
+
+    stem: channels of the first 3x3 stride-2 convolution.
+    stages: (out_channels, stride, blocks) per stage of depthwise-separable blocks.
+    head_channels: 1x1 reduction before the spatial flatten (the crop is aligned, so
+      where a feature sits carries the geometry; global pooling would throw that away).
+    hidden: width of the shared fully connected layer; dropout before the heads.
+    """
+
+    name: str = DEFAULT_MODEL
+    input_size: int = INPUT_SIZE
+    stem: int = 24
+    stages: tuple[tuple[int, int, int], ...] = ((32, 2, 1), (64, 2, 2), (112, 2, 2), (160, 2, 2))
+    head_channels: int = 48
+    hidden: int = 256
+    dropout: float = 0.1
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stages"] = [list(s) for s in self.stages]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChibiNetConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown ChibiNet config keys: {unknown}")
+        values = dict(data)
+        if "stages" in values:
+            values["stages"] = tuple(tuple(int(v) for v in s) for s in values["stages"])
+        return cls(**values)
+
+
+MODEL_CONFIGS: dict[str, ChibiNetConfig] = {
+    "chibinet-s": ChibiNetConfig(),
+    # a tiny variant for tests and smoke runs
+    "chibinet-xs": ChibiNetConfig(
+        name="chibinet-xs", stem=8, stages=((16, 2, 1), (24, 2, 1), (32, 2, 1), (48, 2, 1)),
+        head_channels=16, hidden=64, dropout=0.0,
+    ),
+}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- network
+class _ConvBN(nn.Sequential):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, groups: int = 1, act=True):
+        layers: list[nn.Module] = [
+            nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(cout),
+        ]
+        if act:
+            layers.append(nn.ReLU6(inplace=True))
+        super().__init__(*layers)
+
+
+class _SeparableBlock(nn.Module):
+    """Depthwise 3x3 + pointwise 1x1 (MobileNet v1 style), residual when shapes match."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.depthwise = _ConvBN(cin, cin, 3, stride, groups=cin)
+        self.pointwise = _ConvBN(cin, cout, 1, 1, act=stride != 1 or cin != cout)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.pointwise(self.depthwise(x))
+        return nn.functional.relu6(x + y) if self.residual else y
+
+
+class ChibiNet(nn.Module):
+    """Aligned face crop -> AvatarParams heads. See the module docstring for shapes."""
+
+    def __init__(self, config: ChibiNetConfig):
+        super().__init__()
+        self.config = config
+        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+        layers: list[nn.Module] = [_ConvBN(3, config.stem, 3, 2)]
+        channels = config.stem
+        size = config.input_size // 2
+        for out_channels, stride, blocks in config.stages:
+            for i in range(blocks):
+                layers.append(_SeparableBlock(channels, out_channels, stride if i == 0 else 1))
+                channels = out_channels
+            size //= stride
+        layers.append(_ConvBN(channels, config.head_channels, 1, 1))
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(config.head_channels * size * size, config.hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(config.dropout),
+        )
+        self.n_sliders = len(SLIDER_FIELDS)
+        self.n_colors = len(COLOR_NAMES)
+        self.out = nn.Linear(
+            config.hidden, self.n_sliders + 3 * self.n_colors + len(HAIR_STYLES) + len(GLASSES)
+        )
+
+    def forward_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """images: (N, 3, H, W) float 0..1 -> (N, 48) raw outputs before the bounding functions."""
+        x = (images - self.mean) / self.std
+        return self.out(self.fc(self.features(x)))
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        raw = self.forward_logits(images)
+        a = self.n_sliders
+        b = a + 3 * self.n_colors
+        c = b + len(HAIR_STYLES)
+        return {
+            "sliders": torch.sigmoid(raw[:, :a]),
+            "colors": torch.sigmoid(raw[:, a:b]).view(-1, self.n_colors, 3),
+            "hair_style": raw[:, b:c],
+            "glasses": raw[:, c:],
+        }
+
+
+def create_model(name_or_config: str | ChibiNetConfig | dict[str, Any] = DEFAULT_MODEL) -> ChibiNet:
+    """The one factory: a ChibiNet from a registered name, a config, or a config dict."""
+    if isinstance(name_or_config, str):
+        if name_or_config not in MODEL_CONFIGS:
+            raise ValueError(
+                f"unknown model {name_or_config!r}; known: {', '.join(MODEL_CONFIGS)}"
+            )
+        config = MODEL_CONFIGS[name_or_config]
+    elif isinstance(name_or_config, dict):
+        config = ChibiNetConfig.from_dict(name_or_config)
+    else:
+        config = name_or_config
+    return ChibiNet(config)
+
+
+def parameter_count(model: nn.Module) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+# --------------------------------------------------------------------------- targets
+@dataclass
+class ParamTargets:
+    """A batch of AvatarParams as arrays (the training targets / decoded predictions).
+
+    sliders (N, 23) float32 0..1 in `SLIDER_FIELDS` order; colors (N, 5, 3) float32 sRGB
+    0..1 in `COLOR_NAMES` order; hair_style (N,) int64; glasses (N,) int64.
+    """
+
+    sliders: np.ndarray
+    colors: np.ndarray
+    hair_style: np.ndarray
+    glasses: np.ndarray
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.sliders)
+
+
+def encode_params(params_list: list[AvatarParams]) -> ParamTargets:
+    """AvatarParams (N of them) -> ParamTargets arrays."""
+    sliders = np.array([slider_vector(p) for p in params_list], np.float32).reshape(-1, len(SLIDER_FIELDS))
+    colors = np.array(
+        [[p.color_rgb(name) for name in COLOR_NAMES] for p in params_list], np.float32
+    ).reshape(-1, len(COLOR_NAMES), 3)
+    hair = np.array([HAIR_STYLES.index(p.hair_style) for p in params_list], np.int64)
+    glasses = np.array([GLASSES.index(p.glasses) for p in params_list], np.int64)
+    return ParamTargets(sliders, colors, hair, glasses)
+
+
+def slider_vector(params: AvatarParams) -> list[float]:
+    """The 23 slider values of one AvatarParams in `SLIDER_FIELDS` order."""
+    return (
+        [params.shape[n] for n in SHAPE_SLIDERS]
+        + [params.expression[n] for n in EXPRESSION_SLIDERS]
+        + [params.hair_length]
+    )
+
+
+def decode_params(
+    sliders: np.ndarray, colors: np.ndarray, hair_style: int, glasses: int, name: str = "Chibi"
+) -> AvatarParams:
+    """One prediction (sliders (23,), colors (5, 3) sRGB, class indices) -> AvatarParams."""
+    values = np.clip(np.asarray(sliders, np.float64), 0.0, 1.0)
+    n_shape = len(SHAPE_SLIDERS)
+    n_expr = len(EXPRESSION_SLIDERS)
+    return AvatarParams(
+        shape={k: round(float(v), 4) for k, v in zip(SHAPE_SLIDERS, values[:n_shape])},
+        expression={
+            k: round(float(v), 4)
+            for k, v in zip(EXPRESSION_SLIDERS, values[n_shape : n_shape + n_expr])
+        },
+        hair_length=round(float(values[n_shape + n_expr]), 4),
+        **{c: rgb_to_hex(rgb) for c, rgb in zip(COLOR_NAMES, np.asarray(colors))},
+        hair_style=HAIR_STYLES[int(hair_style)],
+        glasses=GLASSES[int(glasses)],
+        name=name,
+    )
+
+
+# --------------------------------------------------------------------------- weights
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_weights(
+    model: ChibiNet, directory: str | Path, name: str, info: dict[str, Any] | None = None
+) -> Path:
+    """Write `<name>.pt` (float16 state dict + config) and `<name>.json` (sha256, config, info).
+
+    Both files are written to temporary names first and renamed, so a crash never
+    leaves a half-written weights file behind. Returns the .pt path.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {
+        k: (v.half() if v.is_floating_point() else v).cpu()
+        for k, v in model.state_dict().items()
+    }
+    pt_path = directory / f"{name}.pt"
+    tmp_pt = directory / f".{name}.pt.tmp"
+    torch.save({"config": model.config.to_dict(), "state_dict": state}, tmp_pt)
+    meta = {
+        "name": name,
+        "file": pt_path.name,
+        "sha256": sha256_file(tmp_pt),
+        "bytes": tmp_pt.stat().st_size,
+        "config": model.config.to_dict(),
+        "parameters": parameter_count(model),
+        **(info or {}),
+    }
+    tmp_json = directory / f".{name}.json.tmp"
+    tmp_json.write_text(json.dumps(meta, indent=2) + "\n")
+    tmp_pt.replace(pt_path)
+    tmp_json.replace(directory / f"{name}.json")
+    return pt_path
+
+
+def resolve_name(name: str, weights_dir: Path) -> str:
+    """'default' -> the name in weights/default.txt (or DEFAULT_MODEL)."""
+    if name == "default":
+        pointer = weights_dir / "default.txt"
+        return pointer.read_text().strip() if pointer.exists() else DEFAULT_MODEL
+    return name
+
+
+def weights_info(name: str = "default", weights_dir: str | Path | None = None) -> dict[str, Any]:
+    """The JSON record shipped next to a weights file."""
+    directory = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+    name = resolve_name(name, directory)
+    meta_path = directory / f"{name}.json"
+    if not meta_path.exists():
+        raise ChibiError(
+            "model_unavailable", f"no weights named {name!r} in {directory} (run `chibi train`)"
+        )
+    return json.loads(meta_path.read_text())
+
+
+def load_pretrained(
+    name: str = "default", weights_dir: str | Path | None = None, device: str | None = None
+) -> ChibiNet:
+    """Load shipped weights by name, verifying their sha256 first.
+
+    Raises ChibiError('model_unavailable') when the files are missing and
+    ChibiError('weights_checksum') when the file does not match its recorded digest.
+    """
+    directory = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+    meta = weights_info(name, directory)
+    pt_path = directory / meta["file"]
+    if not pt_path.exists():
+        raise ChibiError("model_unavailable", f"weights file {pt_path} is missing")
+    actual = sha256_file(pt_path)
+    if actual != meta["sha256"]:
+        raise ChibiError(
+            "weights_checksum",
+            f"{pt_path.name}: sha256 {actual[:16]}... does not match the recorded "
+            f"{meta['sha256'][:16]}...; the file is corrupt or was modified",
+        )
+    return load_weights_file(pt_path, device)
+
+
+def load_weights_file(path: str | Path, device: str | None = None) -> ChibiNet:
+    """Load a .pt written by `save_weights` (no checksum: for checkpoints you made yourself)."""
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    model = create_model(blob["config"])
+    model.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
+    model.eval()
+    return model.to(pick_device(device))
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """CPU by default; CUDA when present (or as asked)."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# --------------------------------------------------------------------------- inference
+def fuse_batchnorm(model: ChibiNet) -> ChibiNet:
+    """Fold every BatchNorm into its convolution (eval mode; fewer ops at inference)."""
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, _ConvBN) and isinstance(module[1], nn.BatchNorm2d):
+            conv, bn = module[0], module[1]
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            fused = nn.Conv2d(
+                conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                conv.padding, groups=conv.groups, bias=True,
+            )  # fmt: skip
+            with torch.no_grad():
+                fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+                fused.bias.copy_(bn.bias - bn.running_mean * scale)
+            module[0] = fused.to(conv.weight.device)
+            module[1] = nn.Identity()
+    return model
+
+
+def crops_to_tensor(crops: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float 0..1, channels_last memory."""
+    crops = np.ascontiguousarray(crops)
+    if crops.ndim == 3:
+        crops = crops[None]
+    tensor = torch.from_numpy(crops).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+    return tensor.contiguous(memory_format=torch.channels_last)
+
+
+@dataclass
+class Prediction:
+    """Raw CNN output for one face: sliders (23,), colors (5, 3) sRGB, class probabilities."""
+
+    sliders: np.ndarray
+    colors: np.ndarray
+    hair_style_probs: np.ndarray
+    glasses_probs: np.ndarray
+
+    def to_params(self, name: str = "Chibi") -> AvatarParams:
+        return decode_params(
+            self.sliders, self.colors,
+            int(self.hair_style_probs.argmax()), int(self.glasses_probs.argmax()), name,
+        )  # fmt: skip
+
+
+class Regressor:
+    """A loaded ChibiNet ready for inference (BN folded, channels_last, inference_mode)."""
+
+    def __init__(self, model: ChibiNet, device: str | torch.device | None = None):
+        self.device = pick_device(str(device) if device is not None else None)
+        self.model = fuse_batchnorm(model.to(self.device)).to(memory_format=torch.channels_last)
+        self.config = model.config
+
+    @classmethod
+    def pretrained(cls, name: str = "default", device: str | None = None) -> Regressor:
+        return cls(load_pretrained(name, device=device), device)
+
+    def predict(self, crops: np.ndarray) -> list[Prediction]:
+        """crops (N, 128, 128, 3) uint8 aligned faces -> N predictions."""
+        with torch.inference_mode():
+            out = self.model(crops_to_tensor(crops, self.device))
+            sliders = out["sliders"].float().cpu().numpy()
+            colors = out["colors"].float().cpu().numpy()
+            hair = torch.softmax(out["hair_style"], 1).float().cpu().numpy()
+            glasses = torch.softmax(out["glasses"], 1).float().cpu().numpy()
+        return [Prediction(sliders[i], colors[i], hair[i], glasses[i]) for i in range(len(sliders))]
+
+
+def time_inference(regressor: Regressor, batch: int, repeats: int = 50) -> float:
+    """Median seconds per forward pass of a random uint8 batch (warm)."""
+    crops = np.random.default_rng(0).integers(0, 256, (batch, INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
+    for _ in range(5):
+        regressor.predict(crops)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        regressor.predict(crops)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))

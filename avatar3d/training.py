@@ -1,0 +1,348 @@
+"""Training ChibiNet: datasets in memory, losses, augmentation, the loop, `chibi train`.
+
+Data the project makes itself:
+- synthetic renders with exact labels (`avatar3d.synth`), cached as .npz;
+- real photos labelled by the landmark/colour teacher (`chibi label DIR -o labels.jsonl`),
+  only for the fields the teacher measures (a per-field mask keeps the rest out of the loss).
+
+Everything is seeded; one command reproduces the shipped weights (see `TrainOptions`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .params import hex_to_rgb
+from .regressor import (
+    COLOR_NAMES,
+    MIRRORED_SLIDERS,
+    SLIDER_FIELDS,
+    ChibiNet,
+    ParamTargets,
+    create_model,
+    crops_to_tensor,
+)
+
+HAIR_STYLE_WEIGHT = 0.15
+GLASSES_WEIGHT = 0.1
+# Lab L1 is divided by this so a 2.5 dE colour error weighs like a 0.05 slider error.
+LAB_SCALE = 50.0
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class TrainingSet:
+    """Aligned crops with (partial) labels.
+
+    crops (N, 128, 128, 3) uint8; targets: ParamTargets; slider_mask (N, 23) and
+    color_mask (N, 5) float32 weights (0 = field not labelled); class_mask (N,) float32
+    weight of the hair_style / glasses labels; source: 'synthetic' or 'teacher'.
+    """
+
+    crops: np.ndarray
+    targets: ParamTargets
+    slider_mask: np.ndarray
+    color_mask: np.ndarray
+    class_mask: np.ndarray
+    source: str = "synthetic"
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    @classmethod
+    def fully_labelled(cls, crops: np.ndarray, targets: ParamTargets, source: str) -> TrainingSet:
+        n = len(crops)
+        return cls(
+            crops, targets,
+            np.ones((n, len(SLIDER_FIELDS)), np.float32),
+            np.ones((n, len(COLOR_NAMES)), np.float32),
+            np.ones(n, np.float32), source,
+        )  # fmt: skip
+
+    def subset(self, index: np.ndarray) -> TrainingSet:
+        t = self.targets
+        return TrainingSet(
+            self.crops[index],
+            ParamTargets(t.sliders[index], t.colors[index], t.hair_style[index], t.glasses[index]),
+            self.slider_mask[index], self.color_mask[index], self.class_mask[index], self.source,
+        )  # fmt: skip
+
+
+def teacher_targets(records: list[dict[str, Any]]) -> tuple[ParamTargets, np.ndarray, np.ndarray]:
+    """Teacher label records -> targets plus slider/colour masks.
+
+    A record is {"shape": {name: value}, "expression": {...}, "colors": {field: "#hex"},
+    "confidence": float or {field: float}}; fields it lacks get mask 0.
+    """
+    n = len(records)
+    sliders = np.full((n, len(SLIDER_FIELDS)), 0.5, np.float32)
+    slider_mask = np.zeros_like(sliders)
+    colors = np.full((n, len(COLOR_NAMES), 3), 0.5, np.float32)
+    color_mask = np.zeros((n, len(COLOR_NAMES)), np.float32)
+    for i, record in enumerate(records):
+        confidence = record.get("confidence", 1.0)
+        for j, dotted in enumerate(SLIDER_FIELDS):
+            group, _, name = dotted.rpartition(".")
+            value = record.get(group, {}).get(name) if group else record.get(name)
+            if value is not None:
+                sliders[i, j] = float(value)
+                slider_mask[i, j] = _field_confidence(confidence, dotted)
+        for j, name in enumerate(COLOR_NAMES):
+            value = record.get("colors", {}).get(name)
+            if value is not None:
+                colors[i, j] = hex_to_rgb(value) if isinstance(value, str) else value
+                color_mask[i, j] = _field_confidence(confidence, name)
+    zeros = np.zeros(n, np.int64)
+    return ParamTargets(sliders, colors, zeros, zeros.copy()), slider_mask, color_mask
+
+
+def _field_confidence(confidence: Any, name: str) -> float:
+    if isinstance(confidence, dict):
+        return float(confidence.get(name, confidence.get(name.rpartition(".")[2], 1.0)))
+    return float(confidence)
+
+
+# --------------------------------------------------------------------------- colour
+_SRGB_TO_XYZ = torch.tensor(
+    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+     [0.0193339, 0.1191920, 0.9503041]]
+)  # fmt: skip
+_WHITE_D65 = torch.tensor([0.95047, 1.0, 1.08883])
+
+
+def srgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """(..., 3) sRGB 0..1 -> (..., 3) CIE Lab (D65), differentiable."""
+    rgb = rgb.clamp(0.0, 1.0)
+    linear = torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055).clamp_min(1e-8) ** 2.4)
+    xyz = linear @ _SRGB_TO_XYZ.to(rgb).T / _WHITE_D65.to(rgb)
+    delta = 6.0 / 29.0
+    f = torch.where(xyz > delta**3, xyz.clamp_min(1e-8) ** (1.0 / 3.0), xyz / (3 * delta**2) + 4.0 / 29.0)
+    return torch.stack(
+        [116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])],
+        dim=-1,
+    )
+
+
+# --------------------------------------------------------------------------- loss
+def compute_loss(
+    outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Masked L1 on sliders, Lab L1 on colours, cross-entropy on the classes."""
+    slider_err = (outputs["sliders"] - batch["sliders"]).abs() * batch["slider_mask"]
+    slider_loss = slider_err.sum() / batch["slider_mask"].sum().clamp_min(1.0)
+    lab_err = (srgb_to_lab(outputs["colors"]) - srgb_to_lab(batch["colors"])).abs().sum(-1)
+    color_loss = (lab_err * batch["color_mask"]).sum() / batch["color_mask"].sum().clamp_min(1.0)
+    color_loss = color_loss / LAB_SCALE
+    weight = batch["class_mask"]
+    denom = weight.sum().clamp_min(1.0)
+    hair_loss = (nn.functional.cross_entropy(outputs["hair_style"], batch["hair_style"],
+                                             reduction="none") * weight).sum() / denom  # fmt: skip
+    glasses_loss = (nn.functional.cross_entropy(outputs["glasses"], batch["glasses"],
+                                                reduction="none") * weight).sum() / denom  # fmt: skip
+    total = slider_loss + color_loss + HAIR_STYLE_WEIGHT * hair_loss + GLASSES_WEIGHT * glasses_loss
+    parts = {
+        "slider_l1": float(slider_loss), "color_lab_l1": float(color_loss * LAB_SCALE),
+        "hair_ce": float(hair_loss), "glasses_ce": float(glasses_loss),
+    }  # fmt: skip
+    return total, parts
+
+
+# --------------------------------------------------------------------------- augmentation
+_SWAP = np.arange(len(SLIDER_FIELDS))
+for _a, _b in MIRRORED_SLIDERS:
+    _i, _j = SLIDER_FIELDS.index(_a), SLIDER_FIELDS.index(_b)
+    _SWAP[_i], _SWAP[_j] = _j, _i
+MIRROR_PERMUTATION = torch.from_numpy(_SWAP.copy())
+
+
+def augment(
+    images: torch.Tensor, batch: dict[str, torch.Tensor], generator: torch.Generator
+) -> torch.Tensor:
+    """Photometric and small geometric jitter on (N, 3, H, W) 0..1 images, in place on batch.
+
+    Horizontal flips also swap the mirrored sliders in `batch`. Geometric jitter stays
+    within what landmark alignment leaves (a few pixels, a few degrees, +-4 % scale).
+    """
+    n = images.shape[0]
+
+    def uniform(lo: float, hi: float, *shape: int) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(n, *shape, generator=generator)
+
+    flip = torch.rand(n, generator=generator) < 0.5
+    if flip.any():
+        images[flip] = images[flip].flip(-1)
+        for key in ("sliders", "slider_mask"):
+            batch[key][flip] = batch[key][flip][:, MIRROR_PERMUTATION]
+    # small similarity jitter (alignment noise)
+    angle = uniform(-0.08, 0.08)
+    scale = uniform(0.96, 1.04)
+    shift = uniform(-0.04, 0.04, 2)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack(
+        [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+    )
+    grid = nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
+    images = nn.functional.grid_sample(images, grid, padding_mode="border", align_corners=False)
+    # exposure, contrast, gamma, slight white-balance shift
+    gain = uniform(0.75, 1.25, 1, 1, 1)
+    white = uniform(0.95, 1.05, 3, 1, 1)
+    mean = images.mean(dim=(1, 2, 3), keepdim=True)
+    contrast = uniform(0.8, 1.2, 1, 1, 1)
+    images = ((images - mean) * contrast + mean) * gain * white
+    images = images.clamp(0.0, 1.0) ** uniform(0.85, 1.15, 1, 1, 1)
+    # resolution loss for a third of the batch, sensor noise for all
+    low = torch.rand(n, generator=generator) < 0.33
+    if low.any():
+        size = images.shape[-1]
+        small = nn.functional.interpolate(images[low], scale_factor=0.5, mode="area")
+        images[low] = nn.functional.interpolate(small, size=(size, size), mode="bilinear",
+                                                align_corners=False)  # fmt: skip
+    noise = torch.randn(images.shape, generator=generator) * uniform(0.0, 0.03, 1, 1, 1)
+    return (images + noise).clamp(0.0, 1.0).contiguous(memory_format=torch.channels_last)
+
+
+def _batch_tensors(data: TrainingSet, index: np.ndarray) -> dict[str, torch.Tensor]:
+    t = data.targets
+    return {
+        "sliders": torch.from_numpy(t.sliders[index]).float(),
+        "colors": torch.from_numpy(t.colors[index]).float(),
+        "hair_style": torch.from_numpy(t.hair_style[index]).long(),
+        "glasses": torch.from_numpy(t.glasses[index]).long(),
+        "slider_mask": torch.from_numpy(data.slider_mask[index]).float(),
+        "color_mask": torch.from_numpy(data.color_mask[index]).float(),
+        "class_mask": torch.from_numpy(data.class_mask[index]).float(),
+    }
+
+
+# --------------------------------------------------------------------------- loop
+@dataclass
+class LoopOptions:
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    real_fraction: float = 0.3  # share of each batch drawn from the teacher-labelled set
+    augment: bool = True
+
+
+@dataclass
+class History:
+    losses: list[float] = field(default_factory=list)  # mean training loss per epoch
+    parts: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def train_model(
+    model: ChibiNet,
+    synthetic: TrainingSet | None,
+    real: TrainingSet | None = None,
+    options: LoopOptions | None = None,
+    log: Callable[[str], None] | None = None,
+) -> History:
+    """Train `model` in place with AdamW and a one-cycle schedule; returns per-epoch losses.
+
+    With both sets, each batch takes `real_fraction` of its samples from `real`; an
+    epoch is one pass over the larger share.
+    """
+    options = options or LoopOptions()
+    torch.manual_seed(options.seed)
+    rng = np.random.default_rng(options.seed)
+    generator = torch.Generator().manual_seed(options.seed)
+    sources = [s for s in (synthetic, real) if s is not None and len(s)]
+    if not sources:
+        raise ValueError("no training data")
+    if len(sources) == 2:
+        n_real = max(1, round(options.batch_size * options.real_fraction))
+        shares = [options.batch_size - n_real, n_real]
+    else:
+        shares = [options.batch_size]
+    steps = max(1, max(len(s) // k for s, k in zip(sources, shares)))
+    model.train()
+    model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), options.lr, weight_decay=options.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, options.lr, total_steps=steps * options.epochs, pct_start=0.15
+    )
+    history = History()
+    start = time.perf_counter()
+    for epoch in range(options.epochs):
+        orders = [rng.permutation(len(s)) for s in sources]
+        totals: dict[str, float] = {}
+        epoch_loss = 0.0
+        for step in range(steps):
+            parts_batches = []
+            for source, order, share in zip(sources, orders, shares):
+                idx = order[(np.arange(share) + step * share) % len(source)]
+                parts_batches.append((crops_to_tensor(source.crops[idx]), _batch_tensors(source, idx)))
+            images = torch.cat([p[0] for p in parts_batches])
+            batch = {k: torch.cat([p[1][k] for p in parts_batches]) for k in parts_batches[0][1]}
+            if options.augment:
+                images = augment(images, batch, generator)
+            loss, parts = compute_loss(model(images), batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            epoch_loss += float(loss)
+            for k, v in parts.items():
+                totals[k] = totals.get(k, 0.0) + v
+        history.losses.append(epoch_loss / steps)
+        history.parts.append({k: v / steps for k, v in totals.items()})
+        if log:
+            detail = " ".join(f"{k}={v:.4f}" for k, v in history.parts[-1].items())
+            log(f"epoch {epoch + 1}/{options.epochs} loss={history.losses[-1]:.4f} {detail} "
+                f"({time.perf_counter() - start:.0f}s)")  # fmt: skip
+    history.seconds = time.perf_counter() - start
+    model.eval()
+    return history
+
+
+def predict_arrays(model: ChibiNet, crops: np.ndarray, batch_size: int = 128) -> ParamTargets:
+    """Run `model` over crops (N, 128, 128, 3) uint8 -> predicted ParamTargets (argmax classes).
+
+    `extra` holds the class probabilities ('hair_style_probs', 'glasses_probs').
+    """
+    model.eval()
+    outs: dict[str, list[np.ndarray]] = {"sliders": [], "colors": [], "hair_style": [], "glasses": []}
+    with torch.inference_mode():
+        for i in range(0, len(crops), batch_size):
+            out = model(crops_to_tensor(crops[i : i + batch_size]))
+            outs["sliders"].append(out["sliders"].numpy())
+            outs["colors"].append(out["colors"].numpy())
+            outs["hair_style"].append(torch.softmax(out["hair_style"], 1).numpy())
+            outs["glasses"].append(torch.softmax(out["glasses"], 1).numpy())
+    joined = {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in outs.items()}
+    return ParamTargets(
+        joined["sliders"], joined["colors"],
+        joined["hair_style"].argmax(1), joined["glasses"].argmax(1),
+        extra={"hair_style_probs": joined["hair_style"], "glasses_probs": joined["glasses"]},
+    )  # fmt: skip
+
+
+def new_model(name: str, init: str | None) -> ChibiNet:
+    """A fresh model from the factory, or one initialised from shipped weights / a .pt file."""
+    from .regressor import load_pretrained, load_weights_file
+
+    if init is None:
+        return create_model(name)
+    if init.endswith(".pt"):
+        return load_weights_file(init, "cpu")
+    return load_pretrained(init, device="cpu")
+
+
+def options_dict(options: Any) -> dict[str, Any]:
+    return json.loads(json.dumps(asdict(options), default=str))
+
+
+def save_history(path: Path, history: History) -> None:
+    path.write_text(json.dumps(asdict(history), indent=1))

@@ -185,9 +185,7 @@ def create_model(name_or_config: str | ChibiNetConfig | dict[str, Any] = DEFAULT
     """The one factory: a ChibiNet from a registered name, a config, or a config dict."""
     if isinstance(name_or_config, str):
         if name_or_config not in MODEL_CONFIGS:
-            raise ValueError(
-                f"unknown model {name_or_config!r}; known: {', '.join(MODEL_CONFIGS)}"
-            )
+            raise ValueError(f"unknown model {name_or_config!r}; known: {', '.join(MODEL_CONFIGS)}")
         config = MODEL_CONFIGS[name_or_config]
     elif isinstance(name_or_config, dict):
         config = ChibiNetConfig.from_dict(name_or_config)
@@ -221,7 +219,9 @@ class ParamTargets:
 
 def encode_params(params_list: list[AvatarParams]) -> ParamTargets:
     """AvatarParams (N of them) -> ParamTargets arrays."""
-    sliders = np.array([slider_vector(p) for p in params_list], np.float32).reshape(-1, len(SLIDER_FIELDS))
+    sliders = np.array([slider_vector(p) for p in params_list], np.float32).reshape(
+        -1, len(SLIDER_FIELDS)
+    )
     colors = np.array(
         [[p.color_rgb(name) for name in COLOR_NAMES] for p in params_list], np.float32
     ).reshape(-1, len(COLOR_NAMES), 3)
@@ -247,13 +247,13 @@ def decode_params(
     n_shape = len(SHAPE_SLIDERS)
     n_expr = len(EXPRESSION_SLIDERS)
     return AvatarParams(
-        shape={k: round(float(v), 4) for k, v in zip(SHAPE_SLIDERS, values[:n_shape])},
+        shape={k: round(float(v), 4) for k, v in zip(SHAPE_SLIDERS, values[:n_shape], strict=True)},
         expression={
             k: round(float(v), 4)
-            for k, v in zip(EXPRESSION_SLIDERS, values[n_shape : n_shape + n_expr])
+            for k, v in zip(EXPRESSION_SLIDERS, values[n_shape : n_shape + n_expr], strict=True)
         },
         hair_length=round(float(values[n_shape + n_expr]), 4),
-        **{c: rgb_to_hex(rgb) for c, rgb in zip(COLOR_NAMES, np.asarray(colors))},
+        **{c: rgb_to_hex(rgb) for c, rgb in zip(COLOR_NAMES, np.asarray(colors), strict=True)},
         hair_style=HAIR_STYLES[int(hair_style)],
         glasses=GLASSES[int(glasses)],
         name=name,
@@ -280,8 +280,7 @@ def save_weights(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {
-        k: (v.half() if v.is_floating_point() else v).cpu()
-        for k, v in model.state_dict().items()
+        k: (v.half() if v.is_floating_point() else v).cpu() for k, v in model.state_dict().items()
     }
     pt_path = directory / f"{name}.pt"
     tmp_pt = directory / f".{name}.pt.tmp"

@@ -122,12 +122,20 @@ _WHITE_D65 = torch.tensor([0.95047, 1.0, 1.08883])
 def srgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """(..., 3) sRGB 0..1 -> (..., 3) CIE Lab (D65), differentiable."""
     rgb = rgb.clamp(0.0, 1.0)
-    linear = torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055).clamp_min(1e-8) ** 2.4)
+    linear = torch.where(
+        rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055).clamp_min(1e-8) ** 2.4
+    )
     xyz = linear @ _SRGB_TO_XYZ.to(rgb).T / _WHITE_D65.to(rgb)
     delta = 6.0 / 29.0
-    f = torch.where(xyz > delta**3, xyz.clamp_min(1e-8) ** (1.0 / 3.0), xyz / (3 * delta**2) + 4.0 / 29.0)
+    f = torch.where(
+        xyz > delta**3, xyz.clamp_min(1e-8) ** (1.0 / 3.0), xyz / (3 * delta**2) + 4.0 / 29.0
+    )
     return torch.stack(
-        [116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])],
+        [
+            116.0 * f[..., 1] - 16.0,
+            500.0 * (f[..., 0] - f[..., 1]),
+            200.0 * (f[..., 1] - f[..., 2]),
+        ],
         dim=-1,
     )
 
@@ -144,14 +152,15 @@ def compute_loss(
     color_loss = color_loss / LAB_SCALE
     weight = batch["class_mask"]
     denom = weight.sum().clamp_min(1.0)
-    hair_loss = (nn.functional.cross_entropy(outputs["hair_style"], batch["hair_style"],
-                                             reduction="none") * weight).sum() / denom  # fmt: skip
-    glasses_loss = (nn.functional.cross_entropy(outputs["glasses"], batch["glasses"],
-                                                reduction="none") * weight).sum() / denom  # fmt: skip
+    ce = nn.functional.cross_entropy
+    hair_loss = (ce(outputs["hair_style"], batch["hair_style"], reduction="none") * weight).sum()
+    hair_loss = hair_loss / denom
+    glasses_loss = (ce(outputs["glasses"], batch["glasses"], reduction="none") * weight).sum()
+    glasses_loss = glasses_loss / denom
     total = slider_loss + color_loss + HAIR_STYLE_WEIGHT * hair_loss + GLASSES_WEIGHT * glasses_loss
     parts = {
-        "slider_l1": float(slider_loss), "color_lab_l1": float(color_loss * LAB_SCALE),
-        "hair_ce": float(hair_loss), "glasses_ce": float(glasses_loss),
+        "slider_l1": slider_loss.item(), "color_lab_l1": color_loss.item() * LAB_SCALE,
+        "hair_ce": hair_loss.item(), "glasses_ce": glasses_loss.item(),
     }  # fmt: skip
     return total, parts
 
@@ -266,7 +275,7 @@ def train_model(
         shares = [options.batch_size - n_real, n_real]
     else:
         shares = [options.batch_size]
-    steps = max(1, max(len(s) // k for s, k in zip(sources, shares)))
+    steps = max(1, max(len(s) // k for s, k in zip(sources, shares, strict=True)))
     model.train()
     model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), options.lr, weight_decay=options.weight_decay)
@@ -281,9 +290,11 @@ def train_model(
         epoch_loss = 0.0
         for step in range(steps):
             parts_batches = []
-            for source, order, share in zip(sources, orders, shares):
+            for source, order, share in zip(sources, orders, shares, strict=True):
                 idx = order[(np.arange(share) + step * share) % len(source)]
-                parts_batches.append((crops_to_tensor(source.crops[idx]), _batch_tensors(source, idx)))
+                parts_batches.append(
+                    (crops_to_tensor(source.crops[idx]), _batch_tensors(source, idx))
+                )
             images = torch.cat([p[0] for p in parts_batches])
             batch = {k: torch.cat([p[1][k] for p in parts_batches]) for k in parts_batches[0][1]}
             if options.augment:
@@ -293,7 +304,7 @@ def train_model(
             loss.backward()
             optimizer.step()
             schedule.step()
-            epoch_loss += float(loss)
+            epoch_loss += loss.item()
             for k, v in parts.items():
                 totals[k] = totals.get(k, 0.0) + v
         history.losses.append(epoch_loss / steps)
@@ -313,7 +324,12 @@ def predict_arrays(model: ChibiNet, crops: np.ndarray, batch_size: int = 128) ->
     `extra` holds the class probabilities ('hair_style_probs', 'glasses_probs').
     """
     model.eval()
-    outs: dict[str, list[np.ndarray]] = {"sliders": [], "colors": [], "hair_style": [], "glasses": []}
+    outs: dict[str, list[np.ndarray]] = {
+        "sliders": [],
+        "colors": [],
+        "hair_style": [],
+        "glasses": [],
+    }
     with torch.inference_mode():
         for i in range(0, len(crops), batch_size):
             out = model(crops_to_tensor(crops[i : i + batch_size]))

@@ -1,0 +1,368 @@
+"""Preview pictures of an avatar, rendered offscreen with pyrender (EGL).
+
+Look: flat, unlit toon shading. The atlas colours are shown as they are (sRGB),
+multiplied by a two-tone cel shade baked into vertex colours, with an
+inverted-hull outline and a soft ground shadow on a light gradient background.
+
+- `render_preview(avatar, size)`: PNG, two size x size views side by side
+  (front and 3/4), full body.
+- `render_thumbnail(avatar, size)`: square PNG, a 3/4 portrait of the head and
+  upper body (the VRM thumbnail).
+- `load_avatar_file(data)` + `render_file_preview(data, size)`: the same for an
+  existing .glb/.vrm file.
+
+One OffscreenRenderer is kept per thread (creating an EGL context is slow) and
+reused; calls from several threads each get their own.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from dataclasses import dataclass
+
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+
+import numpy as np  # noqa: E402
+import pyrender  # noqa: E402
+import trimesh  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from avatar3d.avatar import Avatar  # noqa: E402
+from avatar3d.errors import ChibiError  # noqa: E402
+
+# Background gradient (sRGB 0..255), top and bottom: pale sky to pale blush.
+BACKGROUND_TOP = (232, 240, 251)
+BACKGROUND_BOTTOM = (252, 238, 242)
+SHADOW_RGB = (150, 140, 170)
+OUTLINE_DARKEN = 0.38  # outline colour = the surface colour under it times this
+OUTLINE_WIDTH = 0.0032  # of the avatar's height
+SUPERSAMPLE = 2  # render larger, then downsample: smooth edges beyond 4x MSAA
+MAX_SIZE = 2048
+MAX_SUPERSAMPLED = 1536  # above this many pixels, 4x MSAA alone is smooth enough (and 3x faster)
+
+_local = threading.local()
+
+
+@dataclass
+class _Part:
+    """One drawable: positions (N, 3), normals (N, 3), uvs (N, 2) glTF, faces (F, 3), texture."""
+
+    positions: np.ndarray
+    normals: np.ndarray
+    uvs: np.ndarray | None
+    faces: np.ndarray
+    texture: np.ndarray | None  # (H, W, 4) uint8 sRGB
+    color: tuple[float, float, float, float]  # sRGB factor
+    shade: tuple[float, float, float]  # sRGB multiplier on the shaded side
+    double_sided: bool = False
+
+
+def _linear_to_srgb(c: np.ndarray) -> np.ndarray:
+    c = np.clip(np.asarray(c, np.float64), 0.0, 1.0)
+    return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
+
+
+def _parts_from_avatar(avatar: Avatar) -> list[_Part]:
+    parts = []
+    for sub in avatar.submeshes:
+        material = avatar.materials[sub.material]
+        texture = None if material.texture is None else avatar.textures[material.texture]
+        rgb = _linear_to_srgb(material.base_color[:3])
+        parts.append(
+            _Part(
+                positions=np.asarray(avatar.vertices, np.float32),
+                normals=np.asarray(avatar.normals, np.float32),
+                uvs=np.asarray(avatar.uvs, np.float32),
+                faces=np.asarray(sub.faces, np.int64),
+                texture=texture,
+                color=(*rgb, material.base_color[3]),
+                shade=tuple(_linear_to_srgb(material.shade_color)),
+                double_sided=material.double_sided,
+            )
+        )
+    return parts
+
+
+def _renderer(width: int, height: int) -> pyrender.OffscreenRenderer:
+    renderer = getattr(_local, "renderer", None)
+    if renderer is None:
+        renderer = pyrender.OffscreenRenderer(width, height)
+        _local.renderer = renderer
+    renderer.viewport_width, renderer.viewport_height = width, height
+    return renderer
+
+
+def _drop_renderer() -> None:
+    renderer = getattr(_local, "renderer", None)
+    _local.renderer = None
+    if renderer is not None:
+        try:
+            renderer.delete()
+        except Exception:  # noqa: BLE001 - a broken context is dropped either way
+            pass
+
+
+def _look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """4x4 camera pose at `eye` looking at `target` with +Y up (the camera looks down its -Z)."""
+    forward = target - eye
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, [0.0, 1.0, 0.0])
+    right /= np.linalg.norm(right)
+    up = np.cross(right, forward)
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, up, -forward, eye
+    return pose
+
+
+def _sample_texture(texture: np.ndarray, uvs: np.ndarray) -> np.ndarray:
+    """Nearest texel (N, 3) float sRGB for glTF uvs (N, 2)."""
+    h, w = texture.shape[:2]
+    x = np.clip((uvs[:, 0] * w).astype(int), 0, w - 1)
+    y = np.clip((uvs[:, 1] * h).astype(int), 0, h - 1)
+    return texture[y, x, :3].astype(np.float32) / 255.0
+
+
+def _meshes(parts: list[_Part], light_dir: np.ndarray, outline: float) -> list[pyrender.Mesh]:
+    """Textured cel-shaded meshes plus their inverted-hull outlines."""
+    meshes = []
+    for part in parts:
+        used = np.unique(part.faces)
+        # two-tone cel shade: lit side 1, shaded side the material's shade colour
+        lit = np.clip((part.normals @ light_dir + 0.05) / 0.2, 0.0, 1.0)
+        shade = np.asarray(part.shade, np.float32)
+        colors = np.ones((len(part.positions), 4), np.float32)
+        colors[:, :3] = shade + (1.0 - shade) * lit[:, None]
+        material = pyrender.MetallicRoughnessMaterial(
+            baseColorFactor=part.color,
+            doubleSided=part.double_sided,
+            baseColorTexture=None
+            if part.texture is None
+            else pyrender.Texture(
+                source=part.texture,
+                source_channels="RGBA",
+                sampler=pyrender.Sampler(magFilter=9729, minFilter=9987),  # LINEAR, TRILINEAR
+            ),
+        )
+        texcoord = (
+            None if part.uvs is None else np.column_stack([part.uvs[:, 0], 1 - part.uvs[:, 1]])
+        )
+        meshes.append(
+            pyrender.Mesh(
+                [
+                    pyrender.Primitive(
+                        positions=part.positions,
+                        normals=part.normals,
+                        texcoord_0=texcoord,
+                        color_0=colors,
+                        indices=part.faces,
+                        material=material,
+                    )
+                ]
+            )
+        )
+        if outline <= 0 or len(used) == 0:
+            continue
+        # inverted hull: pushed out along the normals, winding flipped so only its back shows
+        if part.texture is not None and part.uvs is not None:
+            surface = _sample_texture(part.texture, part.uvs)
+        else:
+            surface = np.tile(np.asarray(part.color[:3], np.float32), (len(part.positions), 1))
+        hull_colors = np.ones((len(part.positions), 4), np.float32)
+        hull_colors[:, :3] = surface * OUTLINE_DARKEN
+        meshes.append(
+            pyrender.Mesh(
+                [
+                    pyrender.Primitive(
+                        positions=part.positions + part.normals * outline,
+                        color_0=hull_colors,
+                        indices=part.faces[:, ::-1],
+                        material=pyrender.MetallicRoughnessMaterial(doubleSided=False),
+                    )
+                ]
+            )
+        )
+    return meshes
+
+
+def _background(width: int, height: int) -> np.ndarray:
+    t = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
+    top, bottom = np.array(BACKGROUND_TOP, np.float32), np.array(BACKGROUND_BOTTOM, np.float32)
+    return np.broadcast_to(top + (bottom - top) * t, (height, width, 3)).copy()
+
+
+def _project(point: np.ndarray, pose: np.ndarray, yfov: float, width: int, height: int):
+    """Pixel (x, y) and depth of a world point for a perspective camera."""
+    local = np.linalg.inv(pose) @ np.append(point, 1.0)
+    depth = -local[2]
+    f = 0.5 * height / np.tan(yfov / 2)
+    return width / 2 + f * local[0] / depth, height / 2 - f * local[1] / depth, f / depth
+
+
+def _render_view(
+    parts: list[_Part],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    size: int,
+    yaw_deg: float,
+    frame_lo: float,
+    frame_hi: float,
+    pitch_deg: float = 4.0,
+    ground_shadow: bool = True,
+) -> np.ndarray:
+    """One square view (size, size, 3) uint8; the band frame_lo..frame_hi (metres, Y) fills it."""
+    ss = SUPERSAMPLE if size * SUPERSAMPLE <= MAX_SUPERSAMPLED else 1
+    px = size * ss
+    yfov = np.radians(22.0)
+    height = float(hi[1] - lo[1])
+    centre = np.array([(lo[0] + hi[0]) / 2, (frame_lo + frame_hi) / 2, (lo[2] + hi[2]) / 2])
+    radius_xz = 0.5 * float(np.hypot(hi[0] - lo[0], hi[2] - lo[2]))
+    half = 0.5 * (frame_hi - frame_lo) * 1.08  # a little air around the subject
+    distance = half / np.tan(yfov / 2) + radius_xz
+    yaw, pitch = np.radians(yaw_deg), np.radians(pitch_deg)
+    direction = np.array([np.sin(yaw) * np.cos(pitch), np.sin(pitch), np.cos(yaw) * np.cos(pitch)])
+    pose = _look_at(centre + direction * distance, centre)
+    # key light from the camera's upper left, so faces read clearly in every view
+    light = pose[:3, :3] @ np.array([-0.45, 0.55, 0.7])
+    light /= np.linalg.norm(light)
+    scene = pyrender.Scene(bg_color=[0.0, 0.0, 0.0, 0.0], ambient_light=[1.0, 1.0, 1.0])
+    for mesh in _meshes(parts, light, OUTLINE_WIDTH * height):
+        scene.add(mesh)
+    scene.add(
+        pyrender.PerspectiveCamera(yfov=yfov, aspectRatio=1.0, znear=0.05, zfar=50.0), pose=pose
+    )
+    flags = pyrender.RenderFlags.FLAT | pyrender.RenderFlags.RGBA
+    try:
+        color, _ = _renderer(px, px).render(scene, flags=flags)
+    except Exception:
+        _drop_renderer()  # a broken context must not poison later calls
+        raise
+    rgba = color.astype(np.float32) / 255.0
+    image = _background(px, px)
+    if ground_shadow:
+        x, y, scale = _project(np.array([centre[0], lo[1], centre[2]]), pose, yfov, px, px)
+        rx, ry = radius_xz * 1.1 * scale, radius_xz * 0.35 * scale
+        yy, xx = np.mgrid[0:px, 0:px].astype(np.float32)
+        d = ((xx - x) / max(rx, 1.0)) ** 2 + ((yy - y) / max(ry, 1.0)) ** 2
+        alpha = 0.45 * np.exp(-2.5 * d)[..., None]
+        image = image * (1 - alpha) + np.array(SHADOW_RGB, np.float32) * alpha
+    alpha = rgba[..., 3:4]
+    image = image * (1 - alpha) + rgba[..., :3] * 255.0 * alpha
+    out = Image.fromarray(np.clip(image + 0.5, 0, 255).astype(np.uint8))
+    if ss > 1:
+        out = out.resize((size, size), Image.LANCZOS)
+    return np.asarray(out)
+
+
+def _check_size(size: int) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= MAX_SIZE:
+        raise ValueError(f"size must be an integer in [16, {MAX_SIZE}], got {size!r}")
+
+
+def _png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def _bounds(parts: list[_Part]) -> tuple[np.ndarray, np.ndarray]:
+    used = np.concatenate([p.positions[np.unique(p.faces)] for p in parts if len(p.faces)])
+    return used.min(axis=0), used.max(axis=0)
+
+
+def preview_image(parts: list[_Part], size: int = 512) -> np.ndarray:
+    """(size, 2 * size, 3) uint8: full-body front view and 3/4 view side by side."""
+    _check_size(size)
+    lo, hi = _bounds(parts)
+    views = [_render_view(parts, lo, hi, size, yaw, lo[1], hi[1]) for yaw in (0.0, 35.0)]
+    return np.concatenate(views, axis=1)
+
+
+def thumbnail_image(parts: list[_Part], size: int = 1024) -> np.ndarray:
+    """(size, size, 3) uint8: 3/4 portrait of the head and upper body."""
+    _check_size(size)
+    lo, hi = _bounds(parts)
+    height = float(hi[1] - lo[1])
+    return _render_view(parts, lo, hi, size, 22.0, hi[1] - 0.62 * height, hi[1], 6.0, False)
+
+
+def render_preview(avatar: Avatar, size: int = 512) -> bytes:
+    """PNG bytes, (2 * size) x size: the avatar in rest pose from the front and from 3/4."""
+    return _png(preview_image(_parts_from_avatar(avatar), size))
+
+
+def render_thumbnail(avatar: Avatar, size: int = 1024) -> bytes:
+    """PNG bytes, size x size: a 3/4 portrait of the head and upper body (VRM thumbnail)."""
+    return _png(thumbnail_image(_parts_from_avatar(avatar), size))
+
+
+# -- existing files ---------------------------------------------------------------
+
+
+def load_avatar_file(data: bytes) -> trimesh.Scene:
+    """Load a .glb / .vrm file (bytes) as a trimesh Scene; bad input raises ChibiError."""
+    if len(data) < 12 or data[:4] != b"glTF":
+        raise ChibiError("invalid_model", "not a binary glTF (.glb/.vrm) file")
+    try:
+        loaded = trimesh.load(io.BytesIO(data), file_type="glb", force="scene", process=False)
+    except Exception as exc:  # noqa: BLE001 - trimesh raises many types on bad files
+        raise ChibiError("invalid_model", f"cannot read the model: {exc}") from None
+    if not isinstance(loaded, trimesh.Scene) or not loaded.geometry:
+        raise ChibiError("invalid_model", "the file holds no mesh to render")
+    return loaded
+
+
+def _parts_from_scene(scene: trimesh.Scene) -> list[_Part]:
+    parts = []
+    for node in scene.graph.nodes_geometry:
+        transform, name = scene.graph[node]
+        mesh = scene.geometry[name]
+        if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
+            continue
+        positions = trimesh.transform_points(mesh.vertices, transform).astype(np.float32)
+        normals = mesh.vertex_normals @ transform[:3, :3].T
+        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-9)
+        texture, uvs, color = None, None, (1.0, 1.0, 1.0, 1.0)
+        visual = mesh.visual
+        material = getattr(visual, "material", None)
+        if material is not None:
+            factor = getattr(material, "baseColorFactor", None)
+            if factor is not None:
+                factor = np.asarray(factor, np.float64)
+                factor = factor / 255.0 if factor.max() > 1.0 else factor
+                color = (*_linear_to_srgb(factor[:3]), float(factor[3]))
+            image = getattr(material, "baseColorTexture", None)
+            if image is not None and getattr(visual, "uv", None) is not None:
+                texture = np.asarray(image.convert("RGBA"))
+                uvs = np.asarray(visual.uv, np.float32).copy()
+                uvs[:, 1] = 1.0 - uvs[:, 1]  # trimesh keeps uv with v up; back to glTF
+        parts.append(
+            _Part(
+                positions=positions,
+                normals=normals.astype(np.float32),
+                uvs=uvs,
+                faces=np.asarray(mesh.faces, np.int64),
+                texture=texture,
+                color=color,
+                shade=(0.9, 0.86, 0.86),
+            )
+        )
+    if not parts:
+        raise ChibiError("invalid_model", "the file holds no triangles to render")
+    return parts
+
+
+def render_file_preview(data: bytes, size: int = 512) -> bytes:
+    """PNG bytes like `render_preview`, for an existing .glb / .vrm file given as bytes.
+
+    VRM 0.x files face -Z; they are turned around so the front view shows the face.
+    """
+    scene = load_avatar_file(data)
+    parts = _parts_from_scene(scene)
+    if b'"VRM"' in data[:200_000] and b'"VRMC_vrm"' not in data[:200_000]:
+        turn = np.diag([-1.0, 1.0, -1.0]).astype(np.float32)  # 180 degrees about Y
+        for part in parts:
+            part.positions = part.positions @ turn
+            part.normals = part.normals @ turn
+    return _png(preview_image(parts, size))

@@ -1,0 +1,109 @@
+"""`chibi avatar`: build an avatar from a params file and write it as glb / VRM 1.0 / VRM 0.x."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from avatar3d.errors import ChibiError
+from avatar3d.params import AvatarParams, ParamsError
+
+HELP = "Build a chibi avatar (from a params JSON file, or the defaults) and write glb / VRM."
+
+FORMATS = ("glb", "vrm1", "vrm0")
+QUALITIES = ("default", "high")
+MAX_PARAMS_BYTES = 1 << 20  # a params file is a few hundred bytes; refuse anything absurd
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", metavar="P.json", help="AvatarParams JSON (default: defaults)")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="output format (default: from the output name, .vrm -> vrm1, otherwise glb)",
+    )
+    parser.add_argument("--quality", choices=QUALITIES, default="default", help="mesh budget")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT", help="file to write")
+
+
+def load_params(path: str | None) -> AvatarParams:
+    """Read and validate a params file; every failure is a ParamsError naming the field."""
+    if path is None:
+        return AvatarParams()
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_PARAMS_BYTES + 1)
+    except FileNotFoundError:
+        raise ParamsError("--params", f"no such file: {path}") from None
+    except OSError as exc:
+        raise ParamsError("--params", f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_PARAMS_BYTES:
+        raise ParamsError("--params", f"file is larger than {MAX_PARAMS_BYTES} bytes")
+    return AvatarParams.from_json(raw)
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the whole new one, never a part.
+
+    A temporary file in the same folder is written, fsynced and renamed over `path`.
+    """
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise ChibiError("io_error", f"output folder does not exist: {folder}")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise ChibiError("io_error", f"cannot write to {folder}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        if isinstance(exc, OSError):
+            raise ChibiError("io_error", f"cannot write {target}: {exc.strerror or exc}") from None
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def run(args: argparse.Namespace) -> int:
+    params = load_params(args.params)
+    fmt = args.format or ("vrm1" if str(args.output).lower().endswith(".vrm") else "glb")
+    # heavy imports only now, so `chibi --help` stays fast
+    from avatar3d.build import build_avatar
+    from exporters import export
+
+    start = time.perf_counter()
+    avatar = build_avatar(params, quality=args.quality)
+    thumbnail = None
+    if fmt.startswith("vrm"):
+        from exporters.preview import render_thumbnail
+
+        thumbnail = render_thumbnail(avatar)
+    data = export(avatar, fmt, thumbnail_png=thumbnail)
+    write_atomic(args.output, data)
+    elapsed = time.perf_counter() - start
+    print(
+        f"wrote {args.output} ({fmt}, {len(data) / 2**20:.2f} MiB, "
+        f"{avatar.triangle_count:,} triangles) in {elapsed:.2f} s",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,1 +1,36 @@
-"""Avatar -> bytes, one module per format (glb, vrm1, vrm0, preview)."""
+"""Avatar -> bytes, one module per format (glb, vrm1, vrm0, preview).
+
+    from exporters import export
+    data = export(avatar, "vrm1", thumbnail_png=png)   # bytes of a .vrm file
+
+Every format is written in memory (no temporary files) by the shared
+`exporters.gltf_writer`.
+"""
+
+from __future__ import annotations
+
+from avatar3d.avatar import Avatar
+
+from .glb import export_glb
+from .vrm0 import export_vrm0
+from .vrm1 import export_vrm1
+
+FORMATS: tuple[str, ...] = ("glb", "vrm1", "vrm0")
+FILE_EXTENSIONS: dict[str, str] = {"glb": ".glb", "vrm1": ".vrm", "vrm0": ".vrm"}
+
+
+def export(avatar: Avatar, fmt: str, thumbnail_png: bytes | None = None) -> bytes:
+    """Write `avatar` in format `fmt` (one of FORMATS) and return the file's bytes.
+
+    thumbnail_png: PNG bytes stored as the VRM thumbnail (VRM 1.0 meta.thumbnailImage,
+    VRM 0.x meta.texture); plain glb has no thumbnail slot and ignores it.
+    Raises ValueError for an unknown format, a thumbnail that is not a PNG, or an
+    inconsistent Avatar.
+    """
+    if fmt == "glb":
+        return export_glb(avatar)
+    if fmt == "vrm1":
+        return export_vrm1(avatar, thumbnail_png)
+    if fmt == "vrm0":
+        return export_vrm0(avatar, thumbnail_png)
+    raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")

@@ -1,0 +1,355 @@
+"""Shared glTF 2.0 assembly for every exporter (glb, VRM 1.0, VRM 0.x).
+
+One binary buffer holds everything: vertex attributes (one bufferView each),
+triangle indices, sparse morph-target deltas, inverse bind matrices and PNG
+images. The JSON side is a `pygltflib.GLTF2`; `GltfWriter.to_glb()` returns
+the GLB container as bytes (nothing touches the disk).
+
+Speed matters (an avatar is exported per request), so numpy arrays go to the
+buffer without per-vertex Python loops, and PNGs are encoded at a low zlib level.
+
+Morph targets are written as sparse accessors: a face shape moves a few hundred
+of the avatar's vertices, so storing only those makes the file several times
+smaller. glTF 2.0 allows it, and three.js, UniVRM (which writes them itself) and
+Blender read it.
+
+Default morph weights: none are written, so every morph target rests at 0. The
+photo's expression (a smile, a half-closed eye) is a moment, not part of the
+face; baked into a rig as its rest state it would stack on top of whatever a
+game drives (VRM expressions, face tracking, visemes) and a blink caught in the
+photo would stay half-closed forever. The preview renderer can show it instead.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import pygltflib as gl
+from PIL import Image as PILImage
+
+from avatar3d.avatar import Avatar
+
+GENERATOR = "chibi-avatar exporters 0.1"
+
+ARRAY_BUFFER = 34962
+ELEMENT_ARRAY_BUFFER = 34963
+UNSIGNED_SHORT = 5123
+UNSIGNED_INT = 5125
+FLOAT = 5126
+
+_COMPONENT_TYPES = {np.dtype(np.uint16): UNSIGNED_SHORT, np.dtype(np.uint32): UNSIGNED_INT,
+                    np.dtype(np.float32): FLOAT}  # fmt: skip
+_ACCESSOR_TYPES = {1: "SCALAR", 2: "VEC2", 3: "VEC3", 4: "VEC4", 16: "MAT4"}
+
+# zlib level for embedded PNGs: 1 encodes a 1024 x 1024 atlas several times
+# faster than Pillow's default 6, for a file only slightly larger.
+PNG_COMPRESS_LEVEL = 1
+
+# Rotating 180 degrees about Y turns the avatar from facing +Z to facing -Z
+# (what VRM 0.x expects). A rotation, not a mirror: winding and handedness stay.
+ROTATE_Y180 = np.array([-1.0, 1.0, -1.0], dtype=np.float32)
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """(H, W, 4) or (H, W, 3) uint8 -> PNG bytes; a fully opaque RGBA image is written as RGB."""
+    if image.ndim == 3 and image.shape[2] == 4 and bool((image[:, :, 3] == 255).all()):
+        image = image[:, :, :3]
+    out = io.BytesIO()
+    PILImage.fromarray(np.ascontiguousarray(image)).save(
+        out, format="PNG", compress_level=PNG_COMPRESS_LEVEL
+    )
+    return out.getvalue()
+
+
+class GltfWriter:
+    """Builds one glTF asset: a `pygltflib.GLTF2` plus the bytes of its single buffer."""
+
+    def __init__(self) -> None:
+        self.gltf = gl.GLTF2(asset=gl.Asset(generator=GENERATOR, version="2.0"))
+        self._parts: list[bytes | memoryview] = []
+        self._size = 0
+
+    # -- binary data -------------------------------------------------------
+    def _append(self, data: bytes | np.ndarray) -> tuple[int, int]:
+        """Append raw bytes, padded to 4 bytes; returns (offset, length)."""
+        if isinstance(data, np.ndarray):
+            data = memoryview(np.ascontiguousarray(data)).cast("B")
+        offset, length = self._size, len(data)
+        self._parts.append(data)
+        self._size += length
+        padding = -self._size % 4
+        if padding:
+            self._parts.append(b"\0" * padding)
+            self._size += padding
+        return offset, length
+
+    def add_buffer_view(self, data: bytes | np.ndarray, target: int | None = None) -> int:
+        offset, length = self._append(data)
+        self.gltf.bufferViews.append(
+            gl.BufferView(buffer=0, byteOffset=offset, byteLength=length, target=target)
+        )
+        return len(self.gltf.bufferViews) - 1
+
+    def add_accessor(
+        self, array: np.ndarray, target: int | None = ARRAY_BUFFER, bounds: bool = False
+    ) -> int:
+        """A tightly packed accessor in its own bufferView. array: (N,) or (N, k) (or (N, 4, 4))."""
+        array = np.ascontiguousarray(array)
+        count = array.shape[0]
+        width = int(np.prod(array.shape[1:], dtype=np.int64)) if array.ndim > 1 else 1
+        accessor = gl.Accessor(
+            bufferView=self.add_buffer_view(array, target),
+            componentType=_COMPONENT_TYPES[array.dtype],
+            count=count,
+            type=_ACCESSOR_TYPES[width],
+        )
+        if bounds:
+            flat = array.reshape(count, width)
+            accessor.min = flat.min(axis=0).tolist()
+            accessor.max = flat.max(axis=0).tolist()
+        self.gltf.accessors.append(accessor)
+        return len(self.gltf.accessors) - 1
+
+    def add_sparse_vec3_accessors(self, deltas: list[np.ndarray], signs: np.ndarray | None) -> list[int]:
+        """One sparse VEC3 float accessor (with min/max) per (V, 3) float32 array.
+
+        Only rows that are not all zero are stored; every target's indices share
+        one bufferView and every target's values another. `signs` (3,) multiplies
+        the stored values (used to rotate for VRM 0.x). A target that is zero
+        everywhere still gets one explicit zero row, because some importers
+        expect a sparse accessor or a bufferView on every morph target.
+        """
+        if not deltas:
+            return []
+        vertex_count = deltas[0].shape[0]
+        index_dtype = np.uint16 if vertex_count <= 65535 else np.uint32
+        index_blocks, value_blocks, layout = [], [], []
+        index_offset = value_offset = 0
+        for delta in deltas:
+            rows = np.flatnonzero((delta != 0).any(axis=1))
+            if rows.size == 0:
+                rows = np.zeros(1, dtype=np.int64)
+            values = delta[rows]
+            if signs is not None:
+                values = values * signs
+            indices = rows.astype(index_dtype)
+            low, high = values.min(axis=0), values.max(axis=0)
+            if rows.size < vertex_count:  # the rows left out are zero
+                low, high = np.minimum(low, 0.0), np.maximum(high, 0.0)
+            layout.append((rows.size, index_offset, value_offset, low, high))
+            index_blocks.append(indices.tobytes())
+            pad = -indices.nbytes % 4
+            if pad:
+                index_blocks.append(b"\0" * pad)
+            index_offset += indices.nbytes + pad
+            value_blocks.append(values.astype(np.float32, copy=False).tobytes())
+            value_offset += values.shape[0] * 12
+        index_view = self.add_buffer_view(b"".join(index_blocks))
+        value_view = self.add_buffer_view(b"".join(value_blocks))
+        first = len(self.gltf.accessors)
+        for count, i_off, v_off, low, high in layout:
+            self.gltf.accessors.append(
+                gl.Accessor(
+                    byteOffset=None,  # no bufferView: the base values are all zero
+                    componentType=FLOAT,
+                    count=vertex_count,
+                    type="VEC3",
+                    min=low.tolist(),
+                    max=high.tolist(),
+                    sparse=gl.Sparse(
+                        count=int(count),
+                        indices=gl.AccessorSparseIndices(
+                            bufferView=index_view,
+                            byteOffset=i_off,
+                            componentType=_COMPONENT_TYPES[np.dtype(index_dtype)],
+                        ),
+                        values=gl.AccessorSparseValues(bufferView=value_view, byteOffset=v_off),
+                    ),
+                )
+            )
+        return list(range(first, len(self.gltf.accessors)))
+
+    def add_png_image(self, png: bytes, name: str) -> int:
+        if png[:8] != b"\x89PNG\r\n\x1a\n":
+            raise ValueError(f"image {name!r} is not a PNG")
+        self.gltf.images.append(
+            gl.Image(bufferView=self.add_buffer_view(png), mimeType="image/png", name=name)
+        )
+        return len(self.gltf.images) - 1
+
+    def add_texture(self, image: int, sampler: int = 0) -> int:
+        if not self.gltf.samplers:
+            # Clamp: the atlas's regions must not bleed into each other at the border.
+            self.gltf.samplers.append(
+                gl.Sampler(magFilter=9729, minFilter=9987, wrapS=33071, wrapT=33071)
+            )
+        self.gltf.textures.append(gl.Texture(sampler=sampler, source=image))
+        return len(self.gltf.textures) - 1
+
+    def use_extension(self, name: str) -> None:
+        if name not in self.gltf.extensionsUsed:
+            self.gltf.extensionsUsed.append(name)
+
+    # -- container -----------------------------------------------------------
+    def to_glb(self) -> bytes:
+        """The GLB container (header, JSON chunk, BIN chunk) as one bytes object."""
+        self.gltf.buffers = [gl.Buffer(byteLength=self._size)]
+        self.gltf.set_binary_blob(b"".join(self._parts))
+        return b"".join(self.gltf.save_to_bytes())
+
+
+@dataclass
+class AvatarIndices:
+    """Where `write_avatar` put the avatar's parts in the glTF arrays."""
+
+    mesh: int
+    mesh_node: int
+    joint_nodes: list[int]  # skeleton joint i -> node index
+    materials: list[int]  # avatar material i -> glTF material index
+    textures: list[int]  # avatar texture i -> glTF texture index
+    morph_targets: dict[str, int]  # morph target name -> target index in the mesh
+
+
+def check_avatar(avatar: Avatar) -> None:
+    """Cheap consistency checks so a broken Avatar fails loudly instead of writing a broken file."""
+    v = len(avatar.vertices)
+    shapes = {"vertices": (avatar.vertices, 3), "normals": (avatar.normals, 3),
+              "uvs": (avatar.uvs, 2), "joints": (avatar.joints, 4), "weights": (avatar.weights, 4)}  # fmt: skip
+    for name, (array, width) in shapes.items():
+        if array.shape != (v, width):
+            raise ValueError(f"avatar.{name} has shape {array.shape}, expected ({v}, {width})")
+    for name in ("vertices", "normals", "uvs", "weights"):
+        if not np.isfinite(getattr(avatar, name)).all():
+            raise ValueError(f"avatar.{name} contains NaN or infinity")
+    joint_count = len(avatar.skeleton.names)
+    if v and int(avatar.joints.max()) >= joint_count:
+        raise ValueError("avatar.joints refers to a joint the skeleton does not have")
+    for sub in avatar.submeshes:
+        if sub.faces.ndim != 2 or sub.faces.shape[1] != 3 or not 0 <= sub.material < len(avatar.materials):
+            raise ValueError("a submesh has malformed faces or an unknown material")
+        if sub.faces.size and (int(sub.faces.max()) >= v or int(sub.faces.min()) < 0):
+            raise ValueError("a submesh refers to a vertex the avatar does not have")
+    for name, delta in avatar.morph_targets.items():
+        if delta.shape != (v, 3) or not np.isfinite(delta).all():
+            raise ValueError(f"morph target {name!r} must be finite with shape ({v}, 3)")
+    for material in avatar.materials:
+        if material.texture is not None and not 0 <= material.texture < len(avatar.textures):
+            raise ValueError(f"material {material.name!r} refers to a missing texture")
+
+
+def write_avatar(writer: GltfWriter, avatar: Avatar, rotate_y180: bool = False) -> AvatarIndices:
+    """Write the avatar's skinned mesh, skeleton, materials and textures into `writer`.
+
+    rotate_y180: turn the avatar to face -Z (VRM 0.x). Materials get
+    `KHR_materials_unlit` (the toon look any glTF viewer can show); format
+    modules add their own extensions to them afterwards.
+    """
+    check_avatar(avatar)
+    gltf = writer.gltf
+    signs = ROTATE_Y180 if rotate_y180 else None
+
+    def turned(array: np.ndarray) -> np.ndarray:
+        array = np.asarray(array, dtype=np.float32)
+        return array * signs if signs is not None else array
+
+    # -- skeleton: one node per joint, translations relative to the parent ----
+    skeleton = avatar.skeleton
+    offsets = turned(skeleton.local_offsets())
+    joint_nodes = list(range(len(gltf.nodes), len(gltf.nodes) + len(skeleton.names)))
+    children: list[list[int]] = [[] for _ in skeleton.names]
+    for joint, parent in enumerate(skeleton.parents.tolist()):
+        if parent >= 0:
+            children[parent].append(joint_nodes[joint])
+    for joint, name in enumerate(skeleton.names):
+        gltf.nodes.append(
+            gl.Node(name=name, translation=offsets[joint].tolist(), children=children[joint])
+        )
+    roots = [joint_nodes[j] for j in np.flatnonzero(skeleton.parents < 0).tolist()]
+
+    # Inverse bind matrices: joints carry no rest rotation, so each is a pure
+    # translation by minus the joint's world position (column-major MAT4).
+    inverse_binds = np.tile(np.eye(4, dtype=np.float32), (len(skeleton.names), 1, 1))
+    inverse_binds[:, 3, :3] = -turned(skeleton.positions)
+    gltf.skins.append(
+        gl.Skin(
+            name="skin",
+            inverseBindMatrices=writer.add_accessor(inverse_binds, target=None),
+            skeleton=roots[0],
+            joints=joint_nodes,
+        )
+    )
+
+    # -- textures and materials ---------------------------------------------
+    textures = [
+        writer.add_texture(writer.add_png_image(encode_png(image), f"texture{i}"))
+        for i, image in enumerate(avatar.textures)
+    ]
+    writer.use_extension("KHR_materials_unlit")
+    materials = []
+    for material in avatar.materials:
+        pbr = gl.PbrMetallicRoughness(
+            baseColorFactor=[float(c) for c in material.base_color],
+            metallicFactor=0.0,
+            roughnessFactor=1.0,
+        )
+        if material.texture is not None:
+            pbr.baseColorTexture = gl.TextureInfo(index=textures[material.texture])
+        gltf.materials.append(
+            gl.Material(
+                name=material.name,
+                pbrMetallicRoughness=pbr,
+                alphaMode=material.alpha_mode,
+                alphaCutoff=material.alpha_cutoff if material.alpha_mode == "MASK" else None,
+                doubleSided=material.double_sided,
+                extensions={"KHR_materials_unlit": {}},
+            )
+        )
+        materials.append(len(gltf.materials) - 1)
+
+    # -- mesh: shared vertex attributes, one primitive per submesh ------------
+    positions = turned(avatar.vertices)
+    attributes = {
+        "POSITION": writer.add_accessor(positions, bounds=True),
+        "NORMAL": writer.add_accessor(turned(avatar.normals)),
+        "TEXCOORD_0": writer.add_accessor(np.asarray(avatar.uvs, dtype=np.float32)),
+        "JOINTS_0": writer.add_accessor(np.asarray(avatar.joints, dtype=np.uint16)),
+        "WEIGHTS_0": writer.add_accessor(np.asarray(avatar.weights, dtype=np.float32)),
+    }
+    names = list(avatar.morph_targets)
+    deltas = [np.asarray(avatar.morph_targets[n], dtype=np.float32) for n in names]
+    targets = [{"POSITION": a} for a in writer.add_sparse_vec3_accessors(deltas, signs)]
+    index_dtype = np.uint16 if len(positions) <= 65535 else np.uint32
+    primitives = []
+    for sub in avatar.submeshes:
+        indices = writer.add_accessor(
+            np.asarray(sub.faces, dtype=index_dtype).reshape(-1), target=ELEMENT_ARRAY_BUFFER
+        )
+        primitives.append(
+            gl.Primitive(
+                attributes=gl.Attributes(**attributes),
+                indices=indices,
+                material=materials[sub.material],
+                targets=targets,
+                # UniVRM reads target names per primitive, three.js and Blender per mesh.
+                extras={"targetNames": names} if names else {},
+            )
+        )
+    gltf.meshes.append(
+        gl.Mesh(name="Body", primitives=primitives, extras={"targetNames": names} if names else {})
+    )
+    mesh = len(gltf.meshes) - 1
+    # The skinned mesh's node is a scene root: parent transforms do not apply to skinned meshes.
+    gltf.nodes.append(gl.Node(name="Body", mesh=mesh, skin=len(gltf.skins) - 1))
+    mesh_node = len(gltf.nodes) - 1
+    gltf.scenes.append(gl.Scene(name="Scene", nodes=roots + [mesh_node]))
+    gltf.scene = 0
+    return AvatarIndices(
+        mesh=mesh,
+        mesh_node=mesh_node,
+        joint_nodes=joint_nodes,
+        materials=materials,
+        textures=textures,
+        morph_targets={n: i for i, n in enumerate(names)},
+    )

@@ -148,33 +148,39 @@ def _face(cell: int) -> _CellWeights:
 
 
 def _eye_canvas(cell: int) -> _Canvas:
-    """The left eye: outer corner at u = 1."""
+    """The left eye: outer corner at u = 1.
+
+    The builder's blink collapses the rows above v = EYE_LID_V (0.78) onto a thin
+    band just above it, so the eye white ends at about that row: a closed eye
+    leaves only the lash lines on skin.
+    """
     c = _Canvas(cell, "skin")
     u, v = c.u, c.v
-    cu, cv, a, b = 0.5, 0.56, 0.34, 0.33
+    cu, cv, a, b = 0.5, 0.5, 0.36, 0.285
     white = c.coverage(_ellipse_sdf(u, v, cu, cv, a, b))
     c.over("eye_white", white)
     # the lash casts a soft shadow over the top of the eye white
     top = cv - b
-    c.over("eye_shadow", white * 0.75 * (1.0 - _smoothstep(top, top + 0.32 * b * 2, v)))
+    c.over("eye_shadow", white * 0.8 * (1.0 - _smoothstep(top, top + 0.3, v)))
     # lid crease: a thin faint line above the eye
-    crease = _arc(cu + 0.02, cv + 0.02, a * 1.08, b * 1.32, 150, 35)
+    crease = _arc(cu + 0.03, cv + 0.02, a * 1.02, b * 1.45, 145, 40)
     c.over(
         "lid_line",
-        0.55 * c.coverage(_stroke_sdf(u, v, crease, np.linspace(0.004, 0.008, len(crease)))),
+        0.5 * c.coverage(_stroke_sdf(u, v, crease, np.linspace(0.005, 0.009, len(crease)))),
     )
     # thick upper lash line, thin at the inner corner, heavy towards the outer corner
-    upper = _arc(cu, cv - 0.01, a * 1.04, b * 1.04, 192, 8, 48)
+    upper = _arc(cu, cv - 0.005, a * 1.03, b * 1.06, 196, 6, 48)
     t = np.linspace(0.0, 1.0, len(upper))
-    radii = 0.012 + 0.05 * _smoothstep(0.0, 0.75, t)
+    radii = 0.012 + 0.038 * _smoothstep(0.0, 0.7, t)
     # the outer flick, swept outwards and slightly up
-    flick = _bezier(upper[-1], (0.93, upper[-1][1] - 0.02), (0.97, upper[-1][1] - 0.11), 12)
-    flick_radii = np.linspace(radii[-1], 0.004, len(flick))
+    end = upper[-1]
+    flick = _bezier(end, (end[0] + 0.05, end[1] - 0.01), (end[0] + 0.085, end[1] - 0.09), 12)
+    flick_radii = np.linspace(radii[-1] * 0.8, 0.003, len(flick))
     lash = np.minimum(_stroke_sdf(u, v, upper, radii), _stroke_sdf(u, v, flick, flick_radii))
-    # lower lash: a short thin line near the outer corner
-    lower = _arc(cu, cv, a * 1.02, b * 1.02, -22, -70, 16)
-    lower_lash = _stroke_sdf(u, v, lower, np.linspace(0.012, 0.003, len(lower)))
-    c.over("lash", 0.85 * c.coverage(lower_lash))
+    # lower lash: a short thin line along the outer half of the bottom
+    lower = _arc(cu, cv, a * 1.01, b * 1.03, -12, -80, 20)
+    lower_lash = _stroke_sdf(u, v, lower, np.linspace(0.012, 0.004, len(lower)))
+    c.over("lash", 0.8 * c.coverage(lower_lash))
     c.over("lash", c.coverage(lash))
     return c
 
@@ -188,9 +194,11 @@ def _eye_right(cell: int) -> _CellWeights:
 
 
 def _iris(cell: int) -> _CellWeights:
-    c = _Canvas(cell, "eye_white")
+    # outside the disc (corners never drawn) continue the dark rim, so filtering at the rim is right
+    c = _Canvas(cell, "iris_deep")
     u, v = c.u, c.v
-    disc = c.coverage(np.hypot(u - 0.5, v - 0.5) - 0.47)
+    # the builder maps its iris disc onto the inscribed circle: radius 0.5 is its rim
+    disc = c.coverage(np.hypot(u - 0.5, v - 0.5) - 0.5)
     # vertical gradient: dark under the lash, bright at the bottom
     c.over("iris_dark", disc)
     c.over("iris", disc * _smoothstep(0.12, 0.62, v))
@@ -201,7 +209,7 @@ def _iris(cell: int) -> _CellWeights:
     streaks = 0.5 + 0.5 * np.sin(angle * 22.0)
     c.over("iris_dark", disc * 0.18 * streaks * _smoothstep(0.18, 0.3, r))
     # dark limbal ring
-    c.over("iris_deep", disc * _smoothstep(0.38, 0.46, r))
+    c.over("iris_deep", disc * _smoothstep(0.4, 0.49, r))
     # pupil
     c.over("pupil", c.coverage(_ellipse_sdf(u, v, 0.5, 0.52, 0.16, 0.19), soften=2.0))
     # a soft glow at the bottom and two sharp highlights

@@ -1,0 +1,228 @@
+"""Face analysis on real photos (scikit-image's samples), through the user's path."""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from avatar3d.errors import ChibiError
+from avatar3d.face import (
+    CANONICAL_CROP_POINTS,
+    CROP_SIZE,
+    FaceAnalyzer,
+    analyze_image,
+    head_pose,
+)
+
+
+@pytest.fixture(scope="module")
+def analyzer():
+    with FaceAnalyzer() as face_analyzer:
+        yield face_analyzer
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return data.astronaut()
+
+
+@pytest.fixture(scope="module")
+def astronaut_face(analyzer, astronaut):
+    return analyzer.analyze(astronaut)[0]
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int = 92, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "JPEG", quality=quality, **kwargs)
+    return buffer.getvalue()
+
+
+def expect_code(code: str, call, *args, **kwargs) -> ChibiError:
+    with pytest.raises(ChibiError) as info:
+        call(*args, **kwargs)
+    assert info.value.code == code, info.value
+    return info.value
+
+
+def test_one_face_fields(astronaut_face, astronaut):
+    face = astronaut_face
+    assert face.landmarks.shape == (478, 3) and face.landmarks.dtype == np.float32
+    assert face.crop.shape == (CROP_SIZE, CROP_SIZE, 3) and face.crop.dtype == np.uint8
+    assert face.crop_landmarks.shape == (478, 2) and face.crop_landmarks.dtype == np.float32
+    assert face.transform.shape == (2, 3)
+    assert face.image_size == (512, 512)
+    # The face is where it is in this photo (the astronaut's head, upper middle).
+    x0, y0, x1, y1 = face.bbox
+    assert 160 < x0 < 200 and 250 < x1 < 290 and 50 < y0 < 90 and 160 < y1 < 200
+    # Iris centres lie between their eye corners.
+    lm = face.landmarks
+    assert lm[33, 0] < lm[468, 0] < lm[133, 0]
+    assert lm[362, 0] < lm[473, 0] < lm[263, 0]
+    # A near-frontal portrait.
+    assert abs(face.yaw) < 10 and abs(face.pitch) < 15 and abs(face.roll) < 10
+    # crop_landmarks are the landmarks through the transform.
+    mapped = lm[:, :2].astype(float) @ face.transform[:, :2].T + face.transform[:, 2]
+    assert np.allclose(mapped, face.crop_landmarks, atol=1e-3)
+
+
+def test_crop_puts_the_eyes_at_the_canonical_positions(astronaut_face):
+    lm = astronaut_face.crop_landmarks
+    eyes = np.stack([lm[[33, 133]].mean(0), lm[[263, 362]].mean(0)])
+    assert np.abs(eyes - CANONICAL_CROP_POINTS[:2]).max() < 2.0
+    # The crop really shows the face there: the eye region is darker than the cheeks.
+    gray = astronaut_face.crop.mean(axis=2)
+    for x, y in eyes.round().astype(int):
+        eye_patch = gray[y - 2 : y + 3, x - 2 : x + 3]
+        cheek_patch = gray[y + 12 : y + 17, x - 2 : x + 3]
+        assert eye_patch.mean() < cheek_patch.mean()
+
+
+def test_no_face(analyzer):
+    expect_code("no_face", analyzer.analyze, data.chelsea())  # a cat
+    expect_code("no_face", analyzer.analyze, data.coffee())
+    expect_code("no_face", analyzer.analyze, np.full((200, 300, 3), 90, np.uint8))
+
+
+def test_bad_arrays(analyzer):
+    expect_code("invalid_image", analyzer.analyze, np.zeros((64, 64), np.uint8))
+    expect_code("invalid_image", analyzer.analyze, np.zeros((64, 64, 3), np.float32))
+    expect_code("invalid_image", analyzer.analyze, np.zeros((0, 64, 3), np.uint8))
+    expect_code("invalid_image", analyzer.analyze, "not an array")
+
+
+def test_tiny_face(analyzer, astronaut):
+    tiny = cv2.resize(astronaut, None, fx=0.4, fy=0.4, interpolation=cv2.INTER_AREA)
+    error = expect_code("face_too_small", analyzer.analyze, tiny)
+    assert "48 px" in error.message
+    # The same photo a little larger passes.
+    ok = cv2.resize(astronaut, None, fx=0.55, fy=0.55, interpolation=cv2.INTER_AREA)
+    assert analyzer.analyze(ok)[0].size >= 48
+
+
+def test_small_face_in_a_large_photo(analyzer, astronaut):
+    # FaceMesh's own short-range detector misses this face; the full-range one finds it.
+    canvas = np.full((1200, 1600, 3), 120, np.uint8)
+    canvas[600:1112, 1000:1512] = astronaut
+    face = analyzer.analyze(canvas)[0]
+    assert 1150 < (face.bbox[0] + face.bbox[2]) / 2 < 1300
+
+
+def test_several_faces(analyzer, astronaut):
+    small = cv2.resize(astronaut, (307, 307), interpolation=cv2.INTER_AREA)
+    canvas = np.full((512, 512 + 307, 3), 255, np.uint8)
+    canvas[:, :512] = astronaut
+    canvas[:307, 512:] = small
+    faces = analyzer.analyze(canvas, all_faces=True)
+    assert len(faces) == 2
+    assert faces[0].size > faces[1].size * 1.4  # largest first
+    assert faces[0].bbox[2] < 512 < faces[1].bbox[0]
+    only = analyzer.analyze(canvas)
+    assert len(only) == 1 and np.allclose(only[0].bbox, faces[0].bbox, atol=1)
+    # Mirrored layout: the policy follows size, not position.
+    mirrored = np.ascontiguousarray(canvas[:, ::-1])
+    assert analyzer.analyze(mirrored)[0].bbox[0] > 300
+
+
+def test_face_rotated_90_degrees_is_found_and_aligned(analyzer, astronaut, astronaut_face):
+    face = analyzer.analyze(np.ascontiguousarray(np.rot90(astronaut)))[0]
+    # In-plane rotation is not a pose problem: roll ~ -90, yaw/pitch unchanged,
+    # and the crop is upright again.
+    assert abs(face.roll + 90) < 10
+    assert abs(face.yaw - astronaut_face.yaw) < 8 and abs(face.pitch - astronaut_face.pitch) < 8
+    eyes = np.stack(
+        [face.crop_landmarks[[33, 133]].mean(0), face.crop_landmarks[[263, 362]].mean(0)]
+    )
+    assert np.abs(eyes - CANONICAL_CROP_POINTS[:2]).max() < 2.0
+
+
+def test_face_too_rotated(analyzer, astronaut, astronaut_face):
+    strict = (abs(astronaut_face.pitch) - 1.0, abs(astronaut_face.yaw) + 5.0)
+    saved = analyzer.max_pitch, analyzer.max_yaw
+    analyzer.max_pitch, analyzer.max_yaw = strict
+    try:
+        expect_code("face_too_rotated", analyzer.analyze, astronaut)
+    finally:
+        analyzer.max_pitch, analyzer.max_yaw = saved
+
+
+def _rotate_y(landmarks: np.ndarray, degrees: float) -> np.ndarray:
+    a = math.radians(degrees)
+    # Positive angle turns the face toward the image's right (x grows where z was negative).
+    rot = np.array([[math.cos(a), 0, -math.sin(a)], [0, 1, 0], [math.sin(a), 0, math.cos(a)]])
+    centre = landmarks.mean(0)
+    return (landmarks - centre) @ rot.T + centre
+
+
+def test_head_pose_follows_a_known_rotation(astronaut_face):
+    lm = astronaut_face.landmarks.astype(np.float64)
+    yaw0, pitch0, _, _ = head_pose(lm)
+    for turn in (-60.0, -30.0, 30.0, 60.0):
+        yaw, pitch, _, _ = head_pose(_rotate_y(lm, turn))
+        assert abs(yaw - (yaw0 + turn)) < 2.5, (turn, yaw)
+        assert abs(pitch - pitch0) < 3.0
+    # Canonical-model conventions: a face exactly frontal has pose ~0 after mirroring
+    # out its own yaw.
+    assert abs(yaw0) < 10
+
+
+def test_exif_rotated_photo_gives_the_same_landmarks(astronaut, astronaut_face):
+    upright_rgb, upright = analyze_image(jpeg_bytes(astronaut))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated 90 deg counter-clockwise: rotate clockwise to display
+    rgb, faces = analyze_image(jpeg_bytes(np.ascontiguousarray(np.rot90(astronaut)), exif=exif))
+    assert rgb.shape == (512, 512, 3)
+    diff = np.abs(faces[0].landmarks[:, :2] - upright[0].landmarks[:, :2])
+    assert np.median(diff) < 1.0 and diff.mean() < 1.5
+
+
+def test_analyze_image_errors():
+    expect_code("invalid_image", analyze_image, b"GIF89a not really")
+    expect_code("no_face", analyze_image, jpeg_bytes(data.chelsea()))
+
+
+def test_threads_get_their_own_analyzer_and_agree(astronaut):
+    payload = jpeg_bytes(astronaut)
+    _, reference = analyze_image(payload)
+
+    def run(_: int) -> np.ndarray:
+        return analyze_image(payload)[1][0].landmarks
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(run, range(4)))
+    for landmarks in results:
+        assert np.allclose(landmarks, reference[0].landmarks, atol=1e-3)
+
+
+def test_shared_analyzer_is_safe_across_threads(analyzer, astronaut, astronaut_face):
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda _: analyzer.analyze(astronaut)[0].landmarks, range(6)))
+    for landmarks in results:
+        assert np.allclose(landmarks, astronaut_face.landmarks, atol=1e-3)
+
+
+def test_closed_analyzer_refuses_work(astronaut):
+    face_analyzer = FaceAnalyzer()
+    face_analyzer.close()
+    face_analyzer.close()  # idempotent
+    with pytest.raises(RuntimeError):
+        face_analyzer.analyze(astronaut)
+
+
+def test_facemesh_time_per_image(analyzer, astronaut):
+    analyzer.analyze(astronaut)  # warm
+    times = []
+    for _ in range(7):
+        start = time.perf_counter()
+        analyzer.analyze(astronaut)
+        times.append(time.perf_counter() - start)
+    median_ms = 1000 * float(np.median(times))
+    print(f"\nface analysis (detection, FaceMesh, pose, crop) 512x512: {median_ms:.1f} ms median")
+    assert median_ms < 250  # generous: shared 2-core CI machines

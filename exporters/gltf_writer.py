@@ -112,7 +112,9 @@ class GltfWriter:
         self.gltf.accessors.append(accessor)
         return len(self.gltf.accessors) - 1
 
-    def add_sparse_vec3_accessors(self, deltas: list[np.ndarray], signs: np.ndarray | None) -> list[int]:
+    def add_sparse_vec3_accessors(
+        self, deltas: list[np.ndarray], signs: np.ndarray | None
+    ) -> list[int]:
         """One sparse VEC3 float accessor (with min/max) per (V, 3) float32 array.
 
         Only rows that are not all zero are stored; every target's indices share
@@ -227,7 +229,11 @@ def check_avatar(avatar: Avatar) -> None:
     if v and int(avatar.joints.max()) >= joint_count:
         raise ValueError("avatar.joints refers to a joint the skeleton does not have")
     for sub in avatar.submeshes:
-        if sub.faces.ndim != 2 or sub.faces.shape[1] != 3 or not 0 <= sub.material < len(avatar.materials):
+        if (
+            sub.faces.ndim != 2
+            or sub.faces.shape[1] != 3
+            or not 0 <= sub.material < len(avatar.materials)
+        ):
             raise ValueError("a submesh has malformed faces or an unknown material")
         if sub.faces.size and (int(sub.faces.max()) >= v or int(sub.faces.min()) < 0):
             raise ValueError("a submesh refers to a vertex the avatar does not have")

@@ -73,7 +73,11 @@ def _material_properties(material: Material, texture: int | None) -> dict[str, A
     }[material.alpha_mode]
     outline = material.outline_width > 0
     if outline:
-        keywords = {**keywords, "MTOON_OUTLINE_WIDTH_WORLD": True, "MTOON_OUTLINE_COLOR_MIXED": True}
+        keywords = {
+            **keywords,
+            "MTOON_OUTLINE_WIDTH_WORLD": True,
+            "MTOON_OUTLINE_COLOR_MIXED": True,
+        }
     whole = [0.0, 0.0, 1.0, 1.0]  # texture offset x, y and scale x, y
     vectors: dict[str, list[float]] = {
         name: whole
@@ -138,7 +142,9 @@ def _meta(avatar: Avatar, thumbnail_texture: int | None) -> dict[str, Any]:
     return meta
 
 
-def _first_person(avatar: Avatar, indices: AvatarIndices, humanoid: dict[str, int]) -> dict[str, Any]:
+def _first_person(
+    avatar: Avatar, indices: AvatarIndices, humanoid: dict[str, int]
+) -> dict[str, Any]:
     bones = vrm1.look_at_uses_bones(avatar)
     first_person: dict[str, Any] = {
         "firstPersonBone": humanoid["head"],
@@ -162,11 +168,19 @@ def _blend_shape_master(indices: AvatarIndices) -> dict[str, Any]:
     for name, preset, target in BLEND_SHAPE_PRESETS:
         binds = []
         if target is not None and target in indices.morph_targets:
-            binds = [{"mesh": indices.mesh, "index": indices.morph_targets[target], "weight": 100.0}]
+            binds = [
+                {"mesh": indices.mesh, "index": indices.morph_targets[target], "weight": 100.0}
+            ]
         elif target is not None:
             continue  # the avatar lacks this shape: leave the preset out
         groups.append(
-            {"name": name, "presetName": preset, "binds": binds, "materialValues": [], "isBinary": False}
+            {
+                "name": name,
+                "presetName": preset,
+                "binds": binds,
+                "materialValues": [],
+                "isBinary": False,
+            }
         )
     return {"blendShapeGroups": groups}
 
@@ -211,7 +225,9 @@ def export_vrm0(avatar: Avatar, thumbnail_png: bytes | None = None) -> bytes:
     if thumbnail_png:
         thumbnail = writer.add_texture(writer.add_png_image(thumbnail_png, "thumbnail"))
     humanoid = vrm1.humanoid_nodes(avatar, indices)
-    textures = [None if m.texture is None else indices.textures[m.texture] for m in avatar.materials]
+    textures = [
+        None if m.texture is None else indices.textures[m.texture] for m in avatar.materials
+    ]
     writer.gltf.extensions["VRM"] = {
         "exporterVersion": GENERATOR,
         "specVersion": "0.0",
@@ -221,9 +237,14 @@ def export_vrm0(avatar: Avatar, thumbnail_png: bytes | None = None) -> bytes:
                 {"bone": _THUMB_RENAMES.get(bone, bone), "node": node, "useDefaultValues": True}
                 for bone, node in humanoid.items()
             ],
-            "armStretch": 0.05, "legStretch": 0.05,
-            "upperArmTwist": 0.5, "lowerArmTwist": 0.5, "upperLegTwist": 0.5, "lowerLegTwist": 0.5,
-            "feetSpacing": 0.0, "hasTranslationDoF": False,
+            "armStretch": 0.05,
+            "legStretch": 0.05,
+            "upperArmTwist": 0.5,
+            "lowerArmTwist": 0.5,
+            "upperLegTwist": 0.5,
+            "lowerLegTwist": 0.5,
+            "feetSpacing": 0.0,
+            "hasTranslationDoF": False,
         },  # fmt: skip
         "firstPerson": _first_person(avatar, indices, humanoid),
         "blendShapeMaster": _blend_shape_master(indices),

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import pygltflib as gl
+
 from avatar3d.avatar import VRM_EXPRESSION_PRESETS, Avatar, Material
 
 from .gltf_writer import AvatarIndices, GltfWriter, write_avatar
@@ -147,33 +150,59 @@ def _look_at(avatar: Avatar) -> dict[str, Any]:
     return look_at
 
 
-def _spring_bone(avatar: Avatar, indices: AvatarIndices) -> dict[str, Any] | None:
+def _tail_node(writer: GltfWriter, avatar: Avatar, indices: AvatarIndices, chain: list[int]) -> int:
+    """An empty node continuing the chain past its last joint, by the last segment's length.
+
+    In VRM 1.0 the last joint of a spring only serves as the tail of the joint
+    before it and never rotates (VRM 0.x gives it a virtual tail instead); when
+    vertices hang on it, this node lets it swing too.
+    """
+    positions = avatar.skeleton.positions
+    last = chain[-1]
+    step = positions[last] - positions[chain[-2]] if len(chain) > 1 else np.array([0.0, -0.07, 0.0])
+    writer.gltf.nodes.append(
+        gl.Node(name=f"{avatar.skeleton.names[last]}_tail", translation=[float(c) for c in step])
+    )
+    tail = len(writer.gltf.nodes) - 1
+    writer.gltf.nodes[indices.joint_nodes[last]].children.append(tail)
+    return tail
+
+
+def _spring_bone(
+    writer: GltfWriter, avatar: Avatar, indices: AvatarIndices
+) -> dict[str, Any] | None:
     if not avatar.spring_chains:
         return None
+    weighted_joints = set(np.unique(avatar.joints[avatar.weights > 0]).tolist())
     extension: dict[str, Any] = {"specVersion": "1.0"}
     if avatar.colliders:
         extension["colliders"] = [
             {
                 "node": indices.joint_nodes[c.joint],
-                "shape": {"sphere": {"offset": [float(x) for x in c.offset], "radius": float(c.radius)}},
+                "shape": {
+                    "sphere": {"offset": [float(x) for x in c.offset], "radius": float(c.radius)}
+                },
             }
             for c in avatar.colliders
         ]
     groups: dict[tuple[int, ...], int] = {}  # collider set -> group index
     springs = []
     for chain in avatar.spring_chains:
+        nodes = [indices.joint_nodes[joint] for joint in chain.joints]
+        if chain.joints[-1] in weighted_joints:
+            nodes.append(_tail_node(writer, avatar, indices, chain.joints))
         spring: dict[str, Any] = {
             "name": chain.name,
             "joints": [
                 {
-                    "node": indices.joint_nodes[joint],
+                    "node": node,
                     "hitRadius": float(chain.hit_radius),
                     "stiffness": float(chain.stiffness),
                     "gravityPower": float(chain.gravity_power),
                     "gravityDir": [0.0, -1.0, 0.0],
                     "dragForce": float(chain.drag),
                 }
-                for joint in chain.joints
+                for node in nodes
             ],
         }
         if chain.colliders:
@@ -232,7 +261,7 @@ def export_vrm1(avatar: Avatar, thumbnail_png: bytes | None = None) -> bytes:
         "expressions": _expressions(avatar, indices),
     }
     writer.use_extension("VRMC_vrm")
-    spring_bone = _spring_bone(avatar, indices)
+    spring_bone = _spring_bone(writer, avatar, indices)
     if spring_bone is not None:
         gltf.extensions["VRMC_springBone"] = spring_bone
         writer.use_extension("VRMC_springBone")

@@ -1,0 +1,1 @@
+"""Benchmarks, run by `make bench` (python -m bench). Figures are medians of many runs."""

@@ -1,0 +1,20 @@
+"""`make bench`: every benchmark of the project, one after the other, in one run."""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+
+SECTIONS = ("bench_avatar",)
+
+
+def main() -> None:
+    for name in SECTIONS:
+        importlib.import_module(f"bench.{name}").main()
+        print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Build + export one avatar per format, and our glb writer against trimesh's own glb export.
+
+Both sides of the ratio run in the same process, interleaved, on the same mesh.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import trimesh
+from PIL import Image
+
+from avatar3d.build import build_avatar
+from avatar3d.params import AvatarParams
+from exporters import FORMATS, export
+from exporters.glb import export_glb
+
+from .common import median, time_runs
+
+REPEAT = 21
+
+
+def _trimesh_scene(avatar) -> trimesh.Trimesh:
+    """The same triangles, UVs and texture as a plain trimesh (trimesh has no skin or morphs)."""
+    faces = np.concatenate([s.faces for s in avatar.submeshes])
+    material = trimesh.visual.material.PBRMaterial(
+        baseColorTexture=Image.fromarray(avatar.textures[0])
+    )
+    visual = trimesh.visual.TextureVisuals(uv=avatar.uvs, material=material)
+    return trimesh.Trimesh(
+        avatar.vertices, faces, vertex_normals=avatar.normals, visual=visual, process=False
+    )
+
+
+def main() -> None:
+    params = AvatarParams.from_json(open("samples/params/default.json").read())
+    print("== avatar build + export (default quality, median of", REPEAT, "runs) ==")
+    build_ms = median(time_runs(lambda: build_avatar(params), REPEAT))
+    avatar = build_avatar(params)
+    print(f"build_avatar            {build_ms:8.1f} ms  ({avatar.triangle_count} triangles)")
+    for fmt in FORMATS:
+        export_ms = median(time_runs(lambda fmt=fmt: export(avatar, fmt), REPEAT))
+        size = len(export(avatar, fmt))
+        total_ms = median(time_runs(lambda fmt=fmt: export(build_avatar(params), fmt), REPEAT))
+        print(
+            f"{fmt:5s} export {export_ms:8.1f} ms   build+export {total_ms:8.1f} ms"
+            f"   {size / 1e6:.2f} MB"
+        )
+
+    mesh = _trimesh_scene(avatar)
+    ours, theirs = [], []
+    for _ in range(REPEAT):  # interleaved so both see the same machine load
+        ours += time_runs(lambda: export_glb(avatar), 1, warmup=0)
+        theirs += time_runs(lambda: mesh.export(file_type="glb"), 1, warmup=0)
+    ours_ms, theirs_ms = median(ours), median(theirs)
+    buffer = io.BytesIO(mesh.export(file_type="glb"))
+    print(
+        f"glb writer: ours {ours_ms:.1f} ms (skin + {len(avatar.morph_targets)} morph targets)"
+        f" vs trimesh {theirs_ms:.1f} ms (mesh + texture only, {len(buffer.getvalue()) / 1e6:.2f}"
+        f" MB); ratio ours/trimesh = {ours_ms / theirs_ms:.2f}"
+    )

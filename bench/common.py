@@ -1,0 +1,30 @@
+"""Timing helpers shared by the benchmarks."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+
+def time_runs(fn: Callable[[], object], repeat: int, warmup: int = 2) -> list[float]:
+    """Run `fn` warmup + repeat times; return the `repeat` durations in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    durations = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        durations.append((time.perf_counter() - start) * 1000.0)
+    return durations
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """q in [0, 100], nearest-rank on the sorted values."""
+    ordered = sorted(values)
+    rank = min(len(ordered) - 1, max(0, round(q / 100.0 * (len(ordered) - 1))))
+    return ordered[rank]

@@ -14,6 +14,8 @@ COMMANDS: dict[str, str] = {
     "avatar": "avatar",
     "preview": "preview",
     "inspect": "inspect",
+    "serve": "serve",
+    "client": "client",
 }
 
 

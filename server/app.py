@@ -1,0 +1,612 @@
+"""The asyncio websocket server: moves bytes and schedules work, nothing else.
+
+The protocol lives in `server.protocol` (sans-I/O); the CPU work in
+`server.pipeline`, run by a process pool whose workers load the models once.
+The event loop only reads messages, feeds them to each connection's
+`ServerSession`, performs the events it returns, and writes the answers
+through one writer task per connection (so a request's messages stay in
+order and a slow reader never blocks anyone else).
+Same port: `GET /healthz`, `GET /metrics`, static files from `server/static/`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import http
+import json
+import logging
+import mimetypes
+import multiprocessing
+import os
+import signal
+import ssl
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.extensions.permessage_deflate import (
+    PerMessageDeflate,
+    ServerPerMessageDeflateFactory,
+)
+from websockets.frames import BINARY, CONT, CTRL_OPCODES
+from websockets.http11 import Request, Response
+
+from . import pipeline
+from .config import ServerConfig
+from .metrics import Counter, Gauge, Histogram, Registry
+from .protocol import (
+    FORMATS,
+    PROTOCOL_VERSION,
+    QUALITIES,
+    Admit,
+    Authenticate,
+    Cancel,
+    Close,
+    Event,
+    Send,
+    ServerSession,
+    SessionLimits,
+    Submit,
+)
+
+log = logging.getLogger("chibi.server")
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+WS_PATH = "/ws"
+
+
+class _TextOnlyDeflate(PerMessageDeflate):
+    """permessage-deflate that compresses text frames and sends binary ones as they are.
+
+    RFC 7692 lets a sender leave any message uncompressed (RSV1 clear). glb/VRM
+    and PNG payloads barely shrink and deflate costs ~50x the loopback transfer.
+    """
+
+    _binary_message = False
+
+    def encode(self, frame):  # type: ignore[no-untyped-def]
+        if frame.opcode in CTRL_OPCODES:
+            return frame
+        if frame.opcode is not CONT:
+            self._binary_message = frame.opcode is BINARY
+        return frame if self._binary_message else super().encode(frame)
+
+
+class _TextOnlyDeflateFactory(ServerPerMessageDeflateFactory):
+    def process_request_params(self, params, accepted_extensions):  # type: ignore[no-untyped-def]
+        response_params, extension = super().process_request_params(params, accepted_extensions)
+        extension.__class__ = _TextOnlyDeflate
+        return response_params, extension
+
+
+@dataclass(eq=False)
+class _JobState:
+    conn: _Conn
+    id: str
+    seq: int
+    accepted_at: float
+    submitted_at: float = 0.0
+    future: Any = None  # concurrent.futures.Future once submitted
+    started: bool = False
+    relayed: int = -1  # number of the last progress event relayed to the client
+    last_at: float = 0.0  # elapsed ms of the last stage seen (for per-stage latency)
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass(eq=False)  # identity hash: kept in a set
+class _Conn:
+    ws: ServerConnection
+    session: ServerSession
+    principal: str  # rate-limit key: a token's hash, or the client's address
+    outbox: asyncio.Queue = field(default_factory=asyncio.Queue)
+    jobs: dict[str, _JobState] = field(default_factory=dict)
+    connected_at: float = field(default_factory=time.monotonic)
+    last_message_at: float = field(default_factory=time.monotonic)
+
+
+class ChibiServer:
+    """`await start()`, then `await serve_until_stopped()`; `shutdown()` drains."""
+
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.workers = config.worker_count()
+        self.capacity = self.workers + config.max_queue  # admitted requests, all connections
+        self.sources = {"params": False, "photo": False}  # what the workers could load
+        self.conns: set[_Conn] = set()
+        self.jobs: dict[int, _JobState] = {}  # by seq, submitted and not finished in a worker
+        self.admitted = 0  # admitted requests whose work has not finished
+        self.queued = 0  # submitted, not yet started by a worker
+        self.next_seq = 1
+        self.buckets: dict[str, tuple[float, float]] = {}  # principal -> (tokens, last refill)
+        self.draining = False
+        self.stopped = asyncio.Event()
+        self.pool: ProcessPoolExecutor | None = None
+        self.ws_server: Server | None = None
+        self._setup_metrics()
+
+    # -- life cycle -------------------------------------------------------------
+    async def start(self) -> None:
+        context = multiprocessing.get_context("spawn")  # no fork of a threaded asyncio process
+        self.progress_queue = context.Queue()
+        self.cancel_flags = context.Array("q", pipeline.CANCEL_SLOTS, lock=False)
+        self._start_pool(context)
+        loop = self.loop = asyncio.get_running_loop()
+        self.ready_pids: set[int] = set()
+        self.all_ready = asyncio.Event()
+        self.reader = threading.Thread(target=self._read_progress, daemon=True)
+        self.reader.start()
+        # Start every worker and let each load its models before saying we are ready.
+        starting = [loop.run_in_executor(self.pool, os.getpid) for _ in range(self.workers)]
+        ready = asyncio.ensure_future(self.all_ready.wait())
+        done, _ = await asyncio.wait([ready, *starting], return_when=asyncio.FIRST_EXCEPTION)
+        if not ready.done():
+            ready.cancel()
+            failed = next(f.exception() for f in done if f.exception() is not None)
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            raise RuntimeError(f"worker processes failed to start: {failed!r}")
+        ssl_context = None
+        if self.config.tls_cert:
+            ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+        extensions = [_TextOnlyDeflateFactory()] if self.config.compression == "text" else None
+        self.ws_server = await serve(
+            self._handle,
+            self.config.host,
+            self.config.port,
+            process_request=self._process_request,
+            compression=None,
+            extensions=extensions,
+            max_size=self.config.max_frame_bytes,
+            max_queue=4,
+            ping_interval=20,
+            ping_timeout=20,
+            close_timeout=5,
+            ssl=ssl_context,
+            server_header=f"chibi-avatar websockets (protocol {PROTOCOL_VERSION})",
+        )
+        log.info(
+            "chibi serving on %s (workers=%d sources=%s)", self.url, self.workers, self.sources
+        )
+
+    def _start_pool(self, context: Any) -> None:
+        self.pool = ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=context,
+            initializer=pipeline.init_worker,
+            initargs=(self.progress_queue, self.cancel_flags, self.config.max_photo_bytes),
+        )
+
+    @property
+    def port(self) -> int:
+        assert self.ws_server is not None
+        return self.ws_server.sockets[0].getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        scheme = "wss" if self.config.tls_cert else "ws"
+        host = self.config.host if ":" not in self.config.host else f"[{self.config.host}]"
+        return f"{scheme}://{host}:{self.port}{WS_PATH}"
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(self.shutdown()))
+
+    async def serve_until_stopped(self) -> None:
+        await self.stopped.wait()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, let requests in flight finish (bounded), close with 1001."""
+        if self.draining:
+            return
+        self.draining = True
+        log.info("shutting down: %d requests in flight", self.admitted)
+        assert self.ws_server is not None
+        self.ws_server.server.close()  # no new TCP connections; open ones keep working
+        deadline = time.monotonic() + self.config.shutdown_timeout
+        while self.admitted and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for conn in list(self.conns):
+            self._cancel_all(conn)
+            self._dispatch(conn, conn.session.close("shutting_down", "the server is shutting down"))
+        if self.conns:  # let the writers flush the last answers
+            flushed = asyncio.gather(*(conn.outbox.join() for conn in self.conns))
+            try:
+                await asyncio.wait_for(flushed, timeout=5)
+            except TimeoutError:
+                pass
+        self.ws_server.close(close_connections=True)  # close code 1001 (going away)
+        await self.ws_server.wait_closed()
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+        self.progress_queue.put(None)  # stops the reader thread
+        self.stopped.set()
+        log.info("server stopped")
+
+    # -- HTTP on the same port ----------------------------------------------------
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
+        if not upgrade:
+            if path == "/healthz":
+                return self._health(connection)
+            if path == "/metrics":
+                response = connection.respond(http.HTTPStatus.OK, self.registry.render())
+                response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+                return response
+            return self._static(connection, path)
+        if path != WS_PATH:
+            return connection.respond(http.HTTPStatus.NOT_FOUND, f"websocket path is {WS_PATH}\n")
+        if not self._origin_allowed(request.headers):
+            return connection.respond(http.HTTPStatus.FORBIDDEN, "origin not allowed\n")
+        if self.draining or len(self.conns) >= self.config.max_connections:
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "busy\n")
+        authorization = request.headers.get("Authorization")
+        if authorization is not None:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() != "bearer" or self._principal_of(token.strip()) is None:
+                response = connection.respond(http.HTTPStatus.UNAUTHORIZED, "unauthorized\n")
+                response.headers["WWW-Authenticate"] = 'Bearer realm="chibi"'
+                return response
+        return None
+
+    def _health(self, connection: ServerConnection) -> Response:
+        ok = not self.draining and self.pool is not None
+        body = json.dumps(
+            {
+                "status": "ok" if ok else "draining",
+                "version": PROTOCOL_VERSION,
+                "workers": self.workers,
+                "in_flight": self.admitted,
+                "queued": self.queued,
+                "connections": len(self.conns),
+                "sources": self.sources,
+            }
+        )
+        status = http.HTTPStatus.OK if ok else http.HTTPStatus.SERVICE_UNAVAILABLE
+        response = connection.respond(status, body + "\n")
+        response.headers["Content-Type"] = "application/json"
+        return response
+
+    def _static(self, connection: ServerConnection, path: str) -> Response:
+        relative = "index.html" if path in ("", "/") else path.lstrip("/")
+        target = (STATIC_DIR / relative).resolve()
+        if STATIC_DIR.is_dir() and target.is_relative_to(STATIC_DIR) and target.is_file():
+            body = target.read_bytes()
+            kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+            headers = Headers({"Content-Type": kind, "Content-Length": str(len(body))})
+            return Response(200, "OK", headers, body)
+        return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+
+    def _origin_allowed(self, headers: Headers) -> bool:
+        origin = headers.get("Origin")
+        if origin is None:  # not a browser
+            return True
+        allowed = self.config.allowed_origins
+        if "*" in allowed or origin in allowed:
+            return True
+        # Same origin: a page this server served (the viewer) talking back to it.
+        return urlsplit(origin).netloc.lower() == headers.get("Host", "").lower()
+
+    def _principal_of(self, token: str | None) -> str | None:
+        """A valid token -> its rate-limit key; None if tokens are required and it is wrong."""
+        if not self.config.tokens:
+            return ""
+        if not token:
+            return None
+        given = token.encode()
+        # Compare against every token so timing does not reveal which one matched.
+        matches = [hmac.compare_digest(given, t.encode()) for t in self.config.tokens]
+        if not any(matches):
+            return None
+        return "token:" + hashlib.sha256(given).hexdigest()[:16]
+
+    # -- one connection -----------------------------------------------------------
+    async def _handle(self, ws: ServerConnection) -> None:
+        token = None
+        authorization = ws.request.headers.get("Authorization") if ws.request else None
+        if authorization:
+            token = authorization.partition(" ")[2].strip()
+        principal = self._principal_of(token) if token else None
+        session = ServerSession(
+            limits=SessionLimits(
+                max_json_bytes=self.config.max_json_bytes,
+                max_photo_bytes=self.config.max_photo_bytes,
+                max_in_flight=self.config.max_in_flight,
+                chunk_bytes=self.config.chunk_bytes,
+            ),
+            authenticated=principal is not None or not self.config.tokens,
+            welcome=self._welcome(),
+        )
+        address = ws.remote_address[0] if ws.remote_address else "?"
+        conn = _Conn(ws, session, principal or f"addr:{address}")
+        self.conns.add(conn)
+        self.m_connections.inc()
+        writer = asyncio.create_task(self._writer(conn))
+        watchdog = asyncio.create_task(self._watchdog(conn))
+        try:
+            while session.state != "closed":
+                message = await ws.recv()
+                conn.last_message_at = time.monotonic()
+                if isinstance(message, str):
+                    self._dispatch(conn, session.receive_text(message))
+                else:
+                    self._dispatch(conn, session.receive_bytes(message))
+            await writer  # flush the final error and close
+        except ConnectionClosed:
+            pass
+        finally:
+            watchdog.cancel()
+            self._cancel_all(conn)  # the client vanished: stop its work
+            session.close("cancelled", "connection closed")
+            self._count_finished(conn)
+            self.conns.discard(conn)
+            if not writer.done():
+                writer.cancel()
+
+    def _welcome(self) -> dict[str, Any]:
+        config = self.config
+        return {
+            "server": "chibi-avatar/0.1.0",
+            "formats": list(FORMATS),
+            "qualities": list(QUALITIES),
+            "sources": self.sources,
+            "limits": {
+                "max_frame_bytes": config.max_frame_bytes,
+                "max_json_bytes": config.max_json_bytes,
+                "max_photo_bytes": config.max_photo_bytes,
+                "max_pixels": config.max_pixels,
+                "max_in_flight": config.max_in_flight,
+                "rate": config.rate,
+                "rate_burst": config.rate_burst,
+                "request_timeout_s": config.request_timeout,
+                "idle_timeout_s": config.idle_timeout,
+            },
+        }
+
+    async def _writer(self, conn: _Conn) -> None:
+        """The only task that sends on this connection: keeps order, bounds slow readers."""
+        while True:
+            item = await conn.outbox.get()
+            try:
+                if isinstance(item, Close):
+                    await conn.ws.close(item.code, item.reason)
+                    return
+                await asyncio.wait_for(conn.ws.send(item), self.config.send_timeout)
+            except TimeoutError:
+                log.warning("dropping a client that stopped reading")
+                if conn.ws.transport is not None:
+                    conn.ws.transport.abort()
+                return
+            except ConnectionClosed:
+                return
+            finally:
+                conn.outbox.task_done()
+
+    async def _watchdog(self, conn: _Conn) -> None:
+        """Closes connections that never say hello or sit idle (also slow-trickling ones)."""
+        config = self.config
+        while True:
+            await asyncio.sleep(min(1.0, config.hello_timeout / 4, config.idle_timeout / 4))
+            now = time.monotonic()
+            session = conn.session
+            if session.state == "await_hello" and now - conn.connected_at > config.hello_timeout:
+                self._dispatch(conn, session.abort("timeout", "no hello in time"))
+                return
+            idle = now - conn.last_message_at
+            if session.state == "open" and not session.requests and idle > config.idle_timeout:
+                self._dispatch(conn, session.abort("idle_timeout", "idle", close_code=1000))
+                return
+
+    def _dispatch(self, conn: _Conn, events: list[Event]) -> None:
+        """Perform the session's events, synchronously (no await: order is kept)."""
+        for event in events:
+            if isinstance(event, Send):
+                conn.outbox.put_nowait(event.data)
+            elif isinstance(event, Close):
+                conn.outbox.put_nowait(event)
+            elif isinstance(event, Authenticate):
+                principal = self._principal_of(event.token)
+                if principal is not None:
+                    conn.principal = principal or conn.principal
+                self._dispatch(conn, conn.session.authenticate(principal is not None))
+            elif isinstance(event, Admit):
+                self._admit(conn, event)
+            elif isinstance(event, Submit):
+                self._submit(conn, event)
+            elif isinstance(event, Cancel):
+                self._cancel(conn, event.id)
+        self._count_finished(conn)
+
+    # -- requests ---------------------------------------------------------------
+    def _admit(self, conn: _Conn, event: Admit) -> None:
+        session = conn.session
+        if self.draining:
+            self._dispatch(
+                conn, session.refuse(event.id, "shutting_down", "the server is stopping")
+            )
+        elif not self.sources.get(event.source):
+            message = f"{event.source} requests need components this server does not have yet"
+            self._dispatch(conn, session.refuse(event.id, "not_available", message))
+        elif not self._take_rate_token(conn.principal):
+            message = f"over {self.config.rate:g} requests/s (burst {self.config.rate_burst})"
+            self._dispatch(conn, session.refuse(event.id, "rate_limited", message))
+        elif self.admitted >= self.capacity:
+            self._dispatch(conn, session.refuse(event.id, "busy", "server at capacity, retry"))
+        else:
+            self.admitted += 1
+            job = _JobState(conn, event.id, self.next_seq, time.monotonic())
+            self.next_seq += 1
+            conn.jobs[event.id] = job
+            loop = asyncio.get_running_loop()
+            job.timer = loop.call_later(self.config.request_timeout, self._expire, job)
+            queued = max(0, self.admitted - self.workers)
+            self._dispatch(conn, session.accept(event.id, queued=queued))
+
+    def _take_rate_token(self, principal: str) -> bool:
+        """Token bucket per principal: `rate` per second, up to `rate_burst` at once."""
+        now = time.monotonic()
+        tokens, last = self.buckets.get(principal, (float(self.config.rate_burst), now))
+        tokens = min(float(self.config.rate_burst), tokens + (now - last) * self.config.rate)
+        if len(self.buckets) > 10_000:  # forget principals that have refilled
+            self.buckets = {k: v for k, v in self.buckets.items() if v[0] < self.config.rate_burst}
+        if tokens < 1.0:
+            self.buckets[principal] = (tokens, now)
+            return False
+        self.buckets[principal] = (tokens - 1.0, now)
+        return True
+
+    def _submit(self, conn: _Conn, event: Submit) -> None:
+        job = conn.jobs[event.id]
+        job.submitted_at = time.monotonic()
+        self.cancel_flags[job.seq % pipeline.CANCEL_SLOTS] = 0
+        work = pipeline.Job(
+            job.seq, event.source, event.options, event.photo, event.params, self.config.max_pixels
+        )
+        try:
+            assert self.pool is not None
+            job.future = self.pool.submit(pipeline.run_job, work)
+        except (BrokenProcessPool, RuntimeError):
+            self._restart_pool()
+            self._finish(job, error={"code": "internal_error", "message": "worker pool restarted"})
+            return
+        self.jobs[job.seq] = job
+        self.queued += 1
+        loop = asyncio.get_running_loop()
+        job.future.add_done_callback(
+            lambda future: loop.call_soon_threadsafe(self._on_done, job, future)
+        )
+
+    def _on_done(self, job: _JobState, future: Any) -> None:
+        self.jobs.pop(job.seq, None)
+        if not job.started:
+            self.queued -= 1
+        if future.cancelled():
+            self._finish(job, error={"code": "cancelled", "message": "cancelled"})
+            return
+        try:
+            outcome = future.result()
+        except BrokenProcessPool:
+            log.error("a worker died; restarting the pool")
+            self._restart_pool()
+            outcome = {"error": {"code": "internal_error", "message": "the worker crashed"}}
+        except Exception:
+            log.exception("request %s failed", job.id)
+            outcome = {"error": {"code": "internal_error", "message": "internal error"}}
+        for number, stage, elapsed, detail in outcome.get("events", []):
+            self._on_progress(job.seq, number, stage, elapsed, detail, job)
+        self._finish(job, items=outcome.get("items"), error=outcome.get("error"))
+
+    def _finish(self, job: _JobState, items: Any = None, error: Any = None) -> None:
+        """The work of a request is over: free its slot and answer (if still wanted)."""
+        self.admitted -= 1
+        if job.timer is not None:
+            job.timer.cancel()
+        conn = job.conn
+        conn.jobs.pop(job.id, None)
+        if items is not None:
+            self.m_request_seconds.observe(time.monotonic() - job.accepted_at)
+            self._dispatch(conn, conn.session.result(job.id, items))
+        else:
+            detail = {"field": error["field"]} if error.get("field") else {}
+            self._dispatch(
+                conn, conn.session.fail(job.id, error["code"], error["message"], **detail)
+            )
+
+    def _expire(self, job: _JobState) -> None:
+        message = f"no result within {self.config.request_timeout:g} s"
+        self._dispatch(job.conn, job.conn.session.fail(job.id, "timeout", message))
+        self._cancel(job.conn, job.id)
+
+    def _cancel(self, conn: _Conn, request_id: str) -> None:
+        """Stop a request's work; its slot frees when the worker lets go of it."""
+        job = conn.jobs.get(request_id)
+        if job is None:
+            return
+        if job.future is None:  # never submitted (photo still uploading)
+            self._finish(job, error={"code": "cancelled", "message": "cancelled"})
+            return
+        self.cancel_flags[job.seq % pipeline.CANCEL_SLOTS] = job.seq
+        job.future.cancel()  # only succeeds while it waits in the queue
+
+    def _cancel_all(self, conn: _Conn) -> None:
+        for request_id in list(conn.jobs):
+            self._cancel(conn, request_id)
+
+    def _restart_pool(self) -> None:
+        old, self.pool = self.pool, None
+        if old is not None:
+            old.shutdown(wait=False, cancel_futures=True)
+        self._start_pool(multiprocessing.get_context("spawn"))
+
+    # -- progress from the workers ---------------------------------------------------
+    def _read_progress(self) -> None:
+        """Thread: moves progress events from the workers' queue onto the event loop."""
+        while True:
+            item = self.progress_queue.get()
+            if item is None:
+                return
+            if item[0] == "ready":
+                self.loop.call_soon_threadsafe(self._on_worker_ready, item[1], item[2])
+            else:
+                self.loop.call_soon_threadsafe(self._on_progress, *item[1:])
+
+    def _on_worker_ready(self, pid: int, sources: dict[str, Any]) -> None:
+        self.ready_pids.add(pid)
+        self.sources = {"params": sources["params"], "photo": sources["photo"]}
+        for source, reason in sources["reasons"].items():
+            log.warning("%s requests not available: %s", source, reason)
+        if len(self.ready_pids) >= self.workers:
+            self.all_ready.set()
+
+    def _on_progress(
+        self, seq: int, number: int, stage: str, elapsed: float, detail: dict, job: Any = None
+    ) -> None:
+        job = job or self.jobs.get(seq)
+        if job is None or number <= job.relayed:
+            return  # finished already, or relayed already (events race the result)
+        job.relayed = number
+        if stage == "started":
+            job.started = True
+            self.queued -= 1
+            self.m_stage_seconds.observe(time.monotonic() - job.submitted_at, "queue")
+        else:
+            self.m_stage_seconds.observe((elapsed - job.last_at) / 1000, stage)
+        job.last_at = elapsed
+        progress = job.conn.session.progress(job.id, stage, elapsed_ms=elapsed, **detail)
+        self._dispatch(job.conn, progress)
+
+    # -- metrics ----------------------------------------------------------------------
+    def _setup_metrics(self) -> None:
+        registry = self.registry = Registry()
+        self.m_requests = registry.add(
+            Counter("chibi_requests_total", "Requests by outcome ('ok' or error code)", ("result",))
+        )
+        self.m_stage_seconds = registry.add(
+            Histogram("chibi_stage_seconds", "Time spent per stage (queue = waiting)", ("stage",))
+        )
+        self.m_request_seconds = registry.add(
+            Histogram("chibi_request_seconds", "Accepted to result, successful requests")
+        )
+        self.m_connections = registry.add(Counter("chibi_connections_total", "Connections opened"))
+        registry.add(
+            Gauge("chibi_in_flight", "Admitted requests not finished", lambda: self.admitted)
+        )
+        registry.add(
+            Gauge("chibi_queue_length", "Requests waiting for a worker", lambda: self.queued)
+        )
+        registry.add(Gauge("chibi_open_connections", "Open connections", lambda: len(self.conns)))
+        registry.add(Gauge("chibi_workers", "Worker processes", lambda: self.workers))
+
+    def _count_finished(self, conn: _Conn) -> None:
+        for _request_id, outcome in conn.session.pop_finished():
+            self.m_requests.inc(outcome)

@@ -1,0 +1,331 @@
+"""Python client for the chibi websocket service (async, plus a small sync wrapper).
+
+    async with await ChibiClient.connect("ws://127.0.0.1:8765/ws", token=...) as client:
+        result = await client.generate(photo_bytes, format="vrm1")
+        Path("me.vrm").write_bytes(result.data)
+
+    with SyncChibiClient("ws://127.0.0.1:8765/ws") as client:
+        result = client.generate(params={"hair_style": "bob"}, format="glb")
+
+Several `generate` calls may run at once on one client (one connection);
+`cancel(request_id)` stops one. Errors arrive as `ChibiServerError` with the
+server's stable `code` (see server/PROTOCOL.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from avatar3d.errors import ChibiError
+
+from .protocol import (
+    PROTOCOL_VERSION,
+    BlobAssembler,
+    ProtocolError,
+    decode_frame,
+    encode_blob,
+    encode_json,
+)
+
+DEFAULT_URL = "ws://127.0.0.1:8765/ws"
+# Websocket close codes the server uses -> the protocol's error codes.
+CLOSE_CODES = {
+    1001: "shutting_down",
+    1007: "bad_message",
+    1008: "unauthorized",
+    1009: "frame_too_large",
+    1011: "internal_error",
+}
+
+
+class ChibiServerError(ChibiError):
+    """The server answered with an error. `code` is stable; `request_id` None for the connection."""
+
+    def __init__(self, code: str, message: str, request_id: str | None = None, field: str = ""):
+        super().__init__(code, message)
+        self.request_id, self.field = request_id, field
+
+
+@dataclass
+class AvatarResult:
+    """One avatar: `data` is the glb/VRM file; `preview` PNG and `params` when asked for."""
+
+    id: str
+    format: str
+    data: bytes = b""
+    preview: bytes | None = None
+    params: dict[str, Any] | None = None
+    item: int = 0
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+
+@dataclass
+class _Pending:
+    future: asyncio.Future
+    on_progress: Callable[[str, dict[str, Any]], None] | None
+    started: float
+    items: dict[int, AvatarResult] = field(default_factory=dict)
+    blobs: dict[tuple[int, str], BlobAssembler] = field(default_factory=dict)
+
+
+class ChibiClient:
+    """One connection to the service. Create with `await ChibiClient.connect(url)`."""
+
+    def __init__(self, ws: ClientConnection, welcome: dict[str, Any]):
+        self.ws, self.welcome = ws, welcome
+        self.chunk_bytes: int = welcome["chunk_bytes"]
+        self.pending: dict[str, _Pending] = {}
+        self.notices: list[dict[str, Any]] = []  # non-fatal errors not tied to a request
+        self._ids = itertools.count(1)
+        self._pongs: dict[int, asyncio.Future] = {}
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str = DEFAULT_URL,
+        token: str | None = None,
+        token_in_hello: bool = False,
+        max_chunk_bytes: int | None = None,
+        open_timeout: float = 10.0,
+        **connect_kwargs: Any,
+    ) -> ChibiClient:
+        """Open, say hello, and return once the server's `welcome` arrived.
+
+        The token goes in the `Authorization: Bearer` header, or in the hello
+        message when `token_in_hello` (what browsers must do).
+        """
+        headers = {"Authorization": f"Bearer {token}"} if token and not token_in_hello else None
+        connect_kwargs.setdefault("compression", None)
+        connect_kwargs.setdefault("max_size", 64 * 1024 * 1024)
+        ws = await connect(
+            url, additional_headers=headers, open_timeout=open_timeout, **connect_kwargs
+        )
+        hello: dict[str, Any] = {"type": "hello", "version": PROTOCOL_VERSION, "client": "py"}
+        if token and token_in_hello:
+            hello["token"] = token
+        if max_chunk_bytes:
+            hello["max_chunk_bytes"] = max_chunk_bytes
+        try:
+            await ws.send(encode_json(hello))
+            reply = json.loads(await asyncio.wait_for(ws.recv(), open_timeout))
+        except ConnectionClosed as exc:
+            raise _closed_error(exc) from None
+        if reply.get("type") != "welcome":
+            await ws.close()
+            raise ChibiServerError(reply.get("code", "bad_message"), reply.get("message", ""))
+        return cls(ws, reply)
+
+    async def __aenter__(self) -> ChibiClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await asyncio.gather(self._reader, return_exceptions=True)
+
+    # -- requests ----------------------------------------------------------------
+    async def generate(self, photo: bytes | None = None, **kwargs: Any) -> AvatarResult:
+        """Photo bytes (or `params=`) -> the first avatar. See `generate_all` for arguments."""
+        results = await self.generate_all(photo, **kwargs)
+        return results[0]
+
+    async def generate_all(
+        self,
+        photo: bytes | None = None,
+        *,
+        params: dict[str, Any] | Any | None = None,
+        format: str = "vrm1",
+        quality: str = "default",
+        all_faces: bool = False,
+        return_params: bool = False,
+        return_preview: bool = False,
+        on_progress: Callable[[str, dict[str, Any]], None] | None = None,
+        request_id: str | None = None,
+    ) -> list[AvatarResult]:
+        """Run one request; one result per face (several only with `all_faces`).
+
+        Give either `photo` (encoded image bytes: JPEG, PNG...) or `params`
+        (an `AvatarParams` or its dict). `on_progress(stage, message)` is
+        called for each progress event. Raises `ChibiServerError`.
+        """
+        if (photo is None) == (params is None):
+            raise ValueError("give exactly one of photo or params")
+        request_id = request_id or f"r{next(self._ids)}"
+        if request_id in self.pending:
+            raise ValueError(f"request id {request_id!r} is already in flight")
+        options = {
+            "format": format,
+            "quality": quality,
+            "all_faces": all_faces,
+            "return_params": return_params,
+            "return_preview": return_preview,
+        }
+        message: dict[str, Any] = {"type": "request", "id": request_id, "options": options}
+        if params is not None:
+            message["source"] = "params"
+            message["params"] = params.to_dict() if hasattr(params, "to_dict") else params
+        else:
+            message["source"] = "photo"
+        loop = asyncio.get_running_loop()
+        pending = _Pending(loop.create_future(), on_progress, time.perf_counter())
+        self.pending[request_id] = pending
+        try:
+            await self.ws.send(encode_json(message))
+            if photo is not None:
+                for chunk in encode_blob(request_id, "photo", photo, self.chunk_bytes):
+                    await self.ws.send(chunk)
+        except ConnectionClosed as exc:
+            self.pending.pop(request_id, None)
+            raise _closed_error(exc) from None
+        try:
+            return await pending.future
+        finally:
+            self.pending.pop(request_id, None)
+
+    async def cancel(self, request_id: str) -> None:
+        """Ask the server to stop a request; its `generate` raises code 'cancelled'."""
+        await self.ws.send(encode_json({"type": "cancel", "id": request_id}))
+
+    async def ping(self, timeout: float = 10.0) -> float:
+        """Application-level round trip (a `ping` message) in seconds."""
+        nonce = next(self._ids)
+        future = asyncio.get_running_loop().create_future()
+        self._pongs[nonce] = future
+        start = time.perf_counter()
+        await self.ws.send(encode_json({"type": "ping", "nonce": nonce}))
+        await asyncio.wait_for(future, timeout)
+        return time.perf_counter() - start
+
+    # -- receiving ----------------------------------------------------------------
+    async def _read(self) -> None:
+        try:
+            async for message in self.ws:
+                if isinstance(message, str):
+                    self._on_text(json.loads(message))
+                else:
+                    self._on_binary(message)
+        except ConnectionClosed:
+            pass
+        finally:
+            error = _closed_error(self.ws.close_code, self.ws.close_reason)
+            for pending in self.pending.values():
+                if not pending.future.done():
+                    pending.future.set_exception(error)
+
+    def _on_text(self, message: dict[str, Any]) -> None:
+        kind, request_id = message.get("type"), message.get("id")
+        if kind == "pong":
+            future = self._pongs.pop(message.get("nonce"), None)
+            if future is not None and not future.done():
+                future.set_result(None)
+            return
+        pending = self.pending.get(request_id) if request_id is not None else None
+        if kind == "error" and pending is None:
+            self.notices.append(message)
+        elif pending is None:
+            return
+        elif kind == "error":
+            error = ChibiServerError(
+                message["code"], message["message"], request_id, message.get("field", "")
+            )
+            _settle(pending.future, error=error)
+        elif kind == "progress" and pending.on_progress is not None:
+            pending.on_progress(message["stage"], message)
+        elif kind == "result":
+            pending.items[message["item"]] = AvatarResult(
+                request_id,
+                message["format"],
+                params=message.get("params"),
+                item=message["item"],
+                timings_ms=message.get("timings_ms", {}),
+            )
+        elif kind == "done":
+            results = [pending.items[number] for number in sorted(pending.items)]
+            for result in results:
+                result.elapsed_s = time.perf_counter() - pending.started
+            _settle(pending.future, value=results)
+
+    def _on_binary(self, data: bytes) -> None:
+        try:
+            frame = decode_frame(data)
+            pending = self.pending.get(frame.id)
+            if pending is None:
+                return
+            key = (frame.item, frame.kind)
+            if frame.index == 0:
+                pending.blobs[key] = BlobAssembler(frame, max_bytes=2**40)
+            blob = pending.blobs[key].add(frame)
+        except (ProtocolError, KeyError) as exc:
+            self.notices.append({"code": "bad_message", "message": f"bad result frame: {exc}"})
+            return
+        if blob is not None:
+            del pending.blobs[key]
+            result = pending.items[frame.item]
+            if frame.kind == "model":
+                result.data = blob
+            else:
+                result.preview = blob
+
+
+def _settle(future: asyncio.Future, value: Any = None, error: BaseException | None = None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
+
+
+def _closed_error(code_or_exc: Any, reason: str | None = None) -> ChibiServerError:
+    if isinstance(code_or_exc, ConnectionClosed):
+        frame = code_or_exc.rcvd
+        code_or_exc, reason = (frame.code, frame.reason) if frame else (None, "")
+    code = CLOSE_CODES.get(code_or_exc or 0, "connection_closed")
+    if reason and reason.isidentifier() and reason.islower():
+        code = reason  # the server puts its error code in the close reason
+    return ChibiServerError(code, f"connection closed ({code_or_exc} {reason or ''})".strip())
+
+
+class SyncChibiClient:
+    """Blocking wrapper: each call runs the async client on a private event loop."""
+
+    def __init__(self, url: str = DEFAULT_URL, token: str | None = None, **kwargs: Any):
+        self._runner = asyncio.Runner()
+        self._client = self._runner.run(ChibiClient.connect(url, token=token, **kwargs))
+        self.welcome = self._client.welcome
+
+    def generate(self, photo: bytes | None = None, **kwargs: Any) -> AvatarResult:
+        return self._runner.run(self._client.generate(photo, **kwargs))
+
+    def generate_all(self, photo: bytes | None = None, **kwargs: Any) -> list[AvatarResult]:
+        return self._runner.run(self._client.generate_all(photo, **kwargs))
+
+    def close(self) -> None:
+        try:
+            self._runner.run(self._client.close())
+        finally:
+            self._runner.close()
+
+    def __enter__(self) -> SyncChibiClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def default_url() -> str:
+    return os.environ.get("CHIBI_URL", DEFAULT_URL)

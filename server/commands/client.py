@@ -1,0 +1,85 @@
+"""`chibi client`: send a photo (or a params file) to a running server, save the avatar."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+HELP = "convert a photo (or params file) through a running `chibi serve`"
+_SUFFIX_FORMATS = {".glb": "glb", ".vrm": "vrm1"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("photo", nargs="?", help="face photo (JPEG/PNG...); omit with --params")
+    parser.add_argument("-o", "--output", required=True, help="where to write the .vrm/.glb")
+    parser.add_argument(
+        "--url", default=None, help="server URL (default $CHIBI_URL or ws://127.0.0.1:8765/ws)"
+    )
+    parser.add_argument("--params", help="AvatarParams JSON file to send instead of a photo")
+    parser.add_argument(
+        "--format",
+        choices=("glb", "vrm1", "vrm0"),
+        help="default from the output suffix: .glb -> glb, .vrm -> vrm1",
+    )
+    parser.add_argument("--quality", choices=("default", "high"), default="default")
+    parser.add_argument("--all-faces", action="store_true", help="one avatar per face (OUT_1...)")
+    parser.add_argument("--preview", metavar="PNG", help="also save a preview image")
+    parser.add_argument("--params-out", metavar="JSON", help="also save the params used")
+    parser.add_argument("--token", help="bearer token (default $CHIBI_TOKEN)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def run(args: argparse.Namespace) -> int:
+    from server.client import SyncChibiClient, default_url
+
+    if (args.photo is None) == (args.params is None):
+        print("chibi client: give a PHOTO or --params (one of them)", file=sys.stderr)
+        return 2
+    output = Path(args.output)
+    fmt = args.format or _SUFFIX_FORMATS.get(output.suffix.lower(), "vrm1")
+    request = {
+        "format": fmt,
+        "quality": args.quality,
+        "all_faces": args.all_faces,
+        "return_preview": bool(args.preview),
+        "return_params": bool(args.params_out),
+    }
+    if args.params:
+        request["params"] = json.loads(Path(args.params).read_text())
+        photo = None
+    else:
+        photo = Path(args.photo).read_bytes()  # sent from memory; never copied anywhere
+
+    def progress(stage: str, message: dict) -> None:
+        if not args.quiet:
+            print(f"  {stage} ({message.get('elapsed_ms', 0):.0f} ms)", file=sys.stderr)
+
+    token = args.token or os.environ.get("CHIBI_TOKEN")
+    with SyncChibiClient(args.url or default_url(), token=token) as client:
+        results = client.generate_all(photo, on_progress=progress, **request)
+    for result in results:
+        suffix = f"_{result.item + 1}" if len(results) > 1 else ""
+        _write(output.with_stem(output.stem + suffix), result.data)
+        if args.preview and result.preview is not None:
+            _write(Path(args.preview).with_stem(Path(args.preview).stem + suffix), result.preview)
+        if args.params_out and result.params is not None:
+            text = json.dumps(result.params, indent=2)
+            _write(
+                Path(args.params_out).with_stem(Path(args.params_out).stem + suffix), text.encode()
+            )
+        print(
+            f"chibi client: wrote {output.with_stem(output.stem + suffix)} "
+            f"({len(result.data)} bytes, {result.elapsed_s:.2f} s)"
+        )
+    return 0
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write atomically: a failed run never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".part")
+    temporary.write_bytes(data)
+    temporary.replace(path)

@@ -1,0 +1,197 @@
+"""One request's CPU work, run inside a worker process of the server's pool.
+
+photo bytes -> (avatar3d.face) observations -> (avatar3d.regressor) AvatarParams
+params JSON ------------------------------------------------------> AvatarParams
+AvatarParams -> (avatar3d.build) Avatar -> (exporters) glb/VRM bytes [+ preview PNG]
+
+Progress goes to the server through a multiprocessing queue given to the
+worker's initializer; cancellation comes back through a shared array of job
+numbers that the job checks between stages. Each worker loads the components at
+start and reports which sources it can serve, so a server whose regressor has
+not landed (or whose weights are missing) still serves params requests and
+answers photo requests with `not_available`.
+Photos exist here only as bytes in memory; nothing is written or logged.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from avatar3d.errors import ChibiError
+from avatar3d.params import AvatarParams, ParamsError
+
+CANCEL_SLOTS = 4096  # > the most jobs the server ever has admitted at once
+
+
+@dataclass
+class Job:
+    """Everything a worker needs for one request (pickled to the worker)."""
+
+    seq: int  # server-wide job number; also the cancel-flag slot (seq % CANCEL_SLOTS)
+    source: str  # "photo" | "params"
+    options: dict[str, Any]  # see server.protocol.DEFAULT_OPTIONS
+    photo: bytes | None = None
+    params: dict[str, Any] | None = None
+    max_pixels: int = 40_000_000
+
+
+class JobCancelled(Exception):
+    """The server asked this job to stop (client cancel, timeout, disconnect)."""
+
+
+# Worker-process globals, set by `init_worker`.
+_progress_queue: Any = None
+_cancel_flags: Any = None
+_max_bytes = 20 * 1024 * 1024
+_photo: Any = None  # avatar3d.pipeline.PhotoPipeline, loaded once per worker
+
+
+def init_worker(progress_queue: Any, cancel_flags: Any, max_bytes: int, nice: int = 5) -> None:
+    """Pool initializer: remember the channels, lower priority, load the models once.
+
+    Reports ("ready", pid, sources) on the progress queue, where sources says
+    which request sources this worker could really load ({"params": bool,
+    "photo": bool}) and why not ("reasons").
+    """
+    global _progress_queue, _cancel_flags, _max_bytes
+    _progress_queue, _cancel_flags, _max_bytes = progress_queue, cancel_flags, max_bytes
+    # The event loop process must win the CPU when workers are busy (ping latency).
+    try:
+        os.nice(nice)
+    except OSError:
+        pass
+    progress_queue.put(("ready", os.getpid(), warm_up()))
+
+
+def warm_up() -> dict[str, Any]:
+    """Load the 3D half and the photo models; build one avatar so caches are warm."""
+    sources: dict[str, Any] = {"params": False, "photo": False, "reasons": {}}
+    try:
+        from avatar3d.build import build_avatar
+        from exporters import export
+
+        export(build_avatar(AvatarParams()), "glb")
+        sources["params"] = True
+    except Exception as exc:  # a component that has not landed, or fails to load
+        sources["reasons"]["params"] = f"{type(exc).__name__}: {exc}"[:300]
+        return sources
+    try:
+        _photo_pipeline()
+        sources["photo"] = True
+    except Exception as exc:
+        sources["reasons"]["photo"] = f"{type(exc).__name__}: {exc}"[:300]
+    return sources
+
+
+def _photo_pipeline() -> Any:
+    global _photo
+    if _photo is None:
+        from avatar3d.pipeline import PhotoPipeline
+
+        _photo = PhotoPipeline()
+    return _photo
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Run one request. Returns {"items": [...], "events": [...]} or {"error": {...}}.
+
+    Errors travel as plain dicts because exceptions with custom constructors
+    (ChibiError, ParamsError) do not survive pickling back to the server.
+    `events` lists every progress event (number, stage, elapsed_ms, detail) so
+    the server can send any it has not relayed yet, in order, before the result.
+    """
+    tracker = _Tracker(job.seq)
+    try:
+        tracker.stage("started")
+        items = _run(job, tracker)
+        return {"items": items, "events": tracker.events}
+    except JobCancelled:
+        return {"error": {"code": "cancelled", "message": "cancelled"}, "events": tracker.events}
+    except ChibiError as exc:
+        error = {"code": exc.code, "message": exc.message}
+    except ParamsError as exc:
+        error = {"code": "invalid_params", "message": str(exc), "field": exc.field}
+    except MemoryError:
+        error = {"code": "image_too_large", "message": "not enough memory for this image"}
+    return {"error": error, "events": tracker.events}
+
+
+class _Tracker:
+    """Numbers progress events, sends them to the server, and checks for cancellation."""
+
+    def __init__(self, seq: int):
+        self.seq, self.start, self.events = seq, time.perf_counter(), []
+
+    def stage(self, name: str, **detail: Any) -> None:
+        if _cancel_flags is not None and _cancel_flags[self.seq % CANCEL_SLOTS] == self.seq:
+            raise JobCancelled
+        event = (
+            len(self.events),
+            name,
+            round((time.perf_counter() - self.start) * 1000, 3),
+            detail,
+        )
+        self.events.append(event)
+        if _progress_queue is not None:
+            _progress_queue.put(("progress", self.seq, *event))
+
+
+def _run(job: Job, tracker: _Tracker) -> list[dict[str, Any]]:
+    options = job.options
+    if job.source == "params":
+        params_list = [AvatarParams.from_dict(job.params)]
+        tracker.stage("params", item=0)
+    else:
+        params_list = _photo_to_params(job, tracker)
+    items = []
+    for number, params in enumerate(params_list):
+        item = _build_and_export(params, options, tracker, number)
+        # stage -> ms since `started`, for the stages of this avatar
+        item["timings_ms"] = {
+            name: elapsed
+            for _, name, elapsed, detail in tracker.events
+            if detail.get("item", number) == number
+        }
+        items.append(item)
+    return items
+
+
+def _photo_to_params(job: Job, tracker: _Tracker) -> list[AvatarParams]:
+    from avatar3d.imageio import ImageLimits, decode_image
+
+    # Sizes are checked from the header before any pixel is decoded (PNG bombs).
+    rgb = decode_image(
+        job.photo or b"", ImageLimits(max_bytes=_max_bytes, max_pixels=job.max_pixels)
+    )
+    tracker.stage("decoded", width=int(rgb.shape[1]), height=int(rgb.shape[0]))
+    photo = _photo_pipeline()
+    faces = photo.analyzer.analyze(rgb, all_faces=job.options["all_faces"])
+    tracker.stage("face_found", faces=len(faces))
+    params_list = [result.params for result in photo.analyze_faces(rgb, faces)]
+    for number in range(len(params_list)):
+        tracker.stage("params", item=number)
+    return params_list
+
+
+def _build_and_export(
+    params: AvatarParams, options: dict[str, Any], tracker: _Tracker, number: int
+) -> dict[str, Any]:
+    from avatar3d.build import build_avatar
+    from exporters import export
+    from exporters.preview import render_preview, render_thumbnail
+
+    avatar = build_avatar(params, quality=options["quality"])
+    tracker.stage("built", item=number)
+    thumbnail = render_thumbnail(avatar) if options["format"] != "glb" else None
+    model = export(avatar, options["format"], thumbnail_png=thumbnail)
+    preview = render_preview(avatar) if options["return_preview"] else None
+    tracker.stage("exported", item=number, bytes=len(model))
+    return {
+        "format": options["format"],
+        "model": model,
+        "preview": preview,
+        "params": params.to_dict() if options["return_params"] else None,
+    }

@@ -388,13 +388,11 @@ class ServerSession:
         if request is None:
             if frame.id in self.recent:
                 return []  # e.g. the photo of a request refused as busy: already answered
-            return [self._error(None, "unknown_id", f"no request {frame.id!r} in flight", frame.id)]
+            message = f"no request {frame.id!r} in flight"
+            return [self._error(None, "unknown_id", message, ref=frame.id)]
         if frame.kind != "photo" or request.source != "photo" or request.submitted:
-            return [
-                self._error(
-                    None, "wrong_state", f"request {frame.id!r} takes no such blob", frame.id
-                )
-            ]
+            message = f"request {frame.id!r} takes no such blob now"
+            return [self._error(None, "wrong_state", message, ref=frame.id)]
         try:
             if frame.index == 0 and request.photo is None:
                 request.photo = BlobAssembler(frame, self.limits.max_photo_bytes)
@@ -461,7 +459,7 @@ class ServerSession:
         except ProtocolError as exc:
             return self._end(request_id, exc.code, exc.message)
         except ParamsError as exc:
-            return self._end(request_id, "invalid_params", str(exc), field=exc.field)
+            return self._end(request_id, "invalid_params", str(exc), field=exc.field or None)
         except TypeError as exc:  # e.g. AvatarParams(**data) with an odd key
             return self._end(request_id, "invalid_params", str(exc)[:200])
         self.requests[request_id] = _Request(source, options, params=params)
@@ -565,7 +563,7 @@ class ServerSession:
             self.recent.popitem(last=False)
 
     def _error(
-        self, request_id: str | None, code: str, message: str, fatal: bool = False, **detail: Any
+        self, request_id: str | None, code: str, message: str, *, fatal: bool = False, **detail: Any
     ) -> Send:
         body = {
             "type": "error",

@@ -24,7 +24,7 @@ if [ ! -f .venv/.stamp ] || [ pyproject.toml -nt .venv/.stamp ]; then
   .venv/bin/pip install -q --upgrade pip==25.2
   # torch first, by exact version, so pip takes the local CPU wheel
   .venv/bin/pip install -q torch==2.13.0
-  .venv/bin/pip install -q -e ".[test]"
+  .venv/bin/pip install -q -e ".[test,ray]"
   .venv/bin/pip install -q --no-deps pyrender==0.1.45
   touch .venv/.stamp
 fi

@@ -265,7 +265,8 @@ def check_avatar(avatar: Avatar) -> None:
     """Cheap consistency checks so a broken Avatar fails loudly instead of writing a broken file."""
     v = len(avatar.vertices)
     shapes = {"vertices": (avatar.vertices, 3), "normals": (avatar.normals, 3),
-              "uvs": (avatar.uvs, 2), "joints": (avatar.joints, 4), "weights": (avatar.weights, 4)}  # fmt: skip
+              "uvs": (avatar.uvs, 2), "joints": (avatar.joints, 4),
+              "weights": (avatar.weights, 4)}  # fmt: skip
     for name, (array, width) in shapes.items():
         if array.shape != (v, width):
             raise ValueError(f"avatar.{name} has shape {array.shape}, expected ({v}, {width})")

@@ -58,7 +58,7 @@ OUTLINE_DARKEN = 0.35  # outline colour = shade colour times this
 
 
 def humanoid_nodes(avatar: Avatar, indices: AvatarIndices) -> dict[str, int]:
-    """VRM 1.0 humanoid bone name -> node index, for every skeleton joint that is a humanoid bone."""
+    """VRM 1.0 humanoid bone name -> node index, for every skeleton joint that is one."""
     return {
         name: indices.joint_nodes[joint]
         for joint, name in enumerate(avatar.skeleton.names)

@@ -79,7 +79,8 @@ _JOINTS = (  # name, parent, position (metres; faces +Z, the character's left is
     ("rightUpperArm", "rightShoulder", (-0.10, 0.70, 0.0)),
     ("rightLowerArm", "rightUpperArm", (-0.22, 0.70, 0.0)),
     ("rightHand", "rightLowerArm", (-0.33, 0.70, 0.0)),
-    ("leftUpperLeg", "hips", (0.06, 0.42, 0.0)), ("leftLowerLeg", "leftUpperLeg", (0.06, 0.22, 0.0)),
+    ("leftUpperLeg", "hips", (0.06, 0.42, 0.0)),
+    ("leftLowerLeg", "leftUpperLeg", (0.06, 0.22, 0.0)),
     ("leftFoot", "leftLowerLeg", (0.06, 0.05, 0.0)), ("leftToes", "leftFoot", (0.06, 0.01, 0.06)),
     ("rightUpperLeg", "hips", (-0.06, 0.42, 0.0)),
     ("rightLowerLeg", "rightUpperLeg", (-0.06, 0.22, 0.0)),
@@ -464,10 +465,16 @@ def test_structure_checks_catch_broken_files(files):
     def missing_node(g, b):
         g["extensions"]["VRM"]["secondaryAnimation"]["boneGroups"][0]["bones"] = [len(g["nodes"])]
 
-    cases = [(vrm1, shift_joint, "inverse binds"), (vrm1, share_bone, "share a node"),
-             (vrm1, bad_expression, "no morph target 999"), (vrm1, weights_from_normals, "sum to 1"),
-             (vrm1, unchain_spring, "parent-child"), (vrm1, nan_position, "NaN"),
-             (vrm0, drop_neck, "neck is not mapped"), (vrm0, missing_node, "is not one of")]  # fmt: skip
+    cases = [
+        (vrm1, shift_joint, "inverse binds"),
+        (vrm1, share_bone, "share a node"),
+        (vrm1, bad_expression, "no morph target 999"),
+        (vrm1, weights_from_normals, "sum to 1"),
+        (vrm1, unchain_spring, "parent-child"),
+        (vrm1, nan_position, "NaN"),
+        (vrm0, drop_neck, "neck is not mapped"),
+        (vrm0, missing_node, "is not one of"),
+    ]
     for data, change, expected in cases:
         problems = structure_problems(_broken(data, change))
         assert any(expected in p for p in problems), (change.__name__, problems)

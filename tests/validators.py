@@ -269,7 +269,8 @@ REFERENCES: tuple[tuple[str, str], ...] = (
     ("VRM.blendShapeMaster.blendShapeGroups.*.binds.*.mesh", "meshes"),
     ("VRM.secondaryAnimation.colliderGroups.*.node", "nodes"),
     ("VRM.secondaryAnimation.boneGroups.*.bones.*", "nodes"),
-    ("VRM.secondaryAnimation.boneGroups.*.colliderGroups.*", "VRM.secondaryAnimation.colliderGroups"),
+    ("VRM.secondaryAnimation.boneGroups.*.colliderGroups.*",
+     "VRM.secondaryAnimation.colliderGroups"),
 )  # fmt: skip
 
 
@@ -582,8 +583,9 @@ def build_glb(gltf_json: dict, binary: bytes) -> bytes:
     text += b" " * (-len(text) % 4)
     binary += b"\0" * (-len(binary) % 4)
     length = 12 + 8 + len(text) + 8 + len(binary)
-    return (struct.pack("<4sII", b"glTF", 2, length) + struct.pack("<I4s", len(text), b"JSON") + text
-            + struct.pack("<I4s", len(binary), b"BIN\0") + binary)  # fmt: skip
+    header = struct.pack("<4sII", b"glTF", 2, length)
+    chunks = struct.pack("<I4s", len(text), b"JSON") + text
+    return header + chunks + struct.pack("<I4s", len(binary), b"BIN\0") + binary
 
 
 def assert_valid_file(

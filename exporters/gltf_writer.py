@@ -273,6 +273,8 @@ def check_avatar(avatar: Avatar) -> None:
     for name in ("vertices", "normals", "uvs", "weights"):
         if not np.isfinite(getattr(avatar, name)).all():
             raise ValueError(f"avatar.{name} contains NaN or infinity")
+    if avatar.triangle_count == 0 or v == 0:
+        raise ValueError("the avatar has no triangles")
     joint_count = len(avatar.skeleton.names)
     if v and int(avatar.joints.max()) >= joint_count:
         raise ValueError("avatar.joints refers to a joint the skeleton does not have")
@@ -379,6 +381,8 @@ def write_avatar(writer: GltfWriter, avatar: Avatar, rotate_y180: bool = False) 
     index_dtype = np.uint16 if len(positions) <= 65535 else np.uint32
     primitives = []
     for sub in avatar.submeshes:
+        if len(sub.faces) == 0:
+            continue  # glTF accessors cannot be empty
         indices = writer.add_accessor(
             np.asarray(sub.faces, dtype=index_dtype).reshape(-1), target=ELEMENT_ARRAY_BUFFER
         )

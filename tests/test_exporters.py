@@ -165,11 +165,6 @@ def _png(size: int, colour: tuple[int, int, int]) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def thumbnail() -> bytes:
-    return _png(64, (250, 120, 90))
-
-
-@pytest.fixture(scope="module")
 def avatars() -> dict[str, tuple[Avatar, str]]:
     """label -> (avatar, quality)."""
     result = {label: (build_avatar(params, quality), quality) for label, params, quality in BUILT}
@@ -178,10 +173,10 @@ def avatars() -> dict[str, tuple[Avatar, str]]:
 
 
 @pytest.fixture(scope="module")
-def files(avatars, thumbnail) -> dict[str, bytes]:
+def files(avatars, thumbnail_png) -> dict[str, bytes]:
     """'<label>.<format>' -> exported bytes, for every avatar and format."""
     return {
-        f"{label}.{fmt}": exporters.export(avatar, fmt, thumbnail)
+        f"{label}.{fmt}": exporters.export(avatar, fmt, thumbnail_png)
         for label, (avatar, _quality) in avatars.items()
         for fmt in exporters.FORMATS
     }
@@ -320,7 +315,7 @@ def test_vrm0_blend_shapes_map_the_presets(files):
         assert {b["weight"] for g in groups for b in g["binds"]} == {100.0}
 
 
-def test_vrm_materials_springs_and_thumbnail(avatars, files, thumbnail):
+def test_vrm_materials_springs_and_thumbnail(avatars, files, thumbnail_png):
     for label, (avatar, _q) in avatars.items():
         gltf1, bin1 = parse_glb(files[f"{label}.vrm1"])
         gltf0, bin0 = parse_glb(files[f"{label}.vrm0"])
@@ -337,7 +332,10 @@ def test_vrm_materials_springs_and_thumbnail(avatars, files, thumbnail):
         texture0 = gltf0["textures"][vrm0["meta"]["texture"]]
         view0 = gltf0["bufferViews"][gltf0["images"][texture0["source"]]["bufferView"]]
         for view, binary in ((view1, bin1), (view0, bin0)):
-            assert binary[view["byteOffset"] : view["byteOffset"] + view["byteLength"]] == thumbnail
+            assert (
+                binary[view["byteOffset"] : view["byteOffset"] + view["byteLength"]]
+                == thumbnail_png
+            )
         # Spring bones: one spring per chain, colliders on the head.
         springs = gltf1["extensions"]["VRMC_springBone"]
         assert len(springs["springs"]) == len(avatar.spring_chains) >= 1
@@ -362,11 +360,11 @@ def test_gaze_falls_back_to_expressions_without_weighted_eye_bones():
 # -- the facade and bad input -----------------------------------------------------------------
 
 
-def test_facade_formats_and_errors(thumbnail):
+def test_facade_formats_and_errors(thumbnail_png):
     avatar = handmade_avatar()
     assert exporters.FORMATS == ("glb", "vrm1", "vrm0")
     assert exporters.FILE_EXTENSIONS == {"glb": ".glb", "vrm1": ".vrm", "vrm0": ".vrm"}
-    assert exporters.export(avatar, "glb", thumbnail) == exporters.export(avatar, "glb")
+    assert exporters.export(avatar, "glb", thumbnail_png) == exporters.export(avatar, "glb")
     with pytest.raises(ValueError, match="unknown format"):
         exporters.export(avatar, "fbx")
     with pytest.raises(ValueError, match="not a PNG"):

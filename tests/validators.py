@@ -303,8 +303,11 @@ class Budget:
     max_skinned_meshes: int = 1
 
 
+# Issue 3: default = VRChat Quest "Excellent" (7,500 triangles, 1-2 materials, 75 bones, one
+# texture of at most 1024 x 1024); high = PC "Excellent" (32k triangles, 4 materials, 75 bones,
+# 40 MB of texture memory, which a 2048 x 2048 RGBA atlas with mipmaps fits).
 DEFAULT_BUDGET = Budget(max_triangles=7_500, max_materials=2, max_bones=75, max_texture_size=1024)
-HIGH_BUDGET = Budget(max_triangles=32_000, max_materials=4, max_bones=75, max_texture_size=1024)
+HIGH_BUDGET = Budget(max_triangles=32_000, max_materials=4, max_bones=75, max_texture_size=2048)
 
 
 def node_parents(gltf: dict) -> tuple[dict[int, int], list[str]]:
@@ -390,7 +393,7 @@ def _mesh_problems(gltf: dict, binary: bytes, skin_of_mesh: dict[int, int]) -> l
             attributes = primitive["attributes"]
             vertex_count = gltf["accessors"][attributes["POSITION"]]["count"]
             if "indices" in primitive:
-                if read_accessor(gltf, binary, primitive["indices"]).max() >= vertex_count:
+                if read_accessor(gltf, binary, primitive["indices"]).max(initial=0) >= vertex_count:
                     problems.append(f"{where}: index beyond the vertex count")
             if "WEIGHTS_0" not in attributes:
                 continue
@@ -400,7 +403,7 @@ def _mesh_problems(gltf: dict, binary: bytes, skin_of_mesh: dict[int, int]) -> l
                 problems.append(f"{where}: skin weights must be >= 0 and sum to 1")
             if m not in skin_of_mesh:
                 problems.append(f"{where}: skinned, but no node gives it a skin")
-            elif joints.max() >= len(gltf["skins"][skin_of_mesh[m]]["joints"]):
+            elif joints.max(initial=0) >= len(gltf["skins"][skin_of_mesh[m]]["joints"]):
                 problems.append(f"{where}: joint index beyond the skin's joints")
     return problems
 

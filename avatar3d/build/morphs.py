@@ -1,0 +1,445 @@
+"""Morph targets: every name in MORPH_TARGET_NAMES from a few reusable primitives.
+
+A primitive is one displacement field, computed on the slider-deformed avatar:
+ - patch primitives re-project a face patch with displaced local coordinates
+   (eye lids, iris shifts, brows, lips) and push the result through the same
+   head-shape field as the neutral patch, so they fit every face;
+ - surface primitives move the head skin (jaw, cheeks) with smooth,
+   compactly supported fields, and the tongue rigidly.
+Each morph target is a weighted sum of primitives (`RECIPES`). `MORPH_REGIONS`
+says which vertex region labels a target may move; tests check it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..avatar import MORPH_TARGET_NAMES
+from .face import PatchSpec, Placement, local_metres, place_patch
+from .layout import EYE_LID_V, LIFT
+from .shapes import smoothstep
+
+Primitive = tuple[np.ndarray, np.ndarray]  # (indices (n,), deltas (n, 3))
+
+_B_LID = 1.0 - 2.0 * EYE_LID_V  # the lower-lid line in the eye's local b coordinate
+
+
+@dataclass
+class MorphContext:
+    """What the primitives need from one built avatar.
+
+    positions: (V, 3) final neutral vertices; field: the head-shape field
+    (points (N, 3) -> points); patches: label -> (spec, placement, vertex indices);
+    head, tongue: vertex indices; blush: side -> indices; mouth_point, mouth_dir:
+    the mouth centre (3,) and its outward direction (3,); cheeks: side -> centre (3,).
+    """
+
+    positions: np.ndarray
+    field: Callable[[np.ndarray], np.ndarray]
+    patches: dict[str, tuple[PatchSpec, Placement, np.ndarray]]
+    head: np.ndarray
+    tongue: np.ndarray
+    blush: dict[int, np.ndarray]
+    mouth_point: np.ndarray
+    mouth_dir: np.ndarray
+    cheeks: dict[int, np.ndarray]
+
+
+def _patch(ctx: MorphContext, label: str, fn) -> Primitive:
+    """Re-project patch `label` with fn(spec, place, local (N, 2), lift (N,)) -> (local, lift)."""
+    spec, place, idx = ctx.patches[label]
+    local = local_metres(spec, place)
+    lift = np.full(len(local), LIFT[spec.feature])
+    new_local, new_lift = fn(spec, place, local.copy(), lift.copy())
+    moved, _ = place_patch(spec, place, new_local, new_lift)
+    return idx, ctx.field(moved) - ctx.positions[idx]
+
+
+def _combine(*prims: Primitive) -> Primitive:
+    return np.concatenate([p[0] for p in prims]), np.concatenate([p[1] for p in prims])
+
+
+# --- eyes ------------------------------------------------------------------------------
+
+
+def _eye_remap(ctx: MorphContext, side: str, xs, ys, iris: str) -> Primitive:
+    """Remap the eye's rows: local b -> np.interp(b, xs, ys); the iris follows ("same"),
+    collapses onto the lid line ("collapse") or stays ("keep")."""
+    eye_half = ctx.patches[f"eye_{side}"][1].half[1]
+
+    def eye_fn(spec, place, local, lift):
+        local[:, 1] = np.interp(local[:, 1] / eye_half, xs, ys) * eye_half
+        return local, lift
+
+    def iris_fn(spec, place, local, lift):
+        if iris == "collapse":
+            local[:, 1] = _B_LID * eye_half
+            lift = lift - 0.0009  # tucked behind the closed lid
+        else:
+            local[:, 1] = np.interp(local[:, 1] / eye_half, xs, ys) * eye_half
+        return local, lift
+
+    prims = [_patch(ctx, f"eye_{side}", eye_fn)]
+    if iris != "keep":
+        prims.append(_patch(ctx, f"iris_{side}", iris_fn))
+    return _combine(*prims)
+
+
+def _iris_shift(ctx: MorphContext, side: str, dx: float, dy: float) -> Primitive:
+    def fn(spec, place, local, lift):
+        local[:, 0] += dx * place.half[0] / 0.018
+        local[:, 1] += dy * place.half[1] / 0.0235
+        return local, lift
+
+    return _patch(ctx, f"iris_{side}", fn)
+
+
+# --- brows, nose ---------------------------------------------------------------------
+
+
+def _brow(ctx: MorphContext, side: str, inner_dy: float, outer_dy: float, dx_in: float = 0.0):
+    sign = 1 if side == "L" else -1
+
+    def fn(spec, place, local, lift):
+        inner = (1.0 - sign * spec.a) / 2.0  # 1 at the end nearest the nose
+        local[:, 1] += inner * inner_dy + (1.0 - inner) * outer_dy
+        local[:, 0] -= sign * dx_in * inner
+        return local, lift
+
+    return _patch(ctx, f"brow_{side}", fn)
+
+
+def _nose_sneer(ctx: MorphContext, sign: int) -> Primitive:
+    def fn(spec, place, local, lift):
+        w = smoothstep(-0.6, 1.0, sign * spec.a)
+        local[:, 1] += 0.0030 * w + 0.0008
+        local[:, 0] += sign * 0.0012 * w
+        return local, lift + 0.0008 * w
+
+    return _patch(ctx, "nose", fn)
+
+
+# --- mouth, jaw, tongue --------------------------------------------------------------
+
+
+def _mouth(ctx: MorphContext, fn) -> Primitive:
+    return _patch(ctx, "mouth", fn)
+
+
+def _jaw(ctx: MorphContext, down: float, forward: float, sideways: float) -> Primitive:
+    """Move the head skin and tongue below the mouth line (a smooth, local field)."""
+    idx = np.concatenate([ctx.head, ctx.tongue])
+    p = ctx.positions[idx]
+    m = ctx.mouth_point
+    w = (
+        smoothstep(m[1] + 0.002, m[1] - 0.012, p[:, 1])
+        * smoothstep(0.085, 0.03, np.abs(p[:, 0] - m[0]))
+        * smoothstep(m[2] - 0.08, m[2] - 0.04, p[:, 2])
+    )
+    delta = np.outer(w, [sideways, -down, forward - 0.3 * down])
+    keep = w > 0
+    return idx[keep], delta[keep]
+
+
+def _open(ctx: MorphContext) -> Primitive:
+    def fn(spec, place, local, lift):
+        lens = np.clip(1.0 - spec.a**2, 0.0, 1.0) ** 0.7
+        up = np.clip(spec.b / 0.08, 0.0, 1.0)
+        low = np.clip(-spec.b / 0.08, 0.0, 1.0)
+        local[:, 1] += (0.003 * up - 0.013 * low) * lens
+        return local, lift
+
+    return _combine(_mouth(ctx, fn), _jaw(ctx, 0.013, 0.0, 0.0))
+
+
+def _jaw_move(ctx: MorphContext, forward: float, sideways: float) -> Primitive:
+    def fn(spec, place, local, lift):
+        low = np.clip(-spec.b / 0.08, 0.0, 1.0)
+        local[:, 0] += sideways * low
+        return local, lift + forward * low
+
+    return _combine(_mouth(ctx, fn), _jaw(ctx, 0.0, forward, sideways))
+
+
+def _lip(ctx: MorphContext, dy_of) -> Primitive:
+    """Generic lip move: dy_of(a, b, y) -> (dx, dy, dlift) in metres."""
+
+    def fn(spec, place, local, lift):
+        dx, dy, dl = dy_of(spec.a, spec.b, local[:, 1])
+        local[:, 0] += dx
+        local[:, 1] += dy
+        return local, lift + dl
+
+    return _mouth(ctx, fn)
+
+
+def _tongue_out(ctx: MorphContext) -> Primitive:
+    delta = ctx.mouth_dir * 0.028 + np.array([0.0, -0.006, 0.0])
+    return ctx.tongue, np.tile(delta, (len(ctx.tongue), 1))
+
+
+# --- cheeks --------------------------------------------------------------------------
+
+
+def _cheek(ctx: MorphContext, side: int, out: float, up: float) -> Primitive:
+    idx = np.concatenate([ctx.head, ctx.blush[side]])
+    p = ctx.positions[idx]
+    rel = (p - ctx.cheeks[side]) / np.array([0.05, 0.035, 0.05])
+    w = smoothstep(1.0, 0.0, np.linalg.norm(rel, axis=1))
+    radial = p - (ctx.cheeks[side] - np.array([side * 0.1, 0.0, 0.1]))
+    radial /= np.linalg.norm(radial, axis=1, keepdims=True)
+    delta = w[:, None] * (out * radial + np.array([0.0, up, 0.0]))
+    keep = w > 0
+    return idx[keep], delta[keep]
+
+
+def primitives(ctx: MorphContext) -> dict[str, Primitive]:
+    """Every primitive displacement field of this avatar, by name."""
+
+    def lens(a):
+        return np.clip(1.0 - a**2, 0.0, 1.0) ** 0.5
+
+    def corner(a, sign):
+        return smoothstep(0.2, 1.0, sign * a)
+
+    def half(a, sign):
+        return smoothstep(-0.4, 1.0, sign * a)
+
+    zero = 0.0
+    hw = ctx.patches["mouth"][1].half[0]
+    out: dict[str, Primitive] = {
+        "open": _open(ctx),
+        "tongue": _tongue_out(ctx),
+        "jaw_forward": _jaw_move(ctx, 0.006, 0.0),
+        "jaw_left": _jaw_move(ctx, 0.0, 0.008),
+        "wide": _lip(ctx, lambda a, b, y: (0.35 * a * hw, 0.001 * a**2, zero)),
+        "narrow": _lip(ctx, lambda a, b, y: (-0.38 * a * hw, zero, zero)),
+        "forward": _lip(ctx, lambda a, b, y: (zero, zero, 0.005 * lens(a) * (1 - b**2))),
+        "shift_left": _lip(ctx, lambda a, b, y: (0.008 + 0 * a, zero, zero)),
+        "close": _lip(
+            ctx,
+            lambda a, b, y: (
+                zero,
+                -0.8 * y * smoothstep(1.0, 0.3, np.abs(b)),
+                0.002 * lens(a) * (1 - b**2),
+            ),
+        ),
+        "roll_lower": _lip(
+            ctx,
+            lambda a, b, y: (
+                zero,
+                0.0045 * np.clip(1 - np.abs(b + 0.4) / 0.4, 0, 1),
+                -0.0015 * np.clip(1 - np.abs(b + 0.4) / 0.4, 0, 1),
+            ),
+        ),
+        "roll_upper": _lip(
+            ctx,
+            lambda a, b, y: (
+                zero,
+                -0.0045 * np.clip(1 - np.abs(b - 0.4) / 0.4, 0, 1),
+                -0.0015 * np.clip(1 - np.abs(b - 0.4) / 0.4, 0, 1),
+            ),
+        ),
+        "shrug_lower": _lip(ctx, lambda a, b, y: (zero, 0.004 * np.clip(-b, 0, 1) * lens(a), zero)),
+        "shrug_upper": _lip(ctx, lambda a, b, y: (zero, 0.0035 * np.clip(b, 0, 1) * lens(a), zero)),
+    }
+    for sign, s in ((1, "L"), (-1, "R")):
+        out[f"corner_up_{s}"] = _lip(
+            ctx, lambda a, b, y, g=sign: (g * 0.002 * corner(a, g), 0.007 * corner(a, g), zero)
+        )
+        out[f"corner_down_{s}"] = _lip(
+            ctx, lambda a, b, y, g=sign: (zero, -0.006 * corner(a, g), zero)
+        )
+        out[f"corner_out_{s}"] = _lip(
+            ctx, lambda a, b, y, g=sign: (g * 0.006 * corner(a, g), -0.0015 * corner(a, g), zero)
+        )
+        out[f"dimple_{s}"] = _lip(
+            ctx,
+            lambda a, b, y, g=sign: (
+                g * 0.004 * corner(a, g),
+                0.001 * corner(a, g),
+                -0.0008 * corner(a, g),
+            ),
+        )
+        out[f"press_{s}"] = _lip(
+            ctx,
+            lambda a, b, y, g=sign: (
+                g * 0.0015 * half(a, g),
+                -0.6 * y * smoothstep(0.6, 0.2, np.abs(b)) * half(a, g),
+                -0.002 * half(a, g) * lens(a),
+            ),
+        )
+        out[f"upper_up_{s}"] = _lip(
+            ctx,
+            lambda a, b, y, g=sign: (
+                zero,
+                0.005 * np.clip(b / 0.08, 0, 1) * half(a, g) * lens(a),
+                zero,
+            ),
+        )
+        out[f"lower_down_{s}"] = _lip(
+            ctx,
+            lambda a, b, y, g=sign: (
+                zero,
+                -0.007 * np.clip(-b / 0.08, 0, 1) * half(a, g) * lens(a),
+                zero,
+            ),
+        )
+        out[f"close_{s}"] = _eye_remap(
+            ctx, s, [-1, _B_LID, 1], [-1, _B_LID, _B_LID + 0.06 * (1 - _B_LID)], "collapse"
+        )
+        out[f"squint_{s}"] = _eye_remap(
+            ctx, s, [-1, _B_LID, 0.55, 1], [-1, _B_LID + 0.35, 0.45, 1], "same"
+        )
+        out[f"wide_{s}"] = _eye_remap(ctx, s, [-1, _B_LID, 1], [-1, _B_LID, 1.22], "keep")
+        out[f"iris_x_{s}"] = _iris_shift(ctx, s, 0.011, 0.0)
+        out[f"iris_y_{s}"] = _iris_shift(ctx, s, 0.0, 0.008)
+        out[f"brow_up_{s}"] = _brow(ctx, s, 0.010, 0.010)
+        out[f"brow_down_{s}"] = _brow(ctx, s, -0.009, -0.005, 0.002)
+        out[f"brow_inner_up_{s}"] = _brow(ctx, s, 0.010, 0.0)
+        out[f"brow_outer_up_{s}"] = _brow(ctx, s, 0.0, 0.010)
+        out[f"brow_angry_{s}"] = _brow(ctx, s, -0.008, 0.002, 0.002)
+        out[f"cheek_puff_{s}"] = _cheek(ctx, sign, 0.008, 0.0)
+        out[f"cheek_squint_{s}"] = _cheek(ctx, sign, 0.001, 0.005)
+        out[f"sneer_{s}"] = _nose_sneer(ctx, sign)
+    return out
+
+
+def _both(name: str, weight: float = 1.0) -> list[tuple[str, float]]:
+    return [(f"{name}_L", weight), (f"{name}_R", weight)]
+
+
+# morph name -> [(primitive, weight)]
+RECIPES: dict[str, list[tuple[str, float]]] = {
+    "happy": _both("corner_up")
+    + _both("squint", 0.8)
+    + _both("close", 0.2)
+    + _both("cheek_squint", 0.6)
+    + [("open", 0.15)],
+    "angry": _both("brow_angry")
+    + _both("squint", 0.4)
+    + _both("corner_down", 0.7)
+    + [("narrow", 0.2)],
+    "sad": _both("brow_inner_up") + _both("close", 0.25) + _both("corner_down"),
+    "relaxed": _both("close", 0.45) + _both("corner_up", 0.5) + _both("brow_up", 0.2),
+    "surprised": _both("wide") + _both("brow_up") + [("open", 0.55), ("narrow", 0.4)],
+    "aa": [("open", 1.0)],
+    "ih": [("open", 0.3), ("wide", 0.6)],
+    "ou": [("narrow", 1.0), ("forward", 0.8), ("open", 0.3)],
+    "ee": [("wide", 1.0), ("open", 0.4)] + _both("corner_out", 0.3),
+    "oh": [("open", 0.7), ("narrow", 0.6), ("forward", 0.3)],
+    "blink": _both("close"),
+    "blinkLeft": [("close_L", 1.0)],
+    "blinkRight": [("close_R", 1.0)],
+    # VRM look directions are the character's: lookLeft turns the eyes to +X
+    "lookUp": _both("iris_y"),
+    "lookDown": _both("iris_y", -1.0),
+    "lookLeft": _both("iris_x"),
+    "lookRight": _both("iris_x", -1.0),
+    "jawForward": [("jaw_forward", 1.0)],
+    "jawLeft": [("jaw_left", 1.0)],
+    "jawRight": [("jaw_left", -1.0)],
+    "jawOpen": [("open", 1.0)],
+    "mouthClose": [("close", 1.0)],
+    "mouthFunnel": [("narrow", 0.7), ("open", 0.4), ("forward", 0.5)],
+    "mouthPucker": [("narrow", 1.0), ("forward", 1.0)],
+    "mouthLeft": [("shift_left", 1.0)],
+    "mouthRight": [("shift_left", -1.0)],
+    "mouthRollLower": [("roll_lower", 1.0)],
+    "mouthRollUpper": [("roll_upper", 1.0)],
+    "mouthShrugLower": [("shrug_lower", 1.0)],
+    "mouthShrugUpper": [("shrug_upper", 1.0)],
+    "browInnerUp": _both("brow_inner_up"),
+    "cheekPuff": _both("cheek_puff"),
+    "tongueOut": [("tongue", 1.0), ("open", 0.35)],
+    "viseme_sil": [("close", 0.15)] + _both("press", 0.15),
+    "viseme_PP": [("close", 0.6)] + _both("press", 0.5),
+    "viseme_FF": [("roll_lower", 0.7), ("open", 0.1)] + _both("upper_up", 0.3),
+    "viseme_TH": [("open", 0.25), ("tongue", 0.4)],
+    "viseme_DD": [("open", 0.3), ("wide", 0.3)],
+    "viseme_kk": [("open", 0.35), ("wide", 0.2)],
+    "viseme_CH": [("narrow", 0.5), ("forward", 0.6), ("open", 0.3)],
+    "viseme_SS": [("wide", 0.5), ("open", 0.15)],
+    "viseme_nn": [("open", 0.2), ("wide", 0.2)],
+    "viseme_RR": [("narrow", 0.5), ("open", 0.25), ("forward", 0.3)],
+    "viseme_aa": [("open", 1.0)],
+    "viseme_E": [("open", 0.5), ("wide", 0.5)],
+    "viseme_I": [("open", 0.3), ("wide", 0.8)],
+    "viseme_O": [("open", 0.7), ("narrow", 0.6), ("forward", 0.3)],
+    "viseme_U": [("narrow", 1.0), ("forward", 0.8), ("open", 0.2)],
+}
+for _side, _name in (("L", "Left"), ("R", "Right")):
+    _in = 1.0 if _side == "R" else -1.0  # looking in = towards the nose
+    RECIPES.update(
+        {
+            f"eyeBlink{_name}": [(f"close_{_side}", 1.0)],
+            f"eyeLookDown{_name}": [(f"iris_y_{_side}", -1.0)],
+            f"eyeLookIn{_name}": [(f"iris_x_{_side}", _in)],
+            f"eyeLookOut{_name}": [(f"iris_x_{_side}", -_in)],
+            f"eyeLookUp{_name}": [(f"iris_y_{_side}", 1.0)],
+            f"eyeSquint{_name}": [(f"squint_{_side}", 1.0)],
+            f"eyeWide{_name}": [(f"wide_{_side}", 1.0)],
+            f"mouthSmile{_name}": [(f"corner_up_{_side}", 1.0)],
+            f"mouthFrown{_name}": [(f"corner_down_{_side}", 1.0)],
+            f"mouthDimple{_name}": [(f"dimple_{_side}", 1.0)],
+            f"mouthStretch{_name}": [(f"corner_out_{_side}", 1.0)],
+            f"mouthPress{_name}": [(f"press_{_side}", 1.0)],
+            f"mouthLowerDown{_name}": [(f"lower_down_{_side}", 1.0)],
+            f"mouthUpperUp{_name}": [(f"upper_up_{_side}", 1.0)],
+            f"browDown{_name}": [(f"brow_down_{_side}", 1.0)],
+            f"browOuterUp{_name}": [(f"brow_outer_up_{_side}", 1.0)],
+            f"cheekSquint{_name}": [(f"cheek_squint_{_side}", 1.0)],
+            f"noseSneer{_name}": [(f"sneer_{_side}", 1.0)],
+        }
+    )
+
+_EYES = {"eye_L", "iris_L", "eye_R", "iris_R"}
+_BROWS = {"brow_L", "brow_R"}
+_MOUTH = {"mouth", "tongue", "face_L", "face_R"}
+_CHEEKS = {"face_L", "face_R", "blush_L", "blush_R"}
+
+
+def _region(name: str) -> frozenset[str]:
+    """Vertex region labels a morph target may move (derived from its name)."""
+    if name in ("happy", "angry", "sad", "relaxed", "surprised"):
+        return frozenset(_EYES | _BROWS | _MOUTH | _CHEEKS)
+    for side, full in (("L", "Left"), ("R", "Right")):
+        if name in (f"blink{full}", f"eyeBlink{full}") or (
+            name.startswith("eye") and name.endswith(full)
+        ):
+            return frozenset({f"eye_{side}", f"iris_{side}"})
+        if name.startswith("brow") and name.endswith(full):
+            return frozenset({f"brow_{side}"})
+        if name == f"cheekSquint{full}":
+            return frozenset({f"face_{side}", f"blush_{side}"})
+        if name == f"noseSneer{full}":
+            return frozenset({"nose"})
+    if name == "blink":
+        return frozenset(_EYES)
+    if name.startswith("look"):
+        return frozenset({"iris_L", "iris_R"})
+    if name.startswith("brow"):
+        return frozenset(_BROWS)
+    if name == "cheekPuff":
+        return frozenset(_CHEEKS)
+    return frozenset(_MOUTH)  # visemes, vowels, jaw, mouth, tongue
+
+
+MORPH_REGIONS: dict[str, frozenset[str]] = {name: _region(name) for name in MORPH_TARGET_NAMES}
+
+
+def morph_targets(ctx: MorphContext) -> dict[str, np.ndarray]:
+    """name -> (V, 3) float32 deltas for every MORPH_TARGET_NAMES entry, in order."""
+    prims = primitives(ctx)
+    count = len(ctx.positions)
+    out = {}
+    for name in MORPH_TARGET_NAMES:
+        delta = np.zeros((count, 3), np.float64)
+        for prim, weight in RECIPES[name]:
+            idx, d = prims[prim]
+            delta[idx] += weight * d  # a primitive's indices are unique
+        out[name] = delta.astype(np.float32)
+    return out

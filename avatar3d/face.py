@@ -6,12 +6,15 @@ Pipeline of `FaceAnalyzer.analyze` on an (H, W, 3) uint8 RGB image:
    face boxes anywhere in the image. FaceMesh's own detector is short-range:
    it misses a face that fills less than ~10% of a large photo, and in a group
    photo it finds only the nearest faces, so it is not used for finding faces.
-2. For each box (largest first, at most `max_faces`), a square region of
-   2.2 x the box is cut out, resized to 320 px and passed to FaceMesh
-   (`refine_landmarks=True`: 468 mesh points + 10 iris points). Landmarks are
-   mapped back to image pixels. If the detector finds nothing, FaceMesh runs
-   once on the whole image as a fallback (it sometimes finds very close or
-   upside-down faces the detector misses).
+2. For each box (largest first, at most `max_faces`), square regions of
+   1.8 and 2.6 x the box are cut out, resized to 320 px and passed to FaceMesh
+   (`refine_landmarks=True`: 468 mesh points + 10 iris points), each also
+   mirrored; the landmarks of these passes are mapped back to image pixels and
+   averaged. FaceMesh's output jitters with its input framing by ~1-2% of the
+   face (more than the 0.05 slider tolerance for thin features such as lips);
+   averaging four framings cuts that jitter about in half. If the detector
+   finds nothing, FaceMesh runs on the whole image as a fallback (it finds
+   very close faces the detector misses).
 3. Head pose (yaw, pitch, roll) comes from the 3D landmarks; the policy checks
    size and pose; a similarity transform from five stable landmarks cuts the
    128 x 128 aligned crop that the regressor reads.
@@ -85,8 +88,44 @@ _CANONICAL_AXES = np.array(
     [[1.0, 0.0, 0.0], [0.0, math.cos(_T), math.sin(_T)], [0.0, -math.sin(_T), math.cos(_T)]]
 )
 
-# Detection -> FaceMesh crop.
-_DETECTION_CONTEXT = 2.2  # crop side / detection box side
+# MIRROR_INDEX[i] is the landmark that mirrors landmark i across the face's
+# midline (33 <-> 263, ...; 28 midline points map to themselves). Derived from
+# the canonical model's exact left/right symmetry; for the irises, both rims are
+# ordered (+x, top, -x, bottom) in the image, so 469 (+x of the right iris)
+# mirrors 476 (-x of the left one).
+MIRROR_INDEX = np.array(
+    [
+    0, 1, 2, 248, 4, 5, 6, 249, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 250, 251, 252,
+    253, 254, 255, 256, 257, 258, 259, 260, 261, 262, 263, 264, 265, 266, 267, 268, 269,
+    270, 271, 272, 273, 274, 275, 276, 277, 278, 279, 280, 281, 282, 283, 284, 285, 286,
+    287, 288, 289, 290, 291, 292, 293, 294, 295, 296, 297, 298, 299, 300, 301, 302, 303,
+    304, 305, 306, 307, 308, 309, 310, 311, 312, 313, 314, 315, 316, 317, 318, 319, 320,
+    321, 322, 323, 94, 324, 325, 326, 327, 328, 329, 330, 331, 332, 333, 334, 335, 336, 337,
+    338, 339, 340, 341, 342, 343, 344, 345, 346, 347, 348, 349, 350, 351, 352, 353, 354,
+    355, 356, 357, 358, 359, 360, 361, 362, 363, 364, 365, 366, 367, 368, 369, 370, 371,
+    372, 373, 374, 375, 376, 377, 378, 379, 151, 152, 380, 381, 382, 383, 384, 385, 386,
+    387, 388, 389, 390, 164, 391, 392, 393, 168, 394, 395, 396, 397, 398, 399, 175, 400,
+    401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417,
+    418, 195, 419, 197, 420, 199, 200, 421, 422, 423, 424, 425, 426, 427, 428, 429, 430,
+    431, 432, 433, 434, 435, 436, 437, 438, 439, 440, 441, 442, 443, 444, 445, 446, 447,
+    448, 449, 450, 451, 452, 453, 454, 455, 456, 457, 458, 459, 460, 461, 462, 463, 464,
+    465, 466, 467, 3, 7, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36,
+    37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58,
+    59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80,
+    81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 95, 96, 97, 98, 99, 100, 101, 102,
+    103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115, 116, 117, 118, 119,
+    120, 121, 122, 123, 124, 125, 126, 127, 128, 129, 130, 131, 132, 133, 134, 135, 136,
+    137, 138, 139, 140, 141, 142, 143, 144, 145, 146, 147, 148, 149, 150, 153, 154, 155,
+    156, 157, 158, 159, 160, 161, 162, 163, 165, 166, 167, 169, 170, 171, 172, 173, 174,
+    176, 177, 178, 179, 180, 181, 182, 183, 184, 185, 186, 187, 188, 189, 190, 191, 192,
+    193, 194, 196, 198, 201, 202, 203, 204, 205, 206, 207, 208, 209, 210, 211, 212, 213,
+    214, 215, 216, 217, 218, 219, 220, 221, 222, 223, 224, 225, 226, 227, 228, 229, 230,
+    231, 232, 233, 234, 235, 236, 237, 238, 239, 240, 241, 242, 243, 244, 245, 246, 247,
+    473, 476, 475, 474, 477, 468, 471, 470, 469, 472,
+    ]
+)  # fmt: skip
+
+# FaceMesh input side for the crops around a detection.
 _MESH_INPUT_SIDE = 320
 
 
@@ -150,6 +189,13 @@ class FaceAnalyzer:
     max_yaw, max_pitch: degrees; faces turned further answer `face_too_rotated`.
         Roll (in-plane rotation) is not limited: the aligned crop undoes it.
     min_confidence: detector / FaceMesh confidence threshold 0..1.
+    mesh_contexts: crop sizes (x the detection box) at which FaceMesh runs;
+        their landmarks are averaged. One value is fastest; the default two
+        halve the landmark jitter.
+    mirror_average: also run FaceMesh on each mirrored crop and average
+        (mirrored indices swapped back). FaceMesh is not exactly symmetric; this
+        makes a mirrored photo give the mirrored landmarks.
+    Each face costs len(mesh_contexts) x (2 if mirror_average else 1) FaceMesh runs.
     """
 
     def __init__(
@@ -159,15 +205,21 @@ class FaceAnalyzer:
         max_yaw: float = 45.0,
         max_pitch: float = 35.0,
         min_confidence: float = 0.5,
+        mesh_contexts: tuple[float, ...] = (1.8, 2.6),
+        mirror_average: bool = True,
     ):
         if max_faces < 1:
             raise ValueError("max_faces must be at least 1")
+        if not mesh_contexts or min(mesh_contexts) < 1.2:
+            raise ValueError("mesh_contexts needs at least one crop size >= 1.2 x the face box")
         import mediapipe as mp  # heavy import, only when an analyzer is made
 
         self.max_faces = int(max_faces)
         self.min_face_size = float(min_face_size)
         self.max_yaw = float(max_yaw)
         self.max_pitch = float(max_pitch)
+        self.mesh_contexts = tuple(float(c) for c in mesh_contexts)
+        self.mirror_average = bool(mirror_average)
         self._lock = threading.Lock()
         self._detector = mp.solutions.face_detection.FaceDetection(
             model_selection=1, min_detection_confidence=min_confidence
@@ -255,7 +307,8 @@ class FaceAnalyzer:
         boxes.sort(key=lambda item: _bbox_area(item[0]), reverse=True)
         found: list[tuple[np.ndarray, float]] = []
         for box, score in boxes[: self.max_faces]:
-            landmarks = self._mesh_in_box(rgb, box)
+            passes = [self._mesh_in_box(rgb, box, c) for c in self.mesh_contexts]
+            landmarks = _consistent_mean([p for p in passes if p is not None])
             if landmarks is None:
                 continue
             lm_box = _landmark_bbox(landmarks)
@@ -267,21 +320,39 @@ class FaceAnalyzer:
                 continue
             found.append((landmarks, score))
         if not found:
-            result = self._mesh.process(rgb)
-            if result.multi_face_landmarks:
-                found.append((_to_pixels(result.multi_face_landmarks[0], width, height), 0.5))
+            landmarks = self._mesh_landmarks(rgb)
+            if landmarks is not None:
+                found.append((landmarks, 0.5))
         return found
 
-    def _mesh_in_box(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray | None:
-        side = _DETECTION_CONTEXT * max(box[2] - box[0], box[3] - box[1])
+    def _mesh_landmarks(self, rgb: np.ndarray) -> np.ndarray | None:
+        """(478, 3) landmarks of the main face in `rgb` (pixels), or None."""
+        height, width = rgb.shape[:2]
+        result = self._mesh.process(rgb)
+        direct = None
+        if result.multi_face_landmarks:
+            direct = _to_pixels(result.multi_face_landmarks[0], width, height)
+        if not self.mirror_average:
+            return direct
+        result = self._mesh.process(np.ascontiguousarray(rgb[:, ::-1]))
+        if not result.multi_face_landmarks:
+            return direct
+        mirrored = _to_pixels(result.multi_face_landmarks[0], width, height)
+        mirrored[:, 0] = width - mirrored[:, 0]
+        mirrored = mirrored[MIRROR_INDEX]
+        if direct is None:
+            return mirrored
+        return _consistent_mean([direct, mirrored])
+
+    def _mesh_in_box(self, rgb: np.ndarray, box: np.ndarray, context: float) -> np.ndarray | None:
+        side = context * max(box[2] - box[0], box[3] - box[1])
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         k = _MESH_INPUT_SIDE / side  # crop pixels per image pixel
         to_crop = np.array([[k, 0.0, -k * (cx - side / 2)], [0.0, k, -k * (cy - side / 2)]])
         patch = warp_image(rgb, to_crop, _MESH_INPUT_SIDE)
-        result = self._mesh.process(patch)
-        if not result.multi_face_landmarks:
+        lm = self._mesh_landmarks(patch)
+        if lm is None:
             return None
-        lm = _to_pixels(result.multi_face_landmarks[0], _MESH_INPUT_SIDE, _MESH_INPUT_SIDE)
         lm[:, 0] = lm[:, 0] / k + (cx - side / 2)
         lm[:, 1] = lm[:, 1] / k + (cy - side / 2)
         lm[:, 2] = lm[:, 2] / k
@@ -433,6 +504,19 @@ def _to_pixels(face_landmarks: object, width: int, height: int) -> np.ndarray:
     if pts.shape != (NUM_LANDMARKS, 3):
         raise RuntimeError(f"FaceMesh returned {pts.shape[0]} landmarks, expected {NUM_LANDMARKS}")
     return pts * np.array([width, height, width], dtype=np.float64)
+
+
+def _consistent_mean(passes: list[np.ndarray]) -> np.ndarray | None:
+    """Mean of the landmark passes that agree with the first one (same face)."""
+    if not passes:
+        return None
+    first = passes[0]
+    size = float(np.ptp(first[:, :2], axis=0).max())
+    agree = [
+        p for p in passes
+        if np.median(np.linalg.norm(p[:, :2] - first[:, :2], axis=1)) < 0.1 * size
+    ]  # fmt: skip
+    return np.mean(agree, axis=0)
 
 
 def _check_rgb(rgb: object) -> np.ndarray:

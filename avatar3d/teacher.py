@@ -1,0 +1,512 @@
+"""The landmark/colour "teacher": measures `AvatarParams` fields on a real photo.
+
+Geometry comes from the 478 FaceMesh landmarks, which are free of lighting and
+skin tone. The landmarks are first *frontalised*: rotated by the head pose into
+the face's own frame (x toward the person's left, y down) and read as 2D, so a
+slightly turned head measures like a frontal one. Lengths are divided by one
+face scale U, the geometric mean of four expression-stable lengths (inter-ocular
+distance, face width, face length, eye-to-nose-base height). U rather than the
+inter-ocular distance (IOD) alone: with IOD as the unit, "eye spacing" could
+only be IOD / face width, the exact inverse of "face width" / IOD, and "eye
+size" (fissure / IOD) would be the only eye measurement left. Relative to U,
+every feature is compared with the face as a whole.
+
+Mapping to sliders. Each measurement m has a reference m0 and a spread sd:
+    log measurements (lengths):      slider = 0.5 + ln(m / m0) / (5 sd)
+    linear measurements (angles, positions): slider = 0.5 + (m - m0) / (5 sd)
+so the reference lands on 0.5 and +-2 sd (95% of adults) spans 0.1..0.9.
+m0 is the median, per measurement, of three anchor faces measured by this very
+code: MediaPipe's canonical face model
+(mediapipe/modules/face_geometry/data/canonical_face_model.obj, the mean face
+FaceMesh is built around; not in the wheel, so the numbers are written below)
+and FaceMesh's fits of the two real portraits available offline
+(scikit-image's astronaut, matplotlib's Grace Hopper). The canonical model alone
+was the first choice, but next to real fits (which agree with anthropometric
+norms) its face contour is ~10% wider and longer relative to the eyes, its eye
+fissures ~10% shorter and its eyes ~25% narrower, so every real face landed near
+the slider ends (eye_size 0.9-1.0). The median of three keeps any one atypical
+anchor (the stylised canonical mesh, the astronaut's broad smile) from setting
+the 0.5 point. sd is the relative spread of the matching anthropometric
+distance among adults (Farkas' norms: 4-7% for face and eye widths, ~10% for
+chin height, ~15% for lip and brow heights, ~3.5 deg canthal tilt), a little
+wider where the landmark fit adds noise. Three anchors are not a population:
+these are documented estimates, not a fit; `TeacherLabels.measurements` keeps the raw
+values so the constants can be refit on a labelled folder.
+
+Expressions (0 neutral .. 1 full) are thresholds on the same frontal geometry:
+eye aspect ratio for blinks, lip gap for mouth_open, mouth-corner lift for
+smile, brows beyond +1 sd for brow_raise (a high-browed face and raised brows
+look alike in one photo, hence the lower confidence).
+
+Colours: robust medians in CIELab over landmark-defined regions (cheeks and
+forehead, lips, iris ring, brows, and hair from MediaPipe selfie segmentation
+minus the face), each keeping only the 20-80% L* band (highlights and shadows
+rejected). Colours are the photo's colours: no exposure or white-balance
+correction is guessed (a 20% darker photo gives ~20% darker colours; see
+`tests/test_teacher.py`). A white reference that every face carries was tried
+(the whites of the eyes) and dropped: with glasses, narrowed or shadowed eyes
+it is too small or too dark, and the correction then depends on eye shape.
+
+"left"/"right" are the person's own (MediaPipe's convention), i.e. the image's
+right/left side in a non-mirrored photo. Nothing about gender, age or
+ethnicity is measured or stored.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from skimage.color import lab2rgb, rgb2lab
+
+from .face import FaceObservation, head_pose
+from .params import COLOR_FIELDS, EXPRESSION_SLIDERS, SHAPE_SLIDERS, AvatarParams, rgb_to_hex
+
+# -- landmark groups (MediaPipe FaceMesh indices) -------------------------------------
+FACE_OVAL = (10, 109, 67, 103, 54, 21, 162, 127, 234, 93, 132, 58, 172, 136, 150, 149, 176,
+             148, 152, 377, 400, 378, 379, 365, 397, 288, 361, 323, 454, 356, 389, 251, 284,
+             332, 297, 338)  # fmt: skip
+RIGHT_EYE_RING = (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7)
+LEFT_EYE_RING = (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249)
+RIGHT_BROW_UPPER, RIGHT_BROW_LOWER = (70, 63, 105, 66, 107), (46, 53, 52, 65, 55)
+LEFT_BROW_UPPER, LEFT_BROW_LOWER = (300, 293, 334, 296, 336), (276, 283, 282, 295, 285)
+LIPS_OUTER = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37,
+              39, 40, 185)  # fmt: skip
+LIPS_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82,
+              81, 80, 191)  # fmt: skip
+# Vertically matched outer/inner lip points (midline first).
+UPPER_LIP_OUTER, UPPER_LIP_INNER = (0, 37, 267, 39, 269), (13, 82, 312, 81, 311)
+LOWER_LIP_OUTER, LOWER_LIP_INNER = (17, 84, 314, 181, 405), (14, 87, 317, 178, 402)
+# Skin patches: the landmarks lying in the cheek areas (x 3..6.6 cm, y -0.9..3.3 cm
+# from the canonical origin) and on the lower forehead (from the top of the brows
+# up to 1.5 cm above them; higher up, bangs often cover the skin); their convex
+# hulls, minus the brows, are sampled.
+RIGHT_CHEEK = (50, 101, 118, 119, 123, 147, 187, 205, 207, 213, 216)
+LEFT_CHEEK = (280, 330, 347, 348, 352, 376, 411, 425, 427, 433, 436)
+FOREHEAD = (69, 108, 151, 337, 299, 296, 336, 9, 107, 66)
+RIGHT_IRIS, LEFT_IRIS = (468, 469, 470, 471, 472), (473, 474, 475, 476, 477)
+
+# -- mapping: reference (median of the three anchors), spread, kind -----------------------
+# name -> (reference m0, spread sd, "log" | "lin")
+SHAPE_MAPPING: dict[str, tuple[float, float, str]] = {
+    "face_width": (1.5864, 0.05, "log"),  # contour width 234-454 / U
+    "face_length": (1.7844, 0.05, "log"),  # upper forehead 10 to chin 152 (mouth gap removed) / U
+    "jaw_width": (1.2978, 0.07, "log"),  # jaw angle 172-397 / U
+    "chin_length": (0.4136, 0.11, "log"),  # lower lip 17 to chin 152 / U
+    "cheek_fullness": (0.9293, 0.035, "log"),  # lower-cheek width (58-288, 132-361) / face width
+    "eye_size": (0.3152, 0.07, "log"),  # eye fissure length / U
+    "eye_spacing": (0.7098, 0.05, "log"),  # IOD / U
+    "eye_tilt": (2.255, 3.5, "lin"),  # degrees, outer corner above inner corner
+    "eye_height": (0.6707, 0.025, "lin"),  # (chin - eye line) / (chin - upper forehead)
+    "brow_height": (0.2064, 0.15, "log"),  # eye line to brow / U
+    "brow_thickness": (0.0521, 0.2, "log"),  # upper to lower brow contour / U
+    "nose_size": (0.5264, 0.08, "log"),  # sqrt(alar width x bridge-to-base length) / U
+    "mouth_width": (0.5898, 0.07, "log"),  # mouth corners 61-291 / U
+    "mouth_height": (0.4234, 0.03, "lin"),  # (chin - upper inner lip) / (chin - eye line)
+    "lip_fullness": (0.1396, 0.15, "log"),  # upper + lower vermilion height (5-pair means) / U
+}
+EYE_ASPECT_REF = 0.2342  # eye aspect ratio of the canonical open eye (the narrowest anchor)
+SMILE_LIFT_REF = -0.0370  # (upper inner lip y - mouth corner y) / U on the canonical face
+SMILE_LIFT_RANGE = 0.09  # a broad smile lifts the corners ~9% of U (~8 mm) above neutral
+MOUTH_OPEN_RANGE = 0.45  # lip gap / U at a wide-open mouth (~4 cm)
+
+# Base confidence of each landmark measurement on a frontal, well-resolved face.
+SHAPE_CONFIDENCE: dict[str, float] = {
+    "head_size": 0.0,  # not measurable from a face crop
+    "ear_size": 0.0,  # ears are outside the mesh and often hidden
+    "brow_thickness": 0.3,  # the mesh's brow rows follow a template more than the hairs
+    "brow_height": 0.6,  # confounded with raised brows
+    "mouth_width": 0.6,  # widened by a smile
+    "lip_fullness": 0.6,
+    "cheek_fullness": 0.5,
+}
+DEFAULT_SHAPE_CONFIDENCE = 0.8
+EXPRESSION_CONFIDENCE = {"brow_raise": 0.5}
+DEFAULT_EXPRESSION_CONFIDENCE = 0.8
+
+L_BAND = (20.0, 80.0)  # percentiles of L* kept in every colour region
+
+
+@dataclass
+class TeacherLabels:
+    """Measured fields of one face.
+
+    shape: every `SHAPE_SLIDERS` name -> 0..1 (0.5 where not measurable).
+    expression: every `EXPRESSION_SLIDERS` name -> 0..1.
+    colors: every `COLOR_FIELDS` name -> "#rrggbb" sRGB (the default where no
+        pixels could be sampled, with confidence 0).
+    confidence: every field name above -> 0..1; 0 = not measured.
+    measurements: raw frontal measurements behind the sliders (unitless ratios,
+        degrees for eye_tilt), for refitting the mapping constants.
+    """
+
+    shape: dict[str, float]
+    expression: dict[str, float]
+    colors: dict[str, str]
+    confidence: dict[str, float]
+    measurements: dict[str, float] = field(default_factory=dict)
+
+
+def measure(
+    rgb: np.ndarray, face: FaceObservation, person_mask: np.ndarray | None = None
+) -> TeacherLabels:
+    """Measure shape, expression and colours of `face` in the (H, W, 3) uint8 RGB image.
+
+    person_mask: optional (H, W) float/bool person probability for hair sampling;
+        computed with MediaPipe selfie segmentation (one model per thread) if None.
+    """
+    landmarks = np.asarray(face.landmarks, dtype=np.float64)
+    if landmarks.shape != (478, 3) or not np.isfinite(landmarks).all():
+        raise ValueError("face.landmarks must be a finite (478, 3) array")
+    frontal = frontalize(landmarks)
+    raw = frontal_measurements(frontal)
+    pose_factor = _pose_factor(face.yaw, face.pitch)
+    iod_px = float(np.linalg.norm(face.eye_centres[1] - face.eye_centres[0]))
+    size_factor = float(np.clip(iod_px / 40.0, 0.25, 1.0))
+
+    shape, confidence = {}, {}
+    for name in SHAPE_SLIDERS:
+        if name in SHAPE_MAPPING and math.isfinite(raw[name]):
+            shape[name] = slider_from_measurement(name, raw[name])
+            base = SHAPE_CONFIDENCE.get(name, DEFAULT_SHAPE_CONFIDENCE)
+            confidence[name] = base * pose_factor * size_factor
+        else:
+            shape[name] = 0.5
+            confidence[name] = 0.0
+    expression = expression_from_measurements(raw)
+    geometry_ok = all(math.isfinite(v) for v in raw.values())
+    for name in EXPRESSION_SLIDERS:
+        base = EXPRESSION_CONFIDENCE.get(name, DEFAULT_EXPRESSION_CONFIDENCE)
+        confidence[name] = base * pose_factor * size_factor if geometry_ok else 0.0
+
+    if person_mask is None:
+        person_mask = segment_person(rgb)
+    colors, color_confidence = sample_colors(rgb, landmarks, person_mask, expression)
+    confidence.update({name: c * pose_factor for name, c in color_confidence.items()})
+    return TeacherLabels(
+        shape=shape,
+        expression=expression,
+        colors=colors,
+        confidence={k: round(float(v), 4) for k, v in confidence.items()},
+        measurements=raw,
+    )
+
+
+def labels_to_params(
+    labels: TeacherLabels, base: AvatarParams | None = None, min_confidence: float = 0.25
+) -> AvatarParams:
+    """`base` (default: a default AvatarParams) with every field measured at
+    confidence >= `min_confidence` replaced by the measurement. Fields the
+    teacher does not measure (hair style/length, glasses, name) keep `base`'s."""
+    params = AvatarParams.from_dict(base.to_dict()) if base is not None else AvatarParams()
+    for name, value in labels.shape.items():
+        if labels.confidence.get(name, 0.0) >= min_confidence:
+            params.shape[name] = float(value)
+    for name, value in labels.expression.items():
+        if labels.confidence.get(name, 0.0) >= min_confidence:
+            params.expression[name] = float(value)
+    for name, value in labels.colors.items():
+        if labels.confidence.get(name, 0.0) >= min_confidence:
+            setattr(params, name, value)
+    params.validate()
+    return params
+
+
+# -- geometry -----------------------------------------------------------------------
+def frontalize(landmarks: np.ndarray) -> np.ndarray:
+    """(N >= 468, 3) landmarks -> (N, 2) in the face's frame: origin between the eye
+    centres, x toward the person's left, y down, in units of the face scale U."""
+    _, _, _, rotation = head_pose(landmarks)
+    centre = (landmarks[[33, 133, 263, 362]]).mean(0)
+    frontal = ((landmarks - centre) @ rotation)[:, :2]
+    return frontal / face_scale(frontal)
+
+
+def face_scale(frontal: np.ndarray) -> float:
+    """U: geometric mean of IOD, face width, face length and eye-to-nose-base height
+    (NaN for degenerate landmarks, which then measure as NaN, never as a crash)."""
+    iod = _dist(frontal, (33, 133), (263, 362))
+    width = abs(frontal[454, 0] - frontal[234, 0])
+    length = _face_length(frontal)
+    eye_y = frontal[[33, 133, 263, 362], 1].mean()
+    midface = frontal[2, 1] - eye_y
+    product = iod * width * length * midface
+    return float(product**0.25) if product > 0 else math.nan
+
+
+def frontal_measurements(f: np.ndarray) -> dict[str, float]:
+    """Raw measurements (see SHAPE_MAPPING) plus expression cues from frontal landmarks."""
+    eye_y = f[[33, 133, 263, 362], 1].mean()
+    gap = _lip_gap(f)
+    chin_y = f[152, 1] - gap  # where the chin would be with the mouth closed
+    top_y = f[10, 1]
+    face_width = abs(f[454, 0] - f[234, 0])
+    cheek_width = 0.5 * (abs(f[288, 0] - f[58, 0]) + abs(f[361, 0] - f[132, 0]))
+    fissure = 0.5 * (np.linalg.norm(f[33] - f[133]) + np.linalg.norm(f[263] - f[362]))
+    tilt_right = math.degrees(math.atan2(f[133, 1] - f[33, 1], abs(f[133, 0] - f[33, 0])))
+    tilt_left = math.degrees(math.atan2(f[362, 1] - f[263, 1], abs(f[263, 0] - f[362, 0])))
+    brow_y = f[list(RIGHT_BROW_UPPER + RIGHT_BROW_LOWER + LEFT_BROW_UPPER + LEFT_BROW_LOWER), 1]
+    brow_rows = np.concatenate(
+        [f[list(RIGHT_BROW_LOWER), 1] - f[list(RIGHT_BROW_UPPER), 1],
+         f[list(LEFT_BROW_LOWER), 1] - f[list(LEFT_BROW_UPPER), 1]]
+    )  # fmt: skip
+    nose_width = abs(f[358, 0] - f[129, 0])
+    nose_length = f[2, 1] - f[168, 1]
+    # Vermilion heights, averaged over five outer/inner lip pairs per lip.
+    upper = f[list(UPPER_LIP_INNER), 1] - f[list(UPPER_LIP_OUTER), 1]
+    lower = f[list(LOWER_LIP_OUTER), 1] - f[list(LOWER_LIP_INNER), 1]
+    vermilion = upper.mean() + lower.mean()
+    return {
+        "face_width": float(face_width),
+        "face_length": float(chin_y - top_y),
+        "jaw_width": float(abs(f[397, 0] - f[172, 0])),
+        "chin_length": float(f[152, 1] - f[17, 1]),
+        "cheek_fullness": float(cheek_width / face_width),
+        "eye_size": float(fissure),
+        "eye_spacing": float(_dist(f, (33, 133), (263, 362))),
+        "eye_tilt": float(0.5 * (tilt_right + tilt_left)),
+        "eye_height": float((chin_y - eye_y) / (chin_y - top_y)),
+        "brow_height": float(eye_y - brow_y.mean()),
+        "brow_thickness": float(max(brow_rows.mean(), 1e-6)),
+        "nose_size": float(math.sqrt(max(nose_width * nose_length, 1e-12))),
+        "mouth_width": float(abs(f[291, 0] - f[61, 0])),
+        "mouth_height": float((chin_y - f[13, 1]) / (chin_y - eye_y)),
+        "lip_fullness": float(max(vermilion, 1e-6)),
+        # expression cues
+        "eye_aspect_right": _eye_aspect(f, (33, 133), ((160, 144), (158, 153))),
+        "eye_aspect_left": _eye_aspect(f, (263, 362), ((387, 373), (385, 380))),
+        "lip_gap": float(gap),
+        "smile_lift": float(f[13, 1] - 0.5 * (f[61, 1] + f[291, 1])),
+    }
+
+
+def slider_from_measurement(name: str, value: float) -> float:
+    """Map a raw measurement to its 0..1 slider (see the module docstring); NaN -> 0.5."""
+    reference, spread, kind = SHAPE_MAPPING[name]
+    if not math.isfinite(value):
+        return 0.5
+    if kind == "log":
+        z = math.log(max(value, 1e-9) / reference) / spread
+    else:
+        z = (value - reference) / spread
+    return float(np.clip(0.5 + z / 5.0, 0.0, 1.0))
+
+
+def expression_from_measurements(raw: dict[str, float]) -> dict[str, float]:
+    """Expression sliders 0..1 from raw frontal measurements."""
+
+    def blink(aspect: float) -> float:
+        # open at >= 70% of the canonical eye's aspect ratio, shut at <= 30%
+        return _ramp(aspect, 0.70 * EYE_ASPECT_REF, 0.30 * EYE_ASPECT_REF)
+
+    brow_ref, brow_sd, _ = SHAPE_MAPPING["brow_height"]
+    brow_z = math.log(max(raw["brow_height"], 1e-9) / brow_ref) / brow_sd
+    return {
+        "smile": _ramp(raw["smile_lift"], SMILE_LIFT_REF, SMILE_LIFT_REF + SMILE_LIFT_RANGE),
+        "mouth_open": _ramp(raw["lip_gap"], 0.02, MOUTH_OPEN_RANGE),
+        "blink_left": blink(raw["eye_aspect_left"]),
+        "blink_right": blink(raw["eye_aspect_right"]),
+        "brow_raise": _ramp(brow_z, 1.0, 3.0),
+    }
+
+
+def _face_length(f: np.ndarray) -> float:
+    return float(f[152, 1] - _lip_gap(f) - f[10, 1])
+
+
+def _lip_gap(f: np.ndarray) -> float:
+    return float(max(0.0, f[14, 1] - f[13, 1]))
+
+
+def _eye_aspect(
+    f: np.ndarray, corners: tuple[int, int], lids: tuple[tuple[int, int], ...]
+) -> float:
+    """Lid opening (vertical, in the face frame) over eye width."""
+    width = np.linalg.norm(f[corners[0]] - f[corners[1]])
+    height = np.mean([f[b, 1] - f[a, 1] for a, b in lids])
+    return float(max(height, 0.0) / max(width, 1e-9))
+
+
+def _dist(f: np.ndarray, right: tuple[int, ...], left: tuple[int, ...]) -> float:
+    return float(np.linalg.norm(f[list(left)].mean(0) - f[list(right)].mean(0)))
+
+
+def _ramp(value: float, start: float, end: float) -> float:
+    """0 at `start`, 1 at `end` (either direction), linear and clipped in between; NaN -> 0."""
+    if not math.isfinite(value):
+        return 0.0
+    return float(np.clip((value - start) / (end - start), 0.0, 1.0))
+
+
+def _pose_factor(yaw: float, pitch: float) -> float:
+    return float(max(0.0, 1.0 - (yaw / 60.0) ** 2) * max(0.0, 1.0 - (pitch / 50.0) ** 2))
+
+
+# -- colours ------------------------------------------------------------------------
+_THREAD = threading.local()
+
+
+def segment_person(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) float32 person probability 0..1 from MediaPipe selfie segmentation.
+
+    One model per thread (MediaPipe graphs are not thread-safe)."""
+    segmenter = getattr(_THREAD, "segmenter", None)
+    if segmenter is None:
+        import mediapipe as mp
+
+        segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        _THREAD.segmenter = segmenter
+    mask = segmenter.process(np.ascontiguousarray(rgb)).segmentation_mask
+    if mask is None:
+        return np.zeros(rgb.shape[:2], np.float32)
+    return np.asarray(mask, dtype=np.float32)
+
+
+def sample_colors(
+    rgb: np.ndarray,
+    landmarks: np.ndarray,
+    person_mask: np.ndarray,
+    expression: dict[str, float] | None = None,
+) -> tuple[dict[str, str], dict[str, float]]:
+    """Robust colours of skin, lips, iris, brows and hair.
+
+    rgb: (H, W, 3) uint8; landmarks: (478, 3) pixels; person_mask: (H, W) 0..1.
+    Returns (colour field -> "#rrggbb", colour field -> confidence 0..1).
+    """
+    expression = expression or {}
+    height, width = rgb.shape[:2]
+    xy = landmarks[:, :2]
+    x0, y0 = xy.min(0)
+    x1, y1 = xy.max(0)
+    face_w, face_h = x1 - x0, y1 - y0
+    # Work in a window around the head (hair reaches ~0.8 face heights above the mesh).
+    win = (
+        int(np.clip(math.floor(x0 - 0.7 * face_w), 0, width)),
+        int(np.clip(math.floor(y0 - 0.8 * face_h), 0, height)),
+        int(np.clip(math.ceil(x1 + 0.7 * face_w), 0, width)),
+        int(np.clip(math.ceil(y1 + 0.1 * face_h), 0, height)),
+    )
+    if win[2] - win[0] < 2 or win[3] - win[1] < 2:
+        return _defaults(), {name: 0.0 for name in COLOR_FIELDS}
+    patch = rgb[win[1] : win[3], win[0] : win[2]]
+    pts = xy - [win[0], win[1]]
+    shape = patch.shape[:2]
+
+    def hull(indices: tuple[int, ...]) -> np.ndarray:
+        return _fill(shape, cv2.convexHull(pts[list(indices)].astype(np.float32)), convex=True)
+
+    def ring(indices: tuple[int, ...]) -> np.ndarray:
+        return _fill(shape, pts[list(indices)])
+
+    eye_open = ring(RIGHT_EYE_RING) | ring(LEFT_EYE_RING)
+    irises = [(pts[i[0]], _iris_radius(pts, i)) for i in (RIGHT_IRIS, LEFT_IRIS)]
+    iris_ring = np.zeros(shape, bool)
+    for centre, radius in irises:
+        iris_ring |= _disk(shape, centre, 0.95 * radius) & ~_disk(shape, centre, 0.45 * radius)
+
+    lips_region = ring(LIPS_OUTER) & ~ring(LIPS_INNER)
+    brow_region = (ring(RIGHT_BROW_UPPER + RIGHT_BROW_LOWER[::-1])
+                   | ring(LEFT_BROW_UPPER + LEFT_BROW_LOWER[::-1]))  # fmt: skip
+    margin = max(1, int(round(0.02 * max(face_w, face_h))))
+    brow_grown = cv2.dilate(brow_region.astype(np.uint8), np.ones((2 * margin + 1,) * 2, np.uint8))
+    skin_region = (hull(RIGHT_CHEEK) | hull(LEFT_CHEEK) | hull(FOREHEAD)) & (brow_grown == 0)
+    iris_region = iris_ring & eye_open
+
+    colors, confidence = _defaults(), {name: 0.0 for name in COLOR_FIELDS}
+    skin_lab, n_skin = _robust_lab(patch[skin_region], L_BAND)
+    if skin_lab is not None:
+        colors["skin_color"] = _lab_to_hex(skin_lab)
+        confidence["skin_color"] = min(1.0, n_skin / 150.0)
+    lip_lab, n_lip = _robust_lab(patch[lips_region], L_BAND)
+    if lip_lab is not None:
+        colors["lip_color"] = _lab_to_hex(lip_lab)
+        confidence["lip_color"] = min(1.0, n_lip / 60.0) * 0.9
+    # Brows: hairs are the darker half of the brow polygon (skin shows between them).
+    brow_lab, n_brow = _robust_lab(patch[brow_region], (5.0, 50.0))
+    if brow_lab is not None:
+        colors["brow_color"] = _lab_to_hex(brow_lab)
+        confidence["brow_color"] = min(1.0, n_brow / 60.0) * 0.7
+    # Iris: ring between pupil and limbus inside the lids; the band drops the
+    # pupil edge (darkest) and the catch-light (brightest).
+    iris_lab, n_iris = _robust_lab(patch[iris_region], (15.0, 70.0))
+    if iris_lab is not None:
+        openness = 1.0 - max(expression.get("blink_left", 0.0), expression.get("blink_right", 0.0))
+        colors["iris_color"] = _lab_to_hex(iris_lab)
+        confidence["iris_color"] = min(1.0, n_iris / 40.0) * 0.7 * openness
+
+    hair_region = _hair_region(patch, pts, person_mask[win[1] : win[3], win[0] : win[2]])
+    if skin_lab is not None:
+        # ears, neck and bare scalp are person-but-not-hair: drop skin-like pixels
+        hair_lab_all = _to_lab(patch[hair_region])
+        keep = np.linalg.norm(hair_lab_all - skin_lab, axis=1) > 12.0
+        hair_idx = np.flatnonzero(hair_region)[keep]
+        hair_region = np.zeros(shape, bool)
+        hair_region.flat[hair_idx] = True
+    hair_lab, n_hair = _robust_lab(patch[hair_region], L_BAND)
+    if hair_lab is not None:
+        colors["hair_color"] = _lab_to_hex(hair_lab)
+        expected = max(1.0, 0.15 * face_w * face_h)  # short hair covers ~15% of a face box
+        confidence["hair_color"] = min(1.0, n_hair / expected) * 0.8
+    return colors, {k: float(v) for k, v in confidence.items()}
+
+
+def _hair_region(patch: np.ndarray, pts: np.ndarray, person: np.ndarray) -> np.ndarray:
+    """Person pixels around and above the head, outside the (slightly grown) face oval."""
+    shape = patch.shape[:2]
+    oval = _fill(shape, pts[list(FACE_OVAL)])
+    face_size = float(np.ptp(pts[:, 0]) + np.ptp(pts[:, 1])) / 2
+    grow = max(1, int(round(0.04 * face_size)))
+    oval = cv2.dilate(oval.astype(np.uint8), np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)) > 0
+    above_mouth = np.arange(shape[0])[:, None] < pts[[61, 291], 1].mean()
+    return (person > 0.5) & ~oval & above_mouth
+
+
+def _to_lab(pixels: np.ndarray) -> np.ndarray:
+    """(N, 3) uint8 sRGB -> (N, 3) CIELab (D65)."""
+    if len(pixels) == 0:
+        return np.zeros((0, 3))
+    return rgb2lab(pixels[None].astype(np.float64) / 255.0)[0]
+
+
+def _robust_lab(pixels: np.ndarray, band: tuple[float, float]) -> tuple[np.ndarray | None, int]:
+    """Median Lab of the pixels whose L* lies in the given percentile band."""
+    if len(pixels) < 3:
+        return None, 0
+    lab = _to_lab(pixels)
+    low, high = np.percentile(lab[:, 0], band)
+    kept = lab[(lab[:, 0] >= low) & (lab[:, 0] <= high)]
+    if len(kept) == 0:
+        return None, 0
+    return np.median(kept, axis=0), len(kept)
+
+
+def _lab_to_hex(lab: np.ndarray) -> str:
+    return rgb_to_hex(np.clip(lab2rgb(np.asarray(lab, dtype=np.float64)[None, None])[0, 0], 0, 1))
+
+
+def _defaults() -> dict[str, str]:
+    defaults = AvatarParams()
+    return {name: getattr(defaults, name) for name in COLOR_FIELDS}
+
+
+def _fill(shape: tuple[int, int], polygon: np.ndarray, convex: bool = False) -> np.ndarray:
+    """Boolean mask of a polygon in (sub-)pixel coordinates (1/16 px precision)."""
+    mask = np.zeros(shape, np.uint8)
+    contour = np.round(np.asarray(polygon, dtype=np.float64).reshape(-1, 2) * 16).astype(np.int32)
+    if convex:
+        cv2.fillConvexPoly(mask, contour, 1, lineType=cv2.LINE_8, shift=4)
+    else:
+        cv2.fillPoly(mask, [contour], 1, lineType=cv2.LINE_8, shift=4)
+    return mask.astype(bool)
+
+
+def _disk(shape: tuple[int, int], centre: np.ndarray, radius: float) -> np.ndarray:
+    yy, xx = np.ogrid[: shape[0], : shape[1]]
+    return (xx + 0.5 - centre[0]) ** 2 + (yy + 0.5 - centre[1]) ** 2 <= radius**2
+
+
+def _iris_radius(pts: np.ndarray, iris: tuple[int, ...]) -> float:
+    return float(np.linalg.norm(pts[list(iris[1:])] - pts[iris[0]], axis=1).mean())

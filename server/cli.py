@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "inspect": "inspect",
     "serve": "serve",
     "client": "client",
+    "batch": "batch",
 }
 
 

@@ -1,0 +1,573 @@
+"""`chibi batch`: a folder (or a list) of photos -> one avatar file per face, resumable.
+
+The job, in order:
+
+1. `plan_inputs` lists the inputs (a folder, recursively, or a text file of
+   paths) and maps each to a sanitised output path that mirrors its relative
+   path inside OUTPUT. Entries that would read from outside the input's base
+   ('..', absolute paths elsewhere, symbolic links pointing out) are refused.
+2. `Ledger` reads OUTPUT/manifest.jsonl (one line per converted input) and
+   OUTPUT/failures.jsonl (one line per failed input). An input whose record
+   still matches (same options, same input sha256, outputs on disk with their
+   recorded sha256) is skipped; so is a failure with a lasting code on the same
+   input bytes. Both files are then rewritten atomically without stale or torn
+   lines, so each input appears in at most one line of one of them.
+3. An engine (`server.batch_local.run_local`, a process pool, or
+   `server.batch_ray.run_ray`, Ray Data) runs `Converter.convert_many` on the
+   pending inputs in workers that load the models once, and yields one result
+   dict per input.
+4. The driver alone writes: each file goes to a temporary name in its final
+   folder, is fsynced and renamed over the target; only then is the manifest
+   line appended, flushed and fsynced. A SIGKILL at any point leaves either no
+   line (the input is redone) or a complete one, and never a partial file
+   under a final name; a torn last line is ignored on the next run, and stray
+   temporary files (`.NAME.*.chibi-tmp`) are removed at start.
+
+Photos are read by the workers from the paths given and exist only in memory;
+nothing derived from their pixels is logged (messages carry error codes only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import sys
+import time
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from avatar3d.errors import ChibiError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
+OUTPUT_EXTENSIONS = {"glb": ".glb", "vrm1": ".vrm", "vrm0": ".vrm"}
+MANIFEST, FAILURES, LOCK = "manifest.jsonl", "failures.jsonl", ".chibi-batch.lock"
+TMP_SUFFIX = ".chibi-tmp"
+# Failures worth retrying on a rerun; any other code is a property of the photo itself.
+TRANSIENT_CODES = frozenset({"io_error", "worker_crashed", "internal_error"})
+MAX_NAME_BYTES = 150  # per sanitised path component, leaves room for suffixes under 255
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What every output of a job depends on; a manifest record is reused only if they match."""
+
+    format: str = "vrm1"
+    quality: str = "default"
+    all_faces: bool = False
+    preview: bool = False
+    model: str = "default"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input. key: its path relative to the input's base (POSIX), the ledger key;
+    path: the absolute path workers read; output: OUTPUT-relative path of the
+    first face's file; refused: why the entry is not read at all (None if read)."""
+
+    key: str
+    path: str
+    output: str
+    refused: str | None = None
+
+
+# -- planning: inputs and their output names -----------------------------------------
+
+_UNSAFE_CHARS = re.compile(r"[^\w\-. +@()\[\],]")
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{n}" for p in ("COM", "LPT") for n in
+                                                   range(1, 10)}
+
+
+def sanitize_name(name: str) -> str:
+    """One path component made safe on every common file system.
+
+    Letters and digits of any script and ``- . + @ ( ) [ ] ,`` space and ``_`` stay;
+    everything else (separators, control characters, ``~ : * ? " < > |``...)
+    becomes ``_``. Leading dots (hidden names, ``..``) and trailing dots/spaces
+    are removed, Windows device names get a ``_`` prefix, and the result is cut
+    to MAX_NAME_BYTES of UTF-8. Never empty. ``~`` never survives, so the
+    ``NAME~N`` names of extra faces cannot collide with another input's name.
+    """
+    name = _UNSAFE_CHARS.sub("_", unicodedata.normalize("NFC", name)).strip(" .")
+    name = name.encode()[:MAX_NAME_BYTES].decode(errors="ignore").strip(" .") or "_"
+    if name.split(".")[0].upper() in _WINDOWS_RESERVED:
+        name = "_" + name
+    return name
+
+
+def face_output_path(output: str, face: int) -> str:
+    """OUTPUT-relative path of face number `face` (0 = largest): NAME.vrm, NAME~1.vrm..."""
+    if face == 0:
+        return output
+    path = PurePosixPath(output)
+    return str(path.with_name(f"{path.stem}~{face}{path.suffix}"))
+
+
+def preview_path(output: str) -> str:
+    """The preview PNG written next to an avatar file: NAME.vrm -> NAME.preview.png."""
+    path = PurePosixPath(output)
+    return str(path.with_name(f"{path.stem}.preview.png"))
+
+
+def _inside(path: str, root: str) -> bool:
+    return os.path.commonpath([path, root]) == root
+
+
+def _map_outputs(keys: list[str], extension: str) -> list[str]:
+    """Input keys -> unique OUTPUT-relative paths (unique ignoring case, for macOS/Windows).
+
+    a/b.jpg -> a/b.vrm. When several inputs would share a name (b.jpg and b.png,
+    or names equal after sanitising) each keeps its old extension (b_jpg.vrm,
+    b_png.vrm), then a number is added if that is still taken.
+    """
+    def first_choice(key: str) -> tuple[list[str], str, str]:
+        parts = PurePosixPath(key).parts
+        folders = [sanitize_name(p) for p in parts[:-1]]
+        return folders, sanitize_name(PurePosixPath(parts[-1]).stem), parts[-1]
+
+    wanted = [first_choice(key) for key in keys]
+    counts: dict[str, int] = {}
+    for folders, stem, _ in wanted:
+        lowered = "/".join([*folders, stem]).lower()
+        counts[lowered] = counts.get(lowered, 0) + 1
+    taken: set[str] = set()
+    outputs = []
+    for folders, stem, filename in wanted:
+        candidates = [stem] if counts["/".join([*folders, stem]).lower()] == 1 else []
+        alternative = sanitize_name(filename.replace(".", "_"))
+        candidates += [alternative] + [f"{alternative}_{n}" for n in range(2, len(keys) + 2)]
+        for candidate in candidates:
+            path = "/".join([*folders, candidate + extension])
+            if path.lower() not in taken:
+                taken.add(path.lower())
+                outputs.append(path)
+                break
+    return outputs
+
+
+def _folder_entries(root: str, exclude: str | None) -> list[tuple[str, str, str | None]]:
+    """(key, path, refusal) for every image file under `root`, sorted; hidden names and
+    the `exclude` folder are skipped, folder symlinks are not followed."""
+    entries = []
+    for folder, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(
+            d for d in dirnames
+            if not d.startswith(".") and os.path.join(folder, d) != exclude
+        )  # fmt: skip
+        for name in sorted(filenames):
+            if name.startswith(".") or not name.lower().endswith(IMAGE_EXTENSIONS):
+                continue
+            path = os.path.join(folder, name)
+            key = PurePosixPath(*Path(os.path.relpath(path, root)).parts).as_posix()
+            refusal = None
+            if os.path.islink(path) and not _inside(os.path.realpath(path), root):
+                refusal = "a symbolic link to a file outside INPUT"
+            entries.append((key, path, refusal))
+    return entries
+
+
+def _list_entries(list_file: str, base: str) -> list[tuple[str, str, str | None]]:
+    """(key, path, refusal) for every line of a list file (blank and '#' lines skipped).
+
+    Relative lines are taken from `base`. Refused: a '..' component, an absolute
+    path outside `base`, a path that leaves `base` through a symbolic link, NUL.
+    A path listed twice is converted once.
+    """
+    try:
+        with open(list_file, "rb") as f:
+            text = f.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ChibiError("invalid_input", f"{list_file} is not a UTF-8 text file") from None
+    except OSError as exc:
+        raise ChibiError("invalid_input", f"cannot read {list_file}: {exc.strerror}") from None
+    lexical_base = os.path.abspath(base)
+    entries, seen = [], set()
+    for line in text.splitlines():
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        refusal, rel = None, os.path.normpath(entry)
+        if "\x00" in entry:
+            refusal = "contains a NUL character"
+        elif ".." in PurePosixPath(entry).parts:
+            refusal = "contains a '..' component"
+        elif os.path.isabs(entry):
+            inside = [b for b in (base, lexical_base) if _inside(rel, b)]
+            if inside:
+                rel = os.path.relpath(rel, inside[0])
+            else:
+                refusal = f"an absolute path outside the list's base {base}"
+        if refusal is None and rel in (".", ""):
+            refusal = "not a file name"
+        if refusal is None and not _inside(os.path.realpath(os.path.join(base, rel)), base):
+            refusal = "leaves the list's base through a symbolic link"
+        key = entry if refusal else PurePosixPath(*Path(rel).parts).as_posix()
+        if key not in seen:
+            seen.add(key)
+            entries.append((key, os.path.join(base, rel) if refusal is None else "", refusal))
+    return entries
+
+
+def plan_inputs(
+    input_path: str | os.PathLike, output_dir: str | os.PathLike, fmt: str,
+    base: str | os.PathLike | None = None,
+) -> list[Item]:  # fmt: skip
+    """The job's inputs and their output paths (see the module docstring).
+
+    input_path: a folder (walked recursively for IMAGE_EXTENSIONS) or a text file
+    with one path per line; base: the folder a list's relative paths start from
+    and that every listed photo must be inside (default: the list file's folder).
+    Raises ChibiError invalid_input / invalid_output for a job that cannot start.
+    """
+    if fmt not in OUTPUT_EXTENSIONS:
+        raise ChibiError("invalid_input", f"unknown format {fmt!r}")
+    source = os.path.realpath(input_path)
+    output = os.path.realpath(output_dir)
+    if not os.path.exists(source):
+        raise ChibiError("invalid_input", f"no such file or folder: {input_path}")
+    if os.path.isdir(source):
+        if base is not None:
+            raise ChibiError("invalid_input", "--base applies to list files only")
+        if _inside(source, output):
+            raise ChibiError("invalid_output", "OUTPUT must not be INPUT or a folder above it")
+        entries = _folder_entries(source, exclude=output if _inside(output, source) else None)
+    else:
+        base_dir = os.path.realpath(base if base is not None else os.path.dirname(source))
+        if not os.path.isdir(base_dir):
+            raise ChibiError("invalid_input", f"base is not a folder: {base}")
+        entries = _list_entries(source, base_dir)
+    keys = [key for key, _, refusal in entries if refusal is None]
+    outputs = dict(zip(keys, _map_outputs(keys, OUTPUT_EXTENSIONS[fmt]), strict=True))
+    return [Item(key, path, outputs.get(key, ""), refusal) for key, path, refusal in entries]
+
+
+# -- writing: atomic files, the ledger --------------------------------------------------
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike) -> str | None:
+    """sha256 of a regular file's contents, or None if it is missing/unreadable/not regular."""
+    try:
+        with open(path, "rb") as f:
+            if not os.path.stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return None
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def _fsync_dir(folder: str | os.PathLike) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Readers see the old file or the whole new one: temp name in the same folder, fsync,
+    rename, fsync the folder. A leftover temp file is named `.NAME.*.chibi-tmp`."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def output_file(root: Path, rel: str) -> Path:
+    """OUTPUT/rel with its folders created; refuses to pass through any symbolic link,
+    so a link planted inside OUTPUT cannot redirect a write outside it."""
+    folder = root
+    for part in PurePosixPath(rel).parts[:-1]:
+        folder = folder / part
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise ChibiError("unsafe_path", f"{folder} is a symbolic link or not a folder")
+        folder.mkdir(exist_ok=True)
+    return folder / PurePosixPath(rel).name
+
+
+def remove_temp_files(root: Path) -> int:
+    """Delete temporary files a killed run left under `root`; returns how many."""
+    removed = 0
+    for folder, _dirs, filenames in os.walk(root, followlinks=False):
+        for name in filenames:
+            if name.startswith(".") and name.endswith(TMP_SUFFIX):
+                os.unlink(os.path.join(folder, name))
+                removed += 1
+    return removed
+
+
+def read_jsonl(path: Path) -> dict[str, dict]:
+    """input key -> its last record; unparsable lines (a torn last line) are skipped."""
+    records: dict[str, dict] = {}
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().split(b"\n")
+    except FileNotFoundError:
+        return records
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if isinstance(record, dict) and isinstance(record.get("input"), str):
+            records[record["input"]] = record
+    return records
+
+
+def _line(record: dict) -> bytes:
+    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+class Ledger:
+    """OUTPUT/manifest.jsonl (successes) and OUTPUT/failures.jsonl (failures), append-only.
+
+    Holds an exclusive lock on OUTPUT/.chibi-batch.lock while open: two jobs never
+    write one OUTPUT. Every append is flushed and fsynced before it returns.
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._lock_fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            import fcntl
+
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise ChibiError("output_busy", f"another chibi batch is writing to {root}") from None
+        self.manifest = read_jsonl(root / MANIFEST)
+        self.failures = read_jsonl(root / FAILURES)
+        self._files: dict[str, Any] = {}
+
+    def rewrite(self, manifest: dict[str, dict], failures: dict[str, dict]) -> None:
+        """Replace both files (atomically) by exactly these records, then open them for appends."""
+        for name, records in ((MANIFEST, manifest), (FAILURES, failures)):
+            write_atomic(self.root / name, b"".join(_line(r) for r in records.values()))
+            self._files[name] = open(self.root / name, "ab")  # noqa: SIM115 - closed in close()
+
+    def append(self, name: str, record: dict) -> None:
+        f = self._files[name]
+        f.write(_line(record))
+        f.flush()
+        os.fsync(f.fileno())
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        os.close(self._lock_fd)
+
+
+def record_is_current(record: dict, item: Item, options: JobOptions, root: Path,
+                      input_sha: str | None) -> bool:  # fmt: skip
+    """True when a manifest record still describes this input's finished outputs."""
+    outputs = record.get("outputs") or []
+    if record.get("options") != options.to_dict() or input_sha is None:
+        return False
+    if record.get("input_sha256") != input_sha or not outputs:
+        return False
+    for number, entry in enumerate(outputs):
+        files = [(entry, face_output_path(item.output, number))]
+        if options.preview:
+            files.append((entry.get("preview") or {}, preview_path(files[0][1])))
+        for info, rel in files:
+            if info.get("path") != rel or (root / rel).is_symlink():
+                return False
+            if sha256_file(root / rel) != info.get("sha256"):
+                return False
+    return True
+
+
+# -- the driver ----------------------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    """What a run did. converted/failed: this run; skipped_ok/skipped_failed: inputs an
+    earlier run had finished; codes: failure code -> count (this run)."""
+
+    total: int
+    output: str
+    converted: int = 0
+    failed: int = 0
+    skipped_ok: int = 0
+    skipped_failed: int = 0
+    codes: dict[str, int] = field(default_factory=dict)
+    temp_removed: int = 0
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def accounted(self) -> int:
+        return self.converted + self.failed + self.skipped_ok + self.skipped_failed
+
+
+def default_workers() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def run_batch(
+    input_path: str | os.PathLike, output_dir: str | os.PathLike, options: JobOptions, *,
+    engine: str = "local", workers: int | None = None, address: str | None = None,
+    base: str | os.PathLike | None = None, retry_failed: bool = False, chunk: int = 2,
+    progress: bool = True,
+) -> Summary:  # fmt: skip
+    """Convert every input of INPUT into OUTPUT (see the module docstring); resumable.
+
+    engine: "local" (process pool of `workers`, default: the cores) or "ray" (Ray
+    Data; `address` joins a cluster, otherwise a local Ray of `workers` CPUs).
+    retry_failed: also redo inputs that failed with a lasting code (no_face...).
+    Ctrl-C stops cleanly (summary.interrupted). Raises ChibiError for a job that
+    cannot run (invalid_input, invalid_output, output_busy, io_error, not_available).
+    """
+    from tqdm import tqdm
+
+    items = plan_inputs(input_path, output_dir, options.format, base)
+    os.makedirs(output_dir, exist_ok=True)
+    root = Path(os.path.realpath(output_dir))
+    ledger = Ledger(root)
+    summary = Summary(total=len(items), output=str(root))
+    start = time.perf_counter()
+    try:
+        summary.temp_removed = remove_temp_files(root)
+        pending = _resume(items, ledger, options, retry_failed, summary)
+        bar = tqdm(
+            total=len(items), initial=summary.skipped_ok + summary.skipped_failed,
+            unit="photo", desc="chibi batch", file=sys.stderr, disable=not progress,
+            dynamic_ncols=True, mininterval=0.5, smoothing=0.05,
+        )  # fmt: skip
+        by_key = {item.key: item for item in pending}
+        for item in pending:
+            if item.refused:
+                _fail(ledger, summary, options, item.key, "unsafe_path", item.refused)
+                bar.update(1)
+        tasks = [(item.key, item.path) for item in pending if not item.refused]
+        results = _engine(engine, tasks, options, workers, address, chunk)
+        try:
+            for result in results:
+                _record(ledger, summary, options, root, by_key[result["key"]], result)
+                bar.set_postfix(ok=summary.converted, failed=summary.failed, refresh=False)
+                bar.update(1)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        finally:
+            results.close()
+            bar.close()
+    finally:
+        ledger.close()
+        summary.elapsed_s = time.perf_counter() - start
+    return summary
+
+
+def _engine(name: str, tasks: list, options: JobOptions, workers: int | None,
+            address: str | None, chunk: int):  # fmt: skip
+    if name == "local":
+        from .batch_local import run_local
+
+        return run_local(tasks, options, workers or default_workers(), chunk)
+    if name == "ray":
+        from .batch_ray import run_ray
+
+        return run_ray(tasks, options, workers, address, chunk)
+    raise ChibiError("invalid_input", f"unknown engine {name!r}; local or ray")
+
+
+def _resume(items: list[Item], ledger: Ledger, options: JobOptions, retry_failed: bool,
+            summary: Summary) -> list[Item]:  # fmt: skip
+    """Sort the inputs into done (counted in `summary`) and pending (returned), then rewrite
+    the ledger with the records of done inputs and of inputs outside this job."""
+    keys = {item.key for item in items}
+    manifest = {k: r for k, r in ledger.manifest.items() if k not in keys}
+    failures = {k: r for k, r in ledger.failures.items() if k not in keys}
+    pending = []
+    for item in items:
+        record, failure = ledger.manifest.get(item.key), ledger.failures.get(item.key)
+        if item.refused:
+            if failure and failure.get("code") == "unsafe_path":
+                failures[item.key] = failure
+                summary.skipped_failed += 1
+            else:
+                pending.append(item)
+            continue
+        sha = sha256_file(item.path) if (record or failure) else None
+        if record and record_is_current(record, item, options, ledger.root, sha):
+            manifest[item.key] = record
+            summary.skipped_ok += 1
+        elif (
+            failure and not retry_failed and sha is not None
+            and failure.get("code") not in TRANSIENT_CODES
+            and failure.get("options") == options.to_dict()
+            and failure.get("input_sha256") == sha
+        ):  # fmt: skip
+            failures[item.key] = failure
+            summary.skipped_failed += 1
+        else:
+            pending.append(item)
+    ledger.rewrite(manifest, failures)
+    return pending
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _fail(ledger: Ledger, summary: Summary, options: JobOptions, key: str, code: str,
+          message: str, input_sha: str | None = None) -> None:  # fmt: skip
+    ledger.append(FAILURES, {"input": key, "code": code, "message": message,
+                             "input_sha256": input_sha, "options": options.to_dict(),
+                             "finished_at": _now()})  # fmt: skip
+    summary.failed += 1
+    summary.codes[code] = summary.codes.get(code, 0) + 1
+
+
+def _record(ledger: Ledger, summary: Summary, options: JobOptions, root: Path, item: Item,
+            result: dict) -> None:  # fmt: skip
+    """Write one result: its files (atomically), then its manifest line; or a failure row."""
+    if not result["ok"]:
+        error = result["error"]
+        _fail(ledger, summary, options, item.key, error["code"], error["message"],
+              result["input_sha256"])  # fmt: skip
+        return
+    start = time.perf_counter()
+    outputs = []
+    try:
+        for number, face in enumerate(result["faces"]):
+            rel = face_output_path(item.output, number)
+            outputs.append(_write_file(root, rel, face["model"]) | {"params": face["params"]})
+            if face.get("preview") is not None:
+                outputs[-1]["preview"] = _write_file(root, preview_path(rel), face["preview"])
+    except ChibiError as exc:  # unsafe_path: a symbolic link planted inside OUTPUT
+        _fail(ledger, summary, options, item.key, exc.code, exc.message, result["input_sha256"])
+        return
+    timings = dict(result["timings_ms"], write=round((time.perf_counter() - start) * 1000, 2))
+    ledger.append(MANIFEST, {
+        "input": item.key, "input_sha256": result["input_sha256"],
+        "input_bytes": result["input_bytes"], "outputs": outputs,
+        "options": options.to_dict(), "timings_ms": timings, "finished_at": _now(),
+    })  # fmt: skip
+    summary.converted += 1
+
+
+def _write_file(root: Path, rel: str, data: bytes) -> dict[str, Any]:
+    try:
+        write_atomic(output_file(root, rel), data)
+    except OSError as exc:  # disk full, permissions: the whole job stops, a rerun resumes
+        raise ChibiError("io_error", f"cannot write {root / rel}: {exc.strerror or exc}") from exc
+    return {"path": rel, "sha256": sha256_bytes(data), "bytes": len(data)}

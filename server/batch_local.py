@@ -1,0 +1,217 @@
+"""The worker side of `chibi batch`: `Converter` (shared by every engine) and the local
+engine, a process pool with the models loaded once per worker process.
+
+A worker gets (key, path) pairs, reads each photo itself from the path (photos
+never travel through the driver or any queue, and are never written anywhere),
+and returns plain result dicts; only the driver writes files.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Generator, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from avatar3d.errors import ChibiError
+
+from .batch import JobOptions, sha256_bytes
+
+Task = tuple[str, str]  # (ledger key, absolute path of the photo)
+
+
+class Converter:
+    """Loads the photo pipeline and the 3D half once; converts photos given by path.
+
+    Every engine's workers (process pool initializer, Ray actor) run this same
+    code with one torch thread, so both engines write the same bytes.
+    """
+
+    def __init__(self, options: JobOptions):
+        import torch
+
+        from avatar3d.build import build_avatar
+        from avatar3d.params import AvatarParams
+        from avatar3d.pipeline import PhotoPipeline
+
+        # One worker per core: more torch threads would only compete, and a fixed
+        # thread count keeps the CNN's arithmetic (so the params) identical everywhere.
+        torch.set_num_threads(1)
+        self.options = options
+        self.pipeline = PhotoPipeline(options.model)
+        build_avatar(AvatarParams(), quality=options.quality)  # fills the base-model cache
+
+    def convert_many(self, tasks: list[Task]) -> list[dict[str, Any]]:
+        """One result dict per (key, path) task, in order (see `convert_one`)."""
+        return [self.convert_one(key, path) for key, path in tasks]
+
+    def convert_one(self, key: str, path: str) -> dict[str, Any]:
+        """One photo -> {"key", "ok", "input_sha256", "input_bytes", "faces": [{"model":
+        bytes, "params": dict, "preview": PNG bytes | None}], "error": {"code", "message"}
+        | None, "timings_ms": {stage: ms}}. A bad photo is a result, never an exception."""
+        timings: dict[str, float] = {}
+        result = _result(key)
+        clock = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[stage] = round(timings.get(stage, 0.0) + (now - clock) * 1000, 2)
+            clock = now
+
+        try:
+            data = read_photo(path)
+            result["input_sha256"], result["input_bytes"] = sha256_bytes(data), len(data)
+            lap("read")
+            result["faces"] = self._convert(data, lap)
+            result["ok"] = True
+        except ChibiError as exc:
+            result["error"] = {"code": exc.code, "message": exc.message}
+        except MemoryError:
+            result["error"] = {"code": "image_too_large", "message": "not enough memory"}
+        except Exception as exc:  # noqa: BLE001 - a bug costs one photo, not the job
+            result["error"] = {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
+        result["timings_ms"] = timings
+        return result
+
+    def _convert(self, data: bytes, lap: Any) -> list[dict[str, Any]]:
+        from avatar3d.build import build_avatar
+        from avatar3d.imageio import decode_image
+        from exporters import export
+        from exporters.preview import render_preview, render_thumbnail
+
+        rgb = decode_image(data)
+        lap("decode")
+        faces = self.pipeline.analyzer.analyze(rgb, all_faces=self.options.all_faces)
+        lap("faces")
+        # all faces of a photo go through the CNN as one batch
+        params_list = [r.params for r in self.pipeline.analyze_faces(rgb, faces)]
+        lap("params")
+        out = []
+        for params in params_list:
+            avatar = build_avatar(params, quality=self.options.quality)
+            lap("build")
+            thumbnail = render_thumbnail(avatar) if self.options.format != "glb" else None
+            lap("thumbnail")
+            model = export(avatar, self.options.format, thumbnail_png=thumbnail)
+            lap("export")
+            preview = render_preview(avatar) if self.options.preview else None
+            lap("preview")
+            out.append({"model": model, "params": params.to_dict(), "preview": preview})
+        return out
+
+
+def _result(key: str) -> dict[str, Any]:
+    return {"key": key, "ok": False, "input_sha256": None, "input_bytes": None, "faces": [],
+            "error": None, "timings_ms": {}}  # fmt: skip
+
+
+def read_photo(path: str) -> bytes:
+    """A photo's bytes. ChibiError io_error (missing, unreadable, not a regular file) or
+    image_too_large (over the decoder's byte limit, found without reading it all)."""
+    from avatar3d.imageio import DEFAULT_LIMITS
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO named x.jpg must not hang
+    except OSError as exc:
+        raise ChibiError("io_error", f"cannot open the photo: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        if not os.path.stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ChibiError("io_error", "not a regular file")
+        data = f.read(DEFAULT_LIMITS.max_bytes + 1)
+    if len(data) > DEFAULT_LIMITS.max_bytes:
+        raise ChibiError("image_too_large", f"the file is over {DEFAULT_LIMITS.max_bytes} bytes")
+    return data
+
+
+# -- the local engine ---------------------------------------------------------------------
+
+_converter: Converter | None = None
+_setup_error: str | None = None
+
+
+class WorkerSetupError(RuntimeError):
+    """A worker could not load the models (missing weights...): the job cannot run."""
+
+
+def _init_worker(options: JobOptions, parent_pid: int) -> None:
+    global _converter, _setup_error
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+    try:
+        _converter = Converter(options)
+    except Exception as exc:  # noqa: BLE001 - reported by the first task, see _convert_chunk
+        _setup_error = f"{type(exc).__name__}: {exc}"
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """A driver killed by SIGKILL cannot stop its pool, so each worker leaves by itself."""
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    os._exit(0)
+
+
+def _convert_chunk(tasks: list[Task]) -> list[dict[str, Any]]:
+    if _converter is None:
+        raise WorkerSetupError(_setup_error or "worker not initialised")
+    return _converter.convert_many(tasks)
+
+
+def run_local(
+    tasks: list[Task], options: JobOptions, workers: int, chunk: int = 2
+) -> Iterator[dict[str, Any]]:
+    """Convert `tasks` in `workers` processes; yields one result per task as they finish.
+
+    chunk: tasks per submission (amortises the inter-process round trip).
+    A photo that kills its worker (a crash in native code) breaks the pool: a new
+    pool takes over, and the tasks that were in flight are retried one at a time
+    in a pool of their own, so only the culprit ends as `worker_crashed`.
+    Raises ChibiError not_available when the workers cannot load the models.
+    """
+    queue = deque(tasks[i : i + chunk] for i in range(0, len(tasks), chunk))
+    suspects: deque[Task] = deque()
+    while queue or suspects:
+        if queue:
+            suspects.extend((yield from _pool_run(queue, workers, options)))
+            continue
+        task = suspects.popleft()
+        if (yield from _pool_run(deque([[task]]), 1, options)):
+            yield {**_result(task[0]), "error": {
+                "code": "worker_crashed", "message": "the worker process died on this photo"}}
+
+
+def _pool_run(
+    queue: deque[list[Task]], workers: int, options: JobOptions
+) -> Generator[dict[str, Any], None, list[Task]]:
+    """Run chunks from `queue` until it is empty (returns []) or the pool breaks
+    (returns the tasks that were in flight and had not been yielded)."""
+    import multiprocessing
+
+    pool = ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"),  # no forked torch state
+        initializer=_init_worker, initargs=(options, os.getpid()),
+    )  # fmt: skip
+    inflight: dict[Any, list[Task]] = {}
+    try:
+        while queue or inflight:
+            while queue and len(inflight) < 2 * workers:
+                chunk = queue.popleft()
+                inflight[pool.submit(_convert_chunk, chunk)] = chunk
+            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            for future in done:
+                try:
+                    results = future.result()
+                except BrokenProcessPool:
+                    return [task for chunk in inflight.values() for task in chunk]
+                except WorkerSetupError as exc:
+                    raise ChibiError("not_available", f"cannot load the models: {exc}") from None
+                del inflight[future]
+                yield from results
+        return []
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)

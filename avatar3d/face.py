@@ -146,7 +146,8 @@ class FaceObservation:
         image's right (the person's own left in a non-mirrored photo); pitch > 0:
         the face looks up; roll > 0: the head is tilted clockwise in the image.
     image_size: (width, height) of the decoded image in pixels.
-    score: detector confidence 0..1.
+    score: detector confidence 0..1 (0.5 for a face found by the whole-image
+        FaceMesh fallback, which reports no confidence).
     """
 
     landmarks: np.ndarray
@@ -278,6 +279,17 @@ class FaceAnalyzer:
             raise errors[0]  # type: ignore[misc]
         return passed
 
+    def analyze_image(
+        self, data: bytes, all_faces: bool = False, limits: ImageLimits = DEFAULT_LIMITS
+    ) -> tuple[np.ndarray, list[FaceObservation]]:
+        """Decode image bytes (`imageio.decode_image`) and `analyze` them with this analyzer.
+
+        Returns (the decoded (H, W, 3) uint8 RGB image, its faces). Raises ChibiError
+        `invalid_image`, `image_too_large`, `no_face`, `face_too_small`, `face_too_rotated`.
+        """
+        rgb = decode_image(data, limits)
+        return rgb, self.analyze(rgb, all_faces=all_faces)
+
     def _check(self, face: FaceObservation) -> ChibiError | None:
         if face.size < self.min_face_size:
             return ChibiError(
@@ -380,8 +392,7 @@ def analyze_image(
     Uses this thread's cached analyzer (default settings). Raises ChibiError
     `invalid_image`, `image_too_large`, `no_face`, `face_too_small`, `face_too_rotated`.
     """
-    rgb = decode_image(data, limits)
-    return rgb, thread_analyzer().analyze(rgb, all_faces=all_faces)
+    return thread_analyzer().analyze_image(data, all_faces=all_faces, limits=limits)
 
 
 # -- geometry -----------------------------------------------------------------------

@@ -21,6 +21,7 @@ from avatar3d.face import (
     analyze_image,
     head_pose,
 )
+from avatar3d.imageio import ImageLimits
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +187,27 @@ def test_exif_rotated_photo_gives_the_same_landmarks(astronaut, astronaut_face):
 def test_analyze_image_errors():
     expect_code("invalid_image", analyze_image, b"GIF89a not really")
     expect_code("no_face", analyze_image, jpeg_bytes(data.chelsea()))
+
+
+def test_analyzer_analyze_image_with_limits(analyzer, astronaut):
+    payload = jpeg_bytes(astronaut)
+    rgb, faces = analyzer.analyze_image(payload)
+    assert rgb.shape == (512, 512, 3) and len(faces) == 1
+    expect_code(
+        "image_too_large", analyzer.analyze_image, payload, limits=ImageLimits(max_pixels=512 * 511)
+    )
+
+
+def test_close_up_beyond_the_detector_is_found_by_the_fallback(analyzer, astronaut):
+    # The face overflows the frame: BlazeFace full-range finds nothing, FaceMesh's
+    # own detector on the whole image does.
+    close_up = cv2.resize(astronaut[80:170, 185:265], (600, 675), interpolation=cv2.INTER_CUBIC)
+    face = analyzer.analyze(close_up)[0]
+    assert face.size > 500
+    eyes = np.stack(
+        [face.crop_landmarks[[33, 133]].mean(0), face.crop_landmarks[[263, 362]].mean(0)]
+    )
+    assert np.abs(eyes - CANONICAL_CROP_POINTS[:2]).max() < 2.0
 
 
 def test_threads_get_their_own_analyzer_and_agree(astronaut):

@@ -165,7 +165,10 @@ class GltfWriter:
         target_count, vertex_count = deltas.shape[:2]
         if target_count == 0:
             return []
-        moved = (deltas != 0).any(axis=2)  # (T, V)
+        # (T, V) rows with a non-zero component: OR the float bits, shifting out the sign so
+        # -0.0 counts as zero (10x faster than `(deltas != 0).any(axis=2)`).
+        bits = np.ascontiguousarray(deltas).view(np.uint32)
+        moved = ((bits[..., 0] | bits[..., 1] | bits[..., 2]) << 1) != 0
         moved[~moved.any(axis=1), 0] = True
         targets, rows = np.nonzero(moved)  # ordered by target, then by row
         counts = np.bincount(targets, minlength=target_count)

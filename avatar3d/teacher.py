@@ -156,7 +156,8 @@ def measure(
     """Measure shape, expression and colours of `face` in the (H, W, 3) uint8 RGB image.
 
     person_mask: optional (H, W) float/bool person probability for hair sampling;
-        computed with MediaPipe selfie segmentation (one model per thread) if None.
+        if None, MediaPipe selfie segmentation (one model per thread) runs on the
+        region around the head, a selfie-like framing that suits it.
     """
     landmarks = np.asarray(face.landmarks, dtype=np.float64)
     if landmarks.shape != (478, 3) or not np.isfinite(landmarks).all():
@@ -182,8 +183,6 @@ def measure(
         base = EXPRESSION_CONFIDENCE.get(name, DEFAULT_EXPRESSION_CONFIDENCE)
         confidence[name] = base * pose_factor * size_factor if geometry_ok else 0.0
 
-    if person_mask is None:
-        person_mask = segment_person(rgb)
     colors, color_confidence = sample_colors(rgb, landmarks, person_mask, expression)
     confidence.update({name: c * pose_factor for name, c in color_confidence.items()})
     return TeacherLabels(
@@ -368,12 +367,13 @@ def segment_person(rgb: np.ndarray) -> np.ndarray:
 def sample_colors(
     rgb: np.ndarray,
     landmarks: np.ndarray,
-    person_mask: np.ndarray,
+    person_mask: np.ndarray | None = None,
     expression: dict[str, float] | None = None,
 ) -> tuple[dict[str, str], dict[str, float]]:
     """Robust colours of skin, lips, iris, brows and hair.
 
-    rgb: (H, W, 3) uint8; landmarks: (478, 3) pixels; person_mask: (H, W) 0..1.
+    rgb: (H, W, 3) uint8; landmarks: (478, 3) pixels; person_mask: (H, W) 0..1,
+    or None to segment the region around the head here.
     Returns (colour field -> "#rrggbb", colour field -> confidence 0..1).
     """
     expression = expression or {}
@@ -437,7 +437,11 @@ def sample_colors(
         colors["iris_color"] = _lab_to_hex(iris_lab)
         confidence["iris_color"] = min(1.0, n_iris / 40.0) * 0.7 * openness
 
-    hair_region = _hair_region(patch, pts, person_mask[win[1] : win[3], win[0] : win[2]])
+    if person_mask is None:
+        person = segment_person(patch)
+    else:
+        person = np.asarray(person_mask, dtype=np.float32)[win[1] : win[3], win[0] : win[2]]
+    hair_region = _hair_region(patch, pts, person)
     if skin_lab is not None:
         # ears, neck and bare scalp are person-but-not-hair: drop skin-like pixels
         hair_lab_all = _to_lab(patch[hair_region])

@@ -315,7 +315,7 @@ def write_avatar(writer: GltfWriter, avatar: Avatar, rotate_y180: bool = False) 
 
     # -- skeleton: one node per joint, translations relative to the parent ----
     skeleton = avatar.skeleton
-    offsets = turned(skeleton.local_offsets())
+    offsets = turned(skeleton.local_offsets()) + 0.0  # + 0.0 turns -0.0 into 0.0 for the JSON
     joint_nodes = list(range(len(gltf.nodes), len(gltf.nodes) + len(skeleton.names)))
     children: list[list[int]] = [[] for _ in skeleton.names]
     for joint, parent in enumerate(skeleton.parents.tolist()):

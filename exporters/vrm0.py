@@ -54,7 +54,7 @@ def _to_unity(offset: Any) -> dict[str, float]:
     so Unity's value is (-x, y, z).
     """
     x, y, z = (float(c) for c in offset)
-    return {"x": -x, "y": y, "z": z}
+    return {"x": 0.0 - x, "y": y, "z": z}  # 0.0 - x: no "-0.0" in the JSON
 
 
 def _srgb(linear: Any) -> list[float]:

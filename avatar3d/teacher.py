@@ -33,6 +33,14 @@ wider where the landmark fit adds noise. Three anchors are not a population:
 these are documented estimates, not a fit; `TeacherLabels.measurements` keeps the raw
 values so the constants can be refit on a labelled folder.
 
+Directions: larger = wider / longer / bigger / further apart / fuller; eye_tilt
+larger = outer corners higher; eye_height and mouth_height larger = higher on
+the face (eyes further from the chin, mouth closer to the eyes); brow_height
+larger = brows further above the eyes. head_size and ear_size are not
+measurable from the mesh (0.5, confidence 0); brow_thickness comes from the
+mesh's two brow rows, which follow a template more than the hairs (low
+confidence).
+
 Expressions (0 neutral .. 1 full) are thresholds on the same frontal geometry:
 eye aspect ratio for blinks, lip gap for mouth_open, mouth-corner lift for
 smile, brows beyond +1 sd for brow_raise (a high-browed face and raised brows
@@ -159,6 +167,8 @@ def measure(
         if None, MediaPipe selfie segmentation (one model per thread) runs on the
         region around the head, a selfie-like framing that suits it.
     """
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3:
+        raise ValueError("rgb must be an (H, W, 3) uint8 array")
     landmarks = np.asarray(face.landmarks, dtype=np.float64)
     if landmarks.shape != (478, 3) or not np.isfinite(landmarks).all():
         raise ValueError("face.landmarks must be a finite (478, 3) array")

@@ -90,6 +90,10 @@ def test_no_face(analyzer):
     expect_code("no_face", analyzer.analyze, data.chelsea())  # a cat
     expect_code("no_face", analyzer.analyze, data.coffee())
     expect_code("no_face", analyzer.analyze, np.full((200, 300, 3), 90, np.uint8))
+    noise = np.random.default_rng(1).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    expect_code("no_face", analyzer.analyze, noise)
+    for shape in ((1, 1, 3), (1, 2000, 3), (1600, 2, 3)):  # degenerate but valid arrays
+        expect_code("no_face", analyzer.analyze, np.zeros(shape, np.uint8))
 
 
 def test_bad_arrays(analyzer):

@@ -468,7 +468,7 @@ def test_structure_checks_catch_broken_files(files):
         (vrm1, share_bone, "share a node"),
         (vrm1, bad_expression, "no morph target 999"),
         (vrm1, weights_from_normals, "sum to 1"),
-        (vrm1, unchain_spring, "parent-child"),
+        (vrm1, unchain_spring, "not below the one before"),
         (vrm1, nan_position, "NaN"),
         (vrm0, drop_neck, "neck is not mapped"),
         (vrm0, missing_node, "is not one of"),

@@ -31,9 +31,6 @@ SHARED_DIR = REPO_ROOT.parent / "shared"
 SCHEMA_DIR = SHARED_DIR / "vrm-schema"
 VALIDATE_SCRIPT = REPO_ROOT / "tests" / "js" / "validate.mjs"
 
-# Infos the validator gives for the VRM extensions it does not know; not a problem.
-VRM_EXTENSIONS = ("VRM", "VRMC_vrm", "VRMC_springBone", "VRMC_materials_mtoon")
-
 # -- glTF-Validator ---------------------------------------------------------------
 
 
@@ -129,41 +126,33 @@ _DTYPES = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125:
 _WIDTHS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
 
 
-def _view_array(gltf: dict, binary: bytes, view_index: int, offset: int, dtype, count: int,
-                width: int) -> np.ndarray:  # fmt: skip
-    view = gltf["bufferViews"][view_index]
-    start = view.get("byteOffset", 0) + offset
-    itemsize = np.dtype(dtype).itemsize
-    stride = view.get("byteStride", itemsize * width)
-    raw = np.frombuffer(binary, dtype=np.uint8, count=stride * (count - 1) + itemsize * width,
-                        offset=start)  # fmt: skip
-    rows = np.lib.stride_tricks.as_strided(
-        raw, shape=(count, itemsize * width), strides=(stride, 1)
-    )
+def _rows(
+    gltf: dict, binary: bytes, where: dict, dtype: type, count: int, width: int
+) -> np.ndarray:
+    """(count, width) values stored at `where` (bufferView, byteOffset), honouring byteStride."""
+    view = gltf["bufferViews"][where["bufferView"]]
+    start = view.get("byteOffset", 0) + where.get("byteOffset", 0)
+    row_bytes = np.dtype(dtype).itemsize * width
+    stride = view.get("byteStride", row_bytes)
+    raw = np.frombuffer(binary, np.uint8, count=stride * (count - 1) + row_bytes, offset=start)
+    rows = np.lib.stride_tricks.as_strided(raw, shape=(count, row_bytes), strides=(stride, 1))
     return rows.copy().view(dtype).reshape(count, width)
 
 
 def read_accessor(gltf: dict, binary: bytes, index: int) -> np.ndarray:
     """An accessor's values as a dense (count, width) array, sparse substitution applied."""
     accessor = gltf["accessors"][index]
-    dtype, width, count = (
-        _DTYPES[accessor["componentType"]],
-        _WIDTHS[accessor["type"]],
-        accessor["count"],
-    )
+    dtype, count = _DTYPES[accessor["componentType"]], accessor["count"]
+    width = _WIDTHS[accessor["type"]]
     if "bufferView" in accessor:
-        values = _view_array(gltf, binary, accessor["bufferView"], accessor.get("byteOffset", 0),
-                             dtype, count, width)  # fmt: skip
-    else:
+        values = _rows(gltf, binary, accessor, dtype, count, width)
+    else:  # all zeros, unless sparse says otherwise
         values = np.zeros((count, width), dtype=dtype)
     sparse = accessor.get("sparse")
     if sparse:
-        idx = sparse["indices"]
-        rows = _view_array(gltf, binary, idx["bufferView"], idx.get("byteOffset", 0),
-                           _DTYPES[idx["componentType"]], sparse["count"], 1)[:, 0]  # fmt: skip
-        val = sparse["values"]
-        values[rows] = _view_array(gltf, binary, val["bufferView"], val.get("byteOffset", 0),
-                                   dtype, sparse["count"], width)  # fmt: skip
+        indices = sparse["indices"]
+        rows = _rows(gltf, binary, indices, _DTYPES[indices["componentType"]], sparse["count"], 1)
+        values[rows[:, 0]] = _rows(gltf, binary, sparse["values"], dtype, sparse["count"], width)
     return values
 
 
@@ -173,48 +162,33 @@ def read_accessor(gltf: dict, binary: bytes, index: int) -> np.ndarray:
 @cache
 def _schemas() -> tuple[Registry, dict[str, dict]]:
     """A registry of every schema keyed by its file name (how they refer to each other)."""
-    resources, roots = [], {}
-    for version in ("0.0", "1.0"):
-        for path in sorted((SCHEMA_DIR / version).glob("*.json")):
-            schema = json.loads(path.read_text(encoding="utf-8"))
-            resources.append(
-                (path.name, Resource.from_contents(schema, default_specification=DRAFT202012))
-            )
-            roots[path.name] = schema
+    roots = {
+        path.name: json.loads(path.read_text(encoding="utf-8"))
+        for version in ("0.0", "1.0")
+        for path in sorted((SCHEMA_DIR / version).glob("*.json"))
+    }
+    resources = [(n, Resource.from_contents(s, DRAFT202012)) for n, s in roots.items()]
     return Registry().with_resources(resources), roots
 
 
-# extension name -> (root schema file, where the extension lives)
-_VRM_SCHEMA_ROOTS = {
-    "VRM": "vrm.schema.json",
-    "VRMC_vrm": "VRMC_vrm.schema.json",
-    "VRMC_springBone": "VRMC_springBone.schema.json",
-}
-
-
 def validate_vrm_schema(gltf_json: dict) -> list[str]:
-    """Validate every VRM extension present against ../shared/vrm-schema; returns which ones.
+    """Validate each VRM extension present against ../shared/vrm-schema; returns their names.
 
-    Raises jsonschema.ValidationError on the first mismatch. Root-level VRM, VRMC_vrm and
-    VRMC_springBone are checked, and each material's VRMC_materials_mtoon.
+    Root-level VRM (0.x), VRMC_vrm and VRMC_springBone, and every material's
+    VRMC_materials_mtoon. Raises jsonschema.ValidationError on the first mismatch.
     """
     registry, roots = _schemas()
-    checked = []
-
-    def check(instance: Any, root: str) -> None:
-        jsonschema.Draft202012Validator(roots[root], registry=registry).validate(instance)
-
-    for name, root in _VRM_SCHEMA_ROOTS.items():
-        if name in gltf_json.get("extensions", {}):
-            check(gltf_json["extensions"][name], root)
-            checked.append(name)
+    extensions = gltf_json.get("extensions", {})
+    roots_of = {"VRM": "vrm.schema.json", "VRMC_vrm": "VRMC_vrm.schema.json",
+                "VRMC_springBone": "VRMC_springBone.schema.json"}  # fmt: skip
+    found = [(n, extensions[n], r) for n, r in roots_of.items() if n in extensions]
     for material in gltf_json.get("materials", []):
-        mtoon = material.get("extensions", {}).get("VRMC_materials_mtoon")
-        if mtoon is not None:
-            check(mtoon, "VRMC_materials_mtoon.schema.json")
-            if "VRMC_materials_mtoon" not in checked:
-                checked.append("VRMC_materials_mtoon")
-    return checked
+        if "VRMC_materials_mtoon" in material.get("extensions", {}):
+            mtoon = material["extensions"]["VRMC_materials_mtoon"]
+            found.append(("VRMC_materials_mtoon", mtoon, "VRMC_materials_mtoon.schema.json"))
+    for _name, instance, root in found:
+        jsonschema.Draft202012Validator(roots[root], registry=registry).validate(instance)
+    return list(dict.fromkeys(name for name, _, _ in found))
 
 
 # -- structure beyond the schemas -------------------------------------------------
@@ -483,9 +457,9 @@ def _vrm_problems(gltf: dict, parents: dict[int, int], humanoid: dict[str, int])
                  if m < 0 or not 0 <= i < counts[m]]  # fmt: skip
     for spring in _walk(extensions, "VRMC_springBone.springs.*".split(".")):
         chain = [j["node"] for j in spring["joints"]]
-        if any(child_parent != head for head, tail in zip(chain, chain[1:], strict=False)
-               for child_parent in [parents.get(tail)]):  # fmt: skip
-            problems.append(f"spring {spring.get('name')}: joints are not a parent-child chain")
+        # Each joint is the head of a pair whose tail, the next joint, lies below it.
+        if any(head not in _ancestors(parents, tail) for head, tail in zip(chain, chain[1:])):  # noqa: B905
+            problems.append(f"spring {spring.get('name')}: a joint is not below the one before")
     if vrm0:
         names = [p.get("name") for p in extensions["VRM"].get("materialProperties", [])]
         if names != [m.get("name") for m in gltf.get("materials", [])]:
@@ -534,7 +508,7 @@ def structure_problems(data: bytes, budget: Budget | None = None) -> list[str]:
     forest and the skin's joints one tree rooted at hips; every required humanoid bone
     (0.x: also chest and neck) on its own node, below its humanoid parent; every index
     in the VRM extensions pointing at something that exists (expressions at morph
-    targets); spring joints parent-child chains; optionally a `Budget`.
+    targets); each spring joint below the one before it; optionally a `Budget`.
     """
     gltf, binary = parse_glb(data)
     problems = [

@@ -224,7 +224,7 @@ def _iris(cell: int) -> _CellWeights:
 def _mouth(cell: int, lip_fullness: float) -> _CellWeights:
     c = _Canvas(cell, "skin")
     u, v = c.u, c.v
-    half_width = 0.3
+    half_width = 0.34
     upper_h = 0.04 + 0.05 * lip_fullness
     lower_h = 0.05 + 0.07 * lip_fullness
     upper = c.coverage(_ellipse_sdf(u, v, 0.5, 0.5, half_width, upper_h), soften=3.0)
@@ -235,9 +235,9 @@ def _mouth(cell: int, lip_fullness: float) -> _CellWeights:
     shine = np.exp(-(((u - 0.5) / 0.08) ** 2 + ((v - 0.5 - lower_h * 0.55) / 0.02) ** 2))
     c.over("white", 0.22 * shine)
     # the slit: a thin lens, its middle rows exactly the mouth interior colour
-    slit_half = 0.018 * np.clip(1.0 - ((u - 0.5) / 0.31) ** 2, 0.0, 1.0)
+    slit_half = 0.032 * np.clip(1.0 - ((u - 0.5) / 0.34) ** 2, 0.0, 1.0) ** 0.7
     slit = c.coverage(np.abs(v - 0.5) - slit_half, soften=1.2)
-    c.over("slit_edge", np.clip(slit * 1.6, 0.0, 1.0) * (np.abs(u - 0.5) < 0.33))
+    c.over("slit_edge", np.clip(slit * 1.6, 0.0, 1.0) * (np.abs(u - 0.5) < 0.36))
     c.over("mouth_inner", c.coverage(np.abs(v - 0.5) - slit_half * 0.6))
     return c.freeze()
 
@@ -245,10 +245,10 @@ def _mouth(cell: int, lip_fullness: float) -> _CellWeights:
 @lru_cache(maxsize=16)
 def _brow(cell: int, thickness: float) -> _CellWeights:
     c = _Canvas(cell, "skin")
-    path = _bezier((0.16, 0.6), (0.48, 0.38), (0.88, 0.5), 28)
+    path = _bezier((0.16, 0.66), (0.48, 0.44), (0.88, 0.56), 28)
     t = np.linspace(0.0, 1.0, len(path))
-    inner = 0.03 + 0.09 * thickness
-    radii = inner * (1.0 - 0.8 * t**1.3)
+    inner = 0.06 + 0.12 * thickness
+    radii = inner * (1.0 - 0.7 * t**1.5)
     c.over("brow", c.coverage(_stroke_sdf(c.u, c.v, path, radii), soften=1.5))
     return c.freeze()
 
@@ -256,7 +256,7 @@ def _brow(cell: int, thickness: float) -> _CellWeights:
 def _nose(cell: int) -> _CellWeights:
     c = _Canvas(cell, "skin")
     dash = _stroke_sdf(c.u, c.v, np.array([(0.45, 0.64), (0.55, 0.6)]), np.array([0.025, 0.015]))
-    c.over("skin_deep", 0.45 * c.coverage(dash, soften=6.0))
+    c.over("skin_deep", 0.6 * c.coverage(dash, soften=6.0))
     shine = np.exp(-(((c.u - 0.48) / 0.05) ** 2 + ((c.v - 0.42) / 0.08) ** 2))
     c.over("skin_light", 0.35 * shine)
     return c.freeze()
@@ -265,12 +265,12 @@ def _nose(cell: int) -> _CellWeights:
 def _blush(cell: int) -> _CellWeights:
     c = _Canvas(cell, "skin")
     r = np.hypot((c.u - 0.5) / 0.42, (c.v - 0.5) / 0.3)
-    c.over("blush", 0.6 * (1.0 - _smoothstep(0.0, 1.0, r)))
+    c.over("blush", 0.8 * (1.0 - _smoothstep(0.0, 1.0, r)))
     for x in (0.36, 0.5, 0.64):  # the anime "///" hatching
         hatch = _stroke_sdf(
-            c.u, c.v, np.array([(x - 0.035, 0.58), (x + 0.035, 0.42)]), np.array([0.012, 0.012])
+            c.u, c.v, np.array([(x - 0.035, 0.58), (x + 0.035, 0.42)]), np.array([0.01, 0.01])
         )
-        c.over("blush_line", 0.55 * c.coverage(hatch, soften=1.5))
+        c.over("blush_line", 0.4 * c.coverage(hatch, soften=2.0))
     return c.freeze()
 
 

@@ -38,6 +38,7 @@ BACKGROUND_BOTTOM = (252, 238, 242)
 SHADOW_RGB = (150, 140, 170)
 OUTLINE_DARKEN = 0.38  # outline colour = the surface colour under it times this
 OUTLINE_WIDTH = 0.0032  # of the avatar's height
+SHADE_STRENGTH = 0.6  # how much of the material's shade colour the dark side gets
 SUPERSAMPLE = 2  # render larger, then downsample: smooth edges beyond 4x MSAA
 MAX_SIZE = 2048
 MAX_SUPERSAMPLED = 1536  # above this many pixels, 4x MSAA alone is smooth enough (and 3x faster)
@@ -130,8 +131,9 @@ def _meshes(parts: list[_Part], light_dir: np.ndarray, outline: float) -> list[p
     for part in parts:
         used = np.unique(part.faces)
         # two-tone cel shade: lit side 1, shaded side the material's shade colour
-        lit = np.clip((part.normals @ light_dir + 0.05) / 0.2, 0.0, 1.0)
-        shade = np.asarray(part.shade, np.float32)
+        lit = np.clip((part.normals @ light_dir + 0.25) / 0.35, 0.0, 1.0)
+        # anime faces stay clean: only half the material's shade colour, on the far side
+        shade = 1.0 - SHADE_STRENGTH * (1.0 - np.asarray(part.shade, np.float32))
         colors = np.ones((len(part.positions), 4), np.float32)
         colors[:, :3] = shade + (1.0 - shade) * lit[:, None]
         material = pyrender.MetallicRoughnessMaterial(
@@ -187,6 +189,7 @@ def _meshes(parts: list[_Part], light_dir: np.ndarray, outline: float) -> list[p
 
 
 def _background(width: int, height: int) -> np.ndarray:
+    """(height, width, 3) float32 sRGB 0..255: the vertical gradient."""
     t = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
     top, bottom = np.array(BACKGROUND_TOP, np.float32), np.array(BACKGROUND_BOTTOM, np.float32)
     return np.broadcast_to(top + (bottom - top) * t, (height, width, 3)).copy()
@@ -238,21 +241,25 @@ def _render_view(
     except Exception:
         _drop_renderer()  # a broken context must not poison later calls
         raise
-    rgba = color.astype(np.float32) / 255.0
-    image = _background(px, px)
+    # pyrender resolves MSAA against a (0, 0, 0, 0) clear colour: rgb is premultiplied
+    if ss > 1:  # box-filter down to the asked size
+        color = np.asarray(Image.fromarray(color, "RGBA").reduce(ss))
+    rgba = color.astype(np.float32)
+    image = _background(size, size)
     if ground_shadow:
-        x, y, scale = _project(np.array([centre[0], lo[1], centre[2]]), pose, yfov, px, px)
-        rx, ry = radius_xz * 1.1 * scale, radius_xz * 0.35 * scale
-        yy, xx = np.mgrid[0:px, 0:px].astype(np.float32)
-        d = ((xx - x) / max(rx, 1.0)) ** 2 + ((yy - y) / max(ry, 1.0)) ** 2
-        alpha = 0.45 * np.exp(-2.5 * d)[..., None]
-        image = image * (1 - alpha) + np.array(SHADOW_RGB, np.float32) * alpha
-    alpha = rgba[..., 3:4]
-    image = image * (1 - alpha) + rgba[..., :3] * 255.0 * alpha
-    out = Image.fromarray(np.clip(image + 0.5, 0, 255).astype(np.uint8))
-    if ss > 1:
-        out = out.resize((size, size), Image.LANCZOS)
-    return np.asarray(out)
+        x, y, scale = _project(np.array([centre[0], lo[1], centre[2]]), pose, yfov, size, size)
+        rx, ry = max(radius_xz * 1.1 * scale, 1.0), max(radius_xz * 0.35 * scale, 1.0)
+        # only the box where the shadow is visible
+        x0, x1 = int(max(0, x - 2 * rx)), int(min(size, x + 2 * rx + 1))
+        y0, y1 = int(max(0, y - 2 * ry)), int(min(size, y + 2 * ry + 1))
+        if x1 > x0 and y1 > y0:
+            yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+            d = ((xx - x) / rx) ** 2 + ((yy - y) / ry) ** 2
+            shadow = (0.45 * np.exp(-2.5 * d))[..., None]
+            box = image[y0:y1, x0:x1]
+            box += (np.array(SHADOW_RGB, np.float32) - box) * shadow
+    image = image * (1.0 - rgba[..., 3:4] / 255.0) + rgba[..., :3]
+    return np.clip(image + 0.5, 0, 255).astype(np.uint8)
 
 
 def _check_size(size: int) -> None:
@@ -262,7 +269,7 @@ def _check_size(size: int) -> None:
 
 def _png(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG", optimize=False)
+    Image.fromarray(image).save(buffer, format="PNG", compress_level=3)
     return buffer.getvalue()
 
 

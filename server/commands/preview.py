@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from server.commands.avatar import write_atomic
 
     if not 16 <= args.size <= MAX_SIZE:
-        raise ChibiError("invalid_argument", f"--size must be in [16, {MAX_SIZE}]")
+        raise ChibiError("invalid_option", f"--size must be in [16, {MAX_SIZE}]")
     data = read_input(args.input)
     png = render_file_preview(data, args.size)
     write_atomic(args.output, png)

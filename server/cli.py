@@ -17,6 +17,11 @@ COMMANDS: dict[str, str] = {
     "serve": "serve",
     "client": "client",
     "batch": "batch",
+    "params": "params",
+    "convert": "convert",
+    "train": "train",
+    "label": "label",
+    "eval": "eval",
 }
 
 

@@ -1,0 +1,56 @@
+"""`chibi train`: train ChibiNet on synthetic renders (+ teacher-labelled photos), save weights."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "Train the ChibiNet regressor (defaults reproduce the shipped weights)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from avatar3d.training import TrainOptions
+
+    d = TrainOptions()
+    parser.add_argument("--model", default=d.model, help="architecture name (factory)")
+    parser.add_argument(
+        "--name", help="weights name (default: the model's, '-finetuned' with --init)"
+    )
+    parser.add_argument("--avatars", type=int, default=d.avatars, help="synthetic avatars")
+    parser.add_argument("--views", type=int, default=d.views, help="renders per avatar")
+    parser.add_argument("--epochs", type=int, help="default 16 (6 with --init)")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument(
+        "--lr", type=float, help="peak learning rate (default 3e-3, 1e-3 with --init)"
+    )
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--real", metavar="LABELS.jsonl", help="teacher labels from `chibi label`")
+    parser.add_argument("--init", metavar="NAME|FILE.pt", help="start from weights ('default')")
+    parser.add_argument("--out", metavar="DIR", help="weights folder (default: avatar3d/weights)")
+    parser.add_argument("--cache", metavar="DIR", help="synthetic data cache (.cache/synth)")
+    parser.add_argument("--workers", type=int, default=d.workers, help="render processes")
+    parser.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
+    parser.add_argument("--no-eval", action="store_true", help="skip measuring the fusion table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from avatar3d.training import TrainOptions, run_training
+
+    options = TrainOptions(
+        model=args.model, name=args.name, avatars=args.avatars, views=args.views,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        real=args.real, init=args.init, out=args.out, cache=args.cache,
+        workers=args.workers, threads=args.threads,
+    )  # fmt: skip
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    path = run_training(options, log)
+    if not args.no_eval:
+        from avatar3d.evaluate import format_report, run_evaluation
+
+        report = run_evaluation(path.stem, path.parent, args.cache, args.workers,
+                                write_fusion=True, log=log)  # fmt: skip
+        print(format_report(report))
+    return 0

@@ -362,3 +362,145 @@ def options_dict(options: Any) -> dict[str, Any]:
 
 def save_history(path: Path, history: History) -> None:
     path.write_text(json.dumps(asdict(history), indent=1))
+
+
+# --------------------------------------------------------------------------- real photos
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
+
+
+def label_folder(
+    folder: str | Path, all_faces: bool = False, log: Callable[[str], None] | None = None
+) -> list[dict[str, Any]]:
+    """Teacher labels for every photo in `folder` (sorted, recursive).
+
+    Returns records {"path", "face", "labels": {shape, expression, colors, confidence}};
+    photos without a usable face are skipped with their error code in the log.
+    Only derived labels are returned: no pixels.
+    """
+    from .errors import ChibiError
+    from .face import analyze_image
+    from .teacher import measure
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no such folder: {folder}")
+    records = []
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES):
+        try:
+            rgb, faces = analyze_image(path.read_bytes(), all_faces=all_faces)
+        except ChibiError as exc:
+            if log:
+                log(f"skip {path.name}: {exc.code}")
+            continue
+        for index, face in enumerate(faces):
+            labels = measure(rgb, face)
+            records.append({
+                "path": str(path.resolve()), "face": index,
+                "labels": {"shape": labels.shape, "expression": labels.expression,
+                           "colors": labels.colors, "confidence": labels.confidence},
+            })  # fmt: skip
+    return records
+
+
+def load_labelled(path: str | Path, log: Callable[[str], None] | None = None) -> TrainingSet:
+    """A `chibi label` file -> TrainingSet: each photo is analysed again for its crop
+    (kept in memory only), labels come from the file, unmeasured fields are masked."""
+    from .errors import ChibiError
+    from .face import analyze_image
+
+    records, crops = [], []
+    lines = Path(path).read_text().splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            photo, face_index, labels = record["path"], int(record["face"]), record["labels"]
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise ValueError(f"{path}:{number}: not a `chibi label` record") from None
+        try:
+            _, faces = analyze_image(Path(photo).read_bytes(), all_faces=face_index > 0)
+        except (OSError, ChibiError) as exc:
+            if log:
+                log(f"skip {Path(photo).name}: {getattr(exc, 'code', exc)}")
+            continue
+        if face_index < len(faces):
+            crops.append(faces[face_index].crop)
+            records.append(labels)
+    if not records:
+        raise ValueError(f"{path}: no usable labelled faces")
+    targets, slider_mask, color_mask = teacher_targets(records)
+    return TrainingSet(
+        np.stack(crops), targets, slider_mask, color_mask, np.zeros(len(crops), np.float32),
+        "teacher",
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- `chibi train`
+@dataclass
+class TrainOptions:
+    """Everything `chibi train` does; the defaults are the shipped recipe.
+
+    avatars x views synthetic renders (seed `seed`); `real`: a `chibi label` file mixed
+    in at `LoopOptions.real_fraction`; `init`: start from shipped weights (a name) or a
+    .pt file, with fine-tuning defaults (fewer epochs, lower rate).
+    """
+
+    model: str = "chibinet-s"
+    name: str | None = None
+    avatars: int = 3000
+    views: int = 2
+    epochs: int | None = None
+    batch_size: int = 64
+    lr: float | None = None
+    seed: int = 0
+    real: str | None = None
+    init: str | None = None
+    out: str | None = None
+    cache: str | None = None
+    workers: int = 2
+    threads: int = 2
+
+
+def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> Path:
+    """Render (or load) the data, train, save `<name>.pt` + `.json`; returns the .pt path."""
+    from .evaluate import field_errors
+    from .regressor import WEIGHTS_DIR, save_weights
+    from .synth import SetSpec, as_training_set, load_or_render
+
+    torch.set_num_threads(options.threads)
+    fine_tune = options.init is not None
+    loop = LoopOptions(
+        epochs=options.epochs or (6 if fine_tune else 16), batch_size=options.batch_size,
+        lr=options.lr or (1e-3 if fine_tune else 3e-3), seed=options.seed,
+    )  # fmt: skip
+    spec = SetSpec("train", options.avatars, options.views, options.seed)
+    arrays = load_or_render(spec, options.cache, options.workers, log)
+    data = as_training_set(arrays)
+    # every 20th avatar (all its views) is held out to watch generalisation
+    held = arrays["avatar_index"] % 20 == 0
+    train, val = data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held))
+    real = load_labelled(options.real, log) if options.real else None
+    model = new_model(options.model, options.init)
+    extra = f" + {len(real)} teacher-labelled" if real else ""
+    log(f"training {model.config.name}: {len(train)} synthetic{extra} crops, {loop.epochs} epochs")
+    history = train_model(model, train, real, loop, log)
+    pred = predict_arrays(model, val.crops)
+    errors = field_errors(pred.sliders, pred.colors, val.targets.sliders, val.targets.colors)
+    metrics = {
+        "val_slider_mae": float(np.mean([errors[n] for n in SLIDER_FIELDS])),
+        "val_color_de2000": float(np.mean([errors[n] for n in COLOR_NAMES])),
+        "val_hair_style_acc": float(np.mean(pred.hair_style == val.targets.hair_style)),
+        "val_glasses_acc": float(np.mean(pred.glasses == val.targets.glasses)),
+    }
+    log(" ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    name = options.name or (f"{model.config.name}-finetuned" if fine_tune else model.config.name)
+    info = {"training": {
+        "options": options_dict(options), "loop": options_dict(loop),
+        "synthetic_samples": len(train), "validation_samples": len(val),
+        "teacher_samples": len(real) if real else 0, "epoch_losses": history.losses,
+        "seconds": round(history.seconds, 1), "torch": torch.__version__, **metrics,
+    }}  # fmt: skip
+    path = save_weights(model, options.out or WEIGHTS_DIR, name, info)
+    log(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) in {history.seconds:.0f}s of training")
+    return path

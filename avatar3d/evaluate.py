@@ -1,0 +1,486 @@
+"""`chibi eval`: how good the photo -> params half is, measured, with the goals beside.
+
+Sections (all numbers are mean absolute errors unless said otherwise; sliders in
+slider units 0..1, colours in CIEDE2000):
+1. synthetic held-out renders (exact labels): CNN, teacher and fused error per field;
+2. real photos the machine has (scikit-image's astronaut, matplotlib's Grace Hopper,
+   scikit-image's cameraman): CNN agreement with the teacher, the yardstick on real
+   photos, and the teacher's own noise (its change under the perturbations below);
+   the fusion table is chosen from these;
+3. stability of the final params under horizontal flip (mirrored fields swapped),
+   +-20 % brightness, 0.8x / 1.2x scale and JPEG quality 50;
+4. fairness: skin colour error on synthetic faces tinted to each Monk Skin Tone.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from skimage.color import deltaE_ciede2000, rgb2lab
+
+from .fusion import FUSION_FIELDS, FusionTable, fuse_arrays
+from .regressor import COLOR_NAMES, MIRRORED_SLIDERS, SLIDER_FIELDS, ChibiNet
+
+SLIDER_GOAL = 0.05
+COLOR_GOAL = 5.0  # dE2000
+STABILITY_GOAL = 0.05  # slider units; colours: sRGB channel units 0..1
+FAIRNESS_GOAL = 1.2  # worst swatch error / mean error
+HELDOUT_AVATARS = 300
+MST_FACES_PER_TONE = 24
+
+
+def delta_e(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """CIEDE2000 between sRGB colours (..., 3) 0..1 -> (...)."""
+    return deltaE_ciede2000(rgb2lab(np.clip(a, 0, 1)), rgb2lab(np.clip(b, 0, 1)))
+
+
+def field_errors(
+    sliders: np.ndarray,
+    colors: np.ndarray,
+    true_sliders: np.ndarray,
+    true_colors: np.ndarray,
+    slider_mask: np.ndarray | None = None,
+    color_mask: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Per field mean error: |slider difference| and dE2000 for colours, over the rows
+    where the mask is positive (NaN where none)."""
+    out: dict[str, float] = {}
+    slider_err = np.abs(sliders - true_sliders)
+    color_err = delta_e(colors, true_colors)
+    for j, name in enumerate(SLIDER_FIELDS):
+        keep = slice(None) if slider_mask is None else slider_mask[:, j] > 0
+        out[name] = float(np.mean(slider_err[keep, j])) if np.any(keep) else float("nan")
+    for j, name in enumerate(COLOR_NAMES):
+        keep = slice(None) if color_mask is None else color_mask[:, j] > 0
+        out[name] = float(np.mean(color_err[keep, j])) if np.any(keep) else float("nan")
+    return out
+
+
+def mirror_sliders(sliders: np.ndarray) -> np.ndarray:
+    """Swap the mirrored slider pairs (N, 23) (what a horizontal flip does to the labels)."""
+    out = sliders.copy()
+    for a, b in MIRRORED_SLIDERS:
+        i, j = SLIDER_FIELDS.index(a), SLIDER_FIELDS.index(b)
+        out[..., [i, j]] = sliders[..., [j, i]]
+    return out
+
+
+# --------------------------------------------------------------------------- synthetic
+def evaluate_synthetic(
+    model: ChibiNet, table: FusionTable, arrays: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """CNN / teacher / fused errors on a synthetic set rendered with `teacher=True`."""
+    from .training import predict_arrays
+
+    pred = predict_arrays(model, arrays["crops"])
+    truth_s, truth_c = arrays["sliders"], arrays["colors"]
+    cnn = field_errors(pred.sliders, pred.colors, truth_s, truth_c)
+    result: dict[str, Any] = {
+        "count": len(truth_s),
+        "cnn": cnn,
+        "hair_style_accuracy": float(np.mean(pred.hair_style == arrays["hair_style"])),
+        "glasses_accuracy": float(np.mean(pred.glasses == arrays["glasses"])),
+    }
+    if "teacher_sliders" in arrays:
+        conf_s, conf_c = arrays["teacher_slider_conf"], arrays["teacher_color_conf"]
+        min_conf = table.min_confidence
+        result["teacher"] = field_errors(
+            arrays["teacher_sliders"],
+            arrays["teacher_colors"],
+            truth_s,
+            truth_c,
+            conf_s >= min_conf,
+            conf_c >= min_conf,
+        )
+        fused_s, fused_c = fuse_arrays(
+            pred.sliders,
+            pred.colors,
+            arrays["teacher_sliders"],
+            conf_s,
+            arrays["teacher_colors"],
+            conf_c,
+            table,
+        )
+        result["fused"] = field_errors(fused_s, fused_c, truth_s, truth_c)
+        result["teacher_found"] = float(np.mean(arrays["teacher_found"]))
+    return result
+
+
+def evaluate_fairness(model: ChibiNet, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Skin colour dE2000 per Monk swatch (CNN; teacher where it found the face)."""
+    from .synth import MONK_SKIN_TONES
+    from .training import predict_arrays
+
+    pred = predict_arrays(model, arrays["crops"])
+    skin = COLOR_NAMES.index("skin_color")
+    tone = arrays["avatar_index"] % len(MONK_SKIN_TONES)
+    cnn_err = delta_e(pred.colors[:, skin], arrays["colors"][:, skin])
+    per_tone = [float(cnn_err[tone == k].mean()) for k in range(len(MONK_SKIN_TONES))]
+    result: dict[str, Any] = {"tones": list(MONK_SKIN_TONES), "cnn": per_tone}
+    if "teacher_colors" in arrays:
+        ok = arrays["teacher_color_conf"][:, skin] > 0
+        t_err = delta_e(arrays["teacher_colors"][:, skin], arrays["colors"][:, skin])
+        result["teacher"] = [
+            float(t_err[(tone == k) & ok].mean()) if np.any((tone == k) & ok) else float("nan")
+            for k in range(len(MONK_SKIN_TONES))
+        ]
+    return result
+
+
+# --------------------------------------------------------------------------- real photos
+def real_photos() -> list[tuple[str, bytes]]:
+    """(name, encoded bytes) of the face photos installed packages ship."""
+    from PIL import Image
+    from skimage import data
+
+    photos = []
+    for name, loader in (("astronaut", data.astronaut), ("cameraman", data.camera)):
+        buffer = io.BytesIO()
+        Image.fromarray(np.asarray(loader())).save(buffer, "PNG")
+        photos.append((name, buffer.getvalue()))
+    try:
+        import matplotlib.cbook
+
+        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
+            photos.append(("grace_hopper", handle.read()))
+    except (ImportError, OSError, ValueError):
+        pass
+    return photos
+
+
+PERTURBATIONS = ("flip", "brighter_20", "darker_20", "scale_0.8", "scale_1.2", "jpeg_50")
+
+
+def perturb(rgb: np.ndarray, kind: str) -> bytes:
+    """Encode a perturbed copy of (H, W, 3) uint8 `rgb` (PNG, or JPEG for jpeg_50)."""
+    from PIL import Image
+
+    image = Image.fromarray(rgb)
+    quality = None
+    if kind == "flip":
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    elif kind.startswith(("brighter", "darker")):
+        gain = 1.2 if kind.startswith("brighter") else 0.8
+        image = Image.fromarray(np.clip(rgb.astype(np.float32) * gain, 0, 255).astype(np.uint8))
+    elif kind.startswith("scale"):
+        factor = float(kind.split("_")[1])
+        size = (round(image.width * factor), round(image.height * factor))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    elif kind == "jpeg_50":
+        quality = 50
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG" if quality else "PNG", **({"quality": quality} if quality else {}))
+    return buffer.getvalue()
+
+
+@dataclass
+class FaceReading:
+    """What each source said about one face, as arrays (sliders (23,), colours (5, 3))."""
+
+    cnn_sliders: np.ndarray
+    cnn_colors: np.ndarray
+    teacher_sliders: np.ndarray
+    teacher_slider_conf: np.ndarray
+    teacher_colors: np.ndarray
+    teacher_color_conf: np.ndarray
+    hair_style: int
+    glasses: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def read_face(pipeline: Any, data: bytes, flipped: bool = False) -> FaceReading:
+    """Run the pipeline's CNN and teacher on the largest face (flip-corrected when flipped)."""
+    from .fusion import teacher_record
+    from .training import teacher_targets
+
+    result = pipeline.analyze(data)[0]
+    targets, slider_conf, color_conf = teacher_targets([teacher_record(result.teacher)])
+    reading = FaceReading(
+        result.prediction.sliders.copy(),
+        result.prediction.colors.copy(),
+        targets.sliders[0],
+        slider_conf[0],
+        targets.colors[0],
+        color_conf[0],
+        int(result.prediction.hair_style_probs.argmax()),
+        int(result.prediction.glasses_probs.argmax()),
+    )
+    if flipped:
+        reading.cnn_sliders = mirror_sliders(reading.cnn_sliders)
+        reading.teacher_sliders = mirror_sliders(reading.teacher_sliders)
+        reading.teacher_slider_conf = mirror_sliders(reading.teacher_slider_conf)
+    return reading
+
+
+def evaluate_real(pipeline: Any, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Agreement with the teacher, the teacher's own noise, and the fusion evidence."""
+    from .imageio import decode_image
+
+    readings: dict[str, dict[str, FaceReading]] = {}
+    for name, data in real_photos():
+        try:
+            base = read_face(pipeline, data)
+        except Exception as exc:  # noqa: BLE001 - a photo without a usable face is reported
+            if log:
+                log(f"  {name}: skipped ({getattr(exc, 'code', exc)})")
+            continue
+        rgb = decode_image(data)
+        readings[name] = {"original": base}
+        for kind in PERTURBATIONS:
+            try:
+                readings[name][kind] = read_face(pipeline, perturb(rgb, kind), kind == "flip")
+            except Exception as exc:  # noqa: BLE001
+                if log:
+                    log(f"  {name} {kind}: no face ({getattr(exc, 'code', exc)})")
+    return {"photos": list(readings), "readings": readings}
+
+
+def real_field_errors(readings: dict[str, dict[str, FaceReading]]) -> dict[str, dict[str, float]]:
+    """Per field: CNN vs teacher on the originals ('agreement'), CNN vs the original's
+    teacher over all variants ('cnn'), teacher variants vs the original ('teacher')."""
+    agree, cnn, teacher = [], [], []
+    for variants in readings.values():
+        ref = variants["original"]
+        ref_ok = np.concatenate([ref.teacher_slider_conf, ref.teacher_color_conf]) > 0
+        agree.append(_diff(ref.cnn_sliders, ref.cnn_colors, ref, ref_ok))
+        for kind, reading in variants.items():
+            cnn.append(_diff(reading.cnn_sliders, reading.cnn_colors, ref, ref_ok))
+            if kind != "original":
+                teacher.append(_diff(reading.teacher_sliders, reading.teacher_colors, ref, ref_ok))
+
+    def mean(rows: list[np.ndarray]) -> dict[str, float]:
+        if not rows:
+            return {name: float("nan") for name in FUSION_FIELDS}
+        stacked = np.stack(rows)
+        with np.errstate(all="ignore"):
+            values = np.nanmean(stacked, axis=0) if np.any(np.isfinite(stacked)) else stacked[0]
+        return dict(zip(FUSION_FIELDS, map(float, values), strict=True))
+
+    return {"agreement": mean(agree), "cnn": mean(cnn), "teacher": mean(teacher)}
+
+
+def _diff(sliders: np.ndarray, colors: np.ndarray, ref: FaceReading, ok: np.ndarray) -> np.ndarray:
+    """(28,) per-field differences to the reference teacher labels, NaN where unmeasured."""
+    d = np.concatenate([np.abs(sliders - ref.teacher_sliders), delta_e(colors, ref.teacher_colors)])
+    return np.where(ok, d, np.nan)
+
+
+def stability(
+    readings: dict[str, dict[str, FaceReading]], table: FusionTable
+) -> dict[str, dict[str, float]]:
+    """Max change of each fused field under the perturbations, over all photos.
+
+    Sliders in slider units, colours as the largest sRGB channel change (0..1);
+    also 'class_changes': how many variants changed hair style or glasses."""
+    worst = {"fused": np.zeros(len(FUSION_FIELDS)), "cnn": np.zeros(len(FUSION_FIELDS))}
+    class_changes = 0
+    for variants in readings.values():
+        base = _fused(variants["original"], table)
+        base_cnn = (variants["original"].cnn_sliders, variants["original"].cnn_colors)
+        for kind, reading in variants.items():
+            if kind == "original":
+                continue
+            for key, (s0, c0), (s1, c1) in (
+                ("fused", base, _fused(reading, table)),
+                ("cnn", base_cnn, (reading.cnn_sliders, reading.cnn_colors)),
+            ):
+                change = np.concatenate([np.abs(s1 - s0), np.abs(c1 - c0).max(axis=1)])
+                worst[key] = np.maximum(worst[key], change)
+            ref = variants["original"]
+            class_changes += int(
+                reading.hair_style != ref.hair_style or reading.glasses != ref.glasses
+            )
+    out = {k: dict(zip(FUSION_FIELDS, map(float, v), strict=True)) for k, v in worst.items()}
+    out["class_changes"] = {"count": float(class_changes)}
+    return out
+
+
+def _fused(reading: FaceReading, table: FusionTable) -> tuple[np.ndarray, np.ndarray]:
+    s, c = fuse_arrays(
+        reading.cnn_sliders[None],
+        reading.cnn_colors[None],
+        reading.teacher_sliders[None],
+        reading.teacher_slider_conf[None],
+        reading.teacher_colors[None],
+        reading.teacher_color_conf[None],
+        table,
+    )
+    return s[0], c[0]
+
+
+def fusion_from_real(errors: dict[str, dict[str, float]]) -> FusionTable:
+    """Per field the source with the smaller error against the real-photo yardstick."""
+    basis = {name: "real photos" for name in FUSION_FIELDS}
+    return FusionTable.from_errors(errors["cnn"], errors["teacher"], basis)
+
+
+# --------------------------------------------------------------------------- the report
+def run_evaluation(
+    model_name: str = "default",
+    weights_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    workers: int = 2,
+    write_fusion: bool = False,
+    log: Callable[[str], None] | None = print,
+) -> dict[str, Any]:
+    """Every section above; returns the numbers (see `format_report`)."""
+    from .fusion import fusion_path
+    from .pipeline import PhotoPipeline
+    from .synth import MONK_SKIN_TONES, SetSpec, load_or_render
+
+    pipeline = PhotoPipeline(model_name, weights_dir, device="cpu")
+    model = pipeline.regressor.model
+    if log:
+        log(f"model {pipeline.model_name}: real photos ...")
+    real = evaluate_real(pipeline, log)
+    errors = real_field_errors(real["readings"])
+    table = fusion_from_real(errors) if real["readings"] else FusionTable.teacher_first()
+    if write_fusion:
+        table.save(fusion_path(pipeline.model_name, weights_dir))
+    heldout = load_or_render(
+        SetSpec("heldout", HELDOUT_AVATARS, seed=1, teacher=True), cache_dir, workers, log
+    )
+    mst = load_or_render(
+        SetSpec(
+            "mst",
+            MST_FACES_PER_TONE * len(MONK_SKIN_TONES),
+            seed=2,
+            skin_tones=MONK_SKIN_TONES,
+            teacher=True,
+        ),
+        cache_dir,
+        workers,
+        log,
+    )
+    return {
+        "model": pipeline.model_name,
+        "synthetic": evaluate_synthetic(model, table, heldout),
+        "real": {"photos": real["photos"], **errors},
+        "stability": stability(real["readings"], table),
+        "fairness": evaluate_fairness(model, mst),
+        "fusion": table.to_dict(),
+    }
+
+
+def _fmt(value: float | None, width: int = 8, digits: int = 3) -> str:
+    if value is None or not np.isfinite(value):
+        return "-".rjust(width)
+    return f"{value:{width}.{digits}f}"
+
+
+def _goal(name: str) -> float:
+    return COLOR_GOAL if name in COLOR_NAMES else SLIDER_GOAL
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The human-readable report, goals and verdicts included."""
+    lines: list[str] = [f"ChibiNet evaluation - model {report['model']}", ""]
+    syn, real, fusion = report["synthetic"], report["real"], report["fusion"]
+    # 1. synthetic
+    lines.append(
+        f"1. Synthetic held-out renders: {syn['count']} faces, exact labels "
+        f"(teacher found {100 * syn.get('teacher_found', 0):.0f}% of them). "
+        f"Sliders: mean abs error; colours: dE2000."
+    )
+    lines.append(f"   {'field':28}{'CNN':>8}{'teacher':>9}{'fused':>8}{'goal':>8}  CNN meets goal")
+    met = {"slider": 0, "color": 0}
+    for name in FUSION_FIELDS:
+        cnn = syn["cnn"][name]
+        ok = cnn <= _goal(name)
+        met["color" if name in COLOR_NAMES else "slider"] += int(ok)
+        lines.append(
+            f"   {name:28}{_fmt(cnn)}{_fmt(syn.get('teacher', {}).get(name), 9)}"
+            f"{_fmt(syn.get('fused', {}).get(name))}{_goal(name):8.2f}  "
+            f"{'yes' if ok else 'NO'}"
+        )
+    lines.append(
+        f"   hair_style accuracy {syn['hair_style_accuracy']:.3f}, "
+        f"glasses accuracy {syn['glasses_accuracy']:.3f}"
+    )
+    lines.append(
+        f"   => {met['slider']}/{len(SLIDER_FIELDS)} sliders meet <= {SLIDER_GOAL}, "
+        f"{met['color']}/{len(COLOR_NAMES)} colours meet dE2000 <= {COLOR_GOAL:g}"
+    )
+    # 2. real photos and the fusion table
+    lines += [
+        "",
+        f"2. Real photos ({', '.join(real['photos']) or 'none found'}): the teacher is the "
+        "yardstick; 'teacher noise' is its own change under the perturbations of section 3.",
+        "   Per field, the source with the smaller error wins (the fusion table):",
+        f"   {'field':28}{'CNN-vs-teacher':>15}{'CNN (all)':>10}{'teacher':>9}"
+        f"{'winner':>9}{'margin':>8}{'synthetic CNN':>15}",
+    ]
+    for name in FUSION_FIELDS:
+        ev = fusion["evidence"].get(name, {})
+        c, t = ev.get("cnn"), ev.get("teacher")
+        margin = (c - t) if c is not None and t is not None else None
+        lines.append(
+            f"   {name:28}{_fmt(real['agreement'][name], 15)}{_fmt(c, 10)}{_fmt(t, 9)}"
+            f"{fusion['choices'].get(name, '-'):>9}{_fmt(margin)}"
+            f"{_fmt(syn['cnn'][name], 15)}"
+        )
+    wins = sum(v == "teacher" for v in fusion["choices"].values())
+    lines.append(
+        f"   => teacher wins {wins}/{len(FUSION_FIELDS)} fields; hair style, hair "
+        "length, glasses, head_size and ear_size always come from the CNN."
+    )
+    # 3. stability
+    stab = report["stability"]
+    lines += [
+        "",
+        "3. Stability on the real photos: largest change of the final params under "
+        f"{', '.join(PERTURBATIONS)}",
+        f"   (sliders: slider units; colours: largest sRGB channel change 0..1; goal <= "
+        f"{STABILITY_GOAL})",
+        f"   {'field':28}{'fused':>8}{'CNN only':>10}  fused meets goal",
+    ]
+    bad = 0
+    for name in FUSION_FIELDS:
+        value = stab["fused"][name]
+        bad += int(value > STABILITY_GOAL)
+        lines.append(
+            f"   {name:28}{_fmt(value)}{_fmt(stab['cnn'][name], 10)}  "
+            f"{'yes' if value <= STABILITY_GOAL else 'NO'}"
+        )
+    lines.append(
+        f"   => {len(FUSION_FIELDS) - bad}/{len(FUSION_FIELDS)} fields stable within "
+        f"{STABILITY_GOAL}; hair style or glasses changed in "
+        f"{int(stab['class_changes']['count'])} perturbed variants"
+    )
+    # 4. fairness
+    fair = report["fairness"]
+    lines += [
+        "",
+        "4. Fairness: skin colour dE2000 on synthetic faces tinted to each Monk Skin Tone",
+        f"   {'swatch':10}{'CNN':>8}{'teacher':>9}",
+    ]
+    for i, tone in enumerate(fair["tones"]):
+        lines.append(
+            f"   {tone:10}{_fmt(fair['cnn'][i])}{_fmt(fair.get('teacher', [None] * 10)[i], 9)}"
+        )
+    for source in ("cnn", "teacher"):
+        values = np.array([v for v in fair.get(source, []) if v is not None and np.isfinite(v)])
+        if len(values):
+            ratio = values.max() / values.mean()
+            lines.append(
+                f"   {source}: mean {values.mean():.2f}, worst {values.max():.2f}, "
+                f"worst/mean {ratio:.2f} (goal <= {FAIRNESS_GOAL}) "
+                f"{'meets' if ratio <= FAIRNESS_GOAL else 'does NOT meet'} the goal"
+            )
+    return "\n".join(lines)
+
+
+def report_json(report: Any) -> Any:
+    """The report with NaN as null, for `--json`."""
+    if isinstance(report, dict):
+        return {k: report_json(v) for k, v in report.items()}
+    if isinstance(report, (list, tuple)):
+        return [report_json(v) for v in report]
+    if isinstance(report, float) and not np.isfinite(report):
+        return None
+    return report

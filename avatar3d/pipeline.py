@@ -1,0 +1,131 @@
+"""Photo bytes -> AvatarParams: decode, find faces, regress, measure, fuse.
+
+`PhotoPipeline` holds the loaded models (FaceMesh, ChibiNet, the fusion table) so a
+worker builds it once and reuses it; `photo_to_params` is the one-call form used by
+the CLI, the server and the batch job. MediaPipe graphs are not thread-safe, so the
+shared default pipeline is one per thread. Photos stay in memory.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .fusion import FusionTable, fuse, load_fusion_table
+from .params import AvatarParams
+from .regressor import WEIGHTS_DIR, Prediction, Regressor, load_pretrained, resolve_name
+
+
+@dataclass
+class FaceResult:
+    """One face of a photo: what each source said and the fused params.
+
+    observation: the `FaceObservation` (aligned crop, landmarks, pose);
+    prediction: the CNN's raw output; teacher: the teacher's labels or None when the
+    teacher could not measure this face; params: the fused AvatarParams.
+    """
+
+    observation: Any
+    prediction: Prediction
+    teacher: Any
+    params: AvatarParams
+
+    def sources(self, table: FusionTable) -> dict[str, str]:
+        """field -> 'cnn' or 'teacher': where each fused value came from."""
+        from .fusion import FUSION_FIELDS, teacher_record
+        from .training import teacher_targets
+
+        _, slider_conf, color_conf = teacher_targets([teacher_record(self.teacher)])
+        conf = np.concatenate([slider_conf[0], color_conf[0]])
+        return {
+            name: "teacher"
+            if table.source(name) == "teacher" and c >= table.min_confidence
+            else "cnn"
+            for name, c in zip(FUSION_FIELDS, conf, strict=True)
+        }
+
+
+class PhotoPipeline:
+    """Loaded models for photo -> params. Build one per worker thread and reuse it.
+
+    model: weights name in `weights_dir` (default: the shipped model);
+    device: 'cpu', 'cuda' or None (CUDA when present).
+    use_teacher: False gives the CNN alone (for evaluation).
+    """
+
+    def __init__(
+        self,
+        model: str = "default",
+        weights_dir: str | Path | None = None,
+        device: str | None = None,
+        fusion: FusionTable | None = None,
+        use_teacher: bool = True,
+        analyzer: Any = None,
+    ):
+        from .face import FaceAnalyzer
+
+        directory = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+        self.model_name = resolve_name(model, directory)
+        self.regressor = Regressor(load_pretrained(self.model_name, directory, device))
+        self.fusion = fusion or load_fusion_table(self.model_name, directory)
+        self.analyzer = analyzer or FaceAnalyzer()
+        self.use_teacher = use_teacher
+
+    def analyze(self, data: bytes, all_faces: bool = False) -> list[FaceResult]:
+        """Image bytes -> one FaceResult per face (the largest only unless all_faces).
+
+        Raises ChibiError: invalid_image, image_too_large, no_face, face_too_small,
+        face_too_rotated (from face analysis).
+        """
+        rgb, faces = self.analyzer.analyze_image(data, all_faces=all_faces)
+        return self.analyze_faces(rgb, faces)
+
+    def analyze_faces(self, rgb: np.ndarray, faces: list[Any]) -> list[FaceResult]:
+        """Regress and fuse faces already found in `rgb` (H, W, 3) uint8."""
+        if not faces:
+            return []
+        crops = np.stack([face.crop for face in faces])
+        predictions = self.regressor.predict(crops)
+        results = []
+        for face, prediction in zip(faces, predictions, strict=True):
+            labels = self._teacher(rgb, face) if self.use_teacher else None
+            params = fuse(prediction, labels, self.fusion)
+            results.append(FaceResult(face, prediction, labels, params))
+        return results
+
+    def params(self, data: bytes, all_faces: bool = False) -> list[AvatarParams]:
+        return [r.params for r in self.analyze(data, all_faces)]
+
+    @staticmethod
+    def _teacher(rgb: np.ndarray, face: Any) -> Any:
+        from .errors import ChibiError
+        from .teacher import measure
+
+        try:
+            return measure(rgb, face)
+        except ChibiError:
+            # the teacher could not measure this face (e.g. no skin visible): CNN only
+            return None
+
+
+_local = threading.local()
+
+
+def default_pipeline() -> PhotoPipeline:
+    """This thread's shared pipeline with the shipped model (built on first use)."""
+    pipeline = getattr(_local, "pipeline", None)
+    if pipeline is None:
+        pipeline = _local.pipeline = PhotoPipeline()
+    return pipeline
+
+
+def photo_to_params(data: bytes, all_faces: bool = False) -> list[AvatarParams]:
+    """Photo bytes -> AvatarParams for the largest face (or every face, largest first).
+
+    Raises ChibiError with the face-analysis codes (invalid_image, no_face, ...).
+    """
+    return default_pipeline().params(data, all_faces)

@@ -278,7 +278,15 @@ def check_avatar(avatar: Avatar) -> None:
             raise ValueError(f"avatar.{name} contains NaN or infinity")
     if avatar.triangle_count == 0 or v == 0:
         raise ValueError("the avatar has no triangles")
-    joint_count = len(avatar.skeleton.names)
+    skeleton = avatar.skeleton
+    joint_count = len(skeleton.names)
+    parents = np.asarray(skeleton.parents)
+    if parents.shape != (joint_count,) or skeleton.positions.shape != (joint_count, 3):
+        raise ValueError("the skeleton's names, parents and positions differ in length")
+    if (parents >= np.arange(joint_count)).any() or (parents < 0).sum() != 1:
+        raise ValueError("the skeleton must be one tree, parents listed before their children")
+    if len(set(skeleton.names)) != joint_count or not np.isfinite(skeleton.positions).all():
+        raise ValueError("skeleton joint names must be unique and positions finite")
     if v and int(avatar.joints.max()) >= joint_count:
         raise ValueError("avatar.joints refers to a joint the skeleton does not have")
     for sub in avatar.submeshes:
@@ -296,6 +304,13 @@ def check_avatar(avatar: Avatar) -> None:
     for material in avatar.materials:
         if material.texture is not None and not 0 <= material.texture < len(avatar.textures):
             raise ValueError(f"material {material.name!r} refers to a missing texture")
+    for chain in avatar.spring_chains:
+        if not chain.joints or not all(0 <= j < joint_count for j in chain.joints):
+            raise ValueError(f"spring chain {chain.name!r} refers to a missing joint")
+        if not all(0 <= c < len(avatar.colliders) for c in chain.colliders):
+            raise ValueError(f"spring chain {chain.name!r} refers to a missing collider")
+    if not all(0 <= c.joint < joint_count for c in avatar.colliders):
+        raise ValueError("a collider hangs on a missing joint")
 
 
 def write_avatar(writer: GltfWriter, avatar: Avatar, rotate_y180: bool = False) -> AvatarIndices:

@@ -377,6 +377,14 @@ def test_facade_formats_and_errors(thumbnail_png):
     broken.submeshes[0].faces[0, 0] = len(broken.vertices)
     with pytest.raises(ValueError, match="vertex"):
         exporters.export(broken, "vrm0")
+    broken = handmade_avatar()
+    broken.skeleton.parents[broken.skeleton.index("spine")] = -1  # a second root
+    with pytest.raises(ValueError, match="one tree"):
+        exporters.export(broken, "vrm1")
+    broken = handmade_avatar()
+    broken.spring_chains[0].colliders = [7]
+    with pytest.raises(ValueError, match="missing collider"):
+        exporters.export(broken, "vrm1")
 
 
 def test_png_encoder_round_trips_through_pillow():

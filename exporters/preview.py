@@ -230,8 +230,12 @@ def _render_view(
     light = pose[:3, :3] @ np.array([-0.45, 0.55, 0.7])
     light /= np.linalg.norm(light)
     scene = pyrender.Scene(bg_color=[0.0, 0.0, 0.0, 0.0], ambient_light=[1.0, 1.0, 1.0])
-    for mesh in _meshes(parts, light, OUTLINE_WIDTH * height):
-        scene.add(mesh)
+    # One node whose primitives keep a fixed order (opaque first, as pyrender sorts nodes):
+    # pyrender draws separate nodes in set order, which changes between calls and processes,
+    # and surfaces that tie in depth then make the PNG differ (VRM files were not byte-stable).
+    meshes = _meshes(parts, light, OUTLINE_WIDTH * height)
+    primitives = [primitive for mesh in meshes for primitive in mesh.primitives]
+    scene.add(pyrender.Mesh(sorted(primitives, key=lambda p: p.is_transparent)))
     scene.add(
         pyrender.PerspectiveCamera(yfov=yfov, aspectRatio=1.0, znear=0.05, zfar=50.0), pose=pose
     )

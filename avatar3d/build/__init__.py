@@ -350,7 +350,7 @@ def build_avatar(params: AvatarParams, quality: str = "default") -> Avatar:
     cheeks = {}
     for side, label in ((1, "blush_L"), (-1, "blush_R")):
         a = places[label].anchor
-        d = front_direction(np.array([a[0] + side * 0.007]), np.array([a[1] - 0.029]))
+        d = front_direction(np.array([a[0] + side * 0.004]), np.array([a[1] - 0.010]))
         cheeks[side] = field(head_point(d))[0]
     ctx = MorphContext(
         positions=pos,

@@ -125,7 +125,10 @@ def _torso(q: int) -> list[Part]:
 
 
 def _neck(q: int) -> Part:
-    ys = np.linspace(0.600, 0.745, 5 if q == 0 else 10)
+    # rings at the neck and head joints so both blend smoothly
+    ys = np.array([0.60, 0.625, 0.65, 0.67, 0.69, 0.71, 0.745])
+    if q:
+        ys = np.interp(np.linspace(0, len(ys) - 1, 13), np.arange(len(ys)), ys)
     path = np.column_stack([np.zeros_like(ys), ys, np.zeros_like(ys)])
     segs = 12 if q == 0 else 24
     part = sweep(
@@ -240,6 +243,9 @@ def _leg(side: int, q: int) -> list[Part]:
     s = "left" if side > 0 else "right"
     x = side * BODY_JOINTS["leftUpperLeg"][0]
     r = _resample(_LEG, 9 if q == 0 else 22)
+    # a ring right at the knee so it bends smoothly
+    ys = np.unique(np.append(r[:, 0], BODY_JOINTS["leftLowerLeg"][1]))[::-1]
+    r = np.column_stack([ys] + [np.interp(-ys, -_LEG[:, 0], _LEG[:, i]) for i in (1, 2)])
     path = np.column_stack([np.full(len(r), x), r[:, 0], np.zeros(len(r))])
     # path -Y = cross(side=X, up=Z); seam at the back (angle -pi/2 from +X is -Z)
     leg = sweep(
@@ -260,7 +266,7 @@ def _leg(side: int, q: int) -> list[Part]:
         (f"{s}LowerLeg", -0.22),
         (f"{s}Foot", -0.055),
     ]
-    set_skin(leg, *chain_weights(-leg.positions[:, 1], chain, 0.025))
+    set_skin(leg, *chain_weights(-leg.positions[:, 1], chain, 0.035))
     # shoe: a rounded box along +Z with a flat sole on y = 0
     zs = np.linspace(-0.050, 0.100, 8 if q == 0 else 18)
     t = (zs - zs[0]) / (zs[-1] - zs[0])

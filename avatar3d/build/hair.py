@@ -406,10 +406,10 @@ def style_spec(style: str, length: float, quality: str) -> HairSpec:
         ]
         for theta, phi in spike_dirs:
             d = _dir(theta, phi)
-            axis = d + np.array([0.0, 0.35, 0.0]) - 0.3 * np.array([0.0, 0.0, 1.0])
+            axis = d + np.array([0.0, 0.1, -0.45])  # spikes sweep backwards
             axis /= np.linalg.norm(axis)
             base = surf(theta, phi, 0.010)
-            spike = 0.055 + 0.055 * L
+            spike = 0.035 + 0.04 * L
             keys = np.array([base, base + axis * spike * 0.5 + d * 0.01, base + axis * spike])
             spec.locks.append(Lock(keys, 4, 0.07, 0.05, taper=1.0))
         spec.locks[-1].chain = "spike"
@@ -421,9 +421,9 @@ def style_spec(style: str, length: float, quality: str) -> HairSpec:
     elif style == "bun":
         _side_locks(spec, 0.70 - 0.09 * L, 0.04)
         _nape(spec, 0.0, 5, chain=False)
-        root = surf(0.5, np.pi, 0.02)
-        d = _dir(0.5, np.pi)
-        radius = 0.058 + 0.018 * L
+        root = surf(0.8, np.pi, 0.02)
+        d = _dir(0.8, np.pi)
+        radius = 0.056 + 0.016 * L
         bun = ellipsoid(
             root + d * (radius * 0.75),
             np.array([1.0, 0.0, 0.0]),

@@ -156,7 +156,7 @@ def head_zone_labels(positions: np.ndarray) -> np.ndarray:
 
     Morph fields that move the head surface (jaw, cheeks) stay inside these zones.
     """
-    lower_front = (positions[:, 2] > 0.0) & (positions[:, 1] < HEAD_CENTER[1] - 0.02)
+    lower_front = (positions[:, 2] > -0.06) & (positions[:, 1] < HEAD_CENTER[1] - 0.02)
     labels = np.full(len(positions), "head", dtype=object)
     labels[lower_front & (positions[:, 0] >= 0.0)] = "face_L"
     labels[lower_front & (positions[:, 0] < 0.0)] = "face_R"

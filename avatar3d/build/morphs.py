@@ -187,7 +187,7 @@ def _tongue_out(ctx: MorphContext) -> Primitive:
 def _cheek(ctx: MorphContext, side: int, out: float, up: float) -> Primitive:
     idx = np.concatenate([ctx.head, ctx.blush[side]])
     p = ctx.positions[idx]
-    rel = (p - ctx.cheeks[side]) / np.array([0.05, 0.035, 0.05])
+    rel = (p - ctx.cheeks[side]) / np.array([0.05, 0.03, 0.04])
     w = smoothstep(1.0, 0.0, np.linalg.norm(rel, axis=1))
     radial = p - (ctx.cheeks[side] - np.array([side * 0.1, 0.0, 0.1]))
     radial /= np.linalg.norm(radial, axis=1, keepdims=True)
@@ -231,7 +231,7 @@ def primitives(ctx: MorphContext) -> dict[str, Primitive]:
             ctx,
             lambda a, b, y: (
                 zero,
-                0.0045 * np.clip(1 - np.abs(b + 0.4) / 0.4, 0, 1),
+                0.0055 * np.clip(1 - np.abs(b + 0.4) / 0.4, 0, 1),
                 -0.0015 * np.clip(1 - np.abs(b + 0.4) / 0.4, 0, 1),
             ),
         ),
@@ -269,14 +269,14 @@ def primitives(ctx: MorphContext) -> dict[str, Primitive]:
             lambda a, b, y, g=sign: (
                 g * 0.0015 * half(a, g),
                 -0.6 * y * smoothstep(0.6, 0.2, np.abs(b)) * half(a, g),
-                -0.002 * half(a, g) * lens(a),
+                -0.003 * half(a, g) * lens(a),
             ),
         )
         out[f"upper_up_{s}"] = _lip(
             ctx,
             lambda a, b, y, g=sign: (
                 zero,
-                0.005 * np.clip(b / 0.08, 0, 1) * half(a, g) * lens(a),
+                0.006 * np.clip(b / 0.08, 0, 1) * half(a, g) * lens(a),
                 zero,
             ),
         )
@@ -356,13 +356,13 @@ RECIPES: dict[str, list[tuple[str, float]]] = {
     "cheekPuff": _both("cheek_puff"),
     "tongueOut": [("tongue", 1.0), ("open", 0.35)],
     "viseme_sil": [("close", 0.15)] + _both("press", 0.15),
-    "viseme_PP": [("close", 0.6)] + _both("press", 0.5),
-    "viseme_FF": [("roll_lower", 0.7), ("open", 0.1)] + _both("upper_up", 0.3),
+    "viseme_PP": [("close", 0.8)] + _both("press", 0.6),
+    "viseme_FF": [("roll_lower", 0.9), ("open", 0.15)] + _both("upper_up", 0.4),
     "viseme_TH": [("open", 0.25), ("tongue", 0.4)],
     "viseme_DD": [("open", 0.3), ("wide", 0.3)],
     "viseme_kk": [("open", 0.35), ("wide", 0.2)],
     "viseme_CH": [("narrow", 0.5), ("forward", 0.6), ("open", 0.3)],
-    "viseme_SS": [("wide", 0.5), ("open", 0.15)],
+    "viseme_SS": [("wide", 0.6), ("open", 0.15)],
     "viseme_nn": [("open", 0.2), ("wide", 0.2)],
     "viseme_RR": [("narrow", 0.5), ("open", 0.25), ("forward", 0.3)],
     "viseme_aa": [("open", 1.0)],

@@ -247,7 +247,7 @@ def _render_view(
         raise
     # pyrender resolves MSAA against a (0, 0, 0, 0) clear colour: rgb is premultiplied
     if ss > 1:  # box-filter down to the asked size
-        color = np.asarray(Image.fromarray(color, "RGBA").reduce(ss))
+        color = np.asarray(Image.fromarray(color).reduce(ss))
     rgba = color.astype(np.float32)
     image = _background(size, size)
     if ground_shadow:

@@ -1,0 +1,187 @@
+import io
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from server.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+CHIBI = REPO / ".venv" / "bin" / "chibi"
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """One file per format, written through the CLI with default params."""
+    folder = tmp_path_factory.mktemp("out")
+    paths = {}
+    for fmt, name in (("glb", "a.glb"), ("vrm1", "a1.vrm"), ("vrm0", "a0.vrm")):
+        path = folder / name
+        assert main(["avatar", "--format", fmt, "-o", str(path)]) == 0
+        paths[fmt] = path
+    return paths
+
+
+def test_every_format_writes_a_binary_gltf(written):
+    for fmt, path in written.items():
+        data = path.read_bytes()
+        assert data[:4] == b"glTF", fmt
+        assert int.from_bytes(data[8:12], "little") == len(data), fmt
+    # no temporary files are left next to the outputs
+    folder = written["glb"].parent
+    assert sorted(p.name for p in folder.iterdir()) == ["a.glb", "a0.vrm", "a1.vrm"]
+
+
+def test_vrm_files_carry_the_thumbnail(written):
+    from exporters.inspect import load_gltf
+
+    for fmt in ("vrm1", "vrm0"):
+        gltf = load_gltf(written[fmt].read_bytes())
+        assert any(image.mimeType == "image/png" for image in gltf.images)
+        assert len(gltf.images) >= 2, fmt  # the atlas and the thumbnail
+
+
+def test_inspect_matches_the_built_avatar(written, capsys):
+    from avatar3d.build import build_avatar
+    from avatar3d.params import AvatarParams
+
+    avatar = build_avatar(AvatarParams())
+    for fmt, path in written.items():
+        capsys.readouterr()
+        assert main(["inspect", str(path), "--json"]) == 0
+        stats = json.loads(capsys.readouterr().out)
+        assert stats["triangles"] == avatar.triangle_count, fmt
+        assert stats["morph_targets"]["count"] == len(avatar.morph_targets), fmt
+        assert stats["skinned_meshes"] == 1
+        assert stats["format"] == {"glb": "glb", "vrm1": "VRM 1.0", "vrm0": "VRM 0.x"}[fmt]
+        assert stats["performance"]["Quest"]["rank"] == "Excellent", stats["performance"]
+        assert stats["performance"]["PC"]["rank"] == "Excellent"
+    assert main(["inspect", str(written["vrm1"])]) == 0
+    table = capsys.readouterr().out
+    assert "triangles" in table and "Quest" in table and "Excellent" in table
+
+
+def test_preview_of_a_written_file(written, tmp_path):
+    out = tmp_path / "p.png"
+    assert main(["preview", str(written["vrm1"]), "-o", str(out), "--size", "128"]) == 0
+    image = np.asarray(Image.open(io.BytesIO(out.read_bytes())))
+    assert image.shape[:2] == (128, 256)
+    assert image.std() > 10
+
+
+@pytest.mark.parametrize(
+    "content, field",
+    [
+        ('{"hair_length": "long"}', "hair_length"),
+        ('{"shape": {"eye_size": 2}}', "shape.eye_size"),
+        ('{"hair_style": "mohawk"}', "hair_style"),
+        ('{"skin_color": 12}', "skin_color"),
+        ('{"tail": true}', "tail"),
+        ('{"shape": {"eye_size": 0.5,', "malformed JSON"),
+        ("[1, 2]", "JSON object"),
+        (None, "--params"),  # missing file
+    ],
+)
+def test_bad_params_exit_2_name_the_field_and_write_nothing(tmp_path, capsys, content, field):
+    params = tmp_path / "p.json"
+    if content is not None:
+        params.write_text(content)
+    out = tmp_path / "out.vrm"
+    assert main(["avatar", "--params", str(params), "-o", str(out)]) == 2
+    assert field in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["p.json"] if content else [])
+
+
+def test_a_failed_export_keeps_the_old_file(tmp_path, monkeypatch, capsys):
+    import exporters
+
+    out = tmp_path / "keep.glb"
+    out.write_bytes(b"old")
+
+    def broken_export(avatar, fmt, thumbnail_png=None):
+        raise RuntimeError("simulated failure in the middle of an export")
+
+    monkeypatch.setattr(exporters, "export", broken_export)
+    with pytest.raises(RuntimeError):
+        main(["avatar", "-o", str(out)])
+    assert out.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.glb"]
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path, capsys):
+    out = tmp_path / "missing-folder" / "a.glb"
+    assert main(["avatar", "-o", str(out)]) == 3
+    assert "io_error" in capsys.readouterr().err
+
+
+def test_inspect_and_preview_reject_non_models(tmp_path, capsys):
+    bogus = tmp_path / "bogus.glb"
+    bogus.write_bytes(b"hello, not a model")
+    assert main(["inspect", str(bogus)]) == 3
+    assert "invalid_model" in capsys.readouterr().err
+    assert main(["preview", str(bogus), "-o", str(tmp_path / "x.png")]) == 3
+    assert not (tmp_path / "x.png").exists()
+    assert main(["inspect", str(tmp_path / "nope.vrm")]) == 2
+
+
+def test_installed_console_script(tmp_path, capsys):
+    assert CHIBI.exists(), "the console script is installed by `make setup`"
+    out = tmp_path / "cli.vrm"
+    env = {**os.environ, "PYOPENGL_PLATFORM": "egl"}
+    done = subprocess.run(
+        [str(CHIBI), "avatar", "-o", str(out)], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes()[:4] == b"glTF"
+    assert main(["inspect", str(out)]) == 0
+    assert "VRM 1.0" in capsys.readouterr().out  # .vrm without --format means VRM 1.0
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = capsys.readouterr().out
+    assert all(name in help_text for name in ("avatar", "preview", "inspect"))
+
+
+def _stats(**overrides):
+    stats = {
+        "triangles": 7_500,
+        "texture_memory_mb": 10.0,
+        "skinned_meshes": 1,
+        "meshes": 0,
+        "material_slots": 1,
+        "bones": 75,
+        "bounds_m": [0.8, 1.1, 0.4],
+    }
+    return {**stats, **overrides}
+
+
+@pytest.mark.parametrize(
+    "overrides, pc, quest, limited_by",
+    [
+        ({}, "Excellent", "Excellent", []),
+        ({"triangles": 7_501}, "Excellent", "Good", ["triangles"]),
+        ({"material_slots": 2}, "Excellent", "Medium", ["material_slots"]),
+        ({"texture_memory_mb": 40.01}, "Good", "VeryPoor", ["texture_memory_mb"]),
+        ({"triangles": 70_001}, "VeryPoor", "VeryPoor", ["triangles"]),
+        ({"bones": 151}, "Medium", "VeryPoor", ["bones"]),
+        ({"bounds_m": [0.8, 5.5, 0.4]}, "Medium", "Medium", ["bounds_m"]),
+    ],
+)
+def test_vrchat_rank_tables(overrides, pc, quest, limited_by):
+    from exporters.inspect import performance_ranks
+
+    ranks = performance_ranks(_stats(**overrides))
+    assert ranks["PC"]["rank"] == pc
+    assert ranks["Quest"]["rank"] == quest
+    assert ranks["Quest"]["limited_by"] == limited_by
+
+
+def test_texture_memory_counts_the_mip_chain():
+    from exporters.inspect import _mip_chain_bytes
+
+    assert _mip_chain_bytes(1024, 1024) == 4 * sum(4**k for k in range(11))
+    assert _mip_chain_bytes(1, 1) == 4
+    assert _mip_chain_bytes(4, 1) == 4 * (4 + 2 + 1)

@@ -1,0 +1,108 @@
+import io
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from avatar3d.errors import ChibiError
+from avatar3d.params import AvatarParams, hex_to_rgb
+from exporters.preview import (
+    BACKGROUND_BOTTOM,
+    BACKGROUND_TOP,
+    load_avatar_file,
+    render_file_preview,
+    render_preview,
+    render_thumbnail,
+)
+
+PARAMS = AvatarParams(skin_color="#f0c8a8", hair_color="#2f6fd0")
+
+
+@pytest.fixture(scope="module")
+def avatar():
+    from avatar3d.build import build_avatar
+
+    return build_avatar(PARAMS)
+
+
+def _decode(png: bytes) -> np.ndarray:
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int32)
+
+
+def _share_near(image: np.ndarray, hex_colour: str, tolerance: int) -> float:
+    rgb = np.round(np.array(hex_to_rgb(hex_colour)) * 255).astype(np.int32)
+    return float(np.mean(np.all(np.abs(image - rgb) <= tolerance, axis=-1)))
+
+
+def _foreground(image: np.ndarray) -> np.ndarray:
+    """Pixels that differ clearly from the background gradient (any row's colour)."""
+    top, bottom = np.array(BACKGROUND_TOP), np.array(BACKGROUND_BOTTOM)
+    t = np.linspace(0, 1, image.shape[0])[:, None, None]
+    background = top + (bottom - top) * t
+    return np.abs(image - background).max(axis=-1) > 40
+
+
+def test_preview_is_two_views_of_the_avatar(avatar):
+    image = _decode(render_preview(avatar, 256))
+    assert image.shape == (256, 512, 3)
+    front, three_quarter = image[:, :256], image[:, 256:]
+    for view in (front, three_quarter):
+        assert 0.05 < _foreground(view).mean() < 0.8  # the avatar is there, and fits
+        assert _share_near(view, PARAMS.skin_color, 12) > 0.003
+        assert _share_near(view, PARAMS.hair_color, 40) > 0.005
+    assert np.abs(front - three_quarter).mean() > 3  # different viewpoints
+
+
+def test_thumbnail_is_a_square_portrait(avatar):
+    image = _decode(render_thumbnail(avatar, 256))
+    assert image.shape == (256, 256, 3)
+    assert _share_near(image, PARAMS.skin_color, 12) > 0.03  # the face fills much of it
+    assert _foreground(image).mean() > 0.3
+
+
+def _same_picture(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal but for a few pixels (llvmpipe's threaded rasteriser may differ at single edges)."""
+    return a.shape == b.shape and float(np.mean(np.abs(a - b).max(axis=-1) > 3)) < 0.002
+
+
+def test_repeated_and_threaded_calls_reuse_renderers_and_agree(avatar):
+    first = _decode(render_preview(avatar, 128))
+    again = _decode(render_preview(avatar, 128))
+    assert _same_picture(first, again)
+    results = {}
+
+    def work():
+        results["thread"] = _decode(render_preview(avatar, 128))
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(timeout=120)
+    assert _same_picture(results["thread"], first)
+
+
+@pytest.mark.parametrize("size", [0, 8, 5000, 100.5])
+def test_bad_size_is_rejected(avatar, size):
+    with pytest.raises(ValueError):
+        render_preview(avatar, size)
+
+
+def test_preview_of_an_exported_file(avatar):
+    from exporters import export
+
+    for fmt in ("glb", "vrm0"):
+        data = export(avatar, fmt)
+        scene = load_avatar_file(data)
+        assert len(scene.geometry) >= 1
+        image = _decode(render_file_preview(data, 128))
+        assert image.shape == (128, 256, 3)
+        front = image[:, :128]
+        assert _share_near(front, PARAMS.skin_color, 14) > 0.002, fmt  # faces the camera
+
+
+@pytest.mark.parametrize("data", [b"", b"not a model", b"glTF\x02\x00\x00\x00" + b"\x00" * 20])
+def test_bad_files_raise_invalid_model(data):
+    with pytest.raises(ChibiError) as info:
+        render_file_preview(data, 64)
+    assert info.value.code == "invalid_model"

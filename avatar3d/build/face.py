@@ -14,11 +14,12 @@ upwards; texture u = (a + 1) / 2 (mirrored for the right brow), v = (1 - b) / 2.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from .. import atlas
-from .head import front_direction, project_local
+from .head import front_direction, head_point, head_radius, tangent_frame
 from .layout import (
     BLUSH_ANCHOR,
     BLUSH_HALF,
@@ -195,14 +196,29 @@ def local_metres(spec: PatchSpec, place: Placement) -> np.ndarray:
     )
 
 
+@lru_cache(maxsize=4096)
+def _anchor_frame(x: float, y: float, tilt: float) -> np.ndarray:
+    """(3, 3) rows: the anchor's surface point relative to HEAD_CENTER, and its tilted
+    tangent axes `right` and `up` (unit). Cached: anchors repeat across morphs and avatars."""
+    d = front_direction(np.array([x]), np.array([y]))
+    right, up = tangent_frame(d)
+    c, s = np.cos(tilt), np.sin(tilt)
+    frame = np.stack([head_radius(d)[0] * d[0], c * right[0] + s * up[0], c * up[0] - s * right[0]])
+    frame.setflags(write=False)
+    return frame
+
+
 def place_patch(
     spec: PatchSpec, place: Placement, local: np.ndarray, lift: np.ndarray | float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Project local metres (N, 2) (before the tilt) onto the head; returns positions, dirs."""
-    c, s = np.cos(place.tilt), np.sin(place.tilt)
-    rotated = np.stack([c * local[:, 0] - s * local[:, 1], s * local[:, 0] + c * local[:, 1]], -1)
-    anchor_dir = front_direction(np.array([place.anchor[0]]), np.array([place.anchor[1]]))[0]
-    return project_local(anchor_dir, rotated, lift)
+    """Project local metres (N, 2) (before the tilt) onto the head.
+
+    Returns positions (N, 3) and unit directions (N, 3) from HEAD_CENTER.
+    """
+    base, right, up = _anchor_frame(float(place.anchor[0]), float(place.anchor[1]), place.tilt)
+    q = base + local[:, :1] * right + local[:, 1:] * up
+    d = q / np.linalg.norm(q, axis=1, keepdims=True)
+    return head_point(d, lift), d
 
 
 def base_lift(spec: PatchSpec) -> float:

@@ -2,7 +2,7 @@
 
 The head surface is star-shaped around HEAD_CENTER: a point in unit direction
 d lies at HEAD_CENTER + head_radius(d) * d. Face patches (face.py) are placed
-by projecting onto this surface, and the head mesh samples it on a
+by projecting radially onto this surface, and the head mesh samples it on a
 latitude/longitude grid, so any direction can be mapped back to the grid
 (`head_grid_lookup`) to borrow the head's normals for the patches.
 """
@@ -66,23 +66,6 @@ def tangent_frame(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     right /= np.linalg.norm(right, axis=1, keepdims=True)
     up = np.cross(d, right)
     return right, up
-
-
-def project_local(
-    anchor_dir: np.ndarray, local_xy: np.ndarray, lift: np.ndarray | float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Place points given in an anchor's tangent plane onto the head surface.
-
-    anchor_dir: (3,) unit direction of the anchor; local_xy: (N, 2) metres along
-    the anchor's (right, up) axes; lift: metres above the surface (scalar or (N,)).
-    Returns positions (N, 3) and their unit directions (N, 3) from HEAD_CENTER.
-    """
-    a = anchor_dir[None, :]
-    right, up = tangent_frame(a)
-    base = head_radius(a)[:, None] * a
-    q = base + local_xy[:, :1] * right + local_xy[:, 1:] * up
-    d = q / np.linalg.norm(q, axis=1, keepdims=True)
-    return head_point(d, lift), d
 
 
 def head_grid(rings: int, segments: int) -> tuple[np.ndarray, np.ndarray]:

@@ -400,7 +400,7 @@ def record_is_current(record: dict, item: Item, options: JobOptions, root: Path,
 @dataclass
 class Summary:
     """What a run did. converted/failed: this run; skipped_ok/skipped_failed: inputs an
-    earlier run had finished; codes: failure code -> count (this run)."""
+    earlier run had finished; codes: failure code -> count (this run); times in seconds."""
 
     total: int
     output: str
@@ -411,6 +411,7 @@ class Summary:
     codes: dict[str, int] = field(default_factory=dict)
     temp_removed: int = 0
     elapsed_s: float = 0.0
+    first_result_s: float | None = None  # start-up: until the engine's first result
     interrupted: bool = False
 
     @property
@@ -462,6 +463,8 @@ def run_batch(
         results = _engine(engine, tasks, options, workers, address, chunk)
         try:
             for result in results:
+                if summary.first_result_s is None:
+                    summary.first_result_s = time.perf_counter() - start
                 _record(ledger, summary, options, root, by_key[result["key"]], result)
                 bar.set_postfix(ok=summary.converted, failed=summary.failed, refresh=False)
                 bar.update(1)

@@ -1,0 +1,327 @@
+"""`chibi batch`: planning and path safety, the ledger, both engines on real photos
+(identical outputs), and SIGKILL + resume through the real command line.
+
+Real photos: scikit-image's astronaut, re-encoded at several sizes, crops, JPEG
+qualities and mirrored; skimage's coffee cup is a real photo with no face.
+One Ray session (2 CPUs) serves the whole module.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as skdata
+from validators import assert_valid_file, gltf_validate_many
+
+from avatar3d.errors import ChibiError
+from server.batch import (
+    FAILURES,
+    MANIFEST,
+    TMP_SUFFIX,
+    _map_outputs,
+    output_file,
+    plan_inputs,
+    read_jsonl,
+    sanitize_name,
+)
+from server.cli import main as chibi
+
+REPO = Path(__file__).resolve().parents[1]
+LEDGER_FILES = {MANIFEST, FAILURES, ".chibi-batch.lock"}
+
+
+def _encode(rgb: np.ndarray, fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def _resized(rgb: np.ndarray, side: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(rgb).resize((side, side), Image.Resampling.LANCZOS))
+
+
+def _write(root: Path, rel: str, data: bytes) -> None:
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    (root / rel).write_bytes(data)
+
+
+def make_photos(root: Path) -> dict[str, str | None]:
+    """Real photos and broken files under `root`; input key -> expected failure code
+    (None: converts)."""
+    astronaut = skdata.astronaut()
+    jpeg = _encode(astronaut, "JPEG", quality=90)
+    files = {
+        "astronaut.jpg": (jpeg, None),
+        # the same name in two folders: mirrored, not merged
+        "a/photo.jpg": (_encode(_resized(astronaut, 384), "JPEG", quality=75), None),
+        "b/photo.jpg": (_encode(astronaut[:, ::-1].copy(), "JPEG", quality=60), None),
+        # one stem, two extensions: both kept (same_jpg.vrm, same_png.vrm)
+        "c/same.jpg": (_encode(astronaut[20:340, 60:380].copy(), "JPEG", quality=95), None),
+        "c/same.png": (_encode(_resized(astronaut, 320), "PNG"), None),
+        "odd: näme?.webp": (_encode(astronaut, "WEBP", quality=80), None),
+        "broken/truncated.jpg": (jpeg[: len(jpeg) // 3], "invalid_image"),
+        "broken/not_an_image.jpg": (b"this is a text file, not a photo\n" * 20, "invalid_image"),
+        "broken/coffee.jpg": (_encode(skdata.coffee(), "JPEG", quality=90), "no_face"),
+    }
+    for rel, (blob, _) in files.items():
+        _write(root, rel, blob)
+    _write(root, "notes.txt", b"not listed: not an image extension")
+    _write(root, ".hidden.jpg", jpeg)  # hidden names are skipped
+    return {rel: code for rel, (_, code) in files.items()}
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under root except the ledger: relative path -> bytes."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name not in LEDGER_FILES
+    }
+
+
+def stable(records: dict[str, dict]) -> dict[str, dict]:
+    """Ledger records without the fields that differ run to run (timings, clock)."""
+    return {
+        key: {k: v for k, v in r.items() if k not in ("timings_ms", "finished_at")}
+        for key, r in records.items()
+    }
+
+
+def check_accounted(output: Path, expected: dict[str, str | None]) -> dict[str, dict]:
+    """Every input in exactly one ledger line; outputs listed, on disk, checksummed, valid."""
+    lines = {
+        name: [json.loads(line) for line in (output / name).read_text().splitlines()]
+        for name in (MANIFEST, FAILURES)
+    }
+    keys = [r["input"] for r in lines[MANIFEST]] + [r["input"] for r in lines[FAILURES]]
+    assert sorted(keys) == sorted(expected), "each input exactly once in the ledger"
+    assert {r["input"]: r["code"] for r in lines[FAILURES]} == {
+        k: code for k, code in expected.items() if code is not None
+    }
+    assert not [p for p in output.rglob(f"*{TMP_SUFFIX}")], "temporary files left"
+    files = {}
+    for record in lines[MANIFEST]:
+        for entry in record["outputs"]:
+            blob = (output / entry["path"]).read_bytes()
+            assert entry["sha256"] == __import__("hashlib").sha256(blob).hexdigest()
+            assert set(entry["params"]) >= {"shape", "skin_color", "hair_style"}
+            files[entry["path"]] = blob
+    reports = gltf_validate_many(files)
+    for name, blob in files.items():
+        assert_valid_file(blob, name, report=reports[name])
+    return {r["input"]: r for r in lines[MANIFEST]}
+
+
+# -- planning and path safety (no models) --------------------------------------------------
+
+
+def test_sanitize_name():
+    assert sanitize_name("photo 01.jpg") == "photo 01.jpg"
+    assert sanitize_name("näme?*:|<>.png") == "näme______.png"
+    assert sanitize_name("..") == "_"
+    assert sanitize_name(".bashrc") == "bashrc"
+    assert sanitize_name("a/b\\c\x00d~1") == "a_b_c_d_1"  # '~' marks extra faces only
+    assert sanitize_name("CON.jpg") == "_CON.jpg"
+    assert len(sanitize_name("é" * 400).encode()) <= 150
+
+
+def test_output_names_never_collide():
+    keys = ["x/same.jpg", "x/same.png", "x/SAME.webp", "x/a:b.jpg", "x/a_b.jpg", "y/same.jpg"]
+    outputs = _map_outputs(keys, ".vrm")
+    assert outputs == [
+        "x/same_jpg.vrm", "x/same_png.vrm", "x/SAME_webp.vrm",
+        "x/a_b_jpg.vrm", "x/a_b_jpg_2.vrm", "y/same.vrm",
+    ]  # fmt: skip
+    assert len({o.lower() for o in outputs}) == len(outputs)
+
+
+def test_list_file_traversal_refused(tmp_path: Path):
+    """List entries that would read outside the list's base are refused, each as one
+    unsafe_path failure; nothing is read or written outside OUTPUT."""
+    base, outside = tmp_path / "base", tmp_path / "outside"
+    (base / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret.jpg").write_bytes(b"x")
+    (base / "link.jpg").symlink_to(outside / "secret.jpg")
+    (base / "sub" / "escape").symlink_to(outside, target_is_directory=True)
+    entries = [
+        "../outside/secret.jpg",
+        "sub/../../outside/secret.jpg",
+        str(outside / "secret.jpg"),
+        "/etc/hosts",
+        "link.jpg",
+        "sub/escape/secret.jpg",
+    ]
+    listing = base / "list.txt"
+    listing.write_text("# photos to convert\n\n" + "\n".join(entries) + "\n../outside/secret.jpg\n")
+    items = plan_inputs(listing, tmp_path / "out", "vrm1")
+    assert [i.key for i in items] == entries  # the repeated line is one input
+    assert all(i.refused for i in items)
+    assert "'..'" in items[0].refused and "outside the list's base" in items[2].refused
+    assert "symbolic link" in items[4].refused and "symbolic link" in items[5].refused
+
+    out = tmp_path / "out"
+    assert chibi(["batch", str(listing), str(out), "--no-progress"]) == 1
+    rows = read_jsonl(out / FAILURES)
+    assert sorted(rows) == sorted(entries)
+    assert {r["code"] for r in rows.values()} == {"unsafe_path"}
+    assert tree(out) == {} and read_jsonl(out / MANIFEST) == {}
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.jpg"]
+    # a rerun keeps exactly one row per refused entry
+    assert chibi(["batch", str(listing), str(out), "--no-progress"]) == 1
+    assert len((out / FAILURES).read_text().splitlines()) == len(entries)
+
+
+def test_list_file_paths_inside_base(tmp_path: Path):
+    (tmp_path / "p" / "q").mkdir(parents=True)
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"p/q/a.jpg\n./p/q/a.jpg\n{tmp_path / 'p' / 'b.png'}\n")
+    items = plan_inputs(listing, tmp_path / "out", "glb")
+    assert [(i.key, i.output, i.refused) for i in items] == [
+        ("p/q/a.jpg", "p/q/a.glb", None), ("p/b.png", "p/b.glb", None),
+    ]  # fmt: skip
+
+
+def test_folder_symlink_out_of_input_refused_and_output_bounds(tmp_path: Path):
+    photos, elsewhere = tmp_path / "in", tmp_path / "elsewhere"
+    photos.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "x.jpg").write_bytes(b"x")
+    (photos / "inside.jpg").write_bytes(b"x")
+    (photos / "alias.jpg").symlink_to(photos / "inside.jpg")  # stays inside: fine
+    (photos / "leak.jpg").symlink_to(elsewhere / "x.jpg")
+    items = {i.key: i for i in plan_inputs(photos, tmp_path / "out", "vrm1")}
+    assert items["alias.jpg"].refused is None and items["inside.jpg"].refused is None
+    assert "outside INPUT" in items["leak.jpg"].refused
+    with pytest.raises(ChibiError) as info:
+        plan_inputs(photos, photos, "vrm1")
+    assert info.value.code == "invalid_output"
+    # a symbolic link planted inside OUTPUT cannot redirect a write outside it
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sub").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(ChibiError) as info:
+        output_file(out, "sub/new/x.vrm")
+    assert info.value.code == "unsafe_path"
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["x.jpg"]
+
+
+# -- both engines on real photos -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.timeout(420)
+def test_local_and_ray_engines_write_identical_outputs(tmp_path: Path, ray_session):
+    photos = tmp_path / "photos"
+    expected = make_photos(photos)
+    outputs = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / f"out-{engine}"
+        argv = ["batch", str(photos), str(out), "--engine", engine, "--workers", "2",
+                "--preview", "--no-progress"]  # fmt: skip
+        assert chibi(argv) == 1  # 1: some inputs failed (listed in failures.jsonl)
+        outputs[engine] = (tree(out), check_accounted(out, expected), read_jsonl(out / FAILURES))
+    local, ray = outputs["local"], outputs["ray"]
+    assert sorted(local[0]) == [
+        "a/photo.preview.png", "a/photo.vrm", "astronaut.preview.png", "astronaut.vrm",
+        "b/photo.preview.png", "b/photo.vrm", "c/same_jpg.preview.png", "c/same_jpg.vrm",
+        "c/same_png.preview.png", "c/same_png.vrm", "odd_ näme_.preview.png", "odd_ näme_.vrm",
+    ]  # fmt: skip
+    assert local[0].keys() == ray[0].keys()
+    different = [name for name in local[0] if local[0][name] != ray[0][name]]
+    assert not different, f"engines wrote different bytes: {different}"
+    assert stable(local[1]) == stable(ray[1]) and stable(local[2]) == stable(ray[2])
+    # the mirrored photo gives a different avatar input, the same person
+    assert local[1]["b/photo.jpg"]["input_sha256"] != local[1]["astronaut.jpg"]["input_sha256"]
+    # a rerun finds everything done and converts nothing
+    before = (tmp_path / "out-local" / MANIFEST).read_bytes()
+    assert chibi(["batch", str(photos), str(tmp_path / "out-local"), "--preview",
+                  "--no-progress"]) == 1  # fmt: skip
+    assert (tmp_path / "out-local" / MANIFEST).read_bytes() == before
+
+
+# -- SIGKILL and resume ----------------------------------------------------------------------
+
+
+def _group_alive(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group."""
+    alive = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(entry))
+    return alive
+
+
+@pytest.mark.timeout(420)
+def test_sigkill_mid_run_then_resume(tmp_path: Path):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    astronaut = skdata.astronaut()
+    expected: dict[str, str | None] = {}
+    for n in range(12):
+        side = 256 + 32 * n
+        rgb = _resized(astronaut if n % 2 else astronaut[:, ::-1].copy(), side)
+        _write(photos, f"set{n % 3}/p{n:02d}.jpg", _encode(rgb, "JPEG", quality=60 + 3 * n))
+        expected[f"set{n % 3}/p{n:02d}.jpg"] = None
+    _write(photos, "set0/broken.jpg", b"\xff\xd8\xff" + b"\0" * 100)
+    expected["set0/broken.jpg"] = "invalid_image"
+    command = [sys.executable, "-m", "server.cli", "batch", str(photos), str(out),
+               "--format", "vrm0", "--workers", "2", "--chunk", "1", "--no-progress"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=REPO, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    manifest = out / MANIFEST
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if manifest.exists() and manifest.read_bytes().count(b"\n") >= 3:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, process.stderr.read().decode()[-2000:]
+    os.kill(process.pid, signal.SIGKILL)  # the driver only, as `kill -9 PID` would
+    process.wait()
+    deadline = time.monotonic() + 30
+    while _group_alive(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _group_alive(process.pid), "worker processes outlived the killed driver"
+    done_before = read_jsonl(manifest)
+    assert 3 <= len(done_before) < 12
+    # what a kill can leave, and worse: a torn last line, a temporary file, a damaged output
+    with open(manifest, "ab") as f:
+        f.write(b'{"input": "set1/p01.jpg", "outp')
+    (out / "set1" / f".p04.vrm.0badc0de{TMP_SUFFIX}").parent.mkdir(exist_ok=True)
+    (out / "set1" / f".p04.vrm.0badc0de{TMP_SUFFIX}").write_bytes(b"half a file")
+    damaged = next(iter(done_before.values()))["outputs"][0]["path"]
+    blob = bytearray((out / damaged).read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (out / damaged).write_bytes(bytes(blob))
+
+    assert chibi(["batch", str(photos), str(out), "--format", "vrm0", "--workers", "2",
+                  "--no-progress"]) == 1  # fmt: skip
+    records = check_accounted(out, expected)
+    assert (out / damaged).read_bytes() != bytes(blob), "a damaged output must be redone"
+    for key, record in done_before.items():  # finished work was kept, not redone
+        if record["outputs"][0]["path"] != damaged:
+            assert records[key]["finished_at"] == record["finished_at"]

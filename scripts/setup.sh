@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(chromium libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 mono-mcs)
+APT_PACKAGES=(chromium libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 mono-mcs libwebsocketpp-dev libasio-dev)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -7,7 +7,7 @@ import os
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
-SECTIONS = ("bench_avatar",)
+SECTIONS = ("bench_avatar", "bench_batch")
 
 
 def main() -> None:

@@ -1,0 +1,130 @@
+"""Batch throughput: photos/s of `chibi batch` with the local engine at 1 and 2 workers
+and with Ray on the same cores, against the single-request path (photo -> VRM in
+process, one at a time), all in one run on the same photos.
+
+The photos are made from a real one (scikit-image's astronaut): random crops,
+scales, mirroring, brightness and JPEG quality, in a temporary folder.
+"wall" includes starting the workers and loading the models in each of them;
+"steady" counts from the first finished photo to the last.
+
+    .venv/bin/python -m bench.bench_batch [--photos 200] [--format vrm1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+
+import numpy as np  # noqa: E402
+from PIL import Image, ImageEnhance  # noqa: E402
+
+
+def make_photos(folder: Path, count: int, seed: int = 7) -> list[Path]:
+    """`count` JPEG variants of the astronaut photo in 10 sub-folders; returns their paths."""
+    from skimage import data as skdata
+
+    base = Image.fromarray(skdata.astronaut())
+    rng = np.random.default_rng(seed)
+    paths = []
+    for n in range(count):
+        # the face sits around x 130..330, y 20..260 of 512: every crop keeps it whole
+        left, top = rng.integers(0, 90), rng.integers(0, 20)
+        right, bottom = 512 - rng.integers(0, 90), 512 - rng.integers(0, 180)
+        image = base.crop((int(left), int(top), int(right), int(bottom)))
+        scale = rng.uniform(0.7, 1.6)
+        image = image.resize((int(image.width * scale), int(image.height * scale)))
+        if rng.random() < 0.5:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.8, 1.2))
+        path = folder / f"set{n % 10}" / f"photo_{n:04d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=int(rng.integers(60, 96)))
+        path.write_bytes(buffer.getvalue())
+        paths.append(path)
+    return paths
+
+
+def single_request(paths: list[Path], fmt: str) -> tuple[float, float, int]:
+    """(wall s incl. model load, steady s, photos converted): the path one server request
+    takes, in this process, one photo after another."""
+    start = time.perf_counter()
+    from avatar3d.build import build_avatar
+    from avatar3d.errors import ChibiError
+    from avatar3d.pipeline import PhotoPipeline
+    from exporters import export
+    from exporters.preview import render_thumbnail
+
+    pipeline = PhotoPipeline()
+    loaded = time.perf_counter()
+    converted = 0
+    for path in paths:
+        try:
+            params = pipeline.params(path.read_bytes())[0]
+        except ChibiError:
+            continue
+        avatar = build_avatar(params)
+        thumbnail = render_thumbnail(avatar) if fmt != "glb" else None
+        export(avatar, fmt, thumbnail_png=thumbnail)
+        converted += 1
+    end = time.perf_counter()
+    return end - start, end - loaded, converted
+
+
+def batch_run(photos: Path, engine: str, workers: int, fmt: str) -> dict:
+    """One `chibi batch` run into a fresh OUTPUT; its Summary plus median stage timings."""
+    from server.batch import MANIFEST, JobOptions, run_batch
+
+    with tempfile.TemporaryDirectory(prefix="chibi-bench-out-") as out:
+        summary = run_batch(photos, out, JobOptions(fmt), engine=engine, workers=workers,
+                            progress=False)  # fmt: skip
+        stages: dict[str, list[float]] = {}
+        for line in (Path(out) / MANIFEST).read_text().splitlines():
+            for stage, ms in json.loads(line)["timings_ms"].items():
+                stages.setdefault(stage, []).append(ms)
+    return {"summary": summary, "stages": {k: statistics.median(v) for k, v in stages.items()}}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=int, default=200)
+    parser.add_argument("--format", default="vrm1", choices=("vrm1", "vrm0", "glb"))
+    args = parser.parse_args(argv)
+    cores = len(os.sched_getaffinity(0))
+    print(f"batch: {args.photos} photos -> {args.format}, {cores} cores visible "
+          f"(shared with whatever else runs)")  # fmt: skip
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="chibi-bench-photos-") as folder:
+        paths = make_photos(Path(folder), args.photos)
+        wall, steady, converted = single_request(paths, args.format)
+        rows.append(("single request, in process", wall, steady, converted, converted))
+        runs = [("local", 1), ("local", 2), ("ray", 2)]
+        details = {}
+        for engine, workers in runs:
+            result = batch_run(Path(folder), engine, workers, args.format)
+            s = result["summary"]
+            first = s.first_result_s or 0.0
+            label = f"{engine}, {workers} worker{'s' if workers > 1 else ''}"
+            rows.append((label, s.elapsed_s, s.elapsed_s - first, s.converted, s.converted - 1))
+            details[label] = result
+    base_rate = rows[0][4] / rows[0][2]
+    print(f"{'path':30s} {'wall s':>8s} {'photos/s':>9s} {'steady/s':>9s} {'x single':>9s}")
+    for label, wall, steady, converted, counted in rows:
+        rate, steady_rate = converted / wall, counted / steady if steady > 0 else 0.0
+        print(f"{label:30s} {wall:8.1f} {rate:9.2f} {steady_rate:9.2f} "
+              f"{steady_rate / base_rate:9.2f}   ({converted} converted)")  # fmt: skip
+    stages = details["local, 2 workers"]["stages"]
+    print("median ms per photo and stage (local, 2 workers): "
+          + ", ".join(f"{k} {v:.0f}" for k, v in stages.items()))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -17,9 +17,11 @@ reused; calls from several threads each get their own.
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
 import threading
+import weakref
 from dataclasses import dataclass
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
@@ -44,6 +46,9 @@ MAX_SIZE = 2048
 MAX_SUPERSAMPLED = 1536  # above this many pixels, 4x MSAA alone is smooth enough (and 3x faster)
 
 _local = threading.local()
+# every live renderer, so they are closed before the interpreter tears modules down
+# (PyOpenGL then fails noisily inside pyrender's __del__)
+_all_renderers: weakref.WeakSet = weakref.WeakSet()
 
 
 @dataclass
@@ -91,6 +96,7 @@ def _renderer(width: int, height: int) -> pyrender.OffscreenRenderer:
     if renderer is None:
         renderer = pyrender.OffscreenRenderer(width, height)
         _local.renderer = renderer
+        _all_renderers.add(renderer)
     renderer.viewport_width, renderer.viewport_height = width, height
     return renderer
 
@@ -102,6 +108,16 @@ def _drop_renderer() -> None:
         try:
             renderer.delete()
         except Exception:  # noqa: BLE001 - a broken context is dropped either way
+            pass
+
+
+@atexit.register
+def _close_all_renderers() -> None:
+    _local.renderer = None
+    for renderer in list(_all_renderers):
+        try:
+            renderer.delete()
+        except Exception:  # noqa: BLE001 - shutting down; nothing left to save
             pass
 
 

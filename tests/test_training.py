@@ -1,0 +1,157 @@
+"""Training: synthetic renders with exact labels, masked teacher labels, a falling loss."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data as skdata
+from skimage.color import rgb2lab
+
+from avatar3d.params import GLASSES, HAIR_STYLES, SHAPE_SLIDERS, AvatarParams
+from avatar3d.regressor import COLOR_NAMES, SLIDER_FIELDS, create_model
+from avatar3d.synth import MONK_SKIN_TONES, SetSpec, as_training_set, load_or_render, sample_params
+from avatar3d.training import (
+    LoopOptions,
+    TrainingSet,
+    augment,
+    load_labelled,
+    srgb_to_lab,
+    teacher_targets,
+    train_model,
+)
+from server.cli import main
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    """6 random avatars x 2 photo-like views, rendered in this process (no cache reuse)."""
+    cache = tmp_path_factory.mktemp("synth")
+    return load_or_render(SetSpec("test", 6, views=2, seed=7), cache, workers=1)
+
+
+def test_sampled_params_are_valid_and_cover_the_ranges():
+    rng = np.random.default_rng(0)
+    samples = [sample_params(rng) for _ in range(300)]
+    shape = np.array([[p.shape[n] for n in SHAPE_SLIDERS] for p in samples])
+    assert shape.min() < 0.05 and shape.max() > 0.95
+    assert {p.hair_style for p in samples} == set(HAIR_STYLES)
+    assert {p.glasses for p in samples} == set(GLASSES)
+    lightness = rgb2lab(np.array([[p.color_rgb("skin_color") for p in samples]]))[0, :, 0]
+    assert lightness.min() < 25 and lightness.max() > 88  # the whole Monk range
+    tinted = sample_params(rng, skin_color=MONK_SKIN_TONES[8])
+    assert tinted.skin_color == MONK_SKIN_TONES[8]
+
+
+def test_synthetic_set_has_exact_labels_and_photo_like_crops(tiny_set):
+    crops = tiny_set["crops"]
+    assert crops.shape == (12, 128, 128, 3) and crops.dtype == np.uint8
+    # the two views of one avatar share labels but are different pictures
+    assert np.array_equal(tiny_set["sliders"][0], tiny_set["sliders"][1])
+    assert np.abs(crops[0].astype(int) - crops[1].astype(int)).mean() > 10
+    # not a flat render: a textured background and noise give many distinct values
+    assert len(np.unique(crops[0].reshape(-1, 3), axis=0)) > 2000
+
+
+def test_crops_are_aligned_like_real_photos():
+    """A frontal, evenly lit default avatar: after the same similarity fit as a real photo,
+    the irises sit at the canonical eye centres and skin lies between them."""
+    from avatar3d.build import build_avatar
+    from avatar3d.face import ALIGN_WEIGHTS, CANONICAL_CROP_POINTS, similarity_fit, warp_image
+    from avatar3d.synth_render import View, render_view
+
+    params = AvatarParams(skin_color="#f3e7db", iris_color="#202020")
+    view = View(yaw=0.0, pitch=0.0, roll=0.25, yfov=0.5, fill=0.5, shift=(0.08, -0.05),
+                key_dir=np.array([0.0, 0.0, 1.0]), key_intensity=1.5,
+                key_color=np.ones(3), fill_intensity=0.5, ambient=0.3)  # fmt: skip
+    rgb, alpha, points = render_view(build_avatar(params), params, view)
+    photo = (np.clip(rgb * alpha[..., None], 0, 1) * 255).astype(np.uint8)
+    crop = warp_image(photo, similarity_fit(points, CANONICAL_CROP_POINTS, ALIGN_WEIGHTS), 128)
+    luma = crop.astype(float).mean(axis=2)
+    rows, cols = np.nonzero(luma[40:64, 30:98] < 70)  # the dark irises (hair is higher up)
+    rows, cols = rows + 40, cols + 30
+    for side, (x, y) in zip((cols < 64, cols >= 64), CANONICAL_CROP_POINTS[:2], strict=True):
+        assert side.sum() > 10
+        assert abs(cols[side].mean() - x) < 6 and abs(rows[side].mean() - y) < 6
+    assert luma[40, 64] > 150  # skin between the eyes, above the nose
+
+
+def test_short_training_run_lowers_the_loss(tiny_set):
+    torch.set_num_threads(1)  # two threads on two busy shared cores is several times slower
+    data = as_training_set(tiny_set)
+    model = create_model("chibinet-xs")
+    history = train_model(model, data, None, LoopOptions(epochs=12, batch_size=6, lr=3e-3))
+    assert len(history.losses) == 12
+    assert np.mean(history.losses[-3:]) < 0.8 * np.mean(history.losses[:2]), history.losses
+    assert history.seconds < 60
+
+
+def test_teacher_labels_mask_the_fields_they_lack():
+    records = [
+        {"shape": {"eye_size": 0.7}, "expression": {"smile": 0.4},
+         "colors": {"skin_color": "#a07e56"}, "confidence": {"eye_size": 0.8, "smile": 0.5}},
+        {"shape": {}, "expression": {}, "colors": {}, "confidence": 1.0},
+    ]  # fmt: skip
+    targets, slider_mask, color_mask = teacher_targets(records)
+    eye = SLIDER_FIELDS.index("shape.eye_size")
+    smile = SLIDER_FIELDS.index("expression.smile")
+    assert targets.sliders[0, eye] == pytest.approx(0.7)
+    assert slider_mask[0, eye] == pytest.approx(0.8) and slider_mask[0, smile] == pytest.approx(0.5)
+    assert slider_mask[0].sum() == pytest.approx(1.3) and slider_mask[1].sum() == 0
+    skin = COLOR_NAMES.index("skin_color")
+    assert color_mask[0, skin] == 1.0 and color_mask[0].sum() == 1.0
+    assert np.allclose(targets.colors[0, skin], [0xA0 / 255, 0x7E / 255, 0x56 / 255])
+
+
+def test_flip_augmentation_swaps_the_mirrored_sliders():
+    left = SLIDER_FIELDS.index("expression.blink_left")
+    right = SLIDER_FIELDS.index("expression.blink_right")
+    n = 64
+    sliders = torch.zeros(n, len(SLIDER_FIELDS))
+    sliders[:, left] = 1.0
+    images = torch.zeros(n, 3, 128, 128)
+    images[..., :64] = 1.0  # bright left half: a flip moves it to the right
+    batch = {"sliders": sliders, "slider_mask": torch.ones_like(sliders)}
+    out = augment(images, batch, torch.Generator().manual_seed(0))
+    flipped = out[..., 64:].mean(dim=(1, 2, 3)) > out[..., :64].mean(dim=(1, 2, 3))
+    assert 10 < int(flipped.sum()) < 54
+    assert torch.equal(batch["sliders"][:, right] == 1.0, flipped)
+    assert torch.equal(batch["sliders"][:, left] == 1.0, ~flipped)
+
+
+def test_lab_conversion_matches_scikit_image():
+    rgb = np.random.default_rng(0).random((50, 3))
+    ours = srgb_to_lab(torch.from_numpy(rgb)).numpy()
+    assert np.allclose(ours, rgb2lab(rgb[None])[0], atol=0.05)
+
+
+def test_label_command_then_training_on_teacher_labels(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(skdata.astronaut()).save(photos / "astronaut.png")
+    Image.fromarray(skdata.coffee()).save(photos / "coffee.jpg")  # no face: skipped
+    (photos / "notes.txt").write_text("not a photo")
+    labels = tmp_path / "labels.jsonl"
+    assert main(["label", str(photos), "-o", str(labels)]) == 0
+    records = [json.loads(line) for line in labels.read_text().splitlines()]
+    assert [r["path"].endswith("astronaut.png") for r in records] == [True]
+    assert "data" not in json.dumps(records)  # labels only, never pixels
+    real = load_labelled(labels)
+    assert isinstance(real, TrainingSet) and len(real) == 1 and real.source == "teacher"
+    assert real.class_mask.sum() == 0  # no hair style / glasses labels from the teacher
+    assert real.slider_mask[0, SLIDER_FIELDS.index("shape.head_size")] == 0
+    assert real.slider_mask[0, SLIDER_FIELDS.index("shape.eye_size")] > 0
+    model = create_model("chibinet-xs")
+    history = train_model(model, None, real, LoopOptions(epochs=8, batch_size=4, augment=False))
+    assert history.losses[-1] < history.losses[0]
+
+
+def test_photos_are_not_written_by_labelling(tmp_path):
+    buffer = io.BytesIO()
+    Image.fromarray(skdata.astronaut()).save(buffer, "PNG")
+    (tmp_path / "a.png").write_bytes(buffer.getvalue())
+    before = set(p.name for p in tmp_path.iterdir())
+    main(["label", str(tmp_path), "-o", str(tmp_path / "l.jsonl")])
+    assert set(p.name for p in tmp_path.iterdir()) - before == {"l.jsonl"}

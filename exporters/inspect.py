@@ -70,8 +70,8 @@ def load_gltf(data: bytes) -> pygltflib.GLTF2:
         raise _invalid(f"file is truncated: header says {length} bytes, got {len(data)}")
     try:
         gltf = pygltflib.GLTF2.load_from_bytes(bytes(data[:length]))
-    except (ValueError, KeyError, TypeError, struct.error, UnicodeDecodeError, OSError) as exc:
-        raise _invalid(f"cannot parse the glTF: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - untrusted input into a third-party parser
+        raise _invalid(f"cannot parse the glTF: {type(exc).__name__}: {exc}") from None
     if gltf is None:
         raise _invalid("the file has no JSON chunk")
     return gltf
@@ -269,7 +269,12 @@ def inspect_file(data: bytes) -> dict[str, Any]:
     PhysBone limits are not ranked: a VRM's springs become PhysBones only when
     someone converts the avatar in Unity. Bad input raises ChibiError('invalid_model').
     """
-    return inspect_gltf(load_gltf(data), file_size=len(data))
+    gltf = load_gltf(data)
+    try:
+        return inspect_gltf(gltf, file_size=len(data))
+    except (AttributeError, TypeError, IndexError, KeyError, ValueError) as exc:
+        # JSON that parses but breaks the glTF schema (wrong types, dangling indices)
+        raise _invalid(f"malformed glTF: {type(exc).__name__}: {exc}") from None
 
 
 def format_report(stats: dict[str, Any]) -> str:

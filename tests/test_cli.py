@@ -185,3 +185,40 @@ def test_texture_memory_counts_the_mip_chain():
     assert _mip_chain_bytes(1024, 1024) == 4 * sum(4**k for k in range(11))
     assert _mip_chain_bytes(1, 1) == 4
     assert _mip_chain_bytes(4, 1) == 4 * (4 + 2 + 1)
+
+
+def _with_json_change(glb: bytes, path: tuple, value) -> bytes:
+    """The same glb with one JSON value replaced (the binary chunk kept)."""
+    json_len = int.from_bytes(glb[12:16], "little")
+    doc = json.loads(glb[20 : 20 + json_len])
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    chunk = json.dumps(doc).encode()
+    chunk += b" " * (-len(chunk) % 4)
+    rest = glb[20 + json_len :]
+    total = 20 + len(chunk) + len(rest)
+    header = b"glTF" + (2).to_bytes(4, "little") + total.to_bytes(4, "little")
+    return header + len(chunk).to_bytes(4, "little") + b"JSON" + chunk + rest
+
+
+@pytest.mark.parametrize(
+    "path, value",
+    [
+        (("meshes", 0, "primitives", 0, "attributes", "POSITION"), 10**6),
+        (("nodes",), "not a list"),
+        (("skins", 0, "joints"), None),
+        (("materials", 0), 5),
+        (("images", 0, "bufferView"), 10**6),
+        (("extensions",), [1, 2]),
+    ],
+)
+def test_inspect_rejects_malformed_gltf_json(written, path, value):
+    from avatar3d.errors import ChibiError
+    from exporters.inspect import inspect_file
+
+    data = _with_json_change(written["vrm0"].read_bytes(), path, value)
+    with pytest.raises(ChibiError) as info:
+        inspect_file(data)
+    assert info.value.code == "invalid_model"

@@ -25,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="default from the output suffix: .glb -> glb, .vrm -> vrm1",
     )
     parser.add_argument("--quality", choices=("default", "high"), default="default")
-    parser.add_argument("--all-faces", action="store_true", help="one avatar per face (OUT_1...)")
+    parser.add_argument(
+        "--all-faces", action="store_true", help="one avatar per face: OUT, OUT_1, OUT_2..."
+    )
     parser.add_argument("--preview", metavar="PNG", help="also save a preview image")
     parser.add_argument("--params-out", metavar="JSON", help="also save the params used")
     parser.add_argument("--token", help="bearer token (default $CHIBI_TOKEN)")
@@ -60,21 +62,23 @@ def run(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get("CHIBI_TOKEN")
     with SyncChibiClient(args.url or default_url(), token=token) as client:
         results = client.generate_all(photo, on_progress=progress, **request)
+    # Several faces: OUT for the largest, then OUT_1, OUT_2... (as `chibi convert` names them).
     for result in results:
-        suffix = f"_{result.item + 1}" if len(results) > 1 else ""
-        _write(output.with_stem(output.stem + suffix), result.data)
+        _write(_numbered(output, result.item), result.data)
         if args.preview and result.preview is not None:
-            _write(Path(args.preview).with_stem(Path(args.preview).stem + suffix), result.preview)
+            _write(_numbered(Path(args.preview), result.item), result.preview)
         if args.params_out and result.params is not None:
-            text = json.dumps(result.params, indent=2)
-            _write(
-                Path(args.params_out).with_stem(Path(args.params_out).stem + suffix), text.encode()
-            )
+            text = json.dumps(result.params, indent=2) + "\n"
+            _write(_numbered(Path(args.params_out), result.item), text.encode())
         print(
-            f"chibi client: wrote {output.with_stem(output.stem + suffix)} "
+            f"chibi client: wrote {_numbered(output, result.item)} "
             f"({len(result.data)} bytes, {result.elapsed_s:.2f} s)"
         )
     return 0
+
+
+def _numbered(path: Path, item: int) -> Path:
+    return path if item == 0 else path.with_name(f"{path.stem}_{item}{path.suffix}")
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -1,0 +1,472 @@
+"""Bad input corpus against the real server: every case gets its stable code, and the
+connection (or, when the protocol requires closing it, the server) still serves the
+next request. Server memory stays flat over the corpus repeated."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from server_harness import PHOTO_PATH_MISSING, PHOTO_SKIP_REASON, ROOT, ServerProcess
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from server.protocol import encode_blob, encode_frame, encode_json
+
+LIMITS = dict(frame=8 * 2**20, photo=4 * 2**20, in_flight=3)
+SERVER_ARGS = (
+    "--workers", "1", "--max-frame-bytes", str(LIMITS["frame"]),
+    "--max-photo-bytes", str(LIMITS["photo"]), "--max-in-flight", str(LIMITS["in_flight"]),
+    "--idle-timeout", "2", "--hello-timeout", "2", "--rate", "1000", "--rate-burst", "1000",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def server():
+    with ServerProcess(*SERVER_ARGS) as running:
+        yield running
+
+
+class Raw:
+    """A bare websocket connection that speaks the protocol by hand (no client library)."""
+
+    def __init__(self, ws):
+        self.ws = ws
+
+    @classmethod
+    async def open(cls, url: str, hello: bool = True, **kwargs: Any) -> Raw:
+        raw = cls(await connect(url, compression=None, max_size=None, **kwargs))
+        if hello:
+            await raw.send({"type": "hello", "version": 1})
+            assert (await raw.next())["type"] == "welcome"
+        return raw
+
+    async def send(self, message: dict | str | bytes) -> None:
+        await self.ws.send(encode_json(message) if isinstance(message, dict) else message)
+
+    async def next(self, timeout: float = 60) -> dict:
+        """The next text message (binary result chunks are returned as {"binary": kind})."""
+        message = await asyncio.wait_for(self.ws.recv(), timeout)
+        if isinstance(message, bytes):
+            length = struct.unpack(">I", message[4:8])[0]
+            return {"binary": json.loads(message[8 : 8 + length])["kind"]}
+        return json.loads(message)
+
+    async def until(self, *types: str, timeout: float = 60) -> dict:
+        """Skip messages until one of these types (accepted/progress/chunks are skipped)."""
+        while True:
+            message = await self.next(timeout)
+            if message.get("type") in types:
+                return message
+
+    async def error(self, timeout: float = 60) -> dict:
+        return await self.until("error", "done", timeout=timeout)
+
+    async def closed(self, timeout: float = 30) -> tuple[int | None, str]:
+        try:
+            while True:
+                await asyncio.wait_for(self.ws.recv(), timeout)
+        except ConnectionClosed as exc:
+            frame = exc.rcvd
+            return (frame.code, frame.reason) if frame else (None, "")
+
+    async def alive(self) -> None:
+        """The connection still answers: an application ping round trip."""
+        await self.send({"type": "ping", "nonce": 7})
+        assert (await self.until("pong", timeout=10))["nonce"] == 7
+
+    async def params_request(self, request_id: str, **options: Any) -> None:
+        options.setdefault("format", "glb")
+        message = {"type": "request", "id": request_id, "source": "params", "params": {}}
+        await self.send({**message, "options": options})
+
+    async def photo_request(self, request_id: str, photo: bytes, **options: Any) -> None:
+        options.setdefault("format", "glb")
+        message = {"type": "request", "id": request_id, "source": "photo", "options": options}
+        await self.send(message)
+        for chunk in encode_blob(request_id, "photo", photo, 1024 * 1024):
+            await self.send(chunk)
+
+
+def request_msg(request_id: str = "r1", **fields: Any) -> dict:
+    return {"type": "request", "id": request_id, "source": "params", "params": {}, **fields}
+
+
+def photo_chunk(request_id: str, **header: Any) -> bytes:
+    base = {"id": request_id, "kind": "photo", "index": 0, "count": 1, "offset": 0, "size": 3}
+    return encode_frame({**base, **header}, b"abc")
+
+
+# -- images -------------------------------------------------------------------------------
+def _encode(image: Image.Image, fmt: str, **kwargs: Any) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def astronaut() -> Image.Image:
+    from skimage import data
+
+    return Image.fromarray(data.astronaut())
+
+
+def png_bomb(side: int = 30000) -> bytes:
+    """A valid 1-bit... 8-bit grey PNG of side x side zero pixels (~900 MB decoded, ~1 MB file)."""
+    compressor = zlib.compressobj(9)
+    row = bytes(side + 1)
+    body = b"".join(compressor.compress(row * 500) for _ in range(side // 500))
+    body += compressor.flush()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    )
+
+
+def photo_corpus() -> dict[str, tuple[bytes, dict, set[str]]]:
+    """name -> (photo bytes, options, acceptable outcomes: error codes or "ok")."""
+    face = astronaut()
+    jpeg = _encode(face, "JPEG", quality=90)
+    gray16 = Image.fromarray(np.asarray(face.convert("L"), np.uint16) * 257)  # mode I;16
+    noise = np.random.default_rng(0).integers(0, 255, (300, 300, 3), np.uint8)
+    frames = [face, face.transpose(Image.FLIP_LEFT_RIGHT)]
+    tiles = Image.new("RGB", (1024, 1024))
+    for x in (0, 512):
+        for y in (0, 512):
+            tiles.paste(face, (x, y))
+    tiny = Image.new("RGB", (800, 800), (90, 120, 90))
+    tiny.paste(face.resize((40, 40)), (380, 380))
+    gradient = np.linspace(0, 255, 400 * 400 * 3).reshape(400, 400, 3).astype(np.uint8)
+    return {
+        "truncated_jpeg": (jpeg[: len(jpeg) // 2], {}, {"invalid_image"}),
+        "empty_photo": (b"", {}, {"invalid_image"}),
+        "random_bytes_photo": (os.urandom(5000), {}, {"invalid_image"}),
+        "html_photo": (b"<!doctype html><html><body>hi</body></html>", {}, {"invalid_image"}),
+        "png_bomb_30000": (png_bomb(), {}, {"image_too_large"}),
+        "tiff_photo": (_encode(face, "TIFF"), {}, {"invalid_image"}),
+        "noise_no_face": (_encode(Image.fromarray(noise), "PNG"), {}, {"no_face"}),
+        "gradient_no_face": (_encode(Image.fromarray(gradient), "JPEG"), {}, {"no_face"}),
+        "tiny_face": (_encode(tiny, "PNG"), {}, {"face_too_small", "no_face"}),
+        "animated_gif": (
+            _encode(frames[0], "GIF", save_all=True, append_images=frames[1:]),
+            {},
+            {"ok"},
+        ),
+        "png_16bit": (_encode(gray16, "PNG"), {}, {"ok"}),
+        "cmyk_jpeg": (_encode(face.convert("CMYK"), "JPEG"), {}, {"ok"}),
+        "many_faces": (_encode(tiles, "JPEG"), {}, {"ok"}),
+        "many_faces_all": (_encode(tiles, "JPEG"), {"all_faces": True}, {"ok"}),
+    }
+
+
+# -- the corpus -------------------------------------------------------------------------------
+@dataclass
+class Case:
+    name: str
+    send: list  # messages to send after hello (dict, str or bytes)
+    code: str  # expected error code
+    ref: bool = False  # error names the request in `ref` (non-terminal) instead of `id`
+    photo: bool = False  # needs photo requests to be admitted (the photo path)
+
+
+CASES = [
+    Case("invalid_json", ["{not json"], "invalid_json"),
+    Case("json_array", ["[1, 2]"], "bad_message"),
+    Case("json_string", ['"hello"'], "bad_message"),
+    Case("missing_type", [{"id": "r1"}], "bad_message"),
+    Case("type_not_string", [{"type": 5}], "bad_message"),
+    Case("unknown_type", [{"type": "make_me_a_sandwich"}], "unknown_type"),
+    Case("oversized_json", [json.dumps({"type": "ping", "pad": "x" * 70000})], "frame_too_large"),
+    Case("deeply_nested_json", ["[" * 30000 + "]" * 30000], "invalid_json"),
+    Case("second_hello", [{"type": "hello", "version": 1}], "wrong_state"),
+    Case("request_without_id", [{"type": "request", "source": "params", "params": {}}],
+         "bad_message"),
+    Case("id_too_long", [request_msg("x" * 65)], "bad_message"),
+    Case("id_with_spaces", [request_msg("my id")], "bad_message"),
+    Case("id_not_string", [request_msg(12)], "bad_message"),
+    Case("unknown_source", [request_msg(source="video")], "bad_message"),
+    Case("bad_format", [request_msg(options={"format": "fbx"})], "invalid_option"),
+    Case("bad_quality", [request_msg(options={"quality": "ultra"})], "invalid_option"),
+    Case("unknown_option", [request_msg(options={"colour": "red"})], "invalid_option"),
+    Case("option_wrong_type", [request_msg(options={"return_preview": "yes"})], "invalid_option"),
+    Case("params_not_object", [request_msg(params=[1, 2])], "invalid_params"),
+    Case("params_out_of_range", [request_msg(params={"shape": {"eye_size": 7}})],
+         "invalid_params"),
+    Case("params_unknown_field", [request_msg(params={"wings": True})], "invalid_params"),
+    Case("params_nan", ['{"type":"request","id":"r1","source":"params","params":'
+                        '{"hair_length":NaN}}'], "invalid_params"),
+    Case("params_bad_colour", [request_msg(params={"hair_color": "red"})], "invalid_params"),
+    Case("cancel_unknown_id", [{"type": "cancel", "id": "nobody"}], "unknown_id", ref=True),
+    Case("cancel_without_id", [{"type": "cancel"}], "bad_message"),
+    Case("binary_random", [os.urandom(300)], "bad_message"),
+    Case("binary_empty", [b""], "bad_message"),
+    Case("binary_html", [b"<html><body>not a frame</body></html>"], "bad_message"),
+    Case("binary_truncated_header", [encode_frame({"id": "a", "kind": "photo"})[:12]],
+         "bad_message"),
+    Case("binary_header_not_json", [b"CHB1\x00\x00\x00\x04abcd"], "bad_message"),
+    Case("binary_bad_kind", [photo_chunk("r1", kind="video")], "bad_message", ref=True),
+    Case("photo_for_unknown_id", [photo_chunk("ghost")], "unknown_id", ref=True),
+    Case("photo_declared_too_large", [{"type": "request", "id": "p1", "source": "photo"},
+                                      photo_chunk("p1", size=LIMITS["photo"] + 1)],
+         "payload_too_large", photo=True),
+    Case("photo_checksum_mismatch", [{"type": "request", "id": "p1", "source": "photo"},
+                                     photo_chunk("p1", sha256="0" * 64)], "checksum_mismatch",
+         photo=True),
+    Case("photo_chunk_out_of_order", [{"type": "request", "id": "p1", "source": "photo"},
+                                      photo_chunk("p1", index=1, count=2, size=6)],
+         "bad_message", photo=True),
+    Case("photo_chunk_for_params_request", [request_msg("q1"), photo_chunk("q1")],
+         "wrong_state", ref=True),
+]  # fmt: skip
+
+
+async def run_case(url: str, case: Case) -> dict:
+    """Send a case on a fresh connection; return the error; check the connection still works."""
+    raw = await Raw.open(url)
+    try:
+        for message in case.send:
+            await raw.send(message)
+        while True:
+            reply = await raw.error(timeout=60)
+            if reply.get("code") == case.code or reply.get("type") == "done":
+                break
+        assert reply.get("code") == case.code, reply
+        assert reply["fatal"] is False
+        assert (reply.get("ref") is not None) == case.ref, reply
+        await raw.alive()  # the same connection serves on
+        return reply
+    finally:
+        await raw.ws.close()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_bad_message_is_answered_and_the_connection_still_serves(server, case):
+    if case.photo and PHOTO_PATH_MISSING:
+        pytest.skip(PHOTO_SKIP_REASON)
+    asyncio.run(run_case(server.url, case))
+
+
+@pytest.mark.skipif(PHOTO_PATH_MISSING, reason=PHOTO_SKIP_REASON)
+def test_duplicate_id_and_too_many_in_flight(server):
+    async def scenario():
+        raw = await Raw.open(server.url)
+        # Photo requests stay in flight until their photo arrives: no worker needed.
+        for request_id in ("a", "b", "c"):
+            await raw.send({"type": "request", "id": request_id, "source": "photo"})
+        await raw.send({"type": "request", "id": "a", "source": "photo"})
+        duplicate = await raw.error()
+        await raw.send({"type": "request", "id": "d", "source": "photo"})
+        busy = await raw.error()
+        await raw.send({"type": "cancel", "id": "a"})
+        cancelled = await raw.error()
+        await raw.alive()
+        await raw.ws.close()
+        return duplicate, busy, cancelled
+
+    duplicate, busy, cancelled = asyncio.run(scenario())
+    assert (duplicate["code"], duplicate["ref"], duplicate["id"]) == ("duplicate_id", "a", None)
+    assert (busy["code"], busy["id"]) == ("busy", "d")
+    assert (cancelled["code"], cancelled["id"]) == ("cancelled", "a")
+
+
+@pytest.mark.parametrize(
+    "first, code",
+    [({"type": "request", "id": "r1", "source": "params", "params": {}}, "wrong_state"),
+     ({"type": "hello", "version": 2}, "unsupported_version"),
+     ({"type": "hello", "version": "1"}, "unsupported_version"),
+     ("garbage", "invalid_json"),
+     (encode_frame({"id": "a", "kind": "photo"}), "wrong_state")],
+    ids=["request_before_hello", "version_2", "version_string", "garbage_before_hello",
+         "binary_before_hello"],
+)  # fmt: skip
+def test_bad_opening_is_fatal_with_policy_close_and_the_server_serves_on(server, first, code):
+    async def scenario():
+        raw = await Raw.open(server.url, hello=False)
+        await raw.send(first)
+        error = await raw.error()
+        close_code, reason = await raw.closed()
+        again = await Raw.open(server.url)
+        await again.alive()
+        await again.ws.close()
+        return error, close_code, reason
+
+    error, close_code, reason = asyncio.run(scenario())
+    assert (error["code"], error["fatal"], close_code, reason) == (code, True, 1008, code)
+    if code == "unsupported_version":
+        assert error["supported"] == [1]
+
+
+def test_invalid_utf8_text_frame_closes_1007_and_the_server_serves_on(server):
+    async def scenario():
+        raw = await Raw.open(server.url)
+        await raw.ws.send(b"\xff\xfe{not utf-8", text=True)
+        close_code, _ = await raw.closed()
+        again = await Raw.open(server.url)
+        await again.alive()
+        await again.ws.close()
+        return close_code
+
+    assert asyncio.run(scenario()) == 1007
+
+
+@pytest.mark.parametrize("size", [LIMITS["frame"] + 1, 100 * 2**20], ids=["just_over", "100MB"])
+def test_huge_frames_are_refused_from_the_header_with_1009(server, size):
+    async def scenario():
+        raw = await Raw.open(server.url)
+        payload = bytes(size)
+        start = time.perf_counter()
+        try:
+            await raw.ws.send(payload)
+        except ConnectionClosed:
+            pass
+        close_code, _ = await raw.closed()
+        elapsed = time.perf_counter() - start
+        again = await Raw.open(server.url)
+        await again.alive()
+        await again.ws.close()
+        return close_code, elapsed
+
+    close_code, elapsed = asyncio.run(scenario())
+    assert close_code == 1009
+    assert elapsed < 10, f"refusing a {size}-byte frame took {elapsed:.1f} s"
+
+
+def test_silent_and_slow_clients_are_timed_out_while_others_are_served(server):
+    async def scenario():
+        silent = await Raw.open(server.url, hello=False)  # never says hello
+        slow = await Raw.open(server.url)
+        # A binary frame header announcing 4096 bytes, then a trickle that never finishes.
+        slow.ws.transport.write(b"\x82\xfe\x10\x00" + b"\x00\x00\x00\x00" + b"x" * 10)
+        busy = await Raw.open(server.url)
+
+        async def keep_pinging():  # a well-behaved client is served all along
+            while True:
+                await busy.alive()
+                await asyncio.sleep(0.3)
+
+        pinger = asyncio.create_task(keep_pinging())
+        hello_error = await silent.error(timeout=10)
+        silent_close = await silent.closed()
+        slow_close = await slow.closed(timeout=20)
+        assert not pinger.done(), pinger.exception()
+        pinger.cancel()
+        await busy.alive()
+        await busy.ws.close()
+        return hello_error, silent_close, slow_close
+
+    hello_error, silent_close, slow_close = asyncio.run(scenario())
+    assert hello_error["code"] == "timeout" and silent_close == (1008, "timeout")
+    assert slow_close[0] in (1000, 1006, None)  # idle_timeout, or aborted mid-frame
+
+
+def test_client_vanishing_mid_upload_frees_its_slot(server):
+    async def scenario():
+        raw = await Raw.open(server.url)
+        await raw.send({"type": "request", "id": "gone", "source": "photo"})
+        await raw.until("accepted", "error")
+        first = encode_blob("gone", "photo", b"x" * 3000, 1024)[0]
+        await raw.send(first)
+        raw.ws.transport.abort()  # vanish: no close frame
+
+    asyncio.run(scenario())
+    assert server.wait_idle(timeout=10)["in_flight"] == 0
+
+
+def test_bad_http_requests_are_refused_before_upgrading(server):
+    async def scenario():
+        statuses = []
+        for path, headers in (("/nope", {}), ("/ws", {"Origin": "https://evil.example"})):
+            try:
+                ws = await connect(
+                    f"ws://127.0.0.1:{server.port}{path}", additional_headers=headers
+                )
+                await ws.close()
+                statuses.append(101)
+            except InvalidStatus as exc:
+                statuses.append(exc.response.status_code)
+        same_origin = await Raw.open(server.url, origin=f"http://127.0.0.1:{server.port}")
+        await same_origin.alive()
+        await same_origin.ws.close()
+        return statuses
+
+    assert asyncio.run(scenario()) == [404, 403]
+    assert server.http("/missing-file.js")[0] == 404
+    assert server.http("/../../pyproject.toml")[0] == 404
+
+
+def test_no_token_off_loopback_refuses_to_start():
+    result = subprocess.run(
+        [sys.executable, "-m", "server.cli", "serve", "--host", "0.0.0.0", "--port", "0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "CHIBI_TOKENS": "", "CHIBI_TOKEN_FILE": ""},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "without a token" in result.stderr
+
+
+@pytest.mark.skipif(PHOTO_PATH_MISSING, reason=PHOTO_SKIP_REASON)
+@pytest.mark.parametrize("name", list(photo_corpus()))
+def test_bad_and_odd_photos_get_their_code(server, name):
+    photo, options, expected = photo_corpus()[name]
+
+    async def scenario():
+        raw = await Raw.open(server.url)
+        await raw.photo_request("p", photo, **options)
+        outcomes, items = [], 0
+        while True:
+            message = await raw.until("error", "done", "result", timeout=120)
+            if message["type"] == "result":
+                items += 1
+                continue
+            outcomes.append(message.get("code", "ok"))
+            break
+        await raw.alive()
+        await raw.ws.close()
+        return outcomes[0], items
+
+    outcome, items = asyncio.run(scenario())
+    assert outcome in expected, f"{name}: got {outcome}"
+    if name == "many_faces_all":
+        assert items > 1
+    elif outcome == "ok":
+        assert items == 1
+
+
+def test_memory_stays_flat_over_the_corpus_repeated(server):
+    """RSS of the server and its workers after 1 and after 4 passes over the corpus."""
+    photos = [] if PHOTO_PATH_MISSING else list(photo_corpus().values())
+
+    async def one_pass():
+        for case in CASES:
+            if not (case.photo and PHOTO_PATH_MISSING):
+                await run_case(server.url, case)
+        for photo, options, _ in photos:
+            raw = await Raw.open(server.url)
+            await raw.photo_request("m", photo, **options)
+            await raw.until("error", "done", timeout=120)
+            await raw.ws.close()
+
+    asyncio.run(one_pass())
+    before = server.rss_bytes()
+    for _ in range(3):
+        asyncio.run(one_pass())
+    after = server.rss_bytes()
+    for pid, size in after.items():
+        growth = size - before.get(pid, size)
+        assert growth < 25 * 2**20, f"pid {pid} grew {growth / 2**20:.1f} MiB"

@@ -27,6 +27,7 @@ from .layout import (
     BROW_HALF,
     EYE_ANCHOR,
     EYE_HALF,
+    EYE_LASH_V,
     EYE_LID_V,
     IRIS_CENTER,
     IRIS_HALF,
@@ -73,14 +74,49 @@ class Placement:
 
 
 # Rows (v from the top) of the eye and mouth grids: the eye has a row on the
-# lower-lid line, the mouth rows bracket the slit drawn at v = 0.5.
+# lower-lid line; the mouth rows at v = 0.49 / 0.51 lie inside the dark slit drawn at
+# v = 0.5, so pulling them apart opens a mouth that shows only the interior colour.
 _EYE_V = {
-    "default": (0.0, 0.15, 0.32, 0.5, 0.66, EYE_LID_V, 1.0),
-    "high": (0.0, 0.08, 0.15, 0.24, 0.32, 0.41, 0.5, 0.58, 0.66, 0.72, EYE_LID_V, 0.88, 1.0),
+    "default": (0.0, EYE_LASH_V[0], EYE_LASH_V[1], 0.4, 0.55, 0.67, EYE_LID_V, 1.0),
+    "high": (
+        0.0,
+        0.07,
+        EYE_LASH_V[0],
+        0.2,
+        EYE_LASH_V[1],
+        0.33,
+        0.4,
+        0.48,
+        0.55,
+        0.62,
+        0.67,
+        0.73,
+        EYE_LID_V,
+        0.88,
+        1.0,
+    ),
 }
 _MOUTH_V = {
-    "default": (0.0, 0.2, 0.36, 0.46, 0.5, 0.54, 0.64, 0.8, 1.0),
-    "high": (0.0, 0.1, 0.2, 0.28, 0.36, 0.42, 0.46, 0.5, 0.54, 0.58, 0.64, 0.72, 0.8, 0.9, 1.0),
+    "default": (0.0, 0.2, 0.36, 0.44, 0.49, 0.5, 0.51, 0.56, 0.64, 0.8, 1.0),
+    "high": (
+        0.0,
+        0.1,
+        0.2,
+        0.28,
+        0.36,
+        0.42,
+        0.46,
+        0.49,
+        0.5,
+        0.51,
+        0.54,
+        0.58,
+        0.64,
+        0.72,
+        0.8,
+        0.9,
+        1.0,
+    ),
 }
 _COLS = {  # columns per feature (default, high)
     "eye": (7, 13),

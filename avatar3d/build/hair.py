@@ -300,7 +300,7 @@ def _nape(spec: HairSpec, length: float, count: int, chain: bool) -> None:
 
 
 def _tail(spec: HairSpec, name: str, keys: np.ndarray, radius: float) -> None:
-    spec.locks.append(Lock(keys, 10, radius, radius, chain=name, round=True, taper=1.8))
+    spec.locks.append(Lock(keys, 10, radius, radius, chain=name, round=True, taper=2.5))
     spec.chains.append(
         ChainSpec(
             name,
@@ -361,14 +361,14 @@ def style_spec(style: str, length: float, quality: str) -> HairSpec:
         keys = np.array(
             [
                 root + [0.0, 0.0, -0.015],
-                [0.0, 1.0, -0.25],
-                [0.0, 0.95, -0.29],
+                [0.0, 0.975, -0.245],
+                [0.0, 0.92, -0.285],
                 [0.0, 0.82, -0.30],
                 [0.0, 0.5 * (0.82 + y_end), -0.29],
                 [0.0, y_end, -0.27],
             ]
         )
-        _tail(spec, "tail", keys, 0.042)
+        _tail(spec, "tail", keys, 0.048)
     elif style == "twintails":
         _side_locks(spec, 0.77 - 0.06 * L)
         _nape(spec, 0.0, 5, chain=False)
@@ -387,7 +387,7 @@ def style_spec(style: str, length: float, quality: str) -> HairSpec:
                     [side * 0.25, y_end, -0.095],
                 ]
             )
-            _tail(spec, f"twin_{s}", keys, 0.038)
+            _tail(spec, f"twin_{s}", keys, 0.046)
     elif style == "spiky":
         _side_locks(spec, 0.79 - 0.05 * L, 0.045)
         spike_dirs = [

@@ -37,7 +37,7 @@ EYE_HALF = (0.044, 0.050)
 IRIS_HALF = (0.0180, 0.0235)
 IRIS_CENTER = (0.0, -0.003)  # relative to the eye anchor, in the eye's tangent plane
 BROW_ANCHOR = (0.080, 0.884)
-BROW_HALF = (0.024, 0.0075)
+BROW_HALF = (0.026, 0.012)
 NOSE_ANCHOR = (0.0, 0.784)
 NOSE_HALF = (0.008, 0.007)
 MOUTH_ANCHOR = (0.0, 0.741)
@@ -57,9 +57,13 @@ LIFT = {
     "iris": 0.0020,
 }
 
-# Eye drawing layout in the eye region (local v, 0 = top): the blink collapses
-# the rows above EYE_LID_V onto a thin band just above it.
+# Eye drawing layout in the eye region (local v, 0 = top; see avatar3d.texture):
+# the eye white ends at the lower-lid line EYE_LID_V and the upper lash is drawn
+# between the rows EYE_LASH_V at the eye's middle. The blink folds everything
+# between the lash and the lid onto the lid line and keeps the lash as a thin
+# dark band just above it.
 EYE_LID_V = 0.78
+EYE_LASH_V = (0.13, 0.26)
 
 
 def mirror_x(point: tuple[float, float, float]) -> tuple[float, float, float]:

@@ -19,12 +19,14 @@ import numpy as np
 
 from ..avatar import MORPH_TARGET_NAMES
 from .face import PatchSpec, Placement, local_metres, place_patch
-from .layout import EYE_LID_V, LIFT
+from .layout import EYE_LASH_V, EYE_LID_V, LIFT
 from .shapes import smoothstep
 
 Primitive = tuple[np.ndarray, np.ndarray]  # (indices (n,), deltas (n, 3))
 
 _B_LID = 1.0 - 2.0 * EYE_LID_V  # the lower-lid line in the eye's local b coordinate
+_B_LASH = (1.0 - 2.0 * EYE_LASH_V[1], 1.0 - 2.0 * EYE_LASH_V[0])  # lash band, bottom/top
+_SLIT_B = 0.02  # the mouth rows just above/below the slit centre (v = 0.49 / 0.51)
 
 
 @dataclass
@@ -147,17 +149,18 @@ def _jaw(ctx: MorphContext, down: float, forward: float, sideways: float) -> Pri
 def _open(ctx: MorphContext) -> Primitive:
     def fn(spec, place, local, lift):
         lens = np.clip(1.0 - spec.a**2, 0.0, 1.0) ** 0.7
-        up = np.clip(spec.b / 0.08, 0.0, 1.0)
-        low = np.clip(-spec.b / 0.08, 0.0, 1.0)
-        local[:, 1] += (0.003 * up - 0.013 * low) * lens
+        up = np.clip(spec.b / _SLIT_B, 0.0, 1.0)
+        low = np.clip(-spec.b / _SLIT_B, 0.0, 1.0)
+        local[:, 1] += (0.004 * up - 0.018 * low) * lens
         return local, lift
 
-    return _combine(_mouth(ctx, fn), _jaw(ctx, 0.013, 0.0, 0.0))
+    # the chin drops less than the lower lip: the lip slides down over the skin
+    return _combine(_mouth(ctx, fn), _jaw(ctx, 0.009, 0.0, 0.0))
 
 
 def _jaw_move(ctx: MorphContext, forward: float, sideways: float) -> Primitive:
     def fn(spec, place, local, lift):
-        low = np.clip(-spec.b / 0.08, 0.0, 1.0)
+        low = np.clip(-spec.b / _SLIT_B, 0.0, 1.0)
         local[:, 0] += sideways * low
         return local, lift + forward * low
 
@@ -276,7 +279,7 @@ def primitives(ctx: MorphContext) -> dict[str, Primitive]:
             ctx,
             lambda a, b, y, g=sign: (
                 zero,
-                0.006 * np.clip(b / 0.08, 0, 1) * half(a, g) * lens(a),
+                0.006 * np.clip(b / _SLIT_B, 0, 1) * half(a, g) * lens(a),
                 zero,
             ),
         )
@@ -284,12 +287,16 @@ def primitives(ctx: MorphContext) -> dict[str, Primitive]:
             ctx,
             lambda a, b, y, g=sign: (
                 zero,
-                -0.007 * np.clip(-b / 0.08, 0, 1) * half(a, g) * lens(a),
+                -0.007 * np.clip(-b / _SLIT_B, 0, 1) * half(a, g) * lens(a),
                 zero,
             ),
         )
         out[f"close_{s}"] = _eye_remap(
-            ctx, s, [-1, _B_LID, 1], [-1, _B_LID, _B_LID + 0.06 * (1 - _B_LID)], "collapse"
+            ctx,
+            s,
+            [-1.0, _B_LID, _B_LASH[0], _B_LASH[1], 1.0],
+            [-1.0, _B_LID, _B_LID + 0.002, _B_LID + 0.09, 1.0],
+            "collapse",
         )
         out[f"squint_{s}"] = _eye_remap(
             ctx, s, [-1, _B_LID, 0.55, 1], [-1, _B_LID + 0.35, 0.45, 1], "same"

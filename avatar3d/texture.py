@@ -45,7 +45,7 @@ FIXED_COLORS: dict[str, str] = {
 }
 
 # (K, h*w) weights per cell; cells are small so this stays a few MB in total.
-_CellWeights = tuple[tuple[str, ...], np.ndarray]
+_CellWeights = tuple[tuple[str, ...], np.ndarray | None]
 
 
 class _Canvas:
@@ -84,9 +84,12 @@ class _Canvas:
         return copy
 
     def freeze(self) -> _CellWeights:
+        """(colour names, weights (cell*cell, K) float32); weights is None for a flat cell."""
         names = tuple(self.weights)
-        stack = np.stack([np.broadcast_to(self.weights[n], self.u.shape) for n in names])
-        stack = stack.reshape(len(names), -1).astype(np.float32)
+        if len(names) == 1 and np.all(self.weights[names[0]] == 1.0):
+            return names, None
+        stack = np.stack([np.broadcast_to(self.weights[n], self.u.shape) for n in names], -1)
+        stack = np.ascontiguousarray(stack.reshape(-1, len(names)), dtype=np.float32)
         stack.setflags(write=False)
         return names, stack
 
@@ -380,8 +383,13 @@ def paint_atlas(params: AvatarParams, size: int = 1024) -> np.ndarray:
     atlas[...] = np.append(np.round(colours["skin"] * 255.0), 255.0).astype(np.uint8)
     for region in CELLS:
         names, weights = cells[region]
-        matrix = np.stack([colours[n] for n in names])  # (K, 3)
-        rgb = (weights.T @ matrix) * 255.0 + 0.5  # (cell*cell, 3)
         x0, y0, x1, y1 = pixel_rect(region, size)
-        atlas[y0:y1, x0:x1, :3] = np.clip(rgb, 0.0, 255.0).reshape(cell, cell, 3)
+        if weights is None:  # flat colour
+            atlas[y0:y1, x0:x1, :3] = np.round(colours[names[0]] * 255.0).astype(np.uint8)
+            continue
+        matrix = np.stack([colours[n] for n in names]) * 255.0  # (K, 3)
+        rgb = weights @ matrix  # (cell*cell, 3)
+        rgb += 0.5
+        np.clip(rgb, 0.0, 255.0, out=rgb)
+        atlas[y0:y1, x0:x1, :3] = rgb.reshape(cell, cell, 3)
     return atlas

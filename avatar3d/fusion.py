@@ -44,9 +44,18 @@ class FusionTable:
 
     @classmethod
     def from_errors(
-        cls, cnn: dict[str, float], teacher: dict[str, float], basis: dict[str, str]
+        cls,
+        cnn: dict[str, float],
+        teacher: dict[str, float],
+        basis: dict[str, str],
+        cnn_qualified: set[str] | None = None,
     ) -> FusionTable:
-        """Pick, per field, the source with the smaller measured error (teacher on ties)."""
+        """Pick, per field, the source with the smaller measured error (teacher on ties).
+
+        cnn_qualified: when given, the CNN can only win the fields in it (e.g. those whose
+        synthetic error meets its goal), so a CNN that happens to sit near the teacher
+        on a handful of photos without actually measuring the field never wins.
+        """
         choices, evidence = {}, {}
         for name in FUSION_FIELDS:
             c, t = cnn.get(name), teacher.get(name)
@@ -54,13 +63,16 @@ class FusionTable:
                 choices[name] = "cnn"
             elif c is None or not np.isfinite(c):
                 choices[name] = "teacher"
+            elif cnn_qualified is not None and name not in cnn_qualified:
+                choices[name] = "teacher"
             else:
                 choices[name] = "cnn" if c < t else "teacher"
             evidence[name] = {
-                "cnn": None if c is None else round(float(c), 4),
-                "teacher": None if t is None else round(float(t), 4),
+                "cnn": None if c is None or not np.isfinite(c) else round(float(c), 4),
+                "teacher": None if t is None or not np.isfinite(t) else round(float(t), 4),
                 "unit": "dE2000" if name in COLOR_NAMES else "slider",
                 "basis": basis.get(name, ""),
+                "cnn_qualified": cnn_qualified is None or name in cnn_qualified,
             }
         return cls(choices, evidence)
 

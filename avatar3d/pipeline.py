@@ -55,6 +55,7 @@ class PhotoPipeline:
     model: weights name in `weights_dir` (default: the shipped model);
     device: 'cpu', 'cuda' or None (CUDA when present).
     use_teacher: False gives the CNN alone (for evaluation).
+    analyzer: a `face.FaceAnalyzer` (default settings if None); limits: `imageio.ImageLimits`.
     """
 
     def __init__(
@@ -65,8 +66,10 @@ class PhotoPipeline:
         fusion: FusionTable | None = None,
         use_teacher: bool = True,
         analyzer: Any = None,
+        limits: Any = None,
     ):
         from .face import FaceAnalyzer
+        from .imageio import DEFAULT_LIMITS
 
         directory = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
         self.model_name = resolve_name(model, directory)
@@ -74,6 +77,7 @@ class PhotoPipeline:
         self.fusion = fusion or load_fusion_table(self.model_name, directory)
         self.analyzer = analyzer or FaceAnalyzer()
         self.use_teacher = use_teacher
+        self.limits = limits or DEFAULT_LIMITS
 
     def analyze(self, data: bytes, all_faces: bool = False) -> list[FaceResult]:
         """Image bytes -> one FaceResult per face (the largest only unless all_faces).
@@ -81,8 +85,10 @@ class PhotoPipeline:
         Raises ChibiError: invalid_image, image_too_large, no_face, face_too_small,
         face_too_rotated (from face analysis).
         """
-        rgb, faces = self.analyzer.analyze_image(data, all_faces=all_faces)
-        return self.analyze_faces(rgb, faces)
+        from .imageio import decode_image
+
+        rgb = decode_image(data, self.limits)
+        return self.analyze_faces(rgb, self.analyzer.analyze(rgb, all_faces=all_faces))
 
     def analyze_faces(self, rgb: np.ndarray, faces: list[Any]) -> list[FaceResult]:
         """Regress and fuse faces already found in `rgb` (H, W, 3) uint8."""

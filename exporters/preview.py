@@ -311,7 +311,8 @@ def thumbnail_image(parts: list[_Part], size: int = 1024) -> np.ndarray:
     _check_size(size)
     lo, hi = _bounds(parts)
     height = float(hi[1] - lo[1])
-    return _render_view(parts, lo, hi, size, 22.0, hi[1] - 0.62 * height, hi[1], 6.0, False)
+    top = hi[1] + 0.04 * height  # headroom: the near side of the head projects larger
+    return _render_view(parts, lo, hi, size, 22.0, top - 0.6 * height, top, 6.0, False)
 
 
 def render_preview(avatar: Avatar, size: int = 512) -> bytes:

@@ -64,7 +64,7 @@ QUALITY_PRESETS: dict[str, Budget] = {
     "high": Budget(max_triangles=32000, max_materials=4, max_bones=75, texture_size=2048),
 }
 
-_HEAD_GRID = {"default": (20, 32), "high": (44, 72)}  # (rings, segments) of the head sphere
+_HEAD_GRID = {"default": (22, 36), "high": (44, 72)}  # (rings, segments) of the head sphere
 _EYE_DEPTH = 0.035  # eye joints sit this far behind the eye surface (m)
 
 

@@ -69,7 +69,11 @@ def _combine(*prims: Primitive) -> Primitive:
 
 def _eye_remap(ctx: MorphContext, side: str, xs, ys, iris: str) -> Primitive:
     """Remap the eye's rows: local b -> np.interp(b, xs, ys); the iris follows ("same"),
-    collapses onto the lid line ("collapse") or stays ("keep")."""
+    collapses onto the lid line ("collapse") or stays ("keep").
+
+    Rows fold rather than stretch: morph targets carry no normals, so a stretched
+    patch would keep the normals of where its rows were and shade differently
+    from the skin around it; folded away, the head's own skin shows instead."""
     eye_half = ctx.patches[f"eye_{side}"][1].half[1]
 
     def eye_fn(spec, place, local, lift):
@@ -295,7 +299,7 @@ def primitives(ctx: MorphContext) -> dict[str, Primitive]:
             ctx,
             s,
             [-1.0, _B_LID, _B_LASH[0], _B_LASH[1], 1.0],
-            [-1.0, _B_LID, _B_LID + 0.002, _B_LID + 0.09, 1.0],
+            [-1.0, _B_LID, _B_LID + 0.002, _B_LID + 0.09, _B_LID + 0.11],
             "collapse",
         )
         out[f"squint_{s}"] = _eye_remap(

@@ -169,7 +169,7 @@ class ChibiServer:
             max_queue=4,
             ping_interval=20,
             ping_timeout=20,
-            close_timeout=5,
+            close_timeout=2,
             ssl=ssl_context,
             server_header=f"chibi-avatar websockets (protocol {PROTOCOL_VERSION})",
         )
@@ -227,7 +227,7 @@ class ChibiServer:
         self.ws_server.close(close_connections=True)  # close code 1001 (going away)
         await self.ws_server.wait_closed()
         if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            await asyncio.to_thread(_stop_pool, self.pool)
         self.progress_queue.put(None)  # stops the reader thread
         self.stopped.set()
         log.info("server stopped")
@@ -610,3 +610,16 @@ class ChibiServer:
     def _count_finished(self, conn: _Conn) -> None:
         for _request_id, outcome in conn.session.pop_finished():
             self.m_requests.inc(outcome)
+
+
+def _stop_pool(pool: ProcessPoolExecutor, grace: float = 0.3) -> None:
+    """Shut the pool down (its work is done by now); workers that take long to exit
+    (interpreter teardown of torch and friends takes seconds) are terminated."""
+    processes = list(getattr(pool, "_processes", {}).values())  # private, but stable since 3.8
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.terminate()
+            process.join(2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -10,9 +11,7 @@ import signal
 import ssl
 import struct
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,9 +28,11 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from avatar3d.params import AvatarParams
+from server.cli import main as cli_main
 from server.client import ChibiClient, ChibiServerError, SyncChibiClient
 from server.config import ConfigError, load_config
 
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # `chibi avatar` renders VRM thumbnails
 SAMPLE = ROOT / "samples" / "params" / "bob_round_glasses.json"
 HEAVY = {"quality": "high", "format": "vrm1"}  # ~1-2 s of worker time each
 MAGIC = {"glb": b"glTF", "vrm1": b"glTF", "vrm0": b"glTF"}
@@ -82,10 +83,12 @@ def assert_same_model(got: bytes, expected: bytes) -> None:
         assert (pixels != pixels_expected).mean() < 1e-3, "thumbnails differ beyond edge noise"
 
 
-def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYOPENGL_PLATFORM": "egl"}
-    command = [sys.executable, "-m", "server.cli", *args]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, timeout=300)
+def cli(*args: str) -> tuple[int, str]:
+    """Run `chibi ARGS` in this process (the same code path, no interpreter start-up)."""
+    errors = io.StringIO()
+    with contextlib.redirect_stderr(errors):
+        code = cli_main(list(args))
+    return code, errors.getvalue()
 
 
 def run(coroutine):
@@ -95,8 +98,8 @@ def run(coroutine):
 @pytest.mark.parametrize("fmt", ["vrm1", "vrm0", "glb"])
 def test_params_over_the_wire_equal_the_cli_output(server, tmp_path, fmt):
     expected_path = tmp_path / f"cli.{fmt}"
-    done = cli("avatar", "--params", str(SAMPLE), "--format", fmt, "-o", str(expected_path))
-    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    code, errors = cli("avatar", "--params", str(SAMPLE), "--format", fmt, "-o", str(expected_path))
+    assert code == 0, errors
 
     async def scenario():
         async with await ChibiClient.connect(server.url) as client:
@@ -109,15 +112,16 @@ def test_params_over_the_wire_equal_the_cli_output(server, tmp_path, fmt):
 
 def test_chibi_client_command_writes_the_same_file(server, tmp_path):
     expected, output = tmp_path / "cli.vrm", tmp_path / "wire.vrm"
-    assert cli("avatar", "--params", str(SAMPLE), "-o", str(expected)).returncode == 0
+    assert cli("avatar", "--params", str(SAMPLE), "-o", str(expected))[0] == 0
     extra = ("--preview", str(tmp_path / "p.png"), "--params-out", str(tmp_path / "p.json"))
-    done = cli("client", "--params", str(SAMPLE), "-o", str(output), "--url", server.url, *extra)
-    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    code, errors = cli("client", "--params", str(SAMPLE), "-o", str(output), "--url", server.url,
+                       *extra)  # fmt: skip
+    assert code == 0, errors
     assert_same_model(output.read_bytes(), expected.read_bytes())
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     sent = AvatarParams.from_json(SAMPLE.read_text()).to_dict()
     assert json.loads((tmp_path / "p.json").read_text()) == sent
-    assert b"exported" in done.stderr  # progress lines
+    assert "exported" in errors  # progress lines
 
 
 def test_progress_then_result_then_chunks_then_done_in_order(server):
@@ -238,7 +242,7 @@ def test_health_and_metrics_on_the_same_port(server):
 
 def test_sync_client_wrapper(server):
     with SyncChibiClient(server.url) as client:
-        first = client.generate(params={"eye_size": 0.5} and {}, format="glb")
+        first = client.generate(params={}, format="glb")
         second = client.generate(params={}, format="glb")
     assert first.data == second.data and first.data[:4] == b"glTF"
 
@@ -248,8 +252,8 @@ def test_photo_over_the_wire_equals_chibi_convert(server, tmp_path):
     photo = tmp_path / "astronaut.jpg"
     astronaut().save(photo, quality=92)
     expected = tmp_path / "cli.vrm"
-    done = cli("convert", str(photo), "-o", str(expected))
-    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    code, errors = cli("convert", str(photo), "-o", str(expected))
+    assert code == 0, errors
     stages = []
 
     async def scenario():
@@ -265,6 +269,7 @@ def test_photo_over_the_wire_equals_chibi_convert(server, tmp_path):
 
 # -- auth, TLS, rate limit -------------------------------------------------------------------
 TOKEN = "s3cret-token-for-tests"
+TOKEN2 = "another-token-for-tests"  # its own rate-limit bucket
 
 
 @pytest.fixture(scope="module")
@@ -277,7 +282,8 @@ def secure_server(tmp_path_factory):
     subprocess.run(openssl, check=True, capture_output=True)
     args = ("--workers", "1", "--tls-cert", str(cert), "--tls-key", str(key),
             "--rate", "0.2", "--rate-burst", "2")  # fmt: skip
-    with ServerProcess(*args, env={"CHIBI_TOKENS": TOKEN}) as running:
+    args += ("--shutdown-timeout", "60")
+    with ServerProcess(*args, env={"CHIBI_TOKENS": f"{TOKEN},{TOKEN2}"}) as running:
         context = ssl.create_default_context(cafile=str(cert))
         yield running, context
 
@@ -329,33 +335,6 @@ def test_plain_ws_to_a_tls_server_fails(secure_server):
     run(scenario())
 
 
-# -- graceful shutdown -----------------------------------------------------------------------
-def test_sigterm_finishes_requests_in_flight_then_closes_1001():
-    server = ServerProcess("--workers", "1", "--shutdown-timeout", "60").start()
-    try:
-
-        async def scenario():
-            raw = await Raw.open(server.url)
-            await raw.params_request("last", **HEAVY)
-            assert (await raw.until("progress"))["stage"] == "started"
-            server.proc.send_signal(signal.SIGTERM)
-            await asyncio.sleep(0.3)
-            try:  # no new connections while draining
-                await connect(server.url, open_timeout=3)
-                refused = False
-            except (OSError, InvalidStatus, TimeoutError):
-                refused = True
-            final = await raw.until("done", "error")
-            close_code, _ = await raw.closed()
-            return final, refused, close_code
-
-        final, refused, close_code = run(scenario())
-        assert final["type"] == "done" and refused and close_code == 1001
-        assert server.proc.wait(30) == 0
-    finally:
-        server.stop()
-
-
 # -- configuration ---------------------------------------------------------------------------
 def test_config_precedence_toml_env_cli(tmp_path):
     toml = tmp_path / "chibi.toml"
@@ -392,3 +371,28 @@ def test_text_only_deflate_leaves_binary_frames_uncompressed():
     assert extension.encode(binary) is binary
     text = extension.encode(Frame(Opcode.TEXT, b"a" * 1000))
     assert text.rsv1 and len(text.data) < 100
+
+
+# -- graceful shutdown (last: it stops the TLS server) ----------------------------------------
+def test_sigterm_finishes_requests_in_flight_then_closes_1001(secure_server):
+    server, context = secure_server
+
+    async def scenario():
+        raw = await Raw.open(server.url, ssl=context, additional_headers={
+            "Authorization": f"Bearer {TOKEN2}"})  # fmt: skip
+        await raw.params_request("last", **HEAVY)
+        assert (await raw.until("progress"))["stage"] == "started"
+        server.proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.3)
+        try:  # no new connections while draining
+            await connect(server.url, ssl=context, open_timeout=3)
+            refused = False
+        except (OSError, InvalidStatus, TimeoutError):
+            refused = True
+        final = await raw.until("done", "error")
+        close_code, _ = await raw.closed()
+        return final, refused, close_code
+
+    final, refused, close_code = run(scenario())
+    assert final["type"] == "done" and refused and close_code == 1001
+    assert server.proc.wait(30) == 0

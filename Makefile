@@ -9,8 +9,10 @@ export PYOPENGL_PLATFORM ?= egl
 setup:
 	bash scripts/setup.sh
 
+# The websocket service on ws://127.0.0.1:8765/ws with the shipped (default) model;
+# settings from CHIBI_* variables or CHIBI_CONFIG=file.toml (see server/config.py).
 serve: setup
-	$(PY) -m server.cli avatar --params samples/params/default.json --format vrm1 -o out/default.vrm
+	$(PY) -m server.cli serve
 
 test: setup
 	$(PY) -m ruff check .

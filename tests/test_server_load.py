@@ -1,0 +1,68 @@
+"""Load: 16 concurrent clients x 50 requests against a server whose limits are set low on
+purpose. Every request ends `ok` or `busy` (answered at once); p50/p99 are reported."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+from server_harness import ServerProcess, metric_value
+
+from server.client import ChibiClient, ChibiServerError
+
+CLIENTS, REQUESTS = 16, 50
+# 2 workers + a queue of 2: at most 4 requests admitted at once, so most of 16 clients
+# hear `busy` most of the time.
+ARGS = ("--workers", "2", "--max-queue", "2", "--max-in-flight", "1",
+        "--rate", "1000", "--rate-burst", "1000")  # fmt: skip
+VARIANTS = [{}, {"hair_style": "bob"}, {"glasses": "round"}, {"hair_color": "#223344"}]
+
+
+async def one_client(url: str, number: int) -> list[tuple[str, float]]:
+    outcomes = []
+    async with await ChibiClient.connect(url) as client:
+        for index in range(REQUESTS):
+            params = VARIANTS[(number + index) % len(VARIANTS)]
+            start = time.perf_counter()
+            try:
+                result = await client.generate(params=params, format="glb")
+                assert result.data[:4] == b"glTF"
+                outcomes.append(("ok", time.perf_counter() - start))
+            except ChibiServerError as exc:
+                outcomes.append((exc.code, time.perf_counter() - start))
+                if exc.code == "busy":
+                    await asyncio.sleep(0.01)  # a polite client backs off a little
+    return outcomes
+
+
+def test_sixteen_clients_fifty_requests_each_only_ok_or_busy():
+    with ServerProcess(*ARGS) as server:
+
+        async def scenario():
+            results = await asyncio.gather(*(one_client(server.url, n) for n in range(CLIENTS)))
+            return [outcome for client in results for outcome in client]
+
+        start = time.perf_counter()
+        outcomes = asyncio.run(scenario())
+        elapsed = time.perf_counter() - start
+        metrics = server.http("/metrics")[1]
+        health = server.wait_idle()
+
+    codes = {code for code, _ in outcomes}
+    ok = np.array([seconds for code, seconds in outcomes if code == "ok"])
+    busy = np.array([seconds for code, seconds in outcomes if code == "busy"])
+    ms = lambda values, q: np.percentile(values, q) * 1000  # noqa: E731
+    print(
+        f"\nload: {len(outcomes)} requests in {elapsed:.1f} s: {len(ok)} ok "
+        f"({len(ok) / elapsed:.1f} avatars/s), {len(busy)} busy; "
+        f"ok p50 {ms(ok, 50):.0f} ms p99 {ms(ok, 99):.0f} ms; "
+        f"busy p50 {ms(busy, 50):.1f} ms p99 {ms(busy, 99):.1f} ms"
+    )
+    assert len(outcomes) == CLIENTS * REQUESTS
+    assert codes <= {"ok", "busy"}, codes
+    assert len(ok) >= 20 and len(busy) >= 20
+    assert np.percentile(busy, 99) < 0.5  # overload is answered at once, not queued
+    assert metric_value(metrics, 'chibi_requests_total{result="ok"}') == len(ok)
+    assert metric_value(metrics, 'chibi_requests_total{result="busy"}') == len(busy)
+    assert health["in_flight"] == 0 and health["queued"] == 0

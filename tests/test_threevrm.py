@@ -51,7 +51,9 @@ OUR_PARAMS: dict[str, AvatarParams] = {
         "hair_style": "spiky", "hair_length": 0.0, "hair_color": "#222222",
         "skin_color": "#8d5524", "glasses": "round", "name": "Specs",
     }),
+    "long_high": AvatarParams(hair_style="long", hair_length=1.0, glasses="square"),
 }  # fmt: skip
+# Labels ending in "_high" are built with the high-quality preset (PC budget).
 OUR_FORMATS = {"vrm1": "vrm", "vrm0": "vrm", "glb": "glb"}
 OUR_FILES = [f"ours_{p}_{fmt}.{ext}" for p in OUR_PARAMS for fmt, ext in OUR_FORMATS.items()]
 OUR_VRMS = [name for name in OUR_FILES if name.endswith(".vrm")]
@@ -71,7 +73,7 @@ def reports() -> dict[str, dict]:
     files["broken_truncated.vrm"] = files[REFERENCE_FILES[0]][:3000]
     files["broken_not_vrm.vrm"] = _glb_without_vrm(files[REFERENCE_FILES[0]])
     for label, params in OUR_PARAMS.items():
-        avatar = build_avatar(params, "default")
+        avatar = build_avatar(params, "high" if label.endswith("_high") else "default")
         for fmt, ext in OUR_FORMATS.items():
             files[f"ours_{label}_{fmt}.{ext}"] = exporters.export(avatar, fmt)
     result = load_in_threevrm(files)

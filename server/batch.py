@@ -46,6 +46,7 @@ from avatar3d.errors import ChibiError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 OUTPUT_EXTENSIONS = {"glb": ".glb", "vrm1": ".vrm", "vrm0": ".vrm"}
 MANIFEST, FAILURES, LOCK = "manifest.jsonl", "failures.jsonl", ".chibi-batch.lock"
+WORKER_LOG = ".chibi-batch-workers.log"  # the local workers' stderr, rewritten each run
 TMP_SUFFIX = ".chibi-tmp"
 # Failures worth retrying on a rerun; any other code is a property of the photo itself.
 TRANSIENT_CODES = frozenset({"io_error", "worker_crashed", "internal_error"})
@@ -81,8 +82,9 @@ class Item:
 # -- planning: inputs and their output names -----------------------------------------
 
 _UNSAFE_CHARS = re.compile(r"[^\w\-. +@()\[\],]")
-_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{n}" for p in ("COM", "LPT") for n in
-                                                   range(1, 10)}
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {
+    f"{p}{n}" for p in ("COM", "LPT") for n in range(1, 10)
+}
 
 
 def sanitize_name(name: str) -> str:
@@ -127,6 +129,7 @@ def _map_outputs(keys: list[str], extension: str) -> list[str]:
     or names equal after sanitising) each keeps its old extension (b_jpg.vrm,
     b_png.vrm), then a number is added if that is still taken.
     """
+
     def first_choice(key: str) -> tuple[list[str], str, str]:
         parts = PurePosixPath(key).parts
         folders = [sanitize_name(p) for p in parts[:-1]]
@@ -460,7 +463,8 @@ def run_batch(
                 _fail(ledger, summary, options, item.key, "unsafe_path", item.refused)
                 bar.update(1)
         tasks = [(item.key, item.path) for item in pending if not item.refused]
-        results = _engine(engine, tasks, options, workers, address, chunk)
+        (root / WORKER_LOG).write_bytes(b"")
+        results = _engine(engine, tasks, options, workers, address, chunk, root / WORKER_LOG)
         try:
             for result in results:
                 if summary.first_result_s is None:
@@ -480,11 +484,11 @@ def run_batch(
 
 
 def _engine(name: str, tasks: list, options: JobOptions, workers: int | None,
-            address: str | None, chunk: int):  # fmt: skip
+            address: str | None, chunk: int, log: Path):  # fmt: skip
     if name == "local":
         from .batch_local import run_local
 
-        return run_local(tasks, options, workers or default_workers(), chunk)
+        return run_local(tasks, options, workers or default_workers(), chunk, str(log))
     if name == "ray":
         from .batch_ray import run_ray
 
@@ -496,34 +500,34 @@ def _resume(items: list[Item], ledger: Ledger, options: JobOptions, retry_failed
             summary: Summary) -> list[Item]:  # fmt: skip
     """Sort the inputs into done (counted in `summary`) and pending (returned), then rewrite
     the ledger with the records of done inputs and of inputs outside this job."""
-    keys = {item.key for item in items}
-    manifest = {k: r for k, r in ledger.manifest.items() if k not in keys}
-    failures = {k: r for k, r in ledger.failures.items() if k not in keys}
-    pending = []
+    plan_keys = {item.key for item in items}
+    done_ok, done_failed, pending = set(), set(), []
     for item in items:
         record, failure = ledger.manifest.get(item.key), ledger.failures.get(item.key)
         if item.refused:
             if failure and failure.get("code") == "unsafe_path":
-                failures[item.key] = failure
-                summary.skipped_failed += 1
+                done_failed.add(item.key)
             else:
                 pending.append(item)
             continue
         sha = sha256_file(item.path) if (record or failure) else None
         if record and record_is_current(record, item, options, ledger.root, sha):
-            manifest[item.key] = record
-            summary.skipped_ok += 1
+            done_ok.add(item.key)
         elif (
             failure and not retry_failed and sha is not None
             and failure.get("code") not in TRANSIENT_CODES
             and failure.get("options") == options.to_dict()
             and failure.get("input_sha256") == sha
         ):  # fmt: skip
-            failures[item.key] = failure
-            summary.skipped_failed += 1
+            done_failed.add(item.key)
         else:
             pending.append(item)
-    ledger.rewrite(manifest, failures)
+    summary.skipped_ok, summary.skipped_failed = len(done_ok), len(done_failed)
+    # Records keep their order, so a run with nothing to do leaves both files as they were.
+    ledger.rewrite(
+        {k: r for k, r in ledger.manifest.items() if k not in plan_keys or k in done_ok},
+        {k: r for k, r in ledger.failures.items() if k not in plan_keys or k in done_failed},
+    )
     return pending
 
 

@@ -139,9 +139,13 @@ class WorkerSetupError(RuntimeError):
     """A worker could not load the models (missing weights...): the job cannot run."""
 
 
-def _init_worker(options: JobOptions, parent_pid: int) -> None:
+def _init_worker(options: JobOptions, parent_pid: int, log_path: str | None) -> None:
     global _converter, _setup_error
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    if log_path:  # MediaPipe / TFLite write INFO lines to fd 2 from C++: keep the bar clean
+        fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.dup2(fd, 2)
+        os.close(fd)
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
     try:
         _converter = Converter(options)
@@ -163,11 +167,13 @@ def _convert_chunk(tasks: list[Task]) -> list[dict[str, Any]]:
 
 
 def run_local(
-    tasks: list[Task], options: JobOptions, workers: int, chunk: int = 2
-) -> Iterator[dict[str, Any]]:
+    tasks: list[Task], options: JobOptions, workers: int, chunk: int = 2,
+    log_path: str | None = None,
+) -> Iterator[dict[str, Any]]:  # fmt: skip
     """Convert `tasks` in `workers` processes; yields one result per task as they finish.
 
-    chunk: tasks per submission (amortises the inter-process round trip).
+    chunk: tasks per submission (amortises the inter-process round trip);
+    log_path: file that receives the workers' stderr (native library chatter).
     A photo that kills its worker (a crash in native code) breaks the pool: a new
     pool takes over, and the tasks that were in flight are retried one at a time
     in a pool of their own, so only the culprit ends as `worker_crashed`.
@@ -177,16 +183,21 @@ def run_local(
     suspects: deque[Task] = deque()
     while queue or suspects:
         if queue:
-            suspects.extend((yield from _pool_run(queue, workers, options)))
+            suspects.extend((yield from _pool_run(queue, workers, options, log_path)))
             continue
         task = suspects.popleft()
-        if (yield from _pool_run(deque([[task]]), 1, options)):
-            yield {**_result(task[0]), "error": {
-                "code": "worker_crashed", "message": "the worker process died on this photo"}}
+        if (yield from _pool_run(deque([[task]]), 1, options, log_path)):
+            yield {
+                **_result(task[0]),
+                "error": {
+                    "code": "worker_crashed",
+                    "message": "the worker process died on this photo",
+                },
+            }
 
 
 def _pool_run(
-    queue: deque[list[Task]], workers: int, options: JobOptions
+    queue: deque[list[Task]], workers: int, options: JobOptions, log_path: str | None
 ) -> Generator[dict[str, Any], None, list[Task]]:
     """Run chunks from `queue` until it is empty (returns []) or the pool breaks
     (returns the tasks that were in flight and had not been yielded)."""
@@ -194,7 +205,7 @@ def _pool_run(
 
     pool = ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context("spawn"),  # no forked torch state
-        initializer=_init_worker, initargs=(options, os.getpid()),
+        initializer=_init_worker, initargs=(options, os.getpid(), log_path),
     )  # fmt: skip
     inflight: dict[Any, list[Task]] = {}
     try:

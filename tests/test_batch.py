@@ -37,7 +37,7 @@ from server.batch import (
 from server.cli import main as chibi
 
 REPO = Path(__file__).resolve().parents[1]
-LEDGER_FILES = {MANIFEST, FAILURES, ".chibi-batch.lock"}
+LEDGER_FILES = {MANIFEST, FAILURES, ".chibi-batch.lock", ".chibi-batch-workers.log"}
 
 
 def _encode(rgb: np.ndarray, fmt: str, **kwargs) -> bytes:

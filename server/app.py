@@ -448,7 +448,8 @@ class ChibiServer:
             self.next_seq += 1
             conn.jobs[event.id] = job
             loop = asyncio.get_running_loop()
-            job.timer = loop.call_later(self.config.request_timeout, self._expire, job)
+            timeout = min(self.config.request_timeout, event.options["timeout_s"] or float("inf"))
+            job.timer = loop.call_later(timeout, self._expire, job, timeout)
             queued = max(0, self.admitted - self.workers)
             self._dispatch(conn, session.accept(event.id, queued=queued))
 
@@ -522,8 +523,8 @@ class ChibiServer:
                 conn, conn.session.fail(job.id, error["code"], error["message"], **detail)
             )
 
-    def _expire(self, job: _JobState) -> None:
-        message = f"no result within {self.config.request_timeout:g} s"
+    def _expire(self, job: _JobState, timeout: float) -> None:
+        message = f"no result within {timeout:g} s"
         self._dispatch(job.conn, job.conn.session.fail(job.id, "timeout", message))
         self._cancel(job.conn, job.id)
 

@@ -153,6 +153,7 @@ class ChibiClient:
         all_faces: bool = False,
         return_params: bool = False,
         return_preview: bool = False,
+        timeout_s: float | None = None,
         on_progress: Callable[[str, dict[str, Any]], None] | None = None,
         request_id: str | None = None,
     ) -> list[AvatarResult]:
@@ -160,7 +161,8 @@ class ChibiClient:
 
         Give either `photo` (encoded image bytes: JPEG, PNG...) or `params`
         (an `AvatarParams` or its dict). `on_progress(stage, message)` is
-        called for each progress event. Raises `ChibiServerError`.
+        called for each progress event; `timeout_s` makes the server give up
+        sooner than its own limit. Raises `ChibiServerError`.
         """
         if (photo is None) == (params is None):
             raise ValueError("give exactly one of photo or params")
@@ -173,6 +175,7 @@ class ChibiClient:
             "all_faces": all_faces,
             "return_params": return_params,
             "return_preview": return_preview,
+            "timeout_s": timeout_s,
         }
         message: dict[str, Any] = {"type": "request", "id": request_id, "options": options}
         if params is not None:

@@ -15,6 +15,7 @@ Photos exist here only as bytes in memory; nothing is written or logged.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -189,9 +190,13 @@ def _build_and_export(
     model = export(avatar, options["format"], thumbnail_png=thumbnail)
     preview = render_preview(avatar) if options["return_preview"] else None
     tracker.stage("exported", item=number, bytes=len(model))
+    digests = {"model": hashlib.sha256(model).hexdigest()}  # here, not on the event loop
+    if preview is not None:
+        digests["preview"] = hashlib.sha256(preview).hexdigest()
     return {
         "format": options["format"],
         "model": model,
         "preview": preview,
         "params": params.to_dict() if options["return_params"] else None,
+        "sha256": digests,
     }

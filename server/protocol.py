@@ -41,6 +41,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "all_faces": False,
     "return_params": False,
     "return_preview": False,
+    "timeout_s": None,  # None: the server's request_timeout; else the smaller of the two
 }
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -87,16 +88,22 @@ def encode_frame(header: dict[str, Any], payload: bytes | memoryview = b"") -> b
 
 
 def encode_blob(
-    request_id: str, kind: str, data: bytes, chunk_bytes: int, item: int | None = None
+    request_id: str,
+    kind: str,
+    data: bytes,
+    chunk_bytes: int,
+    item: int | None = None,
+    digest: str | None = None,
 ) -> list[bytes]:
     """Split one blob into binary frames of at most `chunk_bytes` payload each.
 
     Every chunk's header carries the request id, the blob's total size and its
-    sha256, so a receiver can check it and interleave several requests' blobs.
+    sha256 (`digest`, computed here when not given), so a receiver can check it
+    and interleave several requests' blobs.
     """
     if chunk_bytes < 1:
         raise ValueError("chunk_bytes must be >= 1")
-    digest = hashlib.sha256(data).hexdigest()
+    digest = digest or hashlib.sha256(data).hexdigest()
     count = max(1, -(-len(data) // chunk_bytes))
     view = memoryview(data)
     frames = []
@@ -117,10 +124,11 @@ def encode_blob(
     return frames
 
 
-def blob_info(data: bytes, chunk_bytes: int) -> dict[str, Any]:
+def blob_info(data: bytes, chunk_bytes: int, digest: str | None = None) -> dict[str, Any]:
     """The {size, sha256, chunks} summary announced in a `result` message."""
     count = max(1, -(-len(data) // chunk_bytes))
-    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "chunks": count}
+    digest = digest or hashlib.sha256(data).hexdigest()
+    return {"size": len(data), "sha256": digest, "chunks": count}
 
 
 # -- decoding -----------------------------------------------------------------
@@ -263,6 +271,11 @@ def parse_options(raw: Any, ref: str) -> dict[str, Any]:
     for name in ("all_faces", "return_params", "return_preview"):
         if not isinstance(options[name], bool):
             raise ProtocolError("invalid_option", f"{name} must be true or false", ref)
+    timeout = options["timeout_s"]
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
+    ):
+        raise ProtocolError("invalid_option", "timeout_s must be a number of seconds > 0", ref)
     return options
 
 
@@ -499,7 +512,9 @@ class ServerSession:
         """A finished request: per item, a `result` message and its chunks, then `done`.
 
         items: one dict per avatar with `model` (bytes), optional `preview`
-        (PNG bytes), optional `params` (dict), `format`, `timings_ms`.
+        (PNG bytes), optional `params` (dict), `format`, `timings_ms`, and
+        optionally `sha256` {"model": hex, "preview": hex} computed by the worker
+        so the event loop does not hash megabytes.
         """
         if request_id not in self.requests:
             return []
@@ -507,24 +522,26 @@ class ServerSession:
         self._remember(request_id, "ok")
         events: list[Event] = []
         for number, item in enumerate(items):
+            digests = item.get("sha256", {})
             message = {
                 "type": "result",
                 "id": request_id,
                 "item": number,
                 "items": len(items),
                 "format": item["format"],
-                "model": blob_info(item["model"], self.chunk_bytes),
                 "timings_ms": item.get("timings_ms", {}),
             }
-            if item.get("preview") is not None:
-                message["preview"] = blob_info(item["preview"], self.chunk_bytes)
+            blobs = [kind for kind in ("model", "preview") if item.get(kind) is not None]
+            for kind in blobs:
+                message[kind] = blob_info(item[kind], self.chunk_bytes, digests.get(kind))
             if item.get("params") is not None:
                 message["params"] = item["params"]
             events.append(Send(encode_json(message)))
-            for kind in ("model", "preview"):
-                if item.get(kind) is not None:
-                    chunks = encode_blob(request_id, kind, item[kind], self.chunk_bytes, number)
-                    events.extend(Send(chunk) for chunk in chunks)
+            for kind in blobs:
+                chunks = encode_blob(
+                    request_id, kind, item[kind], self.chunk_bytes, number, message[kind]["sha256"]
+                )
+                events.extend(Send(chunk) for chunk in chunks)
         events.append(Send(encode_json({"type": "done", "id": request_id, "items": len(items)})))
         return events
 

@@ -199,6 +199,21 @@ def test_cancel_queued_and_running_requests(server):
     assert metric_value(metrics, 'chibi_requests_total{result="cancelled"}') >= 2
 
 
+def test_request_timeout_ends_the_request_and_frees_the_worker(server):
+    async def scenario():
+        async with await ChibiClient.connect(server.url) as client:
+            start = time.perf_counter()
+            with pytest.raises(ChibiServerError) as exc:
+                await client.generate(params={"hair_style": "twintails"}, timeout_s=0.2, **HEAVY)
+            elapsed = time.perf_counter() - start
+            after = await client.generate(params={}, format="glb")
+            return exc.value.code, elapsed, after
+
+    code, elapsed, after = run(scenario())
+    assert code == "timeout" and elapsed < 1.5 and after.data[:4] == b"glTF"
+    assert server.wait_idle()["in_flight"] == 0  # the worker gave the job up
+
+
 def test_event_loop_answers_pings_within_100ms_while_all_workers_are_busy(server):
     async def scenario():
         async with await ChibiClient.connect(server.url) as client:

@@ -1,0 +1,168 @@
+"""The websocket service under load, and its per-request overhead against a plain echo.
+
+One run prints:
+- avatars/s and p50/p99 latency with 1, 4 and 16 concurrent clients (params requests,
+  glb, default quality; the real `chibi serve` in a subprocess, limits high enough
+  that nobody hears `busy`);
+- the server's per-request overhead (client latency minus the worker's own time for
+  the request) as a ratio to a plain `websockets` echo of the same payload sizes
+  (small JSON up, the model's bytes down, no compression), both on loopback;
+- what permessage-deflate would cost on a result (why the server sends binary
+  frames uncompressed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+from websockets.asyncio.client import connect
+
+from server.client import ChibiClient
+
+from .common import median, percentile
+
+ROOT = Path(__file__).resolve().parents[1]
+LEVELS = ((1, 20), (4, 10), (16, 5))  # (clients, requests per client)
+VARIANTS = [
+    {},
+    {"hair_style": "bob"},
+    {"glasses": "round"},
+    {"hair_color": "#223344"},
+    {"shape": {"eye_size": 0.8}},
+    {"hair_style": "long", "glasses": "square"},
+]
+ECHO_SERVER = """
+import asyncio, sys
+from websockets.asyncio.server import serve
+async def echo(ws):
+    async for message in ws:
+        size = int(message.split(":")[1]) if isinstance(message, str) else 0
+        await ws.send(bytes(size))  # a reply of the asked size, like a result
+async def main():
+    compression = sys.argv[1] if sys.argv[1] != "none" else None
+    async with serve(echo, "127.0.0.1", 0, compression=compression, max_size=None) as server:
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.Future()
+asyncio.run(main())
+"""
+
+
+def _start(command: list[str], marker: str) -> tuple[subprocess.Popen, str]:
+    env = {**os.environ, "PYOPENGL_PLATFORM": os.environ.get("PYOPENGL_PLATFORM", "egl")}
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    for line in process.stdout:
+        if marker in line or marker == "":
+            return process, line.strip()
+    raise RuntimeError(f"{command[:4]} did not start")
+
+
+async def _client(url: str, number: int, count: int, fmt: str) -> list[tuple[float, float, int]]:
+    """(latency s, worker time s, model bytes) per request."""
+    samples = []
+    async with await ChibiClient.connect(url) as client:
+        for index in range(count):
+            start = time.perf_counter()
+            result = await client.generate(
+                params=VARIANTS[(number + index) % len(VARIANTS)], format=fmt
+            )
+            latency = time.perf_counter() - start
+            samples.append((latency, result.timings_ms["exported"] / 1000, len(result.data)))
+    return samples
+
+
+async def _level(url: str, clients: int, count: int, fmt: str = "glb"):
+    start = time.perf_counter()
+    results = await asyncio.gather(*(_client(url, n, count, fmt) for n in range(clients)))
+    elapsed = time.perf_counter() - start
+    return [sample for client in results for sample in client], elapsed
+
+
+async def _echo_latency(port: int, sizes: list[int], repeat: int = 30) -> list[float]:
+    latencies = []
+    async with connect(f"ws://127.0.0.1:{port}", compression=None, max_size=None) as ws:
+        for size in sizes * (repeat // len(sizes) + 1):
+            start = time.perf_counter()
+            await ws.send(f"request:{size}:" + "x" * 200)  # about a request message's size
+            await ws.recv()
+            latencies.append(time.perf_counter() - start)
+    return latencies[2:]
+
+
+def main() -> None:
+    print("== websocket service (chibi serve, 2 workers, params -> glb, loopback) ==")
+    server, line = _start(
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--port",
+            "0",
+            "--workers",
+            "2",
+            "--max-queue",
+            "64",
+            "--max-in-flight",
+            "8",
+            "--rate",
+            "10000",
+            "--rate-burst",
+            "10000",
+        ],
+        "listening on",
+    )
+    url = line.split("listening on", 1)[1].strip()
+    echo, port_line = _start([sys.executable, "-c", ECHO_SERVER, "none"], "")
+    try:
+        asyncio.run(_level(url, 2, 3))  # warm every worker's caches
+        single = None
+        for clients, count in LEVELS:
+            samples, elapsed = asyncio.run(_level(url, clients, count))
+            latencies = [s[0] * 1000 for s in samples]
+            print(
+                f"{clients:>2} client(s) x {count:>2}: {len(samples) / elapsed:6.1f} avatars/s  "
+                f"p50 {median(latencies):7.1f} ms  p99 {percentile(latencies, 99):7.1f} ms"
+            )
+            single = single or samples
+        overhead = [(latency - work) * 1000 for latency, work, _ in single]
+        sizes = [size for _, _, size in single]
+        echo_ms = [s * 1000 for s in asyncio.run(_echo_latency(int(port_line), sizes))]
+        ratio = median(overhead) / median(echo_ms)
+        print(
+            f"per-request overhead (latency - worker time), 1 client: p50 {median(overhead):.2f} "
+            f"ms; plain websockets echo of the same sizes (~{median(sizes) / 1e3:.0f} kB): "
+            f"p50 {median(echo_ms):.2f} ms; ratio {ratio:.2f}x"
+        )
+        _deflate_report(url)
+    finally:
+        for process in (server, echo):
+            process.terminate()
+            process.wait(30)
+
+
+def _deflate_report(url: str) -> None:
+    async def one_model() -> bytes:
+        async with await ChibiClient.connect(url) as client:
+            return (await client.generate(params={"hair_style": "bob"}, format="vrm1")).data
+
+    data = asyncio.run(one_model())
+    start = time.perf_counter()
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)  # what permessage-deflate does
+    compressed = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    deflate_ms = (time.perf_counter() - start) * 1000
+    print(
+        f"deflate of a {len(data) / 1e3:.0f} kB VRM: {deflate_ms:.1f} ms for "
+        f"{len(compressed) / len(data):.0%} of the size -> binary frames go uncompressed"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -57,6 +57,7 @@ def run_ray(
     """
     try:
         import ray
+        import ray.data  # configures Ray Data's loggers, adjusted below
     except ImportError:
         raise ChibiError(
             "not_available", 'the Ray engine needs the ray extra: pip install ".[ray]"'
@@ -76,8 +77,13 @@ def run_ray(
         if not tasks:
             return
         actors = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        # The driver shows one bar for the whole job: Ray Data's console INFO lines and its
+        # object-store sizing advice would break it (they still go to Ray's session logs).
+        for handler in logging.getLogger("ray.data").handlers:
+            if "File" not in type(handler).__name__:
+                handler.setLevel(logging.ERROR)
         context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False  # the driver shows one bar for the whole job
+        context.enable_progress_bars = False
         context.print_on_execution_start = False
         dataset = ray.data.from_items(
             [{"key": key, "path": path} for key, path in tasks],

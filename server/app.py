@@ -96,6 +96,7 @@ class _JobState:
     accepted_at: float
     submitted_at: float = 0.0
     future: Any = None  # concurrent.futures.Future once submitted
+    pool: Any = None  # the pool it was submitted to
     started: bool = False
     relayed: int = -1  # number of the last progress event relayed to the client
     last_at: float = 0.0  # elapsed ms of the last stage seen (for per-stage latency)
@@ -166,7 +167,7 @@ class ChibiServer:
             compression=None,
             extensions=extensions,
             max_size=self.config.max_frame_bytes,
-            max_queue=4,
+            max_queue=2,  # frames buffered per connection: memory <= ~3 x max_frame_bytes
             ping_interval=20,
             ping_timeout=20,
             close_timeout=2,
@@ -458,8 +459,13 @@ class ChibiServer:
         now = time.monotonic()
         tokens, last = self.buckets.get(principal, (float(self.config.rate_burst), now))
         tokens = min(float(self.config.rate_burst), tokens + (now - last) * self.config.rate)
-        if len(self.buckets) > 10_000:  # forget principals that have refilled
-            self.buckets = {k: v for k, v in self.buckets.items() if v[0] < self.config.rate_burst}
+        if len(self.buckets) > 10_000:  # forget principals whose bucket has refilled by now
+            rate, burst = self.config.rate, self.config.rate_burst
+            self.buckets = {
+                key: (left, at)
+                for key, (left, at) in self.buckets.items()
+                if left + (now - at) * rate < burst
+            }
         if tokens < 1.0:
             self.buckets[principal] = (tokens, now)
             return False
@@ -476,6 +482,7 @@ class ChibiServer:
         try:
             assert self.pool is not None
             job.future = self.pool.submit(pipeline.run_job, work)
+            job.pool = self.pool
         except (BrokenProcessPool, RuntimeError):
             self._restart_pool()
             self._finish(job, error={"code": "internal_error", "message": "worker pool restarted"})
@@ -489,22 +496,24 @@ class ChibiServer:
 
     def _on_done(self, job: _JobState, future: Any) -> None:
         self.jobs.pop(job.seq, None)
-        if not job.started:
-            self.queued -= 1
-        if future.cancelled():
-            self._finish(job, error={"code": "cancelled", "message": "cancelled"})
-            return
-        try:
-            outcome = future.result()
-        except BrokenProcessPool:
-            log.error("a worker died; restarting the pool")
-            self._restart_pool()
-            outcome = {"error": {"code": "internal_error", "message": "the worker crashed"}}
-        except Exception:
-            log.exception("request %s failed", job.id)
-            outcome = {"error": {"code": "internal_error", "message": "internal error"}}
+        outcome: dict[str, Any] = {"error": {"code": "cancelled", "message": "cancelled"}}
+        if not future.cancelled():
+            try:
+                outcome = future.result()
+            except BrokenProcessPool:
+                outcome = {"error": {"code": "internal_error", "message": "the worker crashed"}}
+                if job.pool is self.pool:  # restart once, not once per lost job
+                    log.error("a worker died; restarting the pool")
+                    self._restart_pool()
+            except Exception:
+                log.exception("request %s failed", job.id)
+                outcome = {"error": {"code": "internal_error", "message": "internal error"}}
+        # Relay the events the progress queue has not delivered yet (they race the result).
         for number, stage, elapsed, detail in outcome.get("events", []):
             self._on_progress(job.seq, number, stage, elapsed, detail, job)
+        if not job.started:  # never reached a worker (cancelled in the queue, crash)
+            job.started = True
+            self.queued -= 1
         self._finish(job, items=outcome.get("items"), error=outcome.get("error"))
 
     def _finish(self, job: _JobState, items: Any = None, error: Any = None) -> None:
@@ -576,7 +585,7 @@ class ChibiServer:
         if job is None or number <= job.relayed:
             return  # finished already, or relayed already (events race the result)
         job.relayed = number
-        if stage == "started":
+        if stage == "started" and not job.started:
             job.started = True
             self.queued -= 1
             self.m_stage_seconds.observe(time.monotonic() - job.submitted_at, "queue")

@@ -30,6 +30,7 @@ SERVER_ARGS = (
     "--workers", "1", "--max-frame-bytes", str(LIMITS["frame"]),
     "--max-photo-bytes", str(LIMITS["photo"]), "--max-in-flight", str(LIMITS["in_flight"]),
     "--idle-timeout", "2", "--hello-timeout", "2", "--rate", "1000", "--rate-burst", "1000",
+    "--log-level", "debug",  # the most verbose logs still must not contain photo bytes
 )  # fmt: skip
 
 
@@ -409,6 +410,26 @@ def test_bad_http_requests_are_refused_before_upgrading(server):
     assert asyncio.run(scenario()) == [404, 403]
     assert server.http("/missing-file.js")[0] == 404
     assert server.http("/../../pyproject.toml")[0] == 404
+
+
+def test_photo_bytes_never_reach_the_log_even_at_debug_level(server):
+    marker = "PRIVATE-PHOTO-BYTES-7f3a"
+    # text-like, so a log would show it; websockets' DEBUG log shows a frame's last bytes
+    photo = (f"<html>{marker}</html>" * 50).encode() + b"Zq9!Xw2#"
+    tail_hex = " ".join(f"{byte:02x}" for byte in photo[-8:])
+
+    async def scenario():
+        raw = await Raw.open(server.url)
+        await raw.photo_request("secret", photo)
+        await raw.until("error", "done")
+        await raw.alive()
+        await raw.ws.close()
+
+    asyncio.run(scenario())
+    time.sleep(0.2)
+    log = "\n".join(server.log)
+    assert "secret" in log or "DEBUG" in log  # the log is being written
+    assert marker not in log and "Zq9!Xw2#" not in log and tail_hex not in log
 
 
 def test_no_token_off_loopback_refuses_to_start():

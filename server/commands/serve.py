@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # websockets logs frame contents at DEBUG: that would put bytes of photos in the log.
+    websockets_logger = logging.getLogger("websockets")
+    websockets_logger.setLevel(max(logging.INFO, websockets_logger.getEffectiveLevel()))
     return asyncio.run(_serve(ChibiServer(config)))
 
 

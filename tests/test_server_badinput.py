@@ -8,6 +8,7 @@ import asyncio
 import io
 import json
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -31,6 +32,7 @@ SERVER_ARGS = (
     "--max-photo-bytes", str(LIMITS["photo"]), "--max-in-flight", str(LIMITS["in_flight"]),
     "--idle-timeout", "2", "--hello-timeout", "2", "--rate", "1000", "--rate-burst", "1000",
     "--log-level", "debug",  # the most verbose logs still must not contain photo bytes
+    "--send-timeout", "2",
 )  # fmt: skip
 
 
@@ -375,6 +377,31 @@ def test_silent_and_slow_clients_are_timed_out_while_others_are_served(server):
     hello_error, silent_close, slow_close = asyncio.run(scenario())
     assert hello_error["code"] == "timeout" and silent_close == (1008, "timeout")
     assert slow_close[0] in (1000, 1006, None)  # idle_timeout, or aborted mid-frame
+
+
+def test_client_that_stops_reading_is_dropped_and_others_are_served(server):
+    async def scenario():
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills up at once
+        sock.connect(("127.0.0.1", server.port))
+        stuck = await Raw.open(server.url, sock=sock, max_queue=1)
+        for number in range(3):  # ~1.5 MB each; the client never reads them
+            await stuck.params_request(f"big{number}", quality="high", format="vrm1")
+        other = await Raw.open(server.url)
+        start = time.perf_counter()
+        while time.perf_counter() - start < 30:
+            await other.alive()
+            if server.health()["connections"] == 1 and server.health()["in_flight"] == 0:
+                break
+            await asyncio.sleep(0.2)
+        await other.alive()
+        await other.ws.close()
+        stuck.ws.transport.abort()
+        return time.perf_counter() - start
+
+    elapsed = asyncio.run(scenario())
+    assert elapsed < 30, "the stuck client was never dropped"
+    assert any("stopped reading" in line for line in server.log)
 
 
 def test_client_vanishing_mid_upload_frees_its_slot(server):

@@ -297,7 +297,7 @@ def secure_server(tmp_path_factory):
     subprocess.run(openssl, check=True, capture_output=True)
     args = ("--workers", "1", "--tls-cert", str(cert), "--tls-key", str(key),
             "--rate", "0.2", "--rate-burst", "2")  # fmt: skip
-    args += ("--shutdown-timeout", "60")
+    args += ("--shutdown-timeout", "60", "--allowed-origins", "https://app.example")
     with ServerProcess(*args, env={"CHIBI_TOKENS": f"{TOKEN},{TOKEN2}"}) as running:
         context = ssl.create_default_context(cafile=str(cert))
         yield running, context
@@ -321,6 +321,14 @@ def test_tokens_over_tls_header_or_hello_and_rate_limit(secure_server):
             await ChibiClient.connect(server.url, token="wrong", token_in_hello=True, ssl=context)
         except ChibiServerError as exc:
             outcomes["bad_hello"] = exc.code
+        for origin in ("https://app.example", "https://evil.example"):
+            try:
+                async with await ChibiClient.connect(
+                    server.url, token=TOKEN, ssl=context, origin=origin
+                ) as client:
+                    outcomes[origin] = await client.ping() < 1
+            except InvalidStatus as exc:
+                outcomes[origin] = exc.response.status_code
         for mode in (False, True):
             async with await ChibiClient.connect(
                 server.url, token=TOKEN, token_in_hello=mode, ssl=context
@@ -335,9 +343,16 @@ def test_tokens_over_tls_header_or_hello_and_rate_limit(secure_server):
         outcomes["rate"] = sorted(getattr(r, "code", "ok") for r in results)
         return outcomes
 
-    assert run(scenario()) == {"no_token": "unauthorized", "bad_header": 401,
-                               "bad_hello": "unauthorized", "ok_False": True, "ok_True": True,
-                               "rate": ["ok", "ok", "rate_limited"]}  # fmt: skip
+    assert run(scenario()) == {
+        "no_token": "unauthorized",
+        "bad_header": 401,
+        "bad_hello": "unauthorized",
+        "ok_False": True,
+        "ok_True": True,
+        "rate": ["ok", "ok", "rate_limited"],
+        "https://app.example": True,
+        "https://evil.example": 403,
+    }
 
 
 def test_plain_ws_to_a_tls_server_fails(secure_server):

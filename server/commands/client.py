@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from websockets.exceptions import InvalidHandshake
+
+    from avatar3d.params import AvatarParams
     from server.client import SyncChibiClient, default_url
 
     if (args.photo is None) == (args.params is None):
@@ -50,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         "return_params": bool(args.params_out),
     }
     if args.params:
-        request["params"] = json.loads(Path(args.params).read_text())
+        # Checked here first: a typo gets its field named without a round trip.
+        request["params"] = AvatarParams.from_json(Path(args.params).read_bytes()).to_dict()
         photo = None
     else:
         photo = Path(args.photo).read_bytes()  # sent from memory; never copied anywhere
@@ -60,8 +64,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {stage} ({message.get('elapsed_ms', 0):.0f} ms)", file=sys.stderr)
 
     token = args.token or os.environ.get("CHIBI_TOKEN")
-    with SyncChibiClient(args.url or default_url(), token=token) as client:
-        results = client.generate_all(photo, on_progress=progress, **request)
+    url = args.url or default_url()
+    try:
+        with SyncChibiClient(url, token=token) as client:
+            results = client.generate_all(photo, on_progress=progress, **request)
+    except (OSError, TimeoutError, InvalidHandshake) as exc:  # ChibiServerError goes to cli.py
+        print(f"chibi client: cannot talk to {url}: {exc}", file=sys.stderr)
+        return 4
     # Several faces: OUT for the largest, then OUT_1, OUT_2... (as `chibi convert` names them).
     for result in results:
         _write(_numbered(output, result.item), result.data)

@@ -1,7 +1,8 @@
 """The asyncio websocket server: moves bytes and schedules work, nothing else.
 
 The protocol lives in `server.protocol` (sans-I/O); the CPU work in
-`server.pipeline`, run by a process pool whose workers load the models once.
+`server.pipeline`, run by `server.workers.WorkerPool` (processes that load the
+models once).
 The event loop only reads messages, feeds them to each connection's
 `ServerSession`, performs the events it returns, and writes the answers
 through one writer task per connection (so a request's messages stay in
@@ -17,28 +18,16 @@ import hmac
 import http
 import json
 import logging
-import mimetypes
-import multiprocessing
-import os
 import signal
 import ssl
-import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
-from websockets.extensions.permessage_deflate import (
-    PerMessageDeflate,
-    ServerPerMessageDeflateFactory,
-)
-from websockets.frames import BINARY, CONT, CTRL_OPCODES
 from websockets.http11 import Request, Response
 
 from . import pipeline
@@ -58,34 +47,11 @@ from .protocol import (
     SessionLimits,
     Submit,
 )
+from .transport import TextOnlyDeflateFactory, origin_allowed, static_response
+from .workers import WorkerPool
 
 log = logging.getLogger("chibi.server")
-STATIC_DIR = Path(__file__).resolve().parent / "static"
 WS_PATH = "/ws"
-
-
-class _TextOnlyDeflate(PerMessageDeflate):
-    """permessage-deflate that compresses text frames and sends binary ones as they are.
-
-    RFC 7692 lets a sender leave any message uncompressed (RSV1 clear). glb/VRM
-    and PNG payloads barely shrink and deflate costs ~50x the loopback transfer.
-    """
-
-    _binary_message = False
-
-    def encode(self, frame):  # type: ignore[no-untyped-def]
-        if frame.opcode in CTRL_OPCODES:
-            return frame
-        if frame.opcode is not CONT:
-            self._binary_message = frame.opcode is BINARY
-        return frame if self._binary_message else super().encode(frame)
-
-
-class _TextOnlyDeflateFactory(ServerPerMessageDeflateFactory):
-    def process_request_params(self, params, accepted_extensions):  # type: ignore[no-untyped-def]
-        response_params, extension = super().process_request_params(params, accepted_extensions)
-        extension.__class__ = _TextOnlyDeflate
-        return response_params, extension
 
 
 @dataclass(eq=False)
@@ -121,7 +87,6 @@ class ChibiServer:
         self.config = config
         self.workers = config.worker_count()
         self.capacity = self.workers + config.max_queue  # admitted requests, all connections
-        self.sources = {"params": False, "photo": False}  # what the workers could load
         self.conns: set[_Conn] = set()
         self.jobs: dict[int, _JobState] = {}  # by seq, submitted and not finished in a worker
         self.admitted = 0  # admitted requests whose work has not finished
@@ -130,35 +95,18 @@ class ChibiServer:
         self.buckets: dict[str, tuple[float, float]] = {}  # principal -> (tokens, last refill)
         self.draining = False
         self.stopped = asyncio.Event()
-        self.pool: ProcessPoolExecutor | None = None
+        self.pool = WorkerPool(self.workers, config.max_photo_bytes, self._on_progress)
         self.ws_server: Server | None = None
         self._setup_metrics()
 
     # -- life cycle -------------------------------------------------------------
     async def start(self) -> None:
-        context = multiprocessing.get_context("spawn")  # no fork of a threaded asyncio process
-        self.progress_queue = context.Queue()
-        self.cancel_flags = context.Array("q", pipeline.CANCEL_SLOTS, lock=False)
-        self._start_pool(context)
-        loop = self.loop = asyncio.get_running_loop()
-        self.ready_pids: set[int] = set()
-        self.all_ready = asyncio.Event()
-        self.reader = threading.Thread(target=self._read_progress, daemon=True)
-        self.reader.start()
-        # Start every worker and let each load its models before saying we are ready.
-        starting = [loop.run_in_executor(self.pool, os.getpid) for _ in range(self.workers)]
-        ready = asyncio.ensure_future(self.all_ready.wait())
-        done, _ = await asyncio.wait([ready, *starting], return_when=asyncio.FIRST_EXCEPTION)
-        if not ready.done():
-            ready.cancel()
-            failed = next(f.exception() for f in done if f.exception() is not None)
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            raise RuntimeError(f"worker processes failed to start: {failed!r}")
+        await self.pool.start()  # every worker has loaded its models when this returns
         ssl_context = None
         if self.config.tls_cert:
             ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
-        extensions = [_TextOnlyDeflateFactory()] if self.config.compression == "text" else None
+        extensions = [TextOnlyDeflateFactory()] if self.config.compression == "text" else None
         self.ws_server = await serve(
             self._handle,
             self.config.host,
@@ -175,15 +123,7 @@ class ChibiServer:
             server_header=f"chibi-avatar websockets (protocol {PROTOCOL_VERSION})",
         )
         log.info(
-            "chibi serving on %s (workers=%d sources=%s)", self.url, self.workers, self.sources
-        )
-
-    def _start_pool(self, context: Any) -> None:
-        self.pool = ProcessPoolExecutor(
-            max_workers=self.workers,
-            mp_context=context,
-            initializer=pipeline.init_worker,
-            initargs=(self.progress_queue, self.cancel_flags, self.config.max_photo_bytes),
+            "chibi serving on %s (workers=%d sources=%s)", self.url, self.workers, self.pool.sources
         )
 
     @property
@@ -227,9 +167,7 @@ class ChibiServer:
                 pass
         self.ws_server.close(close_connections=True)  # close code 1001 (going away)
         await self.ws_server.wait_closed()
-        if self.pool is not None:
-            await asyncio.to_thread(_stop_pool, self.pool)
-        self.progress_queue.put(None)  # stops the reader thread
+        await self.pool.stop()
         self.stopped.set()
         log.info("server stopped")
 
@@ -244,10 +182,10 @@ class ChibiServer:
                 response = connection.respond(http.HTTPStatus.OK, self.registry.render())
                 response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
                 return response
-            return self._static(connection, path)
+            return static_response(connection, path)
         if path != WS_PATH:
             return connection.respond(http.HTTPStatus.NOT_FOUND, f"websocket path is {WS_PATH}\n")
-        if not self._origin_allowed(request.headers):
+        if not origin_allowed(request.headers, self.config.allowed_origins):
             return connection.respond(http.HTTPStatus.FORBIDDEN, "origin not allowed\n")
         if self.draining or len(self.conns) >= self.config.max_connections:
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "busy\n")
@@ -261,7 +199,7 @@ class ChibiServer:
         return None
 
     def _health(self, connection: ServerConnection) -> Response:
-        ok = not self.draining and self.pool is not None
+        ok = not self.draining
         body = json.dumps(
             {
                 "status": "ok" if ok else "draining",
@@ -270,33 +208,13 @@ class ChibiServer:
                 "in_flight": self.admitted,
                 "queued": self.queued,
                 "connections": len(self.conns),
-                "sources": self.sources,
+                "sources": self.pool.sources,
             }
         )
         status = http.HTTPStatus.OK if ok else http.HTTPStatus.SERVICE_UNAVAILABLE
         response = connection.respond(status, body + "\n")
         response.headers["Content-Type"] = "application/json"
         return response
-
-    def _static(self, connection: ServerConnection, path: str) -> Response:
-        relative = "index.html" if path in ("", "/") else path.lstrip("/")
-        target = (STATIC_DIR / relative).resolve()
-        if STATIC_DIR.is_dir() and target.is_relative_to(STATIC_DIR) and target.is_file():
-            body = target.read_bytes()
-            kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-            headers = Headers({"Content-Type": kind, "Content-Length": str(len(body))})
-            return Response(200, "OK", headers, body)
-        return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
-
-    def _origin_allowed(self, headers: Headers) -> bool:
-        origin = headers.get("Origin")
-        if origin is None:  # not a browser
-            return True
-        allowed = self.config.allowed_origins
-        if "*" in allowed or origin in allowed:
-            return True
-        # Same origin: a page this server served (the viewer) talking back to it.
-        return urlsplit(origin).netloc.lower() == headers.get("Host", "").lower()
 
     def _principal_of(self, token: str | None) -> str | None:
         """A valid token -> its rate-limit key; None if tokens are required and it is wrong."""
@@ -360,7 +278,7 @@ class ChibiServer:
             "server": "chibi-avatar/0.1.0",
             "formats": list(FORMATS),
             "qualities": list(QUALITIES),
-            "sources": self.sources,
+            "sources": self.pool.sources,
             "limits": {
                 "max_frame_bytes": config.max_frame_bytes,
                 "max_json_bytes": config.max_json_bytes,
@@ -435,7 +353,7 @@ class ChibiServer:
             self._dispatch(
                 conn, session.refuse(event.id, "shutting_down", "the server is stopping")
             )
-        elif not self.sources.get(event.source):
+        elif not self.pool.sources.get(event.source):
             message = f"{event.source} requests need components this server does not have yet"
             self._dispatch(conn, session.refuse(event.id, "not_available", message))
         elif not self._take_rate_token(conn.principal):
@@ -475,17 +393,14 @@ class ChibiServer:
     def _submit(self, conn: _Conn, event: Submit) -> None:
         job = conn.jobs[event.id]
         job.submitted_at = time.monotonic()
-        self.cancel_flags[job.seq % pipeline.CANCEL_SLOTS] = 0
         work = pipeline.Job(
             job.seq, event.source, event.options, event.photo, event.params, self.config.max_pixels
         )
         try:
-            assert self.pool is not None
-            job.future = self.pool.submit(pipeline.run_job, work)
-            job.pool = self.pool
-        except (BrokenProcessPool, RuntimeError):
-            self._restart_pool()
-            self._finish(job, error={"code": "internal_error", "message": "worker pool restarted"})
+            job.future, job.pool = self.pool.submit(work)
+        except BrokenProcessPool:  # a worker died since the last job: restart, answer
+            self.pool.restart(self.pool.executor)
+            self._finish(job, error={"code": "internal_error", "message": "worker restarted"})
             return
         self.jobs[job.seq] = job
         self.queued += 1
@@ -502,9 +417,7 @@ class ChibiServer:
                 outcome = future.result()
             except BrokenProcessPool:
                 outcome = {"error": {"code": "internal_error", "message": "the worker crashed"}}
-                if job.pool is self.pool:  # restart once, not once per lost job
-                    log.error("a worker died; restarting the pool")
-                    self._restart_pool()
+                self.pool.restart(job.pool)  # once, not once per lost job
             except Exception:
                 log.exception("request %s failed", job.id)
                 outcome = {"error": {"code": "internal_error", "message": "internal error"}}
@@ -545,38 +458,12 @@ class ChibiServer:
         if job.future is None:  # never submitted (photo still uploading)
             self._finish(job, error={"code": "cancelled", "message": "cancelled"})
             return
-        self.cancel_flags[job.seq % pipeline.CANCEL_SLOTS] = job.seq
+        self.pool.cancel(job.seq)
         job.future.cancel()  # only succeeds while it waits in the queue
 
     def _cancel_all(self, conn: _Conn) -> None:
         for request_id in list(conn.jobs):
             self._cancel(conn, request_id)
-
-    def _restart_pool(self) -> None:
-        old, self.pool = self.pool, None
-        if old is not None:
-            old.shutdown(wait=False, cancel_futures=True)
-        self._start_pool(multiprocessing.get_context("spawn"))
-
-    # -- progress from the workers ---------------------------------------------------
-    def _read_progress(self) -> None:
-        """Thread: moves progress events from the workers' queue onto the event loop."""
-        while True:
-            item = self.progress_queue.get()
-            if item is None:
-                return
-            if item[0] == "ready":
-                self.loop.call_soon_threadsafe(self._on_worker_ready, item[1], item[2])
-            else:
-                self.loop.call_soon_threadsafe(self._on_progress, *item[1:])
-
-    def _on_worker_ready(self, pid: int, sources: dict[str, Any]) -> None:
-        self.ready_pids.add(pid)
-        self.sources = {"params": sources["params"], "photo": sources["photo"]}
-        for source, reason in sources["reasons"].items():
-            log.warning("%s requests not available: %s", source, reason)
-        if len(self.ready_pids) >= self.workers:
-            self.all_ready.set()
 
     def _on_progress(
         self, seq: int, number: int, stage: str, elapsed: float, detail: dict, job: Any = None
@@ -620,16 +507,3 @@ class ChibiServer:
     def _count_finished(self, conn: _Conn) -> None:
         for _request_id, outcome in conn.session.pop_finished():
             self.m_requests.inc(outcome)
-
-
-def _stop_pool(pool: ProcessPoolExecutor, grace: float = 0.3) -> None:
-    """Shut the pool down (its work is done by now); workers that take long to exit
-    (interpreter teardown of torch and friends takes seconds) are terminated."""
-    processes = list(getattr(pool, "_processes", {}).values())  # private, but stable since 3.8
-    pool.shutdown(wait=False, cancel_futures=True)
-    deadline = time.monotonic() + grace
-    for process in processes:
-        process.join(max(0.0, deadline - time.monotonic()))
-        if process.is_alive():
-            process.terminate()
-            process.join(2)

@@ -1,40 +1,42 @@
 """The chibi websocket protocol, version 1, written sans-I/O.
 
-Pure encode/decode plus a per-connection state machine (`ServerSession`); no
-asyncio, no sockets. The I/O layer (`server.app`) feeds it complete websocket
-messages and performs the actions it returns. `server/PROTOCOL.md` is the
-normative description; this module implements it.
-
-Binary frame layout (every binary websocket message, both directions)::
-
-    offset 0   4 bytes   magic b"CHB1"
-    offset 4   4 bytes   header length H, unsigned big-endian, 2 <= H <= MAX_HEADER_BYTES
-    offset 8   H bytes   header: a UTF-8 JSON object (id, kind, index, count, size, sha256...)
-    offset 8+H ...       payload: this chunk's bytes of the blob
+Control messages (JSON text frames), their validation, and a per-connection state
+machine (`ServerSession`); no asyncio, no sockets. The I/O layer (`server.app`)
+feeds it complete websocket messages and performs the events it returns. Binary
+frames are encoded and decoded by `server.framing` (re-exported here).
+`server/PROTOCOL.md` is the normative description; this module implements it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
-import struct
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from avatar3d.params import AvatarParams, ParamsError
 
+from .framing import (  # noqa: F401 - re-exported: the protocol's binary half
+    BLOB_KINDS,
+    MAGIC,
+    MAX_HEADER_BYTES,
+    BlobAssembler,
+    Frame,
+    ProtocolError,
+    blob_info,
+    check_id,
+    decode_frame,
+    encode_blob,
+    encode_frame,
+)
+
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
-MAGIC = b"CHB1"
-MAX_HEADER_BYTES = 4096
 FORMATS: tuple[str, ...] = ("glb", "vrm1", "vrm0")
 QUALITIES: tuple[str, ...] = ("default", "high")
 SOURCES: tuple[str, ...] = ("photo", "params")
 # Progress stages in the order they are sent (photo-only stages are skipped for params).
 STAGES: tuple[str, ...] = ("started", "decoded", "face_found", "params", "built", "exported")
-BLOB_KINDS: tuple[str, ...] = ("photo", "model", "preview")
 DEFAULT_OPTIONS: dict[str, Any] = {
     "format": "vrm1",
     "quality": "default",
@@ -43,9 +45,6 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "return_preview": False,
     "timeout_s": None,  # None: the server's request_timeout; else the smaller of the two
 }
-_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_HEADER = struct.Struct(">4sI")
 
 # Every code the server sends in an `error` message; documented in PROTOCOL.md.
 PROTOCOL_ERROR_CODES: tuple[str, ...] = (
@@ -63,72 +62,10 @@ IMAGE_ERROR_CODES: tuple[str, ...] = (
 CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TOO_BIG = 1000, 1001, 1008, 1009
 
 
-class ProtocolError(ValueError):
-    """A message breaks the protocol; `code` is one of `PROTOCOL_ERROR_CODES`."""
-
-    def __init__(self, code: str, message: str, ref: str | None = None):
-        self.code = code
-        self.message = message
-        self.ref = ref  # the request id the bad message referred to, when known
-        super().__init__(f"{code}: {message}")
-
-
 # -- encoding -----------------------------------------------------------------
 def encode_json(message: dict[str, Any]) -> str:
     """A control message as compact JSON text (one websocket text frame)."""
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def encode_frame(header: dict[str, Any], payload: bytes | memoryview = b"") -> bytes:
-    """One binary websocket message: magic, header length, JSON header, payload."""
-    head = json.dumps(header, separators=(",", ":")).encode()
-    if len(head) > MAX_HEADER_BYTES:
-        raise ProtocolError("bad_message", f"binary header over {MAX_HEADER_BYTES} bytes")
-    return b"".join((_HEADER.pack(MAGIC, len(head)), head, payload))
-
-
-def encode_blob(
-    request_id: str,
-    kind: str,
-    data: bytes,
-    chunk_bytes: int,
-    item: int | None = None,
-    digest: str | None = None,
-) -> list[bytes]:
-    """Split one blob into binary frames of at most `chunk_bytes` payload each.
-
-    Every chunk's header carries the request id, the blob's total size and its
-    sha256 (`digest`, computed here when not given), so a receiver can check it
-    and interleave several requests' blobs.
-    """
-    if chunk_bytes < 1:
-        raise ValueError("chunk_bytes must be >= 1")
-    digest = digest or hashlib.sha256(data).hexdigest()
-    count = max(1, -(-len(data) // chunk_bytes))
-    view = memoryview(data)
-    frames = []
-    for index in range(count):
-        offset = index * chunk_bytes
-        header = {
-            "id": request_id,
-            "kind": kind,
-            "index": index,
-            "count": count,
-            "offset": offset,
-            "size": len(data),
-            "sha256": digest,
-        }
-        if item is not None:
-            header["item"] = item
-        frames.append(encode_frame(header, view[offset : offset + chunk_bytes]))
-    return frames
-
-
-def blob_info(data: bytes, chunk_bytes: int, digest: str | None = None) -> dict[str, Any]:
-    """The {size, sha256, chunks} summary announced in a `result` message."""
-    count = max(1, -(-len(data) // chunk_bytes))
-    digest = digest or hashlib.sha256(data).hexdigest()
-    return {"size": len(data), "sha256": digest, "chunks": count}
 
 
 # -- decoding -----------------------------------------------------------------
@@ -147,111 +84,6 @@ def decode_json(text: str | bytes, max_bytes: int) -> dict[str, Any]:
     if not isinstance(kind, str):
         raise ProtocolError("bad_message", "'type' must be a string")
     return message
-
-
-@dataclass
-class Frame:
-    """A decoded binary frame: validated header fields and this chunk's payload."""
-
-    id: str
-    kind: str
-    index: int
-    count: int
-    size: int
-    offset: int
-    sha256: str | None
-    item: int
-    payload: bytes
-
-
-def decode_frame(data: bytes) -> Frame:
-    """A binary websocket message -> `Frame`. Raises only `ProtocolError`."""
-    if len(data) < _HEADER.size:
-        raise ProtocolError("bad_message", "binary frame shorter than its 8-byte prefix")
-    magic, length = _HEADER.unpack_from(data)
-    if magic != MAGIC:
-        raise ProtocolError("bad_message", "binary frame does not start with b'CHB1'")
-    if not 2 <= length <= MAX_HEADER_BYTES or _HEADER.size + length > len(data):
-        raise ProtocolError("bad_message", f"bad binary header length {length}")
-    try:
-        header = json.loads(bytes(data[_HEADER.size : _HEADER.size + length]).decode("utf-8"))
-    except (ValueError, RecursionError):
-        raise ProtocolError("bad_message", "binary header is not UTF-8 JSON") from None
-    if not isinstance(header, dict):
-        raise ProtocolError("bad_message", "binary header must be a JSON object")
-    request_id = _check_id(header.get("id"))
-    payload = bytes(data[_HEADER.size + length :])
-    kind = header.get("kind")
-    if kind not in BLOB_KINDS:
-        raise ProtocolError("bad_message", f"unknown blob kind {kind!r}", ref=request_id)
-    index, count = _int(header, "index", request_id), _int(header, "count", request_id, 1)
-    size, offset = _int(header, "size", request_id), _int(header, "offset", request_id)
-    item = _int(header, "item", request_id) if "item" in header else 0
-    digest = header.get("sha256")
-    if digest is not None and not (isinstance(digest, str) and _SHA256.match(digest)):
-        raise ProtocolError("bad_message", "sha256 must be 64 lowercase hex digits", request_id)
-    if index >= count or offset + len(payload) > size:
-        raise ProtocolError("bad_message", "chunk index/offset out of range", ref=request_id)
-    return Frame(request_id, kind, index, count, size, offset, digest, item, payload)
-
-
-def _int(header: dict[str, Any], name: str, ref: str, minimum: int = 0) -> int:
-    value = header.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value < 2**53:
-        raise ProtocolError("bad_message", f"header field {name!r} must be an integer", ref)
-    return value
-
-
-def _check_id(value: Any) -> str:
-    if not isinstance(value, str) or not _ID.match(value):
-        raise ProtocolError("bad_message", "id must be 1-64 characters of [A-Za-z0-9._:-]")
-    return value
-
-
-class BlobAssembler:
-    """Reassembles one blob from in-order chunks and checks its size and sha256."""
-
-    def __init__(self, first: Frame, max_bytes: int):
-        if first.size > max_bytes:
-            raise ProtocolError(
-                "payload_too_large", f"{first.kind} of {first.size} bytes is over {max_bytes}"
-            )
-        if first.count > max(1, first.size):
-            raise ProtocolError("bad_message", "more chunks than bytes", first.id)
-        self.kind, self.item, self.count, self.size = (
-            first.kind,
-            first.item,
-            first.count,
-            first.size,
-        )
-        self.sha256 = first.sha256
-        self.parts: list[bytes] = []
-        self.received = 0
-
-    def add(self, frame: Frame) -> bytes | None:
-        """Add the next chunk; returns the whole blob once the last chunk arrived."""
-        same_blob = (frame.kind, frame.item, frame.count, frame.size, frame.sha256) == (
-            self.kind,
-            self.item,
-            self.count,
-            self.size,
-            self.sha256,
-        )
-        if not same_blob or frame.index != len(self.parts) or frame.offset != self.received:
-            raise ProtocolError("bad_message", "chunk out of order or from another blob", frame.id)
-        self.parts.append(frame.payload)
-        self.received += len(frame.payload)
-        if len(self.parts) < self.count:
-            return None
-        data = b"".join(self.parts)
-        self.parts = []
-        if len(data) != self.size:
-            raise ProtocolError(
-                "bad_message", f"blob has {len(data)} bytes, header said {self.size}", frame.id
-            )
-        if self.sha256 is not None and hashlib.sha256(data).hexdigest() != self.sha256:
-            raise ProtocolError("checksum_mismatch", "sha256 of the blob does not match", frame.id)
-        return data
 
 
 def parse_options(raw: Any, ref: str) -> dict[str, Any]:
@@ -455,7 +287,7 @@ class ServerSession:
         return [Send(encode_json(welcome))]
 
     def _on_request(self, message: dict[str, Any]) -> list[Event]:
-        request_id = _check_id(message.get("id"))
+        request_id = check_id(message.get("id"))
         if request_id in self.requests:
             raise ProtocolError("duplicate_id", f"request {request_id!r} is in flight", request_id)
         # From here on every problem ends this request id with an `error` carrying it.
@@ -494,7 +326,7 @@ class ServerSession:
         return self._end(request_id, code, message)
 
     def _on_cancel(self, message: dict[str, Any]) -> list[Event]:
-        request_id = _check_id(message.get("id"))
+        request_id = check_id(message.get("id"))
         if request_id not in self.requests:
             raise ProtocolError("unknown_id", f"no request {request_id!r} in flight", request_id)
         return self._end(request_id, "cancelled", "cancelled by the client") + [Cancel(request_id)]

@@ -393,10 +393,9 @@ def test_bad_config_is_refused_with_a_clear_message(tmp_path, toml, env, message
 def test_text_only_deflate_leaves_binary_frames_uncompressed():
     from websockets.frames import Frame, Opcode
 
-    from server.app import _TextOnlyDeflate
+    from server.transport import TextOnlyDeflate
 
-    extension = _TextOnlyDeflate(False, False, 15, 15)
-    extension.__class__ = _TextOnlyDeflate
+    extension = TextOnlyDeflate(False, False, 15, 15)
     binary = Frame(Opcode.BINARY, b"\0" * 1000)
     assert extension.encode(binary) is binary
     text = extension.encode(Frame(Opcode.TEXT, b"a" * 1000))

@@ -1,0 +1,68 @@
+"""What happens on the socket besides the protocol: HTTP endpoints on the websocket
+port (static files), the Origin check for browsers, and per-message compression."""
+
+from __future__ import annotations
+
+import http
+import mimetypes
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+from websockets.extensions.permessage_deflate import (
+    PerMessageDeflate,
+    ServerPerMessageDeflateFactory,
+)
+from websockets.frames import BINARY, CONT, CTRL_OPCODES
+from websockets.http11 import Response
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+class TextOnlyDeflate(PerMessageDeflate):
+    """permessage-deflate that compresses text frames and sends binary ones as they are.
+
+    RFC 7692 lets a sender leave any message uncompressed (RSV1 clear). glb/VRM
+    and PNG payloads barely shrink and deflate costs far more than the transfer
+    (bench/bench_server.py measures both).
+    """
+
+    _binary_message = False
+
+    def encode(self, frame):  # type: ignore[no-untyped-def]
+        if frame.opcode in CTRL_OPCODES:
+            return frame
+        if frame.opcode is not CONT:
+            self._binary_message = frame.opcode is BINARY
+        return frame if self._binary_message else super().encode(frame)
+
+
+class TextOnlyDeflateFactory(ServerPerMessageDeflateFactory):
+    def process_request_params(self, params, accepted_extensions):  # type: ignore[no-untyped-def]
+        response_params, extension = super().process_request_params(params, accepted_extensions)
+        extension.__class__ = TextOnlyDeflate
+        return response_params, extension
+
+
+def static_response(connection: ServerConnection, path: str) -> Response:
+    """A file under server/static/ (`/` is index.html), or 404. No path escapes the folder."""
+    relative = "index.html" if path in ("", "/") else path.lstrip("/")
+    target = (STATIC_DIR / relative).resolve()
+    if STATIC_DIR.is_dir() and target.is_relative_to(STATIC_DIR) and target.is_file():
+        body = target.read_bytes()
+        kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        headers = Headers({"Content-Type": kind, "Content-Length": str(len(body))})
+        return Response(200, "OK", headers, body)
+    return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+
+
+def origin_allowed(headers: Headers, allowed: list[str]) -> bool:
+    """No Origin (not a browser), a listed one, "*" listed, or the server's own host."""
+    origin = headers.get("Origin")
+    if origin is None:
+        return True
+    if "*" in allowed or origin in allowed:
+        return True
+    # Same origin: a page this server served (the viewer) talking back to it.
+    return urlsplit(origin).netloc.lower() == headers.get("Host", "").lower()

@@ -1,20 +1,34 @@
-"""`make bench`: every benchmark of the project, one after the other, in one run."""
+"""`make bench`: every benchmark of the project, one after the other, in one run.
+
+`python -m bench [SECTION ...]` runs only the named sections (avatar, regressor,
+server, batch).
+"""
 
 from __future__ import annotations
 
 import importlib
 import os
+import sys
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
-SECTIONS = ("bench_avatar", "bench_batch")
+SECTIONS = ("avatar", "regressor", "server", "batch")
 
 
-def main() -> None:
-    for name in SECTIONS:
-        importlib.import_module(f"bench.{name}").main()
-        print()
+def main(argv: list[str]) -> None:
+    chosen = argv or list(SECTIONS)
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        sys.exit(f"bench: unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
+    for name in chosen:
+        print(f"######## {name}", flush=True)
+        module = importlib.import_module(f"bench.bench_{name}")
+        if name == "batch":
+            module.main([])
+        else:
+            module.main()
+        print(flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

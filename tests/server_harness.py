@@ -130,6 +130,18 @@ class ServerProcess:
                 pass
         return sizes
 
+    def worker_pids(self) -> list[int]:
+        """The pool's worker processes (not multiprocessing's resource tracker)."""
+        pids = []
+        for pid in _children(self.proc.pid):
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in command:
+                pids.append(pid)
+        return pids
+
 
 def _children(pid: int) -> list[int]:
     found = []

@@ -8,6 +8,7 @@ import asyncio
 import io
 import json
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -402,6 +403,25 @@ def test_client_that_stops_reading_is_dropped_and_others_are_served(server):
     elapsed = asyncio.run(scenario())
     assert elapsed < 30, "the stuck client was never dropped"
     assert any("stopped reading" in line for line in server.log)
+
+
+def test_worker_killed_mid_request_answers_internal_error_and_the_server_recovers(server):
+    async def scenario():
+        raw = await Raw.open(server.url)
+        await raw.params_request("doomed", quality="high", format="vrm1")
+        assert (await raw.until("progress"))["stage"] == "started"
+        for pid in server.worker_pids():
+            os.kill(pid, signal.SIGKILL)
+        error = await raw.error()
+        await raw.params_request("after", format="glb")  # served by a fresh worker
+        after = await raw.until("done", "error", timeout=120)
+        await raw.ws.close()
+        return error, after
+
+    error, after = asyncio.run(scenario())
+    assert (error["id"], error["code"]) == ("doomed", "internal_error")
+    assert after["type"] == "done"
+    assert server.wait_idle()["in_flight"] == 0
 
 
 def test_client_vanishing_mid_upload_frees_its_slot(server):

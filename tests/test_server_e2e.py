@@ -253,6 +253,10 @@ def test_health_and_metrics_on_the_same_port(server):
         assert metric_value(text, f'chibi_stage_seconds_count{{stage="{stage}"}}') >= 1, stage
     for name in ("chibi_in_flight", "chibi_queue_length", "chibi_open_connections"):
         assert f"\n{name} " in text
+    index = ROOT / "server" / "static" / "index.html"
+    if index.exists():  # the viewer page (issue 6), served from the same port
+        status, page = server.http("/")
+        assert status == 200 and page == index.read_text()
 
 
 def test_sync_client_wrapper(server):

@@ -65,7 +65,7 @@ class Converter:
             clock = now
 
         try:
-            data = read_photo(path)
+            data = read_photo(path, self.pipeline.limits.max_bytes)
             result["input_sha256"], result["input_bytes"] = sha256_bytes(data), len(data)
             lap("read")
             result["faces"] = self._convert(data, lap)
@@ -85,7 +85,7 @@ class Converter:
         from exporters import export
         from exporters.preview import render_preview, render_thumbnail
 
-        rgb = decode_image(data)
+        rgb = decode_image(data, self.pipeline.limits)
         lap("decode")
         faces = self.pipeline.analyzer.analyze(rgb, all_faces=self.options.all_faces)
         lap("faces")
@@ -114,11 +114,9 @@ def _result(key: str) -> dict[str, Any]:
             "error": None, "timings_ms": {}}  # fmt: skip
 
 
-def read_photo(path: str) -> bytes:
+def read_photo(path: str, max_bytes: int) -> bytes:
     """A photo's bytes. ChibiError io_error (missing, unreadable, not a regular file) or
-    image_too_large (over the decoder's byte limit, found without reading it all)."""
-    from avatar3d.imageio import DEFAULT_LIMITS
-
+    image_too_large (over `max_bytes`, found without reading it all)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO named x.jpg must not hang
     except OSError as exc:
@@ -126,9 +124,9 @@ def read_photo(path: str) -> bytes:
     with os.fdopen(fd, "rb") as f:
         if not os.path.stat.S_ISREG(os.fstat(fd).st_mode):
             raise ChibiError("io_error", "not a regular file")
-        data = f.read(DEFAULT_LIMITS.max_bytes + 1)
-    if len(data) > DEFAULT_LIMITS.max_bytes:
-        raise ChibiError("image_too_large", f"the file is over {DEFAULT_LIMITS.max_bytes} bytes")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ChibiError("image_too_large", f"the file is over {max_bytes} bytes")
     return data
 
 
@@ -177,33 +175,33 @@ def run_local(
 
     chunk: tasks per submission (amortises the inter-process round trip);
     log_path: file that receives the workers' stderr (native library chatter).
-    A photo that kills its worker (a crash in native code) breaks the pool: a new
-    pool takes over, and the tasks that were in flight are retried one at a time
-    in a pool of their own, so only the culprit ends as `worker_crashed`.
+    A worker that dies (a crash in native code, the OOM killer) breaks the pool: a
+    new pool takes over the queue, then the tasks that were in flight are retried
+    one at a time in a one-worker pool, so only a photo that kills its worker
+    again ends as `worker_crashed`.
     Raises ChibiError not_available when the workers cannot load the models.
     """
     queue = deque(tasks[i : i + chunk] for i in range(0, len(tasks), chunk))
-    suspects: deque[Task] = deque()
+    suspects: deque[list[Task]] = deque()
     while queue or suspects:
         if queue:
-            suspects.extend((yield from _pool_run(queue, workers, options, log_path)))
+            broken = yield from _pool_run(queue, workers, 2 * workers, options, log_path)
+            suspects.extend([task] for task in broken)
             continue
-        task = suspects.popleft()
-        if (yield from _pool_run(deque([[task]]), 1, options, log_path)):
-            yield {
-                **_result(task[0]),
-                "error": {
-                    "code": "worker_crashed",
-                    "message": "the worker process died on this photo",
-                },
-            }
+        broken = yield from _pool_run(suspects, 1, 1, options, log_path)
+        for key, _ in broken:  # alone in flight when its worker died: the culprit
+            crashed = _result(key)
+            crashed["error"] = {"code": "worker_crashed", "message": "its worker process died"}
+            yield crashed
 
 
 def _pool_run(
-    queue: deque[list[Task]], workers: int, options: JobOptions, log_path: str | None
-) -> Generator[dict[str, Any], None, list[Task]]:
-    """Run chunks from `queue` until it is empty (returns []) or the pool breaks
-    (returns the tasks that were in flight and had not been yielded)."""
+    queue: deque[list[Task]], workers: int, depth: int, options: JobOptions,
+    log_path: str | None,
+) -> Generator[dict[str, Any], None, list[Task]]:  # fmt: skip
+    """Run chunks from `queue` (at most `depth` in flight) until it is empty (returns
+    []) or the pool breaks (returns the in-flight tasks not yet yielded; the rest of
+    the queue stays queued)."""
     import multiprocessing
 
     pool = ProcessPoolExecutor(
@@ -213,7 +211,7 @@ def _pool_run(
     inflight: dict[Any, list[Task]] = {}
     try:
         while queue or inflight:
-            while queue and len(inflight) < 2 * workers:
+            while queue and len(inflight) < depth:
                 chunk = queue.popleft()
                 inflight[pool.submit(_convert_chunk, chunk)] = chunk
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)

@@ -24,16 +24,8 @@ from skimage import data as skdata
 from validators import assert_valid_file, gltf_validate_many
 
 from avatar3d.errors import ChibiError
-from server.batch import (
-    FAILURES,
-    MANIFEST,
-    TMP_SUFFIX,
-    _map_outputs,
-    output_file,
-    plan_inputs,
-    read_jsonl,
-    sanitize_name,
-)
+from server.batch import FAILURES, MANIFEST, TMP_SUFFIX, read_jsonl
+from server.batch_paths import _map_outputs, output_file, plan_inputs, sanitize_name
 from server.cli import main as chibi
 
 REPO = Path(__file__).resolve().parents[1]

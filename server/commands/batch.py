@@ -34,13 +34,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quality", choices=("default", "high"), default="default")
     parser.add_argument("--preview", action="store_true", help="also write NAME.preview.png")
     parser.add_argument("--all-faces", action="store_true", help="one avatar per face")
-    parser.add_argument("--workers", type=int, metavar="N", help="worker processes / Ray actors"
-                        " (default: the cores here; with --address, the cluster's CPUs)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes / Ray actors"
+        " (default: the cores here; with --address, the cluster's CPUs)",
+    )
     parser.add_argument("--engine", choices=("local", "ray"), default="local")
     parser.add_argument("--address", metavar="RAY_ADDRESS", help="join this Ray cluster "
                         "(--engine ray; default: start a local Ray)")  # fmt: skip
-    parser.add_argument("--base", metavar="DIR", help="for a list file: the folder its paths "
-                        "are relative to and must stay inside (default: the list's folder)")
+    parser.add_argument(
+        "--base",
+        metavar="DIR",
+        help="for a list file: the folder its paths "
+        "are relative to and must stay inside (default: the list's folder)",
+    )
     parser.add_argument("--retry-failed", action="store_true",
                         help="also redo photos that failed before (no_face...)")  # fmt: skip
     parser.add_argument("--model", default="default", help="weights name (default: shipped)")

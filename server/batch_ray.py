@@ -7,8 +7,15 @@ engine. Without an address a local Ray of `workers` CPUs is started (and shut
 down at the end); with one, the job joins that cluster and uses one actor per
 CPU there unless `workers` says otherwise. Actors read the photos from their
 paths, so on a real cluster INPUT must be mounted at the same path on every
-node (OUTPUT is written only by the driver). Photos never enter Ray's object
-store, which may spill to disk; only the results (avatar files) do.
+node (OUTPUT is written only by the driver), and chibi-avatar must be installed
+there too. Photos never enter Ray's object store, which may spill to disk; only
+the results (avatar files) do.
+
+A photo that crashes an actor's process makes Ray restart the actor and retry;
+if that keeps failing, the job stops with `engine_failed` (everything finished
+is saved; the local engine isolates such a photo as `worker_crashed`).
+Ray 2.49 prints one `core_worker.cc ... constructor arguments in the object
+store` line per job: Ray Data's own actor pool triggers it (ray issue 53727).
 
 Needs the `ray` extra: pip install "chibi-avatar[ray]".
 """
@@ -97,8 +104,15 @@ def run_ray(
             concurrency=actors,
             num_cpus=1,
         )
-        for row in results.iter_rows():
-            yield pickle.loads(row["result"])
+        try:
+            for row in results.iter_rows():
+                yield pickle.loads(row["result"])
+        except ray.exceptions.RayError as exc:  # e.g. an actor that kept dying
+            raise ChibiError(
+                "engine_failed",
+                f"the Ray job failed ({type(exc).__name__}: {str(exc)[:300]}); finished "
+                "photos are saved: rerun to resume, or use --engine local to isolate a photo",
+            ) from exc
     finally:
         if started:
             ray.shutdown()

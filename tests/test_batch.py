@@ -61,6 +61,8 @@ def make_photos(root: Path) -> dict[str, str | None]:
         "c/same.jpg": (_encode(astronaut[20:340, 60:380].copy(), "JPEG", quality=95), None),
         "c/same.png": (_encode(_resized(astronaut, 320), "PNG"), None),
         "odd: näme?.webp": (_encode(astronaut, "WEBP", quality=80), None),
+        # two faces: with --all-faces, pair.vrm and pair~1.vrm
+        "pair.jpg": (_encode(np.concatenate([astronaut, astronaut[:, ::-1]], 1), "JPEG"), None),
         "broken/truncated.jpg": (jpeg[: len(jpeg) // 3], "invalid_image"),
         "broken/not_an_image.jpg": (b"this is a text file, not a photo\n" * 20, "invalid_image"),
         "broken/coffee.jpg": (_encode(skdata.coffee(), "JPEG", quality=90), "no_face"),
@@ -228,7 +230,7 @@ def test_local_and_ray_engines_write_identical_outputs(tmp_path: Path, ray_sessi
     for engine in ("local", "ray"):
         out = tmp_path / f"out-{engine}"
         argv = ["batch", str(photos), str(out), "--engine", engine, "--workers", "2",
-                "--preview", "--no-progress"]  # fmt: skip
+                "--preview", "--all-faces", "--no-progress"]  # fmt: skip
         assert chibi(argv) == 1  # 1: some inputs failed (listed in failures.jsonl)
         outputs[engine] = (tree(out), check_accounted(out, expected), read_jsonl(out / FAILURES))
     local, ray = outputs["local"], outputs["ray"]
@@ -236,7 +238,9 @@ def test_local_and_ray_engines_write_identical_outputs(tmp_path: Path, ray_sessi
         "a/photo.preview.png", "a/photo.vrm", "astronaut.preview.png", "astronaut.vrm",
         "b/photo.preview.png", "b/photo.vrm", "c/same_jpg.preview.png", "c/same_jpg.vrm",
         "c/same_png.preview.png", "c/same_png.vrm", "odd_ näme_.preview.png", "odd_ näme_.vrm",
+        "pair.preview.png", "pair.vrm", "pair~1.preview.png", "pair~1.vrm",
     ]  # fmt: skip
+    assert [o["path"] for o in local[1]["pair.jpg"]["outputs"]] == ["pair.vrm", "pair~1.vrm"]
     assert local[0].keys() == ray[0].keys()
     different = [name for name in local[0] if local[0][name] != ray[0][name]]
     assert not different, f"engines wrote different bytes: {different}"
@@ -246,7 +250,7 @@ def test_local_and_ray_engines_write_identical_outputs(tmp_path: Path, ray_sessi
     # a rerun finds everything done and converts nothing
     before = (tmp_path / "out-local" / MANIFEST).read_bytes()
     assert chibi(["batch", str(photos), str(tmp_path / "out-local"), "--preview",
-                  "--no-progress"]) == 1  # fmt: skip
+                  "--all-faces", "--no-progress"]) == 1  # fmt: skip
     assert (tmp_path / "out-local" / MANIFEST).read_bytes() == before
 
 

@@ -35,7 +35,7 @@ import os
 import secrets
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,7 @@ class JobOptions:
     all_faces: bool = False
     preview: bool = False
     model: str = "default"
+    model_id: str = ""  # "name:sha256 prefix" of the weights `model` resolves to (run_batch)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -245,6 +246,7 @@ def run_batch(
     from tqdm import tqdm
 
     items = plan_inputs(input_path, output_dir, options.format, base)
+    options = pin_model(options)
     os.makedirs(output_dir, exist_ok=True)
     root = Path(os.path.realpath(output_dir))
     ledger = Ledger(root)
@@ -282,6 +284,15 @@ def run_batch(
         ledger.close()
         summary.elapsed_s = time.perf_counter() - start
     return summary
+
+
+def pin_model(options: JobOptions) -> JobOptions:
+    """`options` naming the exact weights ("default" moves when new weights ship), so a
+    rerun after a model update redoes the photos. ChibiError model_unavailable if none."""
+    from avatar3d.regressor import weights_info
+
+    info = weights_info(options.model)
+    return replace(options, model_id=f"{info['name']}:{info['sha256'][:16]}")
 
 
 def _engine(name: str, tasks: list, options: JobOptions, workers: int | None,

@@ -126,10 +126,11 @@ def _folder_entries(root: str, exclude: str | None) -> list[tuple[str, str, str 
     return entries
 
 
-def _list_entries(list_file: str, base: str) -> list[tuple[str, str, str | None]]:
+def _list_entries(list_file: str, base: str, output: str) -> list[tuple[str, str, str | None]]:
     """(key, path, refusal) for every line of a list file (blank and '#' lines skipped).
 
-    Relative lines are taken from `base`. Refused: a '..' component, an absolute
+    Relative lines are taken from `base`. Refused: a file inside `output` (the job
+    could overwrite it), a '..' component, an absolute
     path outside `base`, a path that leaves `base` through a symbolic link, NUL.
     A path listed twice is converted once.
     """
@@ -159,8 +160,11 @@ def _list_entries(list_file: str, base: str) -> list[tuple[str, str, str | None]
                 refusal = f"an absolute path outside the list's base {base}"
         if refusal is None and rel in (".", ""):
             refusal = "not a file name"
-        if refusal is None and not _inside(os.path.realpath(os.path.join(base, rel)), base):
+        real = os.path.realpath(os.path.join(base, rel)) if refusal is None else ""
+        if refusal is None and not _inside(real, base):
             refusal = "leaves the list's base through a symbolic link"
+        elif refusal is None and _inside(real, output):
+            refusal = "inside OUTPUT, where the job writes"
         key = entry if refusal else PurePosixPath(*Path(rel).parts).as_posix()
         if key not in seen:
             seen.add(key)
@@ -195,7 +199,7 @@ def plan_inputs(
         base_dir = os.path.realpath(base if base is not None else os.path.dirname(source))
         if not os.path.isdir(base_dir):
             raise ChibiError("invalid_input", f"base is not a folder: {base}")
-        entries = _list_entries(source, base_dir)
+        entries = _list_entries(source, base_dir, output)
     keys = [key for key, _, refusal in entries if refusal is None]
     outputs = dict(zip(keys, _map_outputs(keys, OUTPUT_EXTENSIONS[fmt]), strict=True))
     return [Item(key, path, outputs.get(key, ""), refusal) for key, path, refusal in entries]

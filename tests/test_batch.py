@@ -179,10 +179,11 @@ def test_list_file_traversal_refused(tmp_path: Path):
 def test_list_file_paths_inside_base(tmp_path: Path):
     (tmp_path / "p" / "q").mkdir(parents=True)
     listing = tmp_path / "list.txt"
-    listing.write_text(f"p/q/a.jpg\n./p/q/a.jpg\n{tmp_path / 'p' / 'b.png'}\n")
+    listing.write_text(f"p/q/a.jpg\n./p/q/a.jpg\n{tmp_path / 'p' / 'b.png'}\nout/x.png\n")
     items = plan_inputs(listing, tmp_path / "out", "glb")
     assert [(i.key, i.output, i.refused) for i in items] == [
         ("p/q/a.jpg", "p/q/a.glb", None), ("p/b.png", "p/b.glb", None),
+        ("out/x.png", "", "inside OUTPUT, where the job writes"),
     ]  # fmt: skip
 
 

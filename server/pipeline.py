@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -59,12 +60,20 @@ def init_worker(progress_queue: Any, cancel_flags: Any, max_bytes: int, nice: in
     """
     global _progress_queue, _cancel_flags, _max_bytes
     _progress_queue, _cancel_flags, _max_bytes = progress_queue, cancel_flags, max_bytes
+    # A server killed with SIGKILL cannot stop its pool: leave with it instead of lingering.
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     # The event loop process must win the CPU when workers are busy (ping latency).
     try:
         os.nice(nice)
     except OSError:
         pass
     progress_queue.put(("ready", os.getpid(), warm_up()))
+
+
+def _exit_with_parent(parent: int, every: float = 1.0) -> None:
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(0)
 
 
 def warm_up() -> dict[str, Any]:

@@ -4,9 +4,13 @@ purpose. Every request ends `ok` or `busy` (answered at once); p50/p99 are repor
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
+from pathlib import Path
 
 import numpy as np
+import pytest
 from server_harness import ServerProcess, metric_value
 
 from server.client import ChibiClient, ChibiServerError
@@ -36,18 +40,22 @@ async def one_client(url: str, number: int) -> list[tuple[str, float]]:
     return outcomes
 
 
-def test_sixteen_clients_fifty_requests_each_only_ok_or_busy():
-    with ServerProcess(*ARGS) as server:
+@pytest.fixture(scope="module")
+def server():
+    with ServerProcess(*ARGS) as running:
+        yield running
 
-        async def scenario():
-            results = await asyncio.gather(*(one_client(server.url, n) for n in range(CLIENTS)))
-            return [outcome for client in results for outcome in client]
 
-        start = time.perf_counter()
-        outcomes = asyncio.run(scenario())
-        elapsed = time.perf_counter() - start
-        metrics = server.http("/metrics")[1]
-        health = server.wait_idle()
+def test_sixteen_clients_fifty_requests_each_only_ok_or_busy(server):
+    async def scenario():
+        results = await asyncio.gather(*(one_client(server.url, n) for n in range(CLIENTS)))
+        return [outcome for client in results for outcome in client]
+
+    start = time.perf_counter()
+    outcomes = asyncio.run(scenario())
+    elapsed = time.perf_counter() - start
+    metrics = server.http("/metrics")[1]
+    health = server.wait_idle()
 
     codes = {code for code, _ in outcomes}
     ok = np.array([seconds for code, seconds in outcomes if code == "ok"])
@@ -66,3 +74,16 @@ def test_sixteen_clients_fifty_requests_each_only_ok_or_busy():
     assert metric_value(metrics, 'chibi_requests_total{result="ok"}') == len(ok)
     assert metric_value(metrics, 'chibi_requests_total{result="busy"}') == len(busy)
     assert health["in_flight"] == 0 and health["queued"] == 0
+
+
+def test_workers_exit_when_the_server_is_killed(server):
+    """Last in this module: SIGKILL gives the server no chance to stop its pool."""
+    workers = server.worker_pids()
+    assert len(workers) == 2
+    os.kill(server.proc.pid, signal.SIGKILL)
+    server.proc.wait(10)
+    deadline = time.monotonic() + 15
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    assert not alive, f"workers {alive} outlived their server"

@@ -137,7 +137,8 @@ def read_jsonl(path: Path) -> dict[str, dict]:
 
 
 def _line(record: dict) -> bytes:
-    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    # ASCII escapes: a file name that is not valid UTF-8 (a lone surrogate here) round-trips
+    return (json.dumps(record, separators=(",", ":")) + "\n").encode()
 
 
 class Ledger:

@@ -75,7 +75,8 @@ class Converter:
         except MemoryError:
             result["error"] = {"code": "image_too_large", "message": "not enough memory"}
         except Exception as exc:  # noqa: BLE001 - a bug costs one photo, not the job
-            result["error"] = {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
+            message = f"{type(exc).__name__}: {exc}"[:500]
+            result["error"] = {"code": "internal_error", "message": message}
         result["timings_ms"] = timings
         return result
 

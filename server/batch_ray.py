@@ -23,6 +23,7 @@ Needs the `ray` extra: pip install "chibi-avatar[ray]".
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 from collections.abc import Iterator
 from typing import Any
@@ -46,7 +47,10 @@ class RayConverter:
         self.converter = Converter(JobOptions(**options))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        tasks = [(str(k), str(p)) for k, p in zip(batch["key"], batch["path"], strict=True)]
+        tasks = [
+            (os.fsdecode(bytes(k)), os.fsdecode(bytes(p)))
+            for k, p in zip(batch["key"], batch["path"], strict=True)
+        ]
         results = self.converter.convert_many(tasks)
         blobs = np.empty(len(results), dtype=object)
         blobs[:] = [pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL) for r in results]
@@ -93,7 +97,8 @@ def run_ray(
         context.enable_progress_bars = False
         context.print_on_execution_start = False
         dataset = ray.data.from_items(
-            [{"key": key, "path": path} for key, path in tasks],
+            # bytes, not str: Arrow strings must be UTF-8 and a file name need not be
+            [{"key": os.fsencode(key), "path": os.fsencode(path)} for key, path in tasks],
             override_num_blocks=max(1, min(len(tasks), actors * 4)),
         )
         results = dataset.map_batches(

@@ -61,6 +61,8 @@ def make_photos(root: Path) -> dict[str, str | None]:
         "c/same.jpg": (_encode(astronaut[20:340, 60:380].copy(), "JPEG", quality=95), None),
         "c/same.png": (_encode(_resized(astronaut, 320), "PNG"), None),
         "odd: näme?.webp": (_encode(astronaut, "WEBP", quality=80), None),
+        # a Latin-1 file name, not valid UTF-8: keys round-trip, the output name is sanitised
+        os.fsdecode(b"caf\xe9.jpg"): (_encode(_resized(astronaut, 448), "JPEG", quality=85), None),
         # two faces: with --all-faces, pair.vrm and pair~1.vrm
         "pair.jpg": (_encode(np.concatenate([astronaut, astronaut[:, ::-1]], 1), "JPEG"), None),
         "broken/truncated.jpg": (jpeg[: len(jpeg) // 3], "invalid_image"),
@@ -238,7 +240,8 @@ def test_local_and_ray_engines_write_identical_outputs(tmp_path: Path, ray_sessi
     assert sorted(local[0]) == [
         "a/photo.preview.png", "a/photo.vrm", "astronaut.preview.png", "astronaut.vrm",
         "b/photo.preview.png", "b/photo.vrm", "c/same_jpg.preview.png", "c/same_jpg.vrm",
-        "c/same_png.preview.png", "c/same_png.vrm", "odd_ näme_.preview.png", "odd_ näme_.vrm",
+        "c/same_png.preview.png", "c/same_png.vrm", "caf_.preview.png", "caf_.vrm",
+        "odd_ näme_.preview.png", "odd_ näme_.vrm",
         "pair.preview.png", "pair.vrm", "pair~1.preview.png", "pair~1.vrm",
     ]  # fmt: skip
     assert [o["path"] for o in local[1]["pair.jpg"]["outputs"]] == ["pair.vrm", "pair~1.vrm"]

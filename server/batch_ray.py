@@ -82,7 +82,8 @@ def run_ray(
         if address:
             ray.init(address=address, **common)
         else:
-            ray.init(num_cpus=workers or default_workers(), **common)
+            # "local": a new Ray of our own, even if a `ray start` cluster runs on this host
+            ray.init(address="local", num_cpus=workers or default_workers(), **common)
         started = True
     try:
         if not tasks:

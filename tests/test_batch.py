@@ -3,7 +3,8 @@
 
 Real photos: scikit-image's astronaut, re-encoded at several sizes, crops, JPEG
 qualities and mirrored; skimage's coffee cup is a real photo with no face.
-One Ray session (2 CPUs) serves the whole module.
+The Ray engine joins a one-node Ray cluster (2 CPUs) started for the module with
+`ray start --head`, as `--address` would on a real cluster.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -217,22 +219,48 @@ def test_folder_symlink_out_of_input_refused_and_output_bounds(tmp_path: Path):
 
 
 @pytest.fixture(scope="module")
-def ray_session():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-    yield ray
-    ray.shutdown()
+def ray_address(tmp_path_factory) -> str:
+    """A real one-node Ray cluster (2 CPUs) started the way an operator would; the job
+    joins it with --address. Stopped through its own process group only."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path_factory.mktemp("ray") / "ray-start.log"
+    command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
+               f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+               "--include-dashboard=false", "--disable-usage-stats"]  # fmt: skip
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while b"Ray runtime started" not in log.read_bytes():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                pass
+            time.sleep(1)
 
 
 @pytest.mark.timeout(420)
-def test_local_and_ray_engines_write_identical_outputs(tmp_path: Path, ray_session):
+def test_local_and_ray_engines_write_identical_outputs(tmp_path: Path, ray_address: str):
+    """The same photos through the local engine (2 workers) and through Ray Data on a Ray
+    cluster joined by --address (one actor per cluster CPU): byte-identical files."""
     photos = tmp_path / "photos"
     expected = make_photos(photos)
     outputs = {}
-    for engine in ("local", "ray"):
+    for engine, options in (("local", ["--workers", "2"]), ("ray", ["--address", ray_address])):
         out = tmp_path / f"out-{engine}"
-        argv = ["batch", str(photos), str(out), "--engine", engine, "--workers", "2",
+        argv = ["batch", str(photos), str(out), "--engine", engine, *options,
                 "--preview", "--all-faces", "--no-progress"]  # fmt: skip
         assert chibi(argv) == 1  # 1: some inputs failed (listed in failures.jsonl)
         outputs[engine] = (tree(out), check_accounted(out, expected), read_jsonl(out / FAILURES))
@@ -302,7 +330,8 @@ def _wait_lines(path: Path, count: int, process: subprocess.Popen) -> None:
 @pytest.mark.timeout(420)
 def test_sigkill_mid_run_then_resume(tmp_path: Path):
     """A worker killed mid-run (as the OOM killer would) costs nothing: its photos are
-    retried. Then the driver itself is killed with SIGKILL; a rerun finishes the job."""
+    retried. Then the driver itself is killed with SIGKILL; a rerun (on the other
+    engine) finishes the job, every input accounted for exactly once."""
     photos, out = tmp_path / "photos", tmp_path / "out"
     astronaut = skdata.astronaut()
     expected: dict[str, str | None] = {}
@@ -342,13 +371,14 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path):
     blob[len(blob) // 2] ^= 0xFF
     (out / damaged).write_bytes(bytes(blob))
 
-    # resume from a list file naming the same photos (relative, ./-prefixed, absolute):
-    # same keys, so the folder run's finished work counts
+    # Resume from a list file naming the same photos (relative, ./-prefixed, absolute):
+    # same keys, so the folder run's finished work counts. On Ray this time, started
+    # locally by the job itself (ray.init with 2 CPUs, no --address).
     names = sorted(expected)
     lines = [names[0], f"./{names[1]}", str(photos / names[2]), *names[3:]]
     (photos / "list.txt").write_text("# the same photos\n" + "\n".join(lines) + "\n")
     assert chibi(["batch", str(photos / "list.txt"), str(out), "--format", "vrm0",
-                  "--workers", "2", "--no-progress"]) == 1  # fmt: skip
+                  "--engine", "ray", "--workers", "2", "--no-progress"]) == 1  # fmt: skip
     records = check_accounted(out, expected)
     assert (out / damaged).read_bytes() != bytes(blob), "a damaged output must be redone"
     for key, record in done_before.items():  # finished work was kept, not redone

@@ -75,6 +75,8 @@ def run_ray(
         ) from None
     from .batch import default_workers
 
+    if not tasks:
+        return
     started = False
     if not ray.is_initialized():
         common = {"include_dashboard": False, "logging_level": logging.WARNING,
@@ -86,8 +88,6 @@ def run_ray(
             ray.init(address="local", num_cpus=workers or default_workers(), **common)
         started = True
     try:
-        if not tasks:
-            return
         actors = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         # The driver shows one bar for the whole job: Ray Data's console INFO lines and its
         # object-store sizing advice would break it (they still go to Ray's session logs).

@@ -68,11 +68,15 @@ def run(args: argparse.Namespace) -> int:
     if args.address and args.engine != "ray":
         raise ChibiError("invalid_input", "--address needs --engine ray")
     options = JobOptions(args.format, args.quality, args.all_faces, args.preview, args.model)
-    summary = run_batch(
-        args.input, args.output, options, engine=args.engine, workers=args.workers,
-        address=args.address, base=args.base, retry_failed=args.retry_failed,
-        chunk=args.chunk, progress=not args.no_progress,
-    )  # fmt: skip
+    try:
+        summary = run_batch(
+            args.input, args.output, options, engine=args.engine, workers=args.workers,
+            address=args.address, base=args.base, retry_failed=args.retry_failed,
+            chunk=args.chunk, progress=not args.no_progress,
+        )  # fmt: skip
+    except KeyboardInterrupt:  # while listing or checking earlier work: nothing was lost
+        print("chibi batch: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
     rate = summary.converted / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
     codes = ", ".join(f"{code} {n}" for code, n in sorted(summary.codes.items()))
     print(

@@ -89,6 +89,7 @@ def test_connects_with_the_bearer_header_and_reads_welcome(harness_run):
     case(report, "connect")
     welcome = report["welcome"]
     assert welcome["version"] == 1 and welcome["sources"]["params"] is True
+    assert welcome["chunk_bytes"] == 64 * 1024  # asked for in hello: models arrive in ~10 chunks
     assert set(welcome["formats"]) == {"glb", "vrm1", "vrm0"}
 
 

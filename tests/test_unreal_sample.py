@@ -113,11 +113,14 @@ def test_params_requests_return_valid_glb_and_vrm(client):
     for fmt, params in (("glb", '{"hair_style": "bob"}'), ("vrm1", '{"glasses": "round"}')):
         out = work / f"unreal_params.{fmt}"
         extra = ["--preview-out", str(work / "preview.png")] if fmt == "vrm1" else []
-        summary = run("--params", params, "--format", fmt, "--out", str(out), *extra)
+        # 64 KiB result chunks: the model arrives as several binary messages to reassemble.
+        summary = run("--params", params, "--format", fmt, "--out", str(out), "--max-chunk-bytes",
+                      "65536", *extra)  # fmt: skip
         assert summary["ok"] and summary["format"] == fmt
         assert summary["stages"] == ["started", "params", "built", "exported"]
         blob = out.read_bytes()
         assert len(blob) == summary["bytes"]
+        assert summary["binary_messages"] >= len(blob) // 65536  # reassembled from many chunks
         assert summary["sha256"] == hashlib.sha256(blob).hexdigest()
         assert summary["vrm"] == ("1.0" if fmt == "vrm1" else "")
         files[out.name] = blob

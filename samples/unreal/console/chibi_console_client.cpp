@@ -38,6 +38,7 @@ struct Options {
     bool token_in_hello = false;
     int version = chibi::kProtocolVersion;
     int timeout_s = 120;
+    int64_t max_chunk_bytes = 0;  // 0: the server's setting
 };
 
 bool read_file(const std::string& path, std::vector<uint8_t>& data) {
@@ -89,6 +90,7 @@ public:
     const chibi::Error& error() const { return error_; }
     const chibi::AvatarResult& result() const { return result_; }
     const std::vector<std::string>& stages() const { return stages_; }
+    int64_t binary_messages() const { return binary_messages_; }
 
 private:
     static chibi::Error make(const std::string& code, const std::string& message) {
@@ -109,11 +111,12 @@ private:
     void on_open(websocketpp::connection_hdl hdl) {
         hdl_ = hdl;
         std::string token = options_.token_in_hello ? options_.token : "";
-        send(chibi::Outgoing{true, session_.hello(options_.version, token, "chibi-console-cpp/0.1.0")});
+        send(chibi::Outgoing{true, session_.hello(options_.version, token, "chibi-console-cpp/0.1.0", options_.max_chunk_bytes)});
     }
 
     void on_message(WsClient::message_ptr message) {
         const std::string& payload = message->get_payload();
+        if (message->get_opcode() != websocketpp::frame::opcode::text) ++binary_messages_;
         std::vector<chibi::Event> events = message->get_opcode() == websocketpp::frame::opcode::text
             ? session_.receive_text(payload)
             : session_.receive_binary(reinterpret_cast<const uint8_t*>(payload.data()), payload.size());
@@ -208,6 +211,7 @@ private:
     chibi::AvatarResult result_;
     chibi::Error error_;
     bool done_ = false;
+    int64_t binary_messages_ = 0;
 };
 
 // Offline checks of the protocol core: JSON, framing, SHA-256, the session.
@@ -273,7 +277,7 @@ int self_test() {
 int usage() {
     std::cerr << "usage: chibi_console_client --url WS_URL [--token T] [--token-in-hello] (--params JSON | --photo FILE)\n"
                  "       [--format glb|vrm1|vrm0] [--quality default|high] [--preview-out FILE] [--out FILE]\n"
-                 "       [--cancel-at STAGE] [--version N] [--timeout S]\n"
+                 "       [--cancel-at STAGE] [--version N] [--timeout S] [--max-chunk-bytes N]\n"
                  "       chibi_console_client --selftest | --sha256 FILE\n";
     return 2;
 }
@@ -307,6 +311,7 @@ int main(int argc, char** argv) {
         else if (a == "--cancel-at") options.cancel_at = v;
         else if (a == "--version") options.version = std::atoi(v.c_str());
         else if (a == "--timeout") options.timeout_s = std::atoi(v.c_str());
+        else if (a == "--max-chunk-bytes") options.max_chunk_bytes = std::atoll(v.c_str());
         else return usage();
     }
     if (options.url.empty()) return usage();
@@ -316,7 +321,7 @@ int main(int argc, char** argv) {
     chibi::Json summary = chibi::Json::object();
     chibi::Json stages = chibi::Json::array();
     for (const auto& stage : conversation.stages()) stages.push(stage);
-    summary.set("stages", stages);
+    summary.set("stages", stages).set("binary_messages", conversation.binary_messages());
     if (!conversation.succeeded()) {
         const chibi::Error& e = conversation.error();
         chibi::Json supported = chibi::Json::array();

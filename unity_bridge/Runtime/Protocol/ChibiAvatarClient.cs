@@ -334,10 +334,15 @@ namespace ChibiAvatar.Protocol
             {
                 failure = e;
             }
-            if (socket.State == WebSocketState.CloseReceived)
+            // Answer the server's close, or close after a fatal error; abort after a local failure.
+            if (socket.State == WebSocketState.CloseReceived || (socket.State == WebSocketState.Open && failure == null))
             {
                 try { await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "", CancellationToken.None).ConfigureAwait(false); }
                 catch (Exception) { }
+            }
+            else if (socket.State == WebSocketState.Open)
+            {
+                socket.Abort();
             }
             List<ChibiClientEvent> closing;
             lock (gate) closing = session.ConnectionClosed((int?)socket.CloseStatus, socket.CloseStatusDescription, failure);

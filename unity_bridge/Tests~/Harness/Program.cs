@@ -181,7 +181,8 @@ namespace ChibiAvatar.Harness
             ChibiAvatarClient client;
             try
             {
-                client = ChibiAvatarClient.ConnectAsync(url, token).Result;
+                // Small result chunks: a model arrives as several binary messages to reassemble.
+                client = ChibiAvatarClient.ConnectAsync(url, token, new ChibiClientOptions { MaxChunkBytes = 64 * 1024 }).Result;
             }
             catch (AggregateException e)
             {
@@ -192,8 +193,8 @@ namespace ChibiAvatar.Harness
             {
                 var w = client.Welcome;
                 report["welcome"] = w.Raw;
-                Record("connect", w.Version == 1 && w.ChunkBytes > 0 && w.ParamsAvailable,
-                    "welcome from " + w.Server + ", sources photo=" + w.PhotoAvailable + " params=" + w.ParamsAvailable);
+                Record("connect", w.Version == 1 && w.ChunkBytes == 64 * 1024 && w.ParamsAvailable,
+                    "welcome from " + w.Server + ", chunk_bytes " + w.ChunkBytes + ", sources photo=" + w.PhotoAvailable + " params=" + w.ParamsAvailable);
                 RunCase("params_three_in_flight", () => ParamsThreeInFlight(client));
                 RunCase("photo", () => Photo(client));
                 RunCase("invalid_image", () => InvalidImage(client));

@@ -95,7 +95,9 @@ class ChibiServer:
         self.buckets: dict[str, tuple[float, float]] = {}  # principal -> (tokens, last refill)
         self.draining = False
         self.stopped = asyncio.Event()
-        self.pool = WorkerPool(self.workers, config.max_photo_bytes, self._on_progress)
+        settings = {"max_photo_bytes": config.max_photo_bytes, "model": config.model,
+                    "weights_dir": config.weights_dir or None}  # fmt: skip
+        self.pool = WorkerPool(self.workers, settings, self._on_progress)
         self.ws_server: Server | None = None
         self._setup_metrics()
 

@@ -28,6 +28,8 @@ class ServerConfig:
     tokens: list[str] = field(default_factory=list)  # bearer tokens; any one opens a session
     token_file: str = ""  # file with one token per line (keeps tokens out of `ps`)
     workers: int = 0  # worker processes; 0 = one per CPU core
+    model: str = "default"  # regressor weights name (as `chibi convert --model`)
+    weights_dir: str = ""  # folder of the weights; "" = the shipped avatar3d/weights
     max_frame_bytes: int = 16 * 1024 * 1024  # any websocket message; larger closes with 1009
     max_json_bytes: int = 64 * 1024  # a text (control) message
     max_photo_bytes: int = 20 * 1024 * 1024  # one uploaded photo, all chunks together

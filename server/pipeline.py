@@ -47,19 +47,21 @@ class JobCancelled(Exception):
 # Worker-process globals, set by `init_worker`.
 _progress_queue: Any = None
 _cancel_flags: Any = None
-_max_bytes = 20 * 1024 * 1024
+_settings: dict[str, Any] = {"max_photo_bytes": 20 * 1024 * 1024, "model": "default"}
 _photo: Any = None  # avatar3d.pipeline.PhotoPipeline, loaded once per worker
 
 
-def init_worker(progress_queue: Any, cancel_flags: Any, max_bytes: int, nice: int = 5) -> None:
+def init_worker(
+    progress_queue: Any, cancel_flags: Any, settings: dict[str, Any], nice: int = 5
+) -> None:
     """Pool initializer: remember the channels, lower priority, load the models once.
 
     Reports ("ready", pid, sources) on the progress queue, where sources says
     which request sources this worker could really load ({"params": bool,
     "photo": bool}) and why not ("reasons").
     """
-    global _progress_queue, _cancel_flags, _max_bytes
-    _progress_queue, _cancel_flags, _max_bytes = progress_queue, cancel_flags, max_bytes
+    global _progress_queue, _cancel_flags, _settings
+    _progress_queue, _cancel_flags, _settings = progress_queue, cancel_flags, settings
     # A server killed with SIGKILL cannot stop its pool: leave with it instead of lingering.
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     # The event loop process must win the CPU when workers are busy (ping latency).
@@ -101,7 +103,7 @@ def _photo_pipeline() -> Any:
     if _photo is None:
         from avatar3d.pipeline import PhotoPipeline
 
-        _photo = PhotoPipeline()
+        _photo = PhotoPipeline(_settings["model"], weights_dir=_settings.get("weights_dir"))
     return _photo
 
 
@@ -174,7 +176,8 @@ def _photo_to_params(job: Job, tracker: _Tracker) -> list[AvatarParams]:
 
     # Sizes are checked from the header before any pixel is decoded (PNG bombs).
     rgb = decode_image(
-        job.photo or b"", ImageLimits(max_bytes=_max_bytes, max_pixels=job.max_pixels)
+        job.photo or b"",
+        ImageLimits(max_bytes=_settings["max_photo_bytes"], max_pixels=job.max_pixels),
     )
     tracker.stage("decoded", width=int(rgb.shape[1]), height=int(rgb.shape[0]))
     photo = _photo_pipeline()

@@ -34,10 +34,11 @@ class WorkerPool:
     def __init__(
         self,
         workers: int,
-        max_photo_bytes: int,
+        settings: dict[str, Any],
         on_progress: Callable[[int, int, str, float, dict], None],
     ):
-        self.workers, self.max_photo_bytes, self.on_progress = workers, max_photo_bytes, on_progress
+        """settings: for `pipeline.init_worker` (max_photo_bytes, model, weights_dir)."""
+        self.workers, self.settings, self.on_progress = workers, settings, on_progress
         self.context = multiprocessing.get_context("spawn")  # never fork a threaded process
         self.sources: dict[str, bool] = {"params": False, "photo": False}
         self.executor: ProcessPoolExecutor | None = None
@@ -68,7 +69,7 @@ class WorkerPool:
             max_workers=self.workers,
             mp_context=self.context,
             initializer=pipeline.init_worker,
-            initargs=(self.queue, self.cancel_flags, self.max_photo_bytes),
+            initargs=(self.queue, self.cancel_flags, self.settings),
         )
 
     def submit(self, job: pipeline.Job) -> tuple[Future, Any]:

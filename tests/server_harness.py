@@ -28,11 +28,12 @@ def has_module(name: str) -> bool:
 
 
 # Photo requests need the regressor with its shipped weights and the photo pipeline (issue 4).
-# The lead removes this skip once they have landed.
+# The lead removes this skip once they have landed. (CHIBI_WEIGHTS_DIR, which the server
+# reads too, points both at other weights.)
 PHOTO_PATH_MISSING = not (
     has_module("avatar3d.regressor")
     and has_module("avatar3d.pipeline")
-    and any((ROOT / "avatar3d" / "weights").glob("*.pt"))
+    and any(Path(os.environ.get("CHIBI_WEIGHTS_DIR") or ROOT / "avatar3d" / "weights").glob("*.pt"))
 )
 PHOTO_SKIP_REASON = (
     "photo path not landed yet: needs avatar3d.regressor, avatar3d.pipeline and weights in "

@@ -27,6 +27,8 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 import numpy as np  # noqa: E402
 from PIL import Image, ImageEnhance  # noqa: E402
 
+WEIGHTS_DIR = os.environ.get("CHIBI_WEIGHTS_DIR", "")  # as chibi batch / serve: "" = shipped
+
 
 def make_photos(folder: Path, count: int, seed: int = 7) -> list[Path]:
     """`count` JPEG variants of the astronaut photo in 10 sub-folders; returns their paths."""
@@ -74,7 +76,7 @@ def single_request(paths: list[Path], fmt: str) -> tuple[float, float, int]:
         export(avatar, fmt, thumbnail_png=thumbnail)
         return True
 
-    pipeline = PhotoPipeline()
+    pipeline = PhotoPipeline(weights_dir=WEIGHTS_DIR or None)
     convert(paths[0])  # warm, like a server worker: caches, EGL context, first-call costs
     loaded = time.perf_counter()
     converted = sum(convert(path) for path in paths)
@@ -87,8 +89,8 @@ def batch_run(photos: Path, engine: str, workers: int, fmt: str) -> dict:
     from server.batch import MANIFEST, JobOptions, run_batch
 
     with tempfile.TemporaryDirectory(prefix="chibi-bench-out-") as out:
-        summary = run_batch(photos, out, JobOptions(fmt), engine=engine, workers=workers,
-                            progress=False)  # fmt: skip
+        options = JobOptions(fmt, weights_dir=WEIGHTS_DIR)
+        summary = run_batch(photos, out, options, engine=engine, workers=workers, progress=False)
         stages: dict[str, list[float]] = {}
         for line in (Path(out) / MANIFEST).read_text().splitlines():
             for stage, ms in json.loads(line)["timings_ms"].items():

@@ -59,10 +59,15 @@ class JobOptions:
     all_faces: bool = False
     preview: bool = False
     model: str = "default"
+    weights_dir: str = ""  # folder of the weights; "" = the shipped avatar3d/weights
     model_id: str = ""  # "name:sha256 prefix" of the weights `model` resolves to (run_batch)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """What ledger records are matched on: the weights by content, not by folder."""
+        return {k: v for k, v in asdict(self).items() if k != "weights_dir"}
 
 
 # -- writing: atomic files, the ledger --------------------------------------------------
@@ -184,7 +189,7 @@ def record_is_current(record: dict, item: Item, options: JobOptions, root: Path,
                       input_sha: str | None) -> bool:  # fmt: skip
     """True when a manifest record still describes this input's finished outputs."""
     outputs = record.get("outputs") or []
-    if record.get("options") != options.to_dict() or input_sha is None:
+    if record.get("options") != options.identity() or input_sha is None:
         return False
     if record.get("input_sha256") != input_sha or not outputs:
         return False
@@ -292,7 +297,7 @@ def pin_model(options: JobOptions) -> JobOptions:
     rerun after a model update redoes the photos. ChibiError model_unavailable if none."""
     from avatar3d.regressor import weights_info
 
-    info = weights_info(options.model)
+    info = weights_info(options.model, options.weights_dir or None)
     return replace(options, model_id=f"{info['name']}:{info['sha256'][:16]}")
 
 
@@ -329,7 +334,7 @@ def _resume(items: list[Item], ledger: Ledger, options: JobOptions, retry_failed
         elif (
             failure and not retry_failed and sha is not None
             and failure.get("code") not in TRANSIENT_CODES
-            and failure.get("options") == options.to_dict()
+            and failure.get("options") == options.identity()
             and failure.get("input_sha256") == sha
         ):  # fmt: skip
             done_failed.add(item.key)
@@ -351,7 +356,7 @@ def _now() -> str:
 def _fail(ledger: Ledger, summary: Summary, options: JobOptions, key: str, code: str,
           message: str, input_sha: str | None = None) -> None:  # fmt: skip
     ledger.append(FAILURES, {"input": key, "code": code, "message": message,
-                             "input_sha256": input_sha, "options": options.to_dict(),
+                             "input_sha256": input_sha, "options": options.identity(),
                              "finished_at": _now()})  # fmt: skip
     summary.failed += 1
     summary.codes[code] = summary.codes.get(code, 0) + 1
@@ -380,7 +385,7 @@ def _record(ledger: Ledger, summary: Summary, options: JobOptions, root: Path, i
     ledger.append(MANIFEST, {
         "input": item.key, "input_sha256": result["input_sha256"],
         "input_bytes": result["input_bytes"], "outputs": outputs,
-        "options": options.to_dict(), "timings_ms": timings, "finished_at": _now(),
+        "options": options.identity(), "timings_ms": timings, "finished_at": _now(),
     })  # fmt: skip
     summary.converted += 1
 

@@ -43,7 +43,7 @@ class Converter:
         # thread count keeps the CNN's arithmetic (so the params) identical everywhere.
         torch.set_num_threads(1)
         self.options = options
-        self.pipeline = PhotoPipeline(options.model)
+        self.pipeline = PhotoPipeline(options.model, weights_dir=options.weights_dir or None)
         build_avatar(AvatarParams(), quality=options.quality)  # fills the base-model cache
 
     def convert_many(self, tasks: list[Task]) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from avatar3d.errors import ChibiError
@@ -53,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retry-failed", action="store_true",
                         help="also redo photos that failed before (no_face...)")  # fmt: skip
     parser.add_argument("--model", default="default", help="weights name (default: shipped)")
+    parser.add_argument("--weights-dir", default=os.environ.get("CHIBI_WEIGHTS_DIR", ""),
+                        metavar="DIR", help="folder of the weights, e.g. from chibi train "
+                        "--out (default: $CHIBI_WEIGHTS_DIR, else the shipped ones)")  # fmt: skip
     parser.add_argument("--chunk", type=int, default=2, metavar="K",
                         help="photos per worker task (default: 2)")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -67,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
         raise ChibiError("invalid_input", "--chunk must be at least 1")
     if args.address and args.engine != "ray":
         raise ChibiError("invalid_input", "--address needs --engine ray")
-    options = JobOptions(args.format, args.quality, args.all_faces, args.preview, args.model)
+    options = JobOptions(
+        args.format, args.quality, args.all_faces, args.preview, args.model, args.weights_dir
+    )
     try:
         summary = run_batch(
             args.input, args.output, options, engine=args.engine, workers=args.workers,

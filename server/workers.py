@@ -126,4 +126,7 @@ def _stop_executor(executor: ProcessPoolExecutor, grace: float = 0.3) -> None:
         process.join(max(0.0, deadline - time.monotonic()))
         if process.is_alive():
             process.terminate()
-            process.join(2)
+            process.join(1)
+        if process.is_alive():  # e.g. a native library's SIGTERM handler is busy
+            process.kill()  # never leave one behind: interpreter exit would wait on it
+            process.join(1)

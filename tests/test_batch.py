@@ -9,6 +9,7 @@ The Ray engine joins a one-node Ray cluster (2 CPUs) started for the module with
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -111,7 +112,7 @@ def check_accounted(output: Path, expected: dict[str, str | None]) -> dict[str, 
     for record in lines[MANIFEST]:
         for entry in record["outputs"]:
             blob = (output / entry["path"]).read_bytes()
-            assert entry["sha256"] == __import__("hashlib").sha256(blob).hexdigest()
+            assert entry["sha256"] == hashlib.sha256(blob).hexdigest()
             assert set(entry["params"]) >= {"shape", "skin_color", "hair_style"}
             files[entry["path"]] = blob
     reports = gltf_validate_many(files)

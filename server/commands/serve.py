@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+import threading
 from dataclasses import fields
 
 HELP = "run the websocket service (photo or params in, glb/VRM out)"
@@ -48,7 +50,13 @@ def run(args: argparse.Namespace) -> int:
     # websockets logs frame contents at DEBUG: that would put bytes of photos in the log.
     websockets_logger = logging.getLogger("websockets")
     websockets_logger.setLevel(max(logging.INFO, websockets_logger.getEffectiveLevel()))
-    return asyncio.run(_serve(ChibiServer(config)))
+    code = asyncio.run(_serve(ChibiServer(config)))
+    # The drain is complete. Should the interpreter's own teardown hang (seen once: it
+    # joins the process pool's manager thread), leave anyway after 10 s.
+    watchdog = threading.Timer(10.0, os._exit, args=(code,))
+    watchdog.daemon = True
+    watchdog.start()
+    return code
 
 
 async def _serve(server) -> int:  # type: ignore[no-untyped-def]

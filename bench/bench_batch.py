@@ -57,9 +57,14 @@ def make_photos(folder: Path, count: int, seed: int = 7) -> list[Path]:
     return paths
 
 
-def single_request(paths: list[Path], fmt: str) -> tuple[float, float, int]:
+def single_request(paths: list[Path], fmt: str, threads: int | None) -> tuple[float, float, int]:
     """(wall s incl. model load and a warm-up photo, s to the warm-up's end, photos
     converted): the path one server request takes, in process, one photo at a time."""
+    import torch
+
+    default_threads = torch.get_num_threads()
+    if threads:  # the batch workers' setting; torch's default is one thread per core
+        torch.set_num_threads(threads)
     start = time.perf_counter()
     from avatar3d.build import build_avatar
     from avatar3d.errors import ChibiError
@@ -82,6 +87,7 @@ def single_request(paths: list[Path], fmt: str) -> tuple[float, float, int]:
     warm = time.perf_counter()
     converted = sum(convert(path) for path in paths)
     end = time.perf_counter()
+    torch.set_num_threads(default_threads)
     return end - start, end - warm, converted
 
 
@@ -110,8 +116,12 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="chibi-bench-photos-") as folder:
         paths = make_photos(Path(folder), args.photos)
-        wall, warm, converted = single_request(paths, args.format)
-        rows.append(("single request, in process", wall, wall - warm, converted))
+        # as `chibi convert` and the server run it (torch's default threads), then with
+        # one torch thread like the batch workers: on 2 busy cores, torch's idle threads
+        # spin and slow MediaPipe and the renderer down
+        for threads, label in ((None, ""), (1, ", 1 torch thread")):
+            wall, warm, converted = single_request(paths, args.format, threads)
+            rows.append((f"single request{label}", wall, wall - warm, converted))
         runs = [("local", 1, args.format), ("local", 2, args.format), ("ray", 2, args.format)]
         if args.format != "glb":  # what the VRM thumbnail (a 1024 px render) costs
             runs.append(("local", 2, "glb"))

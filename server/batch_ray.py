@@ -35,6 +35,8 @@ from avatar3d.errors import ChibiError
 from .batch import JobOptions
 from .batch_local import Converter, Task
 
+MAX_BLOCKS = 10_000  # Ray Data schedules one task per block: keep that bounded
+
 
 class RayConverter:
     """Ray Data actor: one Converter per actor; a batch of rows in, pickled results out.
@@ -100,7 +102,9 @@ def run_ray(
         dataset = ray.data.from_items(
             # bytes, not str: Arrow strings must be UTF-8 and a file name need not be
             [{"key": os.fsencode(key), "path": os.fsencode(path)} for key, path in tasks],
-            override_num_blocks=max(1, min(len(tasks), actors * 4)),
+            # One block per batch (up to a cap): results reach the driver, hence the disk
+            # and the progress bar, as each batch ends rather than a whole large block.
+            override_num_blocks=min(MAX_BLOCKS, -(-len(tasks) // chunk)),
         )
         results = dataset.map_batches(
             RayConverter,

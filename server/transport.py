@@ -18,6 +18,13 @@ from websockets.frames import BINARY, CONT, CTRL_OPCODES
 from websockets.http11 import Response
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+# The viewer's three.js modules, served from the project's own npm install (no CDN).
+# Only these two packages are reachable; nothing else under node_modules is.
+NODE_MODULES = Path(__file__).resolve().parents[1] / "node_modules"
+VENDOR_DIRS: dict[str, Path] = {
+    "/vendor/three/": NODE_MODULES / "three",
+    "/vendor/@pixiv/three-vrm/": NODE_MODULES / "@pixiv" / "three-vrm",
+}
 
 
 class TextOnlyDeflate(PerMessageDeflate):
@@ -46,10 +53,17 @@ class TextOnlyDeflateFactory(ServerPerMessageDeflateFactory):
 
 
 def static_response(connection: ServerConnection, path: str) -> Response:
-    """A file under server/static/ (`/` is index.html), or 404. No path escapes the folder."""
-    relative = "index.html" if path in ("", "/") else path.lstrip("/")
-    target = (STATIC_DIR / relative).resolve()
-    if STATIC_DIR.is_dir() and target.is_relative_to(STATIC_DIR) and target.is_file():
+    """A file under server/static/ (`/` is index.html) or a vendored module, or 404.
+
+    No path escapes its folder (resolved, then checked to lie inside it).
+    """
+    base, relative = STATIC_DIR, "index.html" if path in ("", "/") else path.lstrip("/")
+    for prefix, directory in VENDOR_DIRS.items():
+        if path.startswith(prefix):
+            base, relative = directory.resolve(), path[len(prefix) :]
+            break
+    target = (base / relative).resolve()
+    if base.is_dir() and target.is_relative_to(base) and target.is_file():
         body = target.read_bytes()
         kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         headers = Headers({"Content-Type": kind, "Content-Length": str(len(body))})

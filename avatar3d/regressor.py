@@ -70,6 +70,8 @@ class ChibiNetConfig:
     head_channels: 1x1 reduction before the spatial flatten (the crop is aligned, so
       where a feature sits carries the geometry; global pooling would throw that away).
     hidden: width of the shared fully connected layer; dropout before the heads.
+    coords: append two coordinate channels (x, y in -1..1) to the input (CoordConv), so
+      early layers can tell where in the aligned crop an edge lies.
     """
 
     name: str = DEFAULT_MODEL
@@ -79,6 +81,7 @@ class ChibiNetConfig:
     head_channels: int = 48
     hidden: int = 256
     dropout: float = 0.1
+    coords: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -141,7 +144,7 @@ class ChibiNet(nn.Module):
         self.config = config
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
-        layers: list[nn.Module] = [_ConvBN(3, config.stem, 3, 2)]
+        layers: list[nn.Module] = [_ConvBN(5 if config.coords else 3, config.stem, 3, 2)]
         channels = config.stem
         size = config.input_size // 2
         for out_channels, stride, blocks in config.stages:
@@ -166,6 +169,11 @@ class ChibiNet(nn.Module):
     def forward_logits(self, images: torch.Tensor) -> torch.Tensor:
         """images: (N, 3, H, W) float 0..1 -> (N, 48) raw outputs before the bounding functions."""
         x = (images - self.mean) / self.std
+        if self.config.coords:
+            n, _, h, w = x.shape
+            ys = torch.linspace(-1.0, 1.0, h, device=x.device).view(1, 1, h, 1).expand(n, 1, h, w)
+            xs = torch.linspace(-1.0, 1.0, w, device=x.device).view(1, 1, 1, w).expand(n, 1, h, w)
+            x = torch.cat([x, xs, ys], dim=1).contiguous(memory_format=torch.channels_last)
         return self.out(self.fc(self.features(x)))
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -174,6 +182,7 @@ class ChibiNet(nn.Module):
         b = a + 3 * self.n_colors
         c = b + len(HAIR_STYLES)
         return {
+            "slider_logits": raw[:, :a],
             "sliders": torch.sigmoid(raw[:, :a]),
             "colors": torch.sigmoid(raw[:, a:b]).view(-1, self.n_colors, 3),
             "hair_style": raw[:, b:c],

@@ -13,6 +13,7 @@ The set is rendered once per (count, seed) and cached as .npz under
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import warnings
@@ -159,7 +160,32 @@ class SetSpec:
         return self.avatars * self.views
 
     def cache_name(self) -> str:
-        return f"{self.kind}-a{self.avatars}-v{self.views}-s{self.seed}-r{SYNTH_VERSION}.npz"
+        """File name: the spec plus a digest of the code that makes the pictures, so a
+        changed builder, painter or renderer never reuses stale renders."""
+        tones = f"-t{len(self.skin_tones)}" if self.skin_tones else ""
+        return (
+            f"{self.kind}-a{self.avatars}-v{self.views}-s{self.seed}{tones}"
+            f"-{source_digest(self.teacher)}.npz"
+        )
+
+
+def source_digest(teacher: bool = False) -> str:
+    """8 hex digits over the sources the renders depend on (and the teacher's, if used)."""
+    from . import face
+
+    root = Path(__file__).resolve().parent
+    files = sorted((root / "build").glob("*.py")) + [
+        root / name for name in ("texture.py", "atlas.py", "synth.py", "synth_render.py")
+    ]
+    if teacher:  # the teacher also runs FaceMesh, so all of face analysis counts
+        files += [root / "teacher.py", root / "face.py"]
+    digest = hashlib.sha256(f"r{SYNTH_VERSION}".encode())
+    for path in files:
+        digest.update(path.name.encode() + path.read_bytes())
+    # of face analysis, the crops depend only on the alignment's constants
+    alignment = (face.CANONICAL_CROP_POINTS, face.ALIGN_WEIGHTS, face.CROP_SIZE)
+    digest.update(repr((alignment, face.CROP_BORDER_VALUE)).encode())
+    return digest.hexdigest()[:8]
 
 
 def _render_avatar(spec: SetSpec, index: int) -> list[dict[str, Any]]:

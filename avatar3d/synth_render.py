@@ -87,7 +87,7 @@ def surface_detail(rng: np.random.Generator, size: int) -> np.ndarray:
     patch = _random_patch(rng, size).mean(axis=2)
     high = patch - cv2.GaussianBlur(patch, (0, 0), 3.0)
     high /= max(float(high.std()), 1e-4)
-    return (1.0 + rng.uniform(0.0, 0.05) * high).astype(np.float32)
+    return (1.0 + rng.uniform(0.0, 0.04) * high).astype(np.float32)
 
 
 def camera_finish(image: np.ndarray, rng: np.random.Generator, jpeg: bool = True) -> np.ndarray:
@@ -99,21 +99,21 @@ def camera_finish(image: np.ndarray, rng: np.random.Generator, jpeg: bool = True
     h, w = image.shape[:2]
     image = image * rng.uniform(0.92, 1.08, 3) * rng.uniform(0.8, 1.2)
     image = np.clip(image, 0.0, 1.0) ** rng.uniform(0.85, 1.15)
-    sigma = rng.uniform(0.0, 1.2)
+    sigma = rng.uniform(0.0, 1.0)
     if sigma > 0.3:
         image = cv2.GaussianBlur(image.astype(np.float32), (0, 0), sigma)
-    if rng.random() < 0.3:  # a low-resolution camera, upscaled back
-        factor = rng.uniform(0.35, 0.8)
+    if rng.random() < 0.25:  # a low-resolution camera, upscaled back
+        factor = rng.uniform(0.45, 0.85)
         small = Image.fromarray(_to_uint8(image)).resize(
             (max(8, int(w * factor)), max(8, int(h * factor))), Image.BILINEAR
         )
         image = np.asarray(small.resize((w, h), Image.BILINEAR), np.float32) / 255.0
-    noise = rng.normal(0.0, 1.0, image.shape) * rng.uniform(0.0, 0.025)
+    noise = rng.normal(0.0, 1.0, image.shape) * rng.uniform(0.0, 0.02)
     shot = rng.normal(0.0, 1.0, image.shape) * np.sqrt(np.clip(image, 0, 1)) * rng.uniform(0, 0.03)
     out = _to_uint8(image + noise + shot)
     if jpeg:
         buffer = io.BytesIO()
-        Image.fromarray(out).save(buffer, "JPEG", quality=int(rng.integers(30, 96)))
+        Image.fromarray(out).save(buffer, "JPEG", quality=int(rng.integers(35, 96)))
         out = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
     return out
 
@@ -219,9 +219,9 @@ class View:
         key = np.array([rng.uniform(-1, 1), rng.uniform(-0.3, 1.0), rng.uniform(0.3, 1.2)])
         warm = rng.uniform(-1, 1)
         return cls(
-            yaw=np.radians(rng.uniform(-28, 28)), pitch=np.radians(rng.uniform(-16, 16)),
-            roll=np.radians(rng.uniform(-15, 15)), yfov=rng.uniform(0.3, 0.75),
-            fill=rng.uniform(0.4, 0.7), shift=(rng.uniform(-0.12, 0.12), rng.uniform(-0.1, 0.1)),
+            yaw=np.radians(rng.uniform(-20, 20)), pitch=np.radians(rng.uniform(-12, 12)),
+            roll=np.radians(rng.uniform(-12, 12)), yfov=rng.uniform(0.35, 0.6),
+            fill=rng.uniform(0.45, 0.7), shift=(rng.uniform(-0.1, 0.1), rng.uniform(-0.08, 0.08)),
             key_dir=key / np.linalg.norm(key), key_intensity=rng.uniform(1.5, 4.5),
             key_color=np.array([1.0 + 0.08 * warm, 1.0, 1.0 - 0.1 * warm]),
             fill_intensity=rng.uniform(0.3, 1.5), ambient=rng.uniform(0.15, 0.5),

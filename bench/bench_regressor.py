@@ -1,0 +1,95 @@
+"""The photo half: ChibiNet per face, FaceMesh per image, and photo -> VRM bytes end to end.
+
+Everything runs in this one process on the same real photo (scikit-image's astronaut),
+so the ratio of the whole pipeline to the FaceMesh pass alone is measured like for like.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+from skimage import data as skdata
+
+from avatar3d.build import build_avatar
+from avatar3d.face import thread_analyzer
+from avatar3d.imageio import decode_image
+from avatar3d.pipeline import PhotoPipeline
+from avatar3d.regressor import Regressor, load_pretrained, parameter_count
+from exporters import export
+from exporters.preview import render_thumbnail
+
+from .common import median, percentile, time_runs
+
+
+def photo_to_vrm(pipeline: PhotoPipeline, data: bytes, thumbnail: bool = True) -> bytes:
+    """The user's path: bytes -> faces -> CNN + teacher -> fused params -> avatar -> VRM 1.0
+    (with the VRM thumbnail, as `chibi convert` and the server make it)."""
+    (result,) = pipeline.analyze(data)
+    avatar = build_avatar(result.params)
+    return export(avatar, "vrm1", thumbnail_png=render_thumbnail(avatar) if thumbnail else None)
+
+
+def main() -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(skdata.astronaut()).save(buffer, "JPEG", quality=92)
+    photo = buffer.getvalue()
+    rgb = decode_image(photo)
+    crop = thread_analyzer().analyze(rgb)[0].crop
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    regressor = Regressor(load_pretrained("default", device="cpu"), "cpu")
+    print(
+        f"== ChibiNet ({regressor.config.name}, {parameter_count(regressor.model):,} "
+        f"parameters, CPU) =="
+    )
+    one = time_runs(lambda: regressor.predict(crop[None]), repeat=300, warmup=20)
+    print(
+        f"batch 1, 1 thread       {median(one):8.2f} ms/face   (p95 {percentile(one, 95):.2f})"
+        "   target < 2 ms"
+    )
+    batch = np.repeat(crop[None], 32, axis=0)
+    b1 = median(time_runs(lambda: regressor.predict(batch), repeat=30, warmup=3))
+    print(f"batch 32, 1 thread      {32000 / b1:8.0f} faces/s")
+    torch.set_num_threads(threads)
+    bn = median(time_runs(lambda: regressor.predict(batch), repeat=30, warmup=3))
+    print(f"batch 32, {threads} threads     {32000 / bn:8.0f} faces/s")
+
+    print("== FaceMesh and the whole photo -> VRM path (astronaut 512 px JPEG) ==")
+    facemesh = time_runs(lambda: thread_analyzer().analyze(rgb), repeat=30, warmup=3)
+    print(f"FaceMesh (detect + 478 landmarks + crop) {median(facemesh):8.1f} ms/image")
+    pipeline = PhotoPipeline(device="cpu")
+    whole = time_runs(lambda: photo_to_vrm(pipeline, photo), repeat=20, warmup=2)
+    ratio = median(whole) / median(facemesh)
+    print(
+        f"photo -> VRM bytes   p50 {median(whole):8.1f} ms   p95 {percentile(whole, 95):8.1f} ms"
+        f"   p50 / FaceMesh = {ratio:.1f}x (target <= 4x)"
+    )
+    bare = time_runs(lambda: photo_to_vrm(pipeline, photo, False), repeat=20, warmup=2)
+    print(
+        f"  without the thumbnail p50 {median(bare):8.1f} ms   p95 {percentile(bare, 95):8.1f} ms"
+        f"   p50 / FaceMesh = {median(bare) / median(facemesh):.1f}x"
+    )
+    parts = {
+        "decode + FaceMesh": lambda: thread_analyzer().analyze(decode_image(photo)),
+        "decode + FaceMesh + CNN + teacher": lambda: pipeline.analyze(photo),
+    }
+    for name, fn in parts.items():
+        print(f"  {name:34} {median(time_runs(fn, repeat=10, warmup=1)):8.1f} ms")
+    params = pipeline.analyze(photo)[0].params
+    avatar = build_avatar(params)
+    print(f"  {'build_avatar':34} {median(time_runs(lambda: build_avatar(params), 10)):8.1f} ms")
+    thumbnail_ms = median(time_runs(lambda: render_thumbnail(avatar), 5))
+    print(f"  {'thumbnail render':34} {thumbnail_ms:8.1f} ms")
+    print(
+        f"  {'VRM 1.0 export':34} {median(time_runs(lambda: export(avatar, 'vrm1'), 10)):8.1f} ms"
+    )
+    print(f"(cpu count {os.cpu_count()}, torch {torch.__version__})")
+
+
+if __name__ == "__main__":
+    main()

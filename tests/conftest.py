@@ -23,3 +23,25 @@ def thumbnail_png() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (64, 64), (250, 120, 90)).save(out, format="PNG")
     return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def analyzer():
+    """A MediaPipe `FaceAnalyzer` shared by one test module."""
+    from avatar3d.face import FaceAnalyzer
+
+    with FaceAnalyzer() as face_analyzer:
+        yield face_analyzer
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    """scikit-image's astronaut: a real photo with one face, (512, 512, 3) uint8 RGB."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+@pytest.fixture(scope="module")
+def astronaut_face(analyzer, astronaut):
+    return analyzer.analyze(astronaut)[0]

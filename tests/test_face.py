@@ -24,22 +24,6 @@ from avatar3d.face import (
 from avatar3d.imageio import ImageLimits
 
 
-@pytest.fixture(scope="module")
-def analyzer():
-    with FaceAnalyzer() as face_analyzer:
-        yield face_analyzer
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return data.astronaut()
-
-
-@pytest.fixture(scope="module")
-def astronaut_face(analyzer, astronaut):
-    return analyzer.analyze(astronaut)[0]
-
-
 def jpeg_bytes(rgb: np.ndarray, quality: int = 92, **kwargs) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, "JPEG", quality=quality, **kwargs)

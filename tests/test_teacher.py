@@ -11,10 +11,8 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-from skimage import data
 from skimage.color import deltaE_ciede2000, rgb2lab
 
-from avatar3d.face import FaceAnalyzer
 from avatar3d.params import (
     COLOR_FIELDS,
     EXPRESSION_SLIDERS,
@@ -28,22 +26,6 @@ from avatar3d.teacher import LEFT_EYE_RING, RIGHT_EYE_RING, labels_to_params, me
 MIRRORED = {"blink_left": "blink_right", "blink_right": "blink_left"}
 SLIDER_TOLERANCE = 0.05
 COLOR_TOLERANCE = 5.0  # CIEDE2000
-
-
-@pytest.fixture(scope="module")
-def analyzer():
-    with FaceAnalyzer() as face_analyzer:
-        yield face_analyzer
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return data.astronaut()
-
-
-@pytest.fixture(scope="module")
-def astronaut_face(analyzer, astronaut):
-    return analyzer.analyze(astronaut)[0]
 
 
 @pytest.fixture(scope="module")

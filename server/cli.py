@@ -25,19 +25,28 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only `command`'s own arguments are added (None: every command's).
+
+    Some commands need heavy imports to describe their options (e.g. `train`
+    reads its defaults from the training code, which imports torch), so the
+    parser for one invocation only pays for the command being run.
+    """
     parser = argparse.ArgumentParser(prog="chibi", description="Face photo to chibi 3D avatar.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(f"server.commands.{module_name}")
         command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        module.add_arguments(command_parser)
+        if command in (None, name):
+            module.add_arguments(command_parser)
         command_parser.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = argv[0] if argv and argv[0] in COMMANDS else ""
+    args = build_parser(command).parse_args(argv)
     try:
         return int(args._run(args) or 0)
     except ParamsError as exc:

@@ -80,6 +80,8 @@ def run_ray(
     if not tasks:
         return
     started = False
+    # no usage report to Ray's servers from an operator's batch job (it can opt back in)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not ray.is_initialized():
         common = {"include_dashboard": False, "logging_level": logging.WARNING,
                   "log_to_driver": False}  # fmt: skip

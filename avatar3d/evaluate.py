@@ -15,6 +15,7 @@ slider units 0..1, colours in CIEDE2000):
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +24,20 @@ from typing import Any
 import numpy as np
 from skimage.color import deltaE_ciede2000, rgb2lab
 
-from .fusion import FUSION_FIELDS, FusionTable, fuse_arrays
+from .fusion import CLASS_FIELDS, FUSION_FIELDS, FusionTable, fuse_arrays
 from .regressor import COLOR_NAMES, MIRRORED_SLIDERS, SLIDER_FIELDS, ChibiNet
 
 SLIDER_GOAL = 0.05
 COLOR_GOAL = 5.0  # dE2000
 STABILITY_GOAL = 0.05  # slider units; colours: sRGB channel units 0..1
 FAIRNESS_GOAL = 1.2  # worst swatch error / mean error
+CLASS_GOAL = 0.9  # synthetic accuracy a class head needs before the pipeline uses it
+# What is known for certain about the sample photos (used to check the class heads).
+REAL_ANNOTATIONS: dict[str, dict[str, str]] = {
+    "astronaut": {"glasses": "none"},
+    "grace_hopper": {"glasses": "none"},
+    "cameraman": {"glasses": "none"},
+}
 HELDOUT_AVATARS = 300
 MST_FACES_PER_TONE = 24
 
@@ -261,8 +269,9 @@ def real_field_errors(readings: dict[str, dict[str, FaceReading]]) -> dict[str, 
         if not rows:
             return {name: float("nan") for name in FUSION_FIELDS}
         stacked = np.stack(rows)
-        with np.errstate(all="ignore"):
-            values = np.nanmean(stacked, axis=0) if np.any(np.isfinite(stacked)) else stacked[0]
+        with warnings.catch_warnings():  # fields no photo measured stay NaN, quietly
+            warnings.simplefilter("ignore", RuntimeWarning)
+            values = np.nanmean(stacked, axis=0)
         return dict(zip(FUSION_FIELDS, map(float, values), strict=True))
 
     return {"agreement": mean(agree), "cnn": mean(cnn), "teacher": mean(teacher)}
@@ -280,8 +289,9 @@ def stability(
     """Max change of each fused field under the perturbations, over all photos.
 
     Sliders in slider units, colours as the largest sRGB channel change (0..1);
-    also 'class_changes': how many variants changed hair style or glasses."""
+    also 'class_changes': how many variants changed the final hair style or glasses."""
     worst = {"fused": np.zeros(len(FUSION_FIELDS)), "cnn": np.zeros(len(FUSION_FIELDS))}
+    worst_kind = np.array([""] * len(FUSION_FIELDS), dtype=object)
     class_changes = 0
     for variants in readings.values():
         base = _fused(variants["original"], table)
@@ -294,13 +304,14 @@ def stability(
                 ("cnn", base_cnn, (reading.cnn_sliders, reading.cnn_colors)),
             ):
                 change = np.concatenate([np.abs(s1 - s0), np.abs(c1 - c0).max(axis=1)])
+                if key == "fused":
+                    worst_kind[change > worst[key]] = kind
                 worst[key] = np.maximum(worst[key], change)
             ref = variants["original"]
-            class_changes += int(
-                reading.hair_style != ref.hair_style or reading.glasses != ref.glasses
-            )
+            class_changes += int(_classes(reading, table) != _classes(ref, table))
     out = {k: dict(zip(FUSION_FIELDS, map(float, v), strict=True)) for k, v in worst.items()}
     out["class_changes"] = {"count": float(class_changes)}
+    out["worst_under"] = dict(zip(FUSION_FIELDS, worst_kind.tolist(), strict=True))
     return out
 
 
@@ -317,14 +328,57 @@ def _fused(reading: FaceReading, table: FusionTable) -> tuple[np.ndarray, np.nda
     return s[0], c[0]
 
 
+def _classes(reading: FaceReading, table: FusionTable) -> tuple[int | str, int | str]:
+    """The final (hair style, glasses) of a reading: the CNN's, or 'default'."""
+    return tuple(  # type: ignore[return-value]
+        "default" if table.source(name) == "default" else getattr(reading, name)
+        for name in CLASS_FIELDS
+    )
+
+
+def class_accuracy_real(readings: dict[str, dict[str, FaceReading]]) -> dict[str, float]:
+    """Accuracy of the CNN's class heads on the annotated sample photos (all variants)."""
+    from .params import GLASSES, HAIR_STYLES
+
+    labels = {"hair_style": HAIR_STYLES, "glasses": GLASSES}
+    out = {}
+    for name in CLASS_FIELDS:
+        hits = [
+            getattr(reading, name) == labels[name].index(REAL_ANNOTATIONS[photo][name])
+            for photo, variants in readings.items()
+            if name in REAL_ANNOTATIONS.get(photo, {})
+            for reading in variants.values()
+        ]
+        out[name] = float(np.mean(hits)) if hits else float("nan")
+    return out
+
+
 def fusion_from_real(
-    errors: dict[str, dict[str, float]], synthetic_cnn: dict[str, float]
+    errors: dict[str, dict[str, float]],
+    synthetic: dict[str, Any],
+    real_class_accuracy: dict[str, float],
 ) -> FusionTable:
-    """Per field, the source with the smaller error against the real-photo yardstick;
-    the CNN qualifies for a field only where its synthetic error meets the goal."""
+    """Per field, the source with the smaller error against the real-photo yardstick.
+
+    The CNN qualifies for a slider or colour only where its synthetic error meets the
+    goal; its class heads only where their synthetic accuracy reaches CLASS_GOAL and
+    they are right on every annotated sample photo. Unqualified fields the teacher
+    does not measure take the default."""
     basis = {name: "real photos" for name in FUSION_FIELDS}
-    qualified = {n for n in FUSION_FIELDS if synthetic_cnn.get(n, np.inf) <= _goal(n)}
-    return FusionTable.from_errors(errors["cnn"], errors["teacher"], basis, qualified)
+    qualified = {n for n in FUSION_FIELDS if synthetic["cnn"].get(n, np.inf) <= _goal(n)}
+    table = FusionTable.from_errors(errors["cnn"], errors["teacher"], basis, qualified)
+    for name in CLASS_FIELDS:
+        synthetic_acc = synthetic[f"{name}_accuracy"]
+        real_acc = real_class_accuracy.get(name, float("nan"))
+        ok = synthetic_acc >= CLASS_GOAL and (not np.isfinite(real_acc) or real_acc == 1.0)
+        table.choices[name] = "cnn" if ok else "default"
+        table.evidence[name] = {
+            "cnn_synthetic_accuracy": round(synthetic_acc, 4),
+            "cnn_real_accuracy": None if not np.isfinite(real_acc) else round(real_acc, 4),
+            "unit": "accuracy",
+            "basis": "synthetic + annotated sample photos",
+        }
+    return table
 
 
 # --------------------------------------------------------------------------- the report
@@ -350,9 +404,10 @@ def run_evaluation(
     heldout = load_or_render(
         SetSpec("heldout", HELDOUT_AVATARS, seed=1, teacher=True), cache_dir, workers, log
     )
-    synthetic_cnn = evaluate_synthetic(model, FusionTable.teacher_first(), heldout)["cnn"]
+    synthetic_cnn = evaluate_synthetic(model, FusionTable.teacher_first(), heldout)
+    class_real = class_accuracy_real(real["readings"])
     if real["readings"]:
-        table = fusion_from_real(errors, synthetic_cnn)
+        table = fusion_from_real(errors, synthetic_cnn, class_real)
     else:
         table = FusionTable.teacher_first()
     if write_fusion:
@@ -372,7 +427,7 @@ def run_evaluation(
     return {
         "model": pipeline.model_name,
         "synthetic": evaluate_synthetic(model, table, heldout),
-        "real": {"photos": real["photos"], **errors},
+        "real": {"photos": real["photos"], **errors, "class_accuracy": class_real},
         "stability": stability(real["readings"], table),
         "fairness": evaluate_fairness(model, mst),
         "fusion": table.to_dict(),
@@ -432,15 +487,25 @@ def format_report(report: dict[str, Any]) -> str:
             f"{fusion['choices'].get(name, '-'):>9}{_fmt(margin)}"
             f"{_fmt(syn['cnn'][name], 15)}"
         )
-    wins = sum(v == "teacher" for v in fusion["choices"].values())
+    counts = {
+        src: sum(fusion["choices"].get(n) == src for n in FUSION_FIELDS)
+        for src in ("teacher", "cnn", "default")
+    }
     lines.append(
-        f"   => teacher wins {wins}/{len(FUSION_FIELDS)} fields. The CNN may win a field only "
-        "where its synthetic error meets the goal;"
+        f"   => teacher {counts['teacher']}, CNN {counts['cnn']}, default {counts['default']} of "
+        f"{len(FUSION_FIELDS)} fields. The CNN may win a field only where its synthetic"
     )
     lines.append(
-        "      fields the teacher cannot measure (head_size, ear_size, hair length, hair "
-        "style, glasses) always come from the CNN."
+        "      error meets the goal; a field neither source covers keeps the neutral default."
     )
+    class_acc = real.get("class_accuracy", {})
+    for name in CLASS_FIELDS:
+        ev = fusion["evidence"].get(name, {})
+        lines.append(
+            f"   {name}: CNN accuracy synthetic {_fmt(ev.get('cnn_synthetic_accuracy'), 5)}, "
+            f"annotated sample photos {_fmt(class_acc.get(name), 5)} (goal {CLASS_GOAL} and "
+            f"all photos right) -> {fusion['choices'].get(name, 'cnn')}"
+        )
     # 3. stability
     stab = report["stability"]
     lines += [
@@ -449,7 +514,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"{', '.join(PERTURBATIONS)}",
         f"   (sliders: slider units; colours: largest sRGB channel change 0..1; goal <= "
         f"{STABILITY_GOAL})",
-        f"   {'field':28}{'fused':>8}{'CNN only':>10}  fused meets goal",
+        f"   {'field':28}{'fused':>8}{'CNN only':>10}  meets  worst under",
     ]
     bad = 0
     for name in FUSION_FIELDS:
@@ -457,7 +522,7 @@ def format_report(report: dict[str, Any]) -> str:
         bad += int(value > STABILITY_GOAL)
         lines.append(
             f"   {name:28}{_fmt(value)}{_fmt(stab['cnn'][name], 10)}  "
-            f"{'yes' if value <= STABILITY_GOAL else 'NO'}"
+            f"{'yes' if value <= STABILITY_GOAL else 'NO ':5}  {stab['worst_under'][name]}"
         )
     lines.append(
         f"   => {len(FUSION_FIELDS) - bad}/{len(FUSION_FIELDS)} fields stable within "

@@ -1,13 +1,18 @@
 """Fusing the CNN's prediction with the landmark/colour teacher, field by field.
 
-For every slider and colour the teacher can measure, a `FusionTable` names the
-source that is more reliable, with the evidence (each source's error) that chose it.
-`chibi eval` measures that evidence on real photos, where the teacher is the
-yardstick (landmark geometry is exact; its own error is its instability under
-flips, exposure, scale and JPEG), and on synthetic renders with known truth; the
-table shipped next to the weights is the result. Fields the teacher does not
-measure (hair style, glasses, hair length...) always come from the CNN, and so
-does any field whose teacher confidence is below `min_confidence`.
+A `FusionTable` names, for every field, the source the final params take it from:
+- "teacher": the landmark/colour measurement (when its confidence for this face is at
+  least `min_confidence`; otherwise the CNN's value, or the default if the CNN is not
+  trusted for the field either);
+- "cnn": ChibiNet's prediction;
+- "default": the neutral `AvatarParams` default, for fields no source measures
+  reliably (better a neutral chibi than a confident wrong guess).
+Each choice comes with its evidence. `chibi eval` measures it: on real photos the
+teacher is the yardstick (landmark geometry is exact; its own error is its change
+under flips, exposure, scale and JPEG), the CNN may only win a field where its
+synthetic error meets the goal, and the class heads (hair style, glasses) only where
+they are accurate on synthetic renders and right on the annotated sample photos.
+The table shipped next to the weights is the result.
 """
 
 from __future__ import annotations
@@ -20,17 +25,30 @@ from typing import Any
 import numpy as np
 
 from .params import AvatarParams
-from .regressor import COLOR_NAMES, SLIDER_FIELDS, WEIGHTS_DIR, Prediction, decode_params
+from .regressor import (
+    COLOR_NAMES,
+    SLIDER_FIELDS,
+    WEIGHTS_DIR,
+    Prediction,
+    decode_params,
+    encode_params,
+)
 
 FUSION_FIELDS: tuple[str, ...] = SLIDER_FIELDS + COLOR_NAMES
+CLASS_FIELDS: tuple[str, ...] = ("hair_style", "glasses")
+SOURCES = ("teacher", "cnn", "default")
+
+_DEFAULTS = encode_params([AvatarParams()])
+DEFAULT_SLIDERS: np.ndarray = _DEFAULTS.sliders[0]  # (23,)
+DEFAULT_COLORS: np.ndarray = _DEFAULTS.colors[0]  # (5, 3)
 
 
 @dataclass
 class FusionTable:
-    """field -> 'cnn' or 'teacher', and why.
+    """field -> 'teacher' | 'cnn' | 'default', and why.
 
-    evidence: field -> {"cnn": error, "teacher": error, "unit": "slider"|"dE2000",
-    "basis": where it was measured}; errors are mean absolute errors in that unit.
+    evidence: field -> {"cnn": error, "teacher": error, "unit": "slider"|"dE2000"|
+    "accuracy", "basis": where it was measured, ...}.
     """
 
     choices: dict[str, str] = field(default_factory=dict)
@@ -39,7 +57,8 @@ class FusionTable:
 
     @classmethod
     def teacher_first(cls) -> FusionTable:
-        """The prior before any measurement: landmark geometry and colour samples win."""
+        """The prior before any measurement: landmark geometry and colour samples win,
+        the CNN supplies what the teacher does not measure."""
         return cls({name: "teacher" for name in FUSION_FIELDS})
 
     @classmethod
@@ -50,45 +69,46 @@ class FusionTable:
         basis: dict[str, str],
         cnn_qualified: set[str] | None = None,
     ) -> FusionTable:
-        """Pick, per field, the source with the smaller measured error (teacher on ties).
+        """Per slider/colour field, the source with the smaller measured error (teacher
+        on ties).
 
-        cnn_qualified: when given, the CNN can only win the fields in it (e.g. those whose
-        synthetic error meets its goal), so a CNN that happens to sit near the teacher
-        on a handful of photos without actually measuring the field never wins.
+        cnn_qualified: when given, the CNN may only be used for the fields in it (e.g.
+        those whose synthetic error meets the goal), so a CNN that happens to sit near
+        the teacher on a handful of photos without really measuring the field never
+        wins; a field neither source covers falls back to the default.
         """
         choices, evidence = {}, {}
         for name in FUSION_FIELDS:
-            c, t = cnn.get(name), teacher.get(name)
-            if t is None or not np.isfinite(t):
-                choices[name] = "cnn"
-            elif c is None or not np.isfinite(c):
-                choices[name] = "teacher"
-            elif cnn_qualified is not None and name not in cnn_qualified:
+            c, t = _finite(cnn.get(name)), _finite(teacher.get(name))
+            qualified = cnn_qualified is None or name in cnn_qualified
+            if t is None:
+                choices[name] = "cnn" if qualified and c is not None else "default"
+            elif c is None or not qualified:
                 choices[name] = "teacher"
             else:
                 choices[name] = "cnn" if c < t else "teacher"
             evidence[name] = {
-                "cnn": None if c is None or not np.isfinite(c) else round(float(c), 4),
-                "teacher": None if t is None or not np.isfinite(t) else round(float(t), 4),
+                "cnn": None if c is None else round(c, 4),
+                "teacher": None if t is None else round(t, 4),
                 "unit": "dE2000" if name in COLOR_NAMES else "slider",
                 "basis": basis.get(name, ""),
-                "cnn_qualified": cnn_qualified is None or name in cnn_qualified,
+                "cnn_qualified": qualified,
             }
         return cls(choices, evidence)
 
     def source(self, name: str) -> str:
-        return self.choices.get(name, "teacher")
+        return self.choices.get(name, "cnn" if name in CLASS_FIELDS else "teacher")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FusionTable:
-        return cls(
-            dict(data.get("choices", {})),
-            dict(data.get("evidence", {})),
-            float(data.get("min_confidence", 0.3)),
-        )
+        choices = dict(data.get("choices", {}))
+        bad = {k: v for k, v in choices.items() if v not in SOURCES}
+        if bad:
+            raise ValueError(f"unknown fusion sources {bad}; known: {SOURCES}")
+        return cls(choices, dict(data.get("evidence", {})), float(data.get("min_confidence", 0.3)))
 
     def save(self, path: str | Path) -> None:
         path = Path(path)
@@ -99,6 +119,10 @@ class FusionTable:
     @classmethod
     def load(cls, path: str | Path) -> FusionTable:
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _finite(value: Any) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
 
 
 def fusion_path(model_name: str, weights_dir: str | Path | None = None) -> Path:
@@ -138,15 +162,32 @@ def fuse_arrays(
 
     cnn_sliders, teacher_sliders (N, 23); *_conf are the teacher's per-field
     confidences (N, 23) / (N, 5), 0 where it measured nothing; colours (N, 5, 3) sRGB.
+    A 'teacher' field whose confidence is too low takes the CNN's value, unless the
+    table distrusts the CNN there (its evidence says not qualified): then the default.
     Returns fused (sliders (N, 23), colors (N, 5, 3)).
     """
-    want = np.array([table.source(n) == "teacher" for n in SLIDER_FIELDS])
-    use = want[None, :] & (teacher_slider_conf >= table.min_confidence)
-    sliders = np.where(use, teacher_sliders, cnn_sliders)
-    want_c = np.array([table.source(n) == "teacher" for n in COLOR_NAMES])
-    use_c = want_c[None, :] & (teacher_color_conf >= table.min_confidence)
-    colors = np.where(use_c[..., None], teacher_colors, cnn_colors)
+    sliders = _fuse(
+        cnn_sliders, teacher_sliders, teacher_slider_conf, DEFAULT_SLIDERS, SLIDER_FIELDS, table
+    )
+    colors = _fuse(
+        cnn_colors,
+        teacher_colors,
+        teacher_color_conf[..., None],
+        DEFAULT_COLORS,
+        COLOR_NAMES,
+        table,
+    )
     return sliders.astype(np.float32), colors.astype(np.float32)
+
+
+def _fuse(cnn, teacher, conf, default, names, table: FusionTable) -> np.ndarray:
+    source = np.array([table.source(n) for n in names])
+    cnn_ok = np.array([table.evidence.get(n, {}).get("cnn_qualified", True) for n in names])
+    shape = (1, -1) + (1,) * (cnn.ndim - 2)
+    fallback = np.where(cnn_ok.reshape(shape), cnn, default[None])
+    use_teacher = (source == "teacher").reshape(shape) & (conf >= table.min_confidence)
+    out = np.where(use_teacher, teacher, fallback)
+    return np.where((source == "cnn").reshape(shape), cnn, out)
 
 
 def fuse(
@@ -158,10 +199,18 @@ def fuse(
     record = teacher_record(labels)
     targets, slider_conf, color_conf = teacher_targets([record])
     sliders, colors = fuse_arrays(
-        prediction.sliders[None], prediction.colors[None],
-        targets.sliders, slider_conf, targets.colors, color_conf, table,
-    )  # fmt: skip
-    return decode_params(
-        sliders[0], colors[0],
-        int(prediction.hair_style_probs.argmax()), int(prediction.glasses_probs.argmax()), name,
-    )  # fmt: skip
+        prediction.sliders[None],
+        prediction.colors[None],
+        targets.sliders,
+        slider_conf,
+        targets.colors,
+        color_conf,
+        table,
+    )
+    hair = int(prediction.hair_style_probs.argmax())
+    glasses = int(prediction.glasses_probs.argmax())
+    if table.source("hair_style") == "default":
+        hair = int(_DEFAULTS.hair_style[0])
+    if table.source("glasses") == "default":
+        glasses = int(_DEFAULTS.glasses[0])
+    return decode_params(sliders[0], colors[0], hair, glasses, name)

@@ -35,18 +35,20 @@ class FaceResult:
     params: AvatarParams
 
     def sources(self, table: FusionTable) -> dict[str, str]:
-        """field -> 'cnn' or 'teacher': where each fused value came from."""
-        from .fusion import FUSION_FIELDS, teacher_record
+        """field -> 'teacher', 'cnn' or 'default': where each fused value came from."""
+        from .fusion import CLASS_FIELDS, FUSION_FIELDS, teacher_record
         from .training import teacher_targets
 
         _, slider_conf, color_conf = teacher_targets([teacher_record(self.teacher)])
         conf = np.concatenate([slider_conf[0], color_conf[0]])
-        return {
-            name: "teacher"
-            if table.source(name) == "teacher" and c >= table.min_confidence
-            else "cnn"
-            for name, c in zip(FUSION_FIELDS, conf, strict=True)
-        }
+        out = {}
+        for name, c in zip(FUSION_FIELDS, conf, strict=True):
+            source = table.source(name)
+            if source == "teacher" and c < table.min_confidence:
+                trusted = table.evidence.get(name, {}).get("cnn_qualified", True)
+                source = "cnn" if trusted else "default"
+            out[name] = source
+        return out | {name: table.source(name) for name in CLASS_FIELDS}
 
 
 class PhotoPipeline:

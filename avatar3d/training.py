@@ -524,6 +524,7 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> P
     log(" ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     name = options.name or (f"{model.config.name}-finetuned" if fine_tune else model.config.name)
     info = {"training": {
+        "command": "chibi train", "synthetic_set": spec.cache_name(),
         "options": options_dict(options), "loop": options_dict(loop),
         "synthetic_samples": len(train), "validation_samples": len(val),
         "teacher_samples": len(real) if real else 0, "epoch_losses": history.losses,

@@ -1,0 +1,202 @@
+"""Photo -> params -> avatar file through the CLI, on real photos; bad inputs by their codes."""
+
+import io
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as skdata
+from validators import DEFAULT_BUDGET, assert_valid_file
+
+from avatar3d.errors import ChibiError
+from avatar3d.params import AvatarParams, hex_to_rgb
+from avatar3d.pipeline import PhotoPipeline, photo_to_params
+from server.cli import main
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _value(record, name: str):
+    """A field of AvatarParams or TeacherLabels by dotted name; colours as sRGB floats."""
+    group, _, field = name.rpartition(".")
+    if group:
+        return getattr(record, group)[field]
+    if name.endswith("_color"):
+        colors = record.colors if hasattr(record, "colors") else {name: getattr(record, name)}
+        return hex_to_rgb(colors[name])
+    return getattr(record, name)
+
+
+def _cnn_value(result, name: str):
+    from avatar3d.regressor import COLOR_NAMES, SLIDER_FIELDS
+
+    if name in ("hair_style", "glasses"):
+        return getattr(result.prediction.to_params(), name)
+
+    if name in COLOR_NAMES:
+        return tuple(result.prediction.colors[COLOR_NAMES.index(name)])
+    return float(result.prediction.sliders[SLIDER_FIELDS.index(name)])
+
+
+@pytest.fixture(scope="module")
+def astronaut(tmp_path_factory) -> bytes:
+    return _png(skdata.astronaut())
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> PhotoPipeline:
+    return PhotoPipeline()
+
+
+def test_photo_to_params_on_a_real_photo(astronaut, pipeline):
+    (params,) = photo_to_params(astronaut)
+    assert isinstance(params, AvatarParams)
+    (result,) = pipeline.analyze(astronaut)
+    assert result.params == params  # the same shipped model and fusion either way
+    sources = result.sources(pipeline.fusion)
+    # where the fusion table picks the teacher, the output is the teacher's measurement
+    for name, source in sources.items():
+        if source == "teacher":
+            expected = _value(result.teacher, name)
+        elif source == "cnn":
+            expected = _cnn_value(result, name)
+        else:  # no reliable source: the neutral default
+            expected = _value(AvatarParams(), name)
+        if name in ("hair_style", "glasses"):
+            assert _value(params, name) == expected, (name, source)
+        else:
+            assert _value(params, name) == pytest.approx(expected, abs=2.5e-3), (name, source)
+    assert sources["shape.head_size"] != "teacher"  # the teacher cannot measure it
+    assert set(sources.values()) <= {"teacher", "cnn", "default"}
+    assert sum(source == "teacher" for source in sources.values()) >= 15
+    # no gender, age or ethnicity anywhere in the output
+    text = params.to_json().lower()
+    assert not any(word in text for word in ("gender", 'age"', "ethnic", "race"))
+
+
+def test_params_command_prints_valid_json(tmp_path, astronaut, capsys):
+    photo = tmp_path / "astronaut.png"
+    photo.write_bytes(astronaut)
+    assert main(["params", str(photo)]) == 0
+    params = AvatarParams.from_json(capsys.readouterr().out)
+    assert params.hair_style
+
+
+def test_convert_a_real_photo_to_a_valid_vrm(tmp_path, astronaut):
+    photo = tmp_path / "astronaut.png"
+    photo.write_bytes(astronaut)
+    out = tmp_path / "astronaut.vrm"
+    assert main(["convert", str(photo), "-o", str(out)]) == 0
+    assert_valid_file(out.read_bytes(), "astronaut.vrm", DEFAULT_BUDGET)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
+
+
+def test_convert_all_faces_writes_one_file_per_face(tmp_path):
+    from matplotlib import cbook
+
+    with cbook.get_sample_data("grace_hopper.jpg") as handle:
+        hopper = np.asarray(Image.open(handle).convert("RGB").resize((440, 512)))
+    group = np.concatenate([skdata.astronaut(), hopper], axis=1)  # two people side by side
+    photo = tmp_path / "two.png"
+    photo.write_bytes(_png(group))
+    out = tmp_path / "two.glb"
+    assert main(["convert", str(photo), "--all-faces", "--format", "glb", "-o", str(out)]) == 0
+    written = sorted(p.name for p in tmp_path.glob("two*.glb"))
+    assert written == ["two.glb", "two_1.glb"]
+    for name in written:
+        assert (tmp_path / name).read_bytes()[:4] == b"glTF"
+
+
+def _bad_inputs(tmp_path):
+    blank = tmp_path / "blank.png"
+    blank.write_bytes(_png(np.full((256, 256, 3), 200, np.uint8)))
+    tiny = tmp_path / "tiny.png"  # the face is about 20 px
+    tiny.write_bytes(_png(np.asarray(Image.fromarray(skdata.astronaut()).resize((80, 80)))))
+    text = tmp_path / "text.jpg"
+    text.write_bytes(b"this is not a jpeg")
+    huge = tmp_path / "bomb.png"  # a valid PNG claiming 100000 x 100000 pixels
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    chunks = [(b"IHDR", ihdr), (b"IDAT", zlib.compress(b"\x00" * 64)), (b"IEND", b"")]
+    huge.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + b"".join(
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+            for kind, data in chunks
+        )
+    )
+    return [
+        (blank, "no_face"),
+        (tiny, "face_too_small"),
+        (text, "invalid_image"),
+        (huge, "image_too_large"),
+        (tmp_path, "invalid_image"),
+    ]
+
+
+@pytest.mark.parametrize("command", ["convert", "params"])
+def test_bad_inputs_are_answered_by_their_codes(tmp_path, capsys, command):
+    for path, code in _bad_inputs(tmp_path):
+        out = tmp_path / "out.vrm"
+        args = [command, str(path)] + (["-o", str(out)] if command == "convert" else [])
+        assert main(args) != 0, path
+        err = capsys.readouterr().err
+        assert f"[{code}]" in err, (path.name, err)
+        assert not out.exists()
+    assert (
+        main(
+            [command, str(tmp_path / "missing.jpg")]
+            + (["-o", str(tmp_path / "x.glb")] if command == "convert" else [])
+        )
+        == 2
+    )
+
+
+def test_pipeline_raises_typed_errors(pipeline):
+    with pytest.raises(ChibiError) as err:
+        pipeline.analyze(b"\x89PNG\r\n\x1a\n broken")
+    assert err.value.code == "invalid_image"
+    assert json.dumps(err.value.code)  # stable, serialisable
+
+
+def test_fusion_table_picks_the_more_reliable_source_per_field():
+    from avatar3d.fusion import FUSION_FIELDS, FusionTable, fuse_arrays
+
+    cnn = {name: 0.2 for name in FUSION_FIELDS} | {"shape.eye_size": 0.01, "skin_color": 1.0}
+    teacher = {name: 0.05 for name in FUSION_FIELDS} | {"skin_color": 3.0, "shape.ear_size": None}
+    table = FusionTable.from_errors(cnn, teacher, {}, cnn_qualified={"shape.eye_size"})
+    assert table.source("shape.eye_size") == "cnn"  # smaller error, qualified
+    assert table.source("skin_color") == "teacher"  # smaller error but not qualified
+    assert table.source("shape.ear_size") == "default"  # no teacher, CNN not qualified
+    qualified_all = FusionTable.from_errors(cnn, teacher, {})
+    assert qualified_all.source("shape.ear_size") == "cnn"
+    assert table.source("shape.face_width") == "teacher"
+    assert table.evidence["shape.eye_size"]["cnn"] == 0.01
+    again = FusionTable.from_dict(json.loads(json.dumps(table.to_dict())))
+    assert again.choices == table.choices
+
+    n = len(FUSION_FIELDS) - 5
+    cnn_s, teach_s = np.full((2, n), 0.1), np.full((2, n), 0.9)
+    conf = np.full((2, n), 0.8)
+    conf[1] = 0.1  # below min_confidence: the CNN's value is kept
+    cnn_c, teach_c = np.zeros((2, 5, 3)), np.ones((2, 5, 3))
+    sliders, colors = fuse_arrays(cnn_s, cnn_c, teach_s, conf, teach_c, np.ones((2, 5)), table)
+    width = list(FUSION_FIELDS).index("shape.face_width")
+    eye = list(FUSION_FIELDS).index("shape.eye_size")
+    # low teacher confidence: the CNN's value if the CNN is trusted there, else the default
+    assert sliders[0, width] == pytest.approx(0.9) and sliders[1, width] == pytest.approx(0.5)
+    trusting, _ = fuse_arrays(cnn_s, cnn_c, teach_s, conf, teach_c, np.ones((2, 5)), qualified_all)
+    assert trusting[1, width] == pytest.approx(0.1)
+    assert sliders[0, eye] == pytest.approx(0.1)
+    assert colors[0, 0, 0] == 1.0  # skin from the teacher
+    ear = list(FUSION_FIELDS).index("shape.ear_size")
+    assert sliders[0, ear] == pytest.approx(0.5)  # the default, not the CNN's 0.1

@@ -1,0 +1,128 @@
+"""ChibiNet: factory/config round trip, weights checksum, inference shapes and ranges."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from avatar3d.errors import ChibiError
+from avatar3d.params import GLASSES, HAIR_STYLES, AvatarParams
+from avatar3d.regressor import (
+    COLOR_NAMES,
+    INPUT_SIZE,
+    MODEL_CONFIGS,
+    SLIDER_FIELDS,
+    WEIGHTS_DIR,
+    ChibiNetConfig,
+    Regressor,
+    create_model,
+    decode_params,
+    encode_params,
+    fuse_batchnorm,
+    load_pretrained,
+    save_weights,
+    sha256_file,
+    weights_info,
+)
+
+
+def _crops(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
+
+
+def test_config_round_trips_through_the_factory():
+    for name, config in MODEL_CONFIGS.items():
+        again = ChibiNetConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+        assert again == config
+        a, b = create_model(name), create_model(again.to_dict())
+        assert [p.shape for p in a.parameters()] == [p.shape for p in b.parameters()]
+    with pytest.raises(ValueError, match="unknown model"):
+        create_model("resnet-9000")
+    with pytest.raises(ValueError, match="unknown ChibiNet config keys"):
+        ChibiNetConfig.from_dict({"layers": 3})
+
+
+def test_every_head_is_bounded_and_decodes_to_valid_params():
+    torch.manual_seed(0)
+    model = create_model("chibinet-xs")
+    # push the raw outputs far out so the bounding functions are exercised
+    torch.nn.init.normal_(model.out.weight, std=10.0)
+    predictions = Regressor(model, "cpu").predict(_crops(3))
+    assert len(predictions) == 3
+    for p in predictions:
+        assert p.sliders.shape == (len(SLIDER_FIELDS),)
+        assert p.colors.shape == (len(COLOR_NAMES), 3)
+        assert p.hair_style_probs.shape == (len(HAIR_STYLES),)
+        assert p.glasses_probs.shape == (len(GLASSES),)
+        for values in (p.sliders, p.colors):
+            assert values.min() >= 0.0 and values.max() <= 1.0
+        assert p.hair_style_probs.sum() == pytest.approx(1.0, abs=1e-5)
+        assert isinstance(p.to_params(), AvatarParams)
+
+
+def test_params_encode_decode_round_trip():
+    params = AvatarParams(
+        shape={"eye_size": 0.8, "jaw_width": 0.2}, expression={"smile": 0.7},
+        skin_color="#8d5524", hair_style="ponytail", hair_length=0.9, glasses="round",
+    )  # fmt: skip
+    t = encode_params([params])
+    again = decode_params(t.sliders[0], t.colors[0], t.hair_style[0], t.glasses[0])
+    assert again == params
+
+
+def test_batchnorm_folding_keeps_outputs():
+    torch.manual_seed(1)
+    model = create_model("chibinet-xs")
+    model.train()
+    with torch.no_grad():  # give the running stats non-trivial values
+        model(torch.rand(8, 3, INPUT_SIZE, INPUT_SIZE))
+    model.eval()
+    x = torch.rand(2, 3, INPUT_SIZE, INPUT_SIZE)
+    with torch.no_grad():
+        before = model.forward_logits(x)
+        after = fuse_batchnorm(model).forward_logits(x)
+    assert torch.allclose(before, after, atol=1e-4)
+
+
+def test_saved_weights_load_by_name_and_tampering_is_refused(tmp_path):
+    model = create_model("chibinet-xs").eval()
+    save_weights(model, tmp_path, "tiny", {"note": "test"})
+    info = weights_info("tiny", tmp_path)
+    assert info["sha256"] == sha256_file(tmp_path / "tiny.pt")
+    assert info["config"]["name"] == "chibinet-xs" and info["note"] == "test"
+    loaded = load_pretrained("tiny", tmp_path, device="cpu")
+    x = torch.rand(1, 3, INPUT_SIZE, INPUT_SIZE)
+    with torch.no_grad():  # float16 storage: equal up to half precision
+        assert torch.allclose(model.forward_logits(x), loaded.forward_logits(x), atol=2e-2)
+
+    data = bytearray((tmp_path / "tiny.pt").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / "tiny.pt").write_bytes(bytes(data))
+    with pytest.raises(ChibiError) as err:
+        load_pretrained("tiny", tmp_path)
+    assert err.value.code == "weights_checksum"
+    with pytest.raises(ChibiError) as err:
+        load_pretrained("absent", tmp_path)
+    assert err.value.code == "model_unavailable"
+
+
+def test_shipped_weights_verify_and_fit_the_budget(tmp_path):
+    info = weights_info("default")
+    path = WEIGHTS_DIR / info["file"]
+    assert path.stat().st_size <= 5 * 1024 * 1024
+    assert sha256_file(path) == info["sha256"]
+    model = load_pretrained("default", device="cpu")
+    assert model.config.to_dict() == info["config"]
+    # a tampered copy of the shipped file is refused
+    for name in (info["file"], f"{info['name']}.json"):
+        shutil.copy(WEIGHTS_DIR / name, tmp_path / name)
+    with open(tmp_path / info["file"], "r+b") as handle:
+        handle.seek(200)
+        byte = handle.read(1)
+        handle.seek(200)
+        handle.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(ChibiError) as err:
+        load_pretrained(info["name"], tmp_path)
+    assert err.value.code == "weights_checksum"

@@ -509,6 +509,7 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> P
     held = arrays["avatar_index"] % 20 == 0
     train, val = data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held))
     real = load_labelled(options.real, log) if options.real else None
+    torch.manual_seed(options.seed)  # the initial weights too
     model = new_model(options.model, options.init)
     extra = f" + {len(real)} teacher-labelled" if real else ""
     log(f"training {model.config.name}: {len(train)} synthetic{extra} crops, {loop.epochs} epochs")

@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 
 import numpy as np
 import pytest
@@ -23,6 +24,8 @@ from avatar3d.training import (
     train_model,
 )
 from server.cli import main
+
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # offscreen rendering, no display
 
 
 @pytest.fixture(scope="module")

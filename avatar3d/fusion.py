@@ -2,15 +2,16 @@
 
 A `FusionTable` names, for every field, the source the final params take it from:
 - "teacher": the landmark/colour measurement (when its confidence for this face is at
-  least `min_confidence`; otherwise the CNN's value, or the default if the CNN is not
-  trusted for the field either);
+  least `min_confidence`; otherwise the CNN's value, or the default where the CNN does
+  no better than the default on synthetic renders);
 - "cnn": ChibiNet's prediction;
 - "default": the neutral `AvatarParams` default, for fields no source measures
   reliably (better a neutral chibi than a confident wrong guess).
 Each choice comes with its evidence. `chibi eval` measures it: on real photos the
 teacher is the yardstick (landmark geometry is exact; its own error is its change
-under flips, exposure, scale and JPEG), the CNN may only win a field where its
-synthetic error meets the goal, and the class heads (hair style, glasses) only where
+under flips, exposure, scale and JPEG); the CNN may only beat the teacher on a field
+where its synthetic error meets the goal, and fills in for a missing teacher only
+where it beats the default; the class heads (hair style, glasses) are used only where
 they are accurate on synthetic renders and right on the annotated sample photos.
 The table shipped next to the weights is the result.
 """
@@ -68,21 +69,25 @@ class FusionTable:
         teacher: dict[str, float],
         basis: dict[str, str],
         cnn_qualified: set[str] | None = None,
+        cnn_informative: set[str] | None = None,
     ) -> FusionTable:
         """Per slider/colour field, the source with the smaller measured error (teacher
         on ties).
 
-        cnn_qualified: when given, the CNN may only be used for the fields in it (e.g.
-        those whose synthetic error meets the goal), so a CNN that happens to sit near
-        the teacher on a handful of photos without really measuring the field never
-        wins; a field neither source covers falls back to the default.
+        cnn_qualified: when given, the CNN may only beat the teacher on these fields
+        (e.g. where its synthetic error meets the goal), so a CNN that happens to sit
+        near the teacher on a handful of photos never wins by luck.
+        cnn_informative: when given, the CNN fills in for a missing or unsure teacher
+        only on these fields (e.g. where it beats always answering the default);
+        elsewhere the default does.
         """
         choices, evidence = {}, {}
         for name in FUSION_FIELDS:
             c, t = _finite(cnn.get(name)), _finite(teacher.get(name))
             qualified = cnn_qualified is None or name in cnn_qualified
-            if t is None:
-                choices[name] = "cnn" if qualified and c is not None else "default"
+            informative = qualified or cnn_informative is None or name in cnn_informative
+            if t is None:  # nothing to compare on real photos: the renders decide
+                choices[name] = "cnn" if informative else "default"
             elif c is None or not qualified:
                 choices[name] = "teacher"
             else:
@@ -93,6 +98,7 @@ class FusionTable:
                 "unit": "dE2000" if name in COLOR_NAMES else "slider",
                 "basis": basis.get(name, ""),
                 "cnn_qualified": qualified,
+                "cnn_informative": informative,
             }
         return cls(choices, evidence)
 
@@ -163,7 +169,7 @@ def fuse_arrays(
     cnn_sliders, teacher_sliders (N, 23); *_conf are the teacher's per-field
     confidences (N, 23) / (N, 5), 0 where it measured nothing; colours (N, 5, 3) sRGB.
     A 'teacher' field whose confidence is too low takes the CNN's value, unless the
-    table distrusts the CNN there (its evidence says not qualified): then the default.
+    CNN is no better than the default there (evidence 'cnn_informative'): then the default.
     Returns fused (sliders (N, 23), colors (N, 5, 3)).
     """
     sliders = _fuse(
@@ -182,11 +188,12 @@ def fuse_arrays(
 
 def _fuse(cnn, teacher, conf, default, names, table: FusionTable) -> np.ndarray:
     source = np.array([table.source(n) for n in names])
-    cnn_ok = np.array([table.evidence.get(n, {}).get("cnn_qualified", True) for n in names])
+    cnn_ok = np.array([table.evidence.get(n, {}).get("cnn_informative", True) for n in names])
     shape = (1, -1) + (1,) * (cnn.ndim - 2)
     fallback = np.where(cnn_ok.reshape(shape), cnn, default[None])
     use_teacher = (source == "teacher").reshape(shape) & (conf >= table.min_confidence)
-    out = np.where(use_teacher, teacher, fallback)
+    out = np.where((source == "teacher").reshape(shape), fallback, default[None])
+    out = np.where(use_teacher, teacher, out)
     return np.where((source == "cnn").reshape(shape), cnn, out)
 
 

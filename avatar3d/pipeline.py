@@ -45,7 +45,7 @@ class FaceResult:
         for name, c in zip(FUSION_FIELDS, conf, strict=True):
             source = table.source(name)
             if source == "teacher" and c < table.min_confidence:
-                trusted = table.evidence.get(name, {}).get("cnn_qualified", True)
+                trusted = table.evidence.get(name, {}).get("cnn_informative", True)
                 source = "cnn" if trusted else "default"
             out[name] = source
         return out | {name: table.source(name) for name in CLASS_FIELDS}

@@ -414,13 +414,55 @@ class Prediction:
         )  # fmt: skip
 
 
-class Regressor:
-    """A loaded ChibiNet ready for inference (BN folded, channels_last, inference_mode)."""
+# Slider index permutation that mirrors a prediction (left/right fields swapped).
+_MIRROR = list(range(len(SLIDER_FIELDS)))
+for _a, _b in MIRRORED_SLIDERS:
+    _i, _j = SLIDER_FIELDS.index(_a), SLIDER_FIELDS.index(_b)
+    _MIRROR[_i], _MIRROR[_j] = _j, _i
 
-    def __init__(self, model: ChibiNet, device: str | torch.device | None = None):
+
+def predict_tensor(
+    model: ChibiNet, images: torch.Tensor, flip_average: bool = True
+) -> dict[str, np.ndarray]:
+    """Bounded outputs for (N, 3, H, W) 0..1 images as numpy: sliders (N, 23), colors
+    (N, 5, 3), hair_style / glasses class probabilities.
+
+    flip_average: also run the mirrored image and average (mirrored fields swapped
+    back), so the prediction is exactly symmetric under a horizontal flip of the photo.
+    """
+    n = images.shape[0]
+    with torch.inference_mode():
+        batch = torch.cat([images, images.flip(-1)]) if flip_average else images
+        out = model(batch.contiguous(memory_format=torch.channels_last))
+        sliders = out["sliders"].float()
+        colors = out["colors"].float()
+        hair = torch.softmax(out["hair_style"].float(), 1)
+        glasses = torch.softmax(out["glasses"].float(), 1)
+        if flip_average:
+            sliders = 0.5 * (sliders[:n] + sliders[n:][:, _MIRROR])
+            colors, hair, glasses = (0.5 * (t[:n] + t[n:]) for t in (colors, hair, glasses))
+    return {
+        "sliders": sliders.cpu().numpy(),
+        "colors": colors.cpu().numpy(),
+        "hair_style": hair.cpu().numpy(),
+        "glasses": glasses.cpu().numpy(),
+    }
+
+
+class Regressor:
+    """A loaded ChibiNet ready for inference (BN folded, channels_last, inference_mode).
+
+    flip_average: average each face with its mirror image (see `predict_tensor`);
+    twice the compute, exact flip symmetry.
+    """
+
+    def __init__(
+        self, model: ChibiNet, device: str | torch.device | None = None, flip_average: bool = True
+    ):
         self.device = pick_device(str(device) if device is not None else None)
         self.model = fuse_batchnorm(model.to(self.device)).to(memory_format=torch.channels_last)
         self.config = model.config
+        self.flip_average = flip_average
 
     @classmethod
     def pretrained(cls, name: str = "default", device: str | None = None) -> Regressor:
@@ -428,13 +470,11 @@ class Regressor:
 
     def predict(self, crops: np.ndarray) -> list[Prediction]:
         """crops (N, 128, 128, 3) uint8 aligned faces -> N predictions."""
-        with torch.inference_mode():
-            out = self.model(crops_to_tensor(crops, self.device))
-            sliders = out["sliders"].float().cpu().numpy()
-            colors = out["colors"].float().cpu().numpy()
-            hair = torch.softmax(out["hair_style"], 1).float().cpu().numpy()
-            glasses = torch.softmax(out["glasses"], 1).float().cpu().numpy()
-        return [Prediction(sliders[i], colors[i], hair[i], glasses[i]) for i in range(len(sliders))]
+        out = predict_tensor(self.model, crops_to_tensor(crops, self.device), self.flip_average)
+        return [
+            Prediction(out["sliders"][i], out["colors"][i], out["hair_style"][i], out["glasses"][i])
+            for i in range(len(out["sliders"]))
+        ]
 
 
 def time_inference(regressor: Regressor, batch: int, repeats: int = 50) -> float:

@@ -346,26 +346,22 @@ def train_model(
     return history
 
 
-def predict_arrays(model: ChibiNet, crops: np.ndarray, batch_size: int = 128) -> ParamTargets:
-    """Run `model` over crops (N, 128, 128, 3) uint8 -> predicted ParamTargets (argmax classes).
+def predict_arrays(
+    model: ChibiNet, crops: np.ndarray, batch_size: int = 128, flip_average: bool = True
+) -> ParamTargets:
+    """Run `model` over crops (N, 128, 128, 3) uint8 -> predicted ParamTargets (argmax
+    classes), the same way the pipeline does (`regressor.predict_tensor`).
 
     `extra` holds the class probabilities ('hair_style_probs', 'glasses_probs').
     """
+    from .regressor import predict_tensor
+
     model.eval()
-    outs: dict[str, list[np.ndarray]] = {
-        "sliders": [],
-        "colors": [],
-        "hair_style": [],
-        "glasses": [],
-    }
-    with torch.inference_mode():
-        for i in range(0, len(crops), batch_size):
-            out = model(crops_to_tensor(crops[i : i + batch_size]))
-            outs["sliders"].append(out["sliders"].numpy())
-            outs["colors"].append(out["colors"].numpy())
-            outs["hair_style"].append(torch.softmax(out["hair_style"], 1).numpy())
-            outs["glasses"].append(torch.softmax(out["glasses"], 1).numpy())
-    joined = {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in outs.items()}
+    parts = [
+        predict_tensor(model, crops_to_tensor(crops[i : i + batch_size]), flip_average)
+        for i in range(0, len(crops), batch_size)
+    ]
+    joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     return ParamTargets(
         joined["sliders"], joined["colors"],
         joined["hair_style"].argmax(1), joined["glasses"].argmax(1),

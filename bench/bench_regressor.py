@@ -42,7 +42,7 @@ def main() -> None:
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    regressor = Regressor(load_pretrained("default", device="cpu"), "cpu")
+    regressor = Regressor(load_pretrained("default", device="cpu"), "cpu", flip_average=False)
     print(
         f"== ChibiNet ({regressor.config.name}, {parameter_count(regressor.model):,} "
         f"parameters, CPU) =="
@@ -52,6 +52,9 @@ def main() -> None:
         f"batch 1, 1 thread       {median(one):8.2f} ms/face   (p95 {percentile(one, 95):.2f})"
         "   target < 2 ms"
     )
+    flip = Regressor(load_pretrained("default", device="cpu"), "cpu", flip_average=True)
+    both = time_runs(lambda: flip.predict(crop[None]), repeat=300, warmup=20)
+    print(f"  + mirror average (pipeline default) {median(both):6.2f} ms/face")
     batch = np.repeat(crop[None], 32, axis=0)
     b1 = median(time_runs(lambda: regressor.predict(batch), repeat=30, warmup=3))
     print(f"batch 32, 1 thread      {32000 / b1:8.0f} faces/s")

@@ -173,10 +173,12 @@ def test_fusion_table_picks_the_more_reliable_source_per_field():
 
     cnn = {name: 0.2 for name in FUSION_FIELDS} | {"shape.eye_size": 0.01, "skin_color": 1.0}
     teacher = {name: 0.05 for name in FUSION_FIELDS} | {"skin_color": 3.0, "shape.ear_size": None}
-    table = FusionTable.from_errors(cnn, teacher, {}, cnn_qualified={"shape.eye_size"})
+    table = FusionTable.from_errors(
+        cnn, teacher, {}, cnn_qualified={"shape.eye_size"}, cnn_informative={"skin_color"}
+    )
     assert table.source("shape.eye_size") == "cnn"  # smaller error, qualified
     assert table.source("skin_color") == "teacher"  # smaller error but not qualified
-    assert table.source("shape.ear_size") == "default"  # no teacher, CNN not qualified
+    assert table.source("shape.ear_size") == "default"  # no teacher, CNN not informative
     qualified_all = FusionTable.from_errors(cnn, teacher, {})
     assert qualified_all.source("shape.ear_size") == "cnn"
     assert table.source("shape.face_width") == "teacher"

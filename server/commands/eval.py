@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 HELP = "Evaluate the regressor and the fusion: synthetic error, real photos, stability, fairness."
 
@@ -20,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avatar3d.evaluate import format_report, report_json, run_evaluation
+    from avatar3d.evaluate import run_evaluation
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -33,3 +34,152 @@ def run(args: argparse.Namespace) -> int:
 
         write_atomic(args.json, json.dumps(report_json(report), indent=1).encode())
     return 0
+
+
+def _fmt(value: float | None, width: int = 8, digits: int = 3) -> str:
+    if value is None or value != value or value in (float("inf"), float("-inf")):
+        return "-".rjust(width)
+    return f"{value:{width}.{digits}f}"
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The human-readable report of `avatar3d.evaluate.run_evaluation`, goals and verdicts
+    included."""
+    import numpy as np
+
+    from avatar3d.evaluate import (
+        CLASS_GOAL,
+        COLOR_GOAL,
+        FAIRNESS_GOAL,
+        INFORMATIVE,
+        PERTURBATIONS,
+        SLIDER_GOAL,
+        STABILITY_GOAL,
+    )
+    from avatar3d.evaluate import field_goal as _goal
+    from avatar3d.fusion import CLASS_FIELDS, FUSION_FIELDS
+    from avatar3d.regressor import COLOR_NAMES, SLIDER_FIELDS
+
+    lines: list[str] = [f"ChibiNet evaluation - model {report['model']}", ""]
+    syn, real, fusion = report["synthetic"], report["real"], report["fusion"]
+    # 1. synthetic
+    lines.append(
+        f"1. Synthetic held-out renders: {syn['count']} faces, exact labels "
+        f"(teacher found {100 * syn.get('teacher_found', 0):.0f}% of them). "
+        f"Sliders: mean abs error; colours: dE2000."
+    )
+    lines.append(
+        f"   {'field':28}{'CNN':>8}{'teacher':>9}{'fused':>8}{'default':>9}{'goal':>7}  CNN ok"
+    )
+    met = {"slider": 0, "color": 0}
+    for name in FUSION_FIELDS:
+        cnn = syn["cnn"][name]
+        ok = cnn <= _goal(name)
+        met["color" if name in COLOR_NAMES else "slider"] += int(ok)
+        lines.append(
+            f"   {name:28}{_fmt(cnn)}{_fmt(syn.get('teacher', {}).get(name), 9)}"
+            f"{_fmt(syn.get('fused', {}).get(name))}{_fmt(syn['default'][name], 9)}"
+            f"{_goal(name):7.2f}  "
+            f"{'yes' if ok else 'NO'}"
+        )
+    lines.append(
+        f"   hair_style accuracy {syn['hair_style_accuracy']:.3f}, "
+        f"glasses accuracy {syn['glasses_accuracy']:.3f}"
+    )
+    lines.append(
+        f"   => {met['slider']}/{len(SLIDER_FIELDS)} sliders meet <= {SLIDER_GOAL}, "
+        f"{met['color']}/{len(COLOR_NAMES)} colours meet dE2000 <= {COLOR_GOAL:g}"
+    )
+    # 2. real photos and the fusion table
+    lines += [
+        "",
+        f"2. Real photos ({', '.join(real['photos']) or 'none found'}): the teacher is the "
+        "yardstick; 'teacher noise' is its own change under the perturbations of section 3.",
+        "   Per field, the source with the smaller error wins (the fusion table):",
+        f"   {'field':28}{'CNN-vs-teacher':>15}{'CNN (all)':>10}{'teacher':>9}"
+        f"{'winner':>9}{'margin':>8}{'synthetic CNN':>15}",
+    ]
+    for name in FUSION_FIELDS:
+        ev = fusion["evidence"].get(name, {})
+        c, t = ev.get("cnn"), ev.get("teacher")
+        margin = (c - t) if c is not None and t is not None else None
+        lines.append(
+            f"   {name:28}{_fmt(real['agreement'][name], 15)}{_fmt(c, 10)}{_fmt(t, 9)}"
+            f"{fusion['choices'].get(name, '-'):>9}{_fmt(margin)}"
+            f"{_fmt(syn['cnn'][name], 15)}"
+        )
+    counts = {
+        src: sum(fusion["choices"].get(n) == src for n in FUSION_FIELDS)
+        for src in ("teacher", "cnn", "default")
+    }
+    lines.append(
+        f"   => teacher {counts['teacher']}, CNN {counts['cnn']}, default {counts['default']} of "
+        f"{len(FUSION_FIELDS)} fields. The CNN may win a field only where its synthetic"
+    )
+    lines.append(
+        "      error meets the goal, and fills in for a missing teacher where its error is at most "
+        f"{INFORMATIVE}x the 'default' column; otherwise the neutral default."
+    )
+    class_acc = real.get("class_accuracy", {})
+    for name in CLASS_FIELDS:
+        ev = fusion["evidence"].get(name, {})
+        lines.append(
+            f"   {name}: CNN accuracy synthetic {_fmt(ev.get('cnn_synthetic_accuracy'), 5)}, "
+            f"annotated sample photos {_fmt(class_acc.get(name), 5)} (goal {CLASS_GOAL} and "
+            f"all photos right) -> {fusion['choices'].get(name, 'cnn')}"
+        )
+    # 3. stability
+    stab = report["stability"]
+    lines += [
+        "",
+        "3. Stability on the real photos: largest change of the final params under "
+        f"{', '.join(PERTURBATIONS)}",
+        f"   (sliders: slider units; colours: largest sRGB channel change 0..1; goal <= "
+        f"{STABILITY_GOAL})",
+        f"   {'field':28}{'fused':>8}{'CNN only':>10}  meets  worst under",
+    ]
+    bad = 0
+    for name in FUSION_FIELDS:
+        value = stab["fused"][name]
+        bad += int(value > STABILITY_GOAL)
+        lines.append(
+            f"   {name:28}{_fmt(value)}{_fmt(stab['cnn'][name], 10)}  "
+            f"{'yes' if value <= STABILITY_GOAL else 'NO ':5}  {stab['worst_under'][name]}"
+        )
+    lines.append(
+        f"   => {len(FUSION_FIELDS) - bad}/{len(FUSION_FIELDS)} fields stable within "
+        f"{STABILITY_GOAL}; hair style or glasses changed in "
+        f"{int(stab['class_changes']['count'])} perturbed variants"
+    )
+    # 4. fairness
+    fair = report["fairness"]
+    lines += [
+        "",
+        "4. Fairness: skin colour dE2000 on synthetic faces tinted to each Monk Skin Tone",
+        f"   {'swatch':10}{'CNN':>8}{'teacher':>9}",
+    ]
+    for i, tone in enumerate(fair["tones"]):
+        lines.append(
+            f"   {tone:10}{_fmt(fair['cnn'][i])}{_fmt(fair.get('teacher', [None] * 10)[i], 9)}"
+        )
+    for source in ("cnn", "teacher"):
+        values = np.array([v for v in fair.get(source, []) if v is not None and np.isfinite(v)])
+        if len(values):
+            ratio = values.max() / values.mean()
+            lines.append(
+                f"   {source}: mean {values.mean():.2f}, worst {values.max():.2f}, "
+                f"worst/mean {ratio:.2f} (goal <= {FAIRNESS_GOAL}) "
+                f"{'meets' if ratio <= FAIRNESS_GOAL else 'does NOT meet'} the goal"
+            )
+    return "\n".join(lines)
+
+
+def report_json(report: Any) -> Any:
+    """The report with NaN as null, for `--json`."""
+    if isinstance(report, dict):
+        return {k: report_json(v) for k, v in report.items()}
+    if isinstance(report, (list, tuple)):
+        return [report_json(v) for v in report]
+    if isinstance(report, float) and (report != report or abs(report) == float("inf")):
+        return None
+    return report

@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     path = run_training(options, log)
     if not args.no_eval:
-        from avatar3d.evaluate import format_report, run_evaluation
+        from avatar3d.evaluate import run_evaluation
+        from server.commands.eval import format_report
 
         report = run_evaluation(path.stem, path.parent, args.cache, args.workers,
                                 write_fusion=True, log=log)  # fmt: skip

@@ -29,19 +29,14 @@ class Converter:
     """Loads the photo pipeline and the 3D half once; converts photos given by path.
 
     Every engine's workers (process pool initializer, Ray actor) run this same
-    code with one torch thread, so both engines write the same bytes.
+    code (PhotoPipeline runs torch on one thread), so both engines write the same bytes.
     """
 
     def __init__(self, options: JobOptions):
-        import torch
-
         from avatar3d.build import build_avatar
         from avatar3d.params import AvatarParams
         from avatar3d.pipeline import PhotoPipeline
 
-        # One worker per core: more torch threads would only compete, and a fixed
-        # thread count keeps the CNN's arithmetic (so the params) identical everywhere.
-        torch.set_num_threads(1)
         self.options = options
         self.pipeline = PhotoPipeline(options.model, weights_dir=options.weights_dir or None)
         build_avatar(AvatarParams(), quality=options.quality)  # fills the base-model cache

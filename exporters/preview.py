@@ -34,6 +34,8 @@ from PIL import Image  # noqa: E402
 from avatar3d.avatar import Avatar  # noqa: E402
 from avatar3d.errors import ChibiError  # noqa: E402
 
+from .gltf_writer import encode_png  # noqa: E402
+
 # Background gradient (sRGB 0..255), top and bottom: pale sky to pale blush.
 BACKGROUND_TOP = (232, 240, 251)
 BACKGROUND_BOTTOM = (252, 238, 242)
@@ -287,12 +289,6 @@ def _check_size(size: int) -> None:
         raise ValueError(f"size must be an integer in [16, {MAX_SIZE}], got {size!r}")
 
 
-def _png(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG", compress_level=3)
-    return buffer.getvalue()
-
-
 def _bounds(parts: list[_Part]) -> tuple[np.ndarray, np.ndarray]:
     used = np.concatenate([p.positions[np.unique(p.faces)] for p in parts if len(p.faces)])
     return used.min(axis=0), used.max(axis=0)
@@ -317,12 +313,12 @@ def thumbnail_image(parts: list[_Part], size: int = 1024) -> np.ndarray:
 
 def render_preview(avatar: Avatar, size: int = 512) -> bytes:
     """PNG bytes, (2 * size) x size: the avatar in rest pose from the front and from 3/4."""
-    return _png(preview_image(_parts_from_avatar(avatar), size))
+    return encode_png(preview_image(_parts_from_avatar(avatar), size))
 
 
 def render_thumbnail(avatar: Avatar, size: int = 1024) -> bytes:
     """PNG bytes, size x size: a 3/4 portrait of the head and upper body (VRM thumbnail)."""
-    return _png(thumbnail_image(_parts_from_avatar(avatar), size))
+    return encode_png(thumbnail_image(_parts_from_avatar(avatar), size))
 
 
 # -- existing files ---------------------------------------------------------------
@@ -393,4 +389,4 @@ def render_file_preview(data: bytes, size: int = 512) -> bytes:
         for part in parts:
             part.positions = part.positions @ turn
             part.normals = part.normals @ turn
-    return _png(preview_image(parts, size))
+    return encode_png(preview_image(parts, size))

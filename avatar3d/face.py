@@ -312,8 +312,12 @@ class FaceAnalyzer:
         for det in detections:
             rel = det.location_data.relative_bounding_box
             box = np.array(
-                [rel.xmin * width, rel.ymin * height, (rel.xmin + rel.width) * width,
-                 (rel.ymin + rel.height) * height]
+                [
+                    rel.xmin * width,
+                    rel.ymin * height,
+                    (rel.xmin + rel.width) * width,
+                    (rel.ymin + rel.height) * height,
+                ]
             )
             boxes.append((box, float(det.score[0]) if det.score else 0.0))
         boxes.sort(key=lambda item: _bbox_area(item[0]), reverse=True)
@@ -476,8 +480,10 @@ def warp_image(rgb: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray:
             fx, fy = out_w / (x1 - x0), out_h / (y1 - y0)
             to_image = np.array([[1 / fx, 0.0, x0], [0.0, 1 / fy, y0]])
             transform = np.hstack(
-                [transform[:, :2] @ to_image[:, :2], (transform[:, :2] @ to_image[:, 2]
-                 + transform[:, 2])[:, None]]
+                [
+                    transform[:, :2] @ to_image[:, :2],
+                    (transform[:, :2] @ to_image[:, 2] + transform[:, 2])[:, None],
+                ]
             )
     return cv2.warpAffine(
         source,

@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -41,11 +40,11 @@ from typing import Any
 
 from avatar3d.errors import ChibiError
 
+from .atomic import TMP_SUFFIX, write_atomic
 from .batch_paths import Item, face_output_path, output_file, plan_inputs, preview_path
 
 MANIFEST, FAILURES, LOCK = "manifest.jsonl", "failures.jsonl", ".chibi-batch.lock"
 WORKER_LOG = ".chibi-batch-workers.log"  # the local workers' stderr, rewritten each run
-TMP_SUFFIX = ".chibi-tmp"
 # Failures worth retrying on a rerun; any other code is a property of the photo itself.
 TRANSIENT_CODES = frozenset({"io_error", "worker_crashed", "internal_error"})
 
@@ -86,30 +85,6 @@ def sha256_file(path: str | os.PathLike) -> str | None:
             return hashlib.file_digest(f, "sha256").hexdigest()
     except OSError:
         return None
-
-
-def _fsync_dir(folder: str | os.PathLike) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Readers see the old file or the whole new one: temp name in the same folder, fsync,
-    rename, fsync the folder. A leftover temp file is named `.NAME.*.chibi-tmp`."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TMP_SUFFIX}")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 def remove_temp_files(root: Path) -> int:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from avatar3d.errors import ChibiError
 from avatar3d.params import AvatarParams, ParamsError
+from server import atomic
 
 HELP = "Build a chibi avatar (from a params JSON file, or the defaults) and write glb / VRM."
 
@@ -47,41 +47,15 @@ def load_params(path: str | None) -> AvatarParams:
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the whole new one, never a part.
-
-    A temporary file in the same folder is written, fsynced and renamed over `path`.
-    """
+    """`server.atomic.write_atomic` for the CLI: failures become ChibiError("io_error")."""
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise ChibiError("io_error", f"output folder does not exist: {folder}")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        atomic.write_atomic(target, data)
     except OSError as exc:
-        raise ChibiError("io_error", f"cannot write to {folder}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):
-            raise ChibiError("io_error", f"cannot write {target}: {exc.strerror or exc}") from None
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+        raise ChibiError("io_error", f"cannot write {target}: {exc.strerror or exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:

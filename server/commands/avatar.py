@@ -58,9 +58,21 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
         raise ChibiError("io_error", f"cannot write {target}: {exc.strerror or exc}") from None
 
 
+def output_format(output: str | os.PathLike, chosen: str | None, default: str = "glb") -> str:
+    """The format asked for, else the output's suffix (.vrm -> vrm1, .glb -> glb), else default."""
+    suffix = Path(output).suffix.lower()
+    return chosen or {".vrm": "vrm1", ".glb": "glb"}.get(suffix, default)
+
+
+def numbered_path(path: str | os.PathLike, item: int) -> Path:
+    """One file per face: OUT for the largest (item 0), then OUT_1, OUT_2..."""
+    path = Path(path)
+    return path if item == 0 else path.with_name(f"{path.stem}_{item}{path.suffix}")
+
+
 def run(args: argparse.Namespace) -> int:
     params = load_params(args.params)
-    fmt = args.format or ("vrm1" if str(args.output).lower().endswith(".vrm") else "glb")
+    fmt = output_format(args.output, args.format)
     # heavy imports only now, so `chibi --help` stays fast
     from avatar3d.build import build_avatar
     from exporters import export

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 HELP = "convert a photo (or params file) through a running `chibi serve`"
-_SUFFIX_FORMATS = {".glb": "glb", ".vrm": "vrm1"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,12 +38,13 @@ def run(args: argparse.Namespace) -> int:
 
     from avatar3d.params import AvatarParams
     from server.client import SyncChibiClient, default_url
+    from server.commands.avatar import numbered_path, output_format
 
     if (args.photo is None) == (args.params is None):
         print("chibi client: give a PHOTO or --params (one of them)", file=sys.stderr)
         return 2
     output = Path(args.output)
-    fmt = args.format or _SUFFIX_FORMATS.get(output.suffix.lower(), "vrm1")
+    fmt = output_format(output, args.format, default="vrm1")
     request = {
         "format": fmt,
         "quality": args.quality,
@@ -73,26 +73,22 @@ def run(args: argparse.Namespace) -> int:
         return 4
     # Several faces: OUT for the largest, then OUT_1, OUT_2... (as `chibi convert` names them).
     for result in results:
-        _write(_numbered(output, result.item), result.data)
+        _write(numbered_path(output, result.item), result.data)
         if args.preview and result.preview is not None:
-            _write(_numbered(Path(args.preview), result.item), result.preview)
+            _write(numbered_path(Path(args.preview), result.item), result.preview)
         if args.params_out and result.params is not None:
             text = json.dumps(result.params, indent=2) + "\n"
-            _write(_numbered(Path(args.params_out), result.item), text.encode())
+            _write(numbered_path(Path(args.params_out), result.item), text.encode())
         print(
-            f"chibi client: wrote {_numbered(output, result.item)} "
+            f"chibi client: wrote {numbered_path(output, result.item)} "
             f"({len(result.data)} bytes, {result.elapsed_s:.2f} s)"
         )
     return 0
 
 
-def _numbered(path: Path, item: int) -> Path:
-    return path if item == 0 else path.with_name(f"{path.stem}_{item}{path.suffix}")
-
-
 def _write(path: Path, data: bytes) -> None:
     """Write atomically: a failed run never leaves a half-written file."""
+    from server.commands.avatar import write_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".part")
-    temporary.write_bytes(data)
-    temporary.replace(path)
+    write_atomic(path, data)

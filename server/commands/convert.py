@@ -7,7 +7,13 @@ import sys
 import time
 from pathlib import Path
 
-from server.commands.avatar import FORMATS, QUALITIES, write_atomic
+from server.commands.avatar import (
+    FORMATS,
+    QUALITIES,
+    numbered_path,
+    output_format,
+    write_atomic,
+)
 from server.commands.params import read_photo
 
 HELP = "Convert a face photo to a rigged chibi avatar file (glb, VRM 1.0 or VRM 0.x)."
@@ -30,12 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def output_paths(output: str | Path, count: int) -> list[Path]:
     """OUT, OUT_1, OUT_2... (suffix before the extension) for `count` faces."""
-    path = Path(output)
-    return [path] + [path.with_name(f"{path.stem}_{i}{path.suffix}") for i in range(1, count)]
+    return [numbered_path(output, item) for item in range(count)]
 
 
 def run(args: argparse.Namespace) -> int:
-    fmt = args.format or ("vrm1" if str(args.output).lower().endswith(".vrm") else "glb")
+    fmt = output_format(args.output, args.format)
     data = read_photo(args.photo)
     from avatar3d.build import build_avatar
     from avatar3d.pipeline import PhotoPipeline

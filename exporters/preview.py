@@ -21,12 +21,14 @@ import atexit
 import io
 import os
 import threading
+import types
 import weakref
 from dataclasses import dataclass
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
 import numpy as np  # noqa: E402
+import OpenGL.GL as gl  # noqa: E402
 import pyrender  # noqa: E402
 import trimesh  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -46,6 +48,7 @@ SHADE_STRENGTH = 0.6  # how much of the material's shade colour the dark side ge
 SUPERSAMPLE = 2  # render larger, then downsample: smooth edges beyond 4x MSAA
 MAX_SIZE = 2048
 MAX_SUPERSAMPLED = 1536  # above this many pixels, 4x MSAA alone is smooth enough (and 3x faster)
+FAR = 50.0  # metres: the camera's far plane; the background quad stands just before it
 
 _local = threading.local()
 # every live renderer, so they are closed before the interpreter tears modules down
@@ -93,10 +96,32 @@ def _parts_from_avatar(avatar: Avatar) -> list[_Part]:
     return parts
 
 
+def _read_colour_only(self: pyrender.Renderer, scene: pyrender.Scene, flags: int):
+    """Stands in for pyrender 0.1.45's `Renderer._read_main_framebuffer` on our renderers.
+
+    pyrender always reads the depth buffer back too and converts it to metres with
+    numpy: at 1024 px that is most of the readback's cost, for a picture we never use.
+    Resolve the multisampled colour buffer alone and read it as RGB.
+    """
+    width, height = self._main_fb_dims
+    gl.glBindFramebuffer(gl.GL_READ_FRAMEBUFFER, self._main_fb_ms)
+    gl.glBindFramebuffer(gl.GL_DRAW_FRAMEBUFFER, self._main_fb)
+    gl.glBlitFramebuffer(
+        0, 0, width, height, 0, 0, width, height, gl.GL_COLOR_BUFFER_BIT, gl.GL_LINEAR
+    )
+    gl.glBindFramebuffer(gl.GL_READ_FRAMEBUFFER, self._main_fb)
+    gl.glPixelStorei(gl.GL_PACK_ALIGNMENT, 1)
+    data = gl.glReadPixels(0, 0, width, height, gl.GL_RGB, gl.GL_UNSIGNED_BYTE)
+    return np.frombuffer(data, np.uint8).reshape(height, width, 3)[::-1], None
+
+
 def _renderer(width: int, height: int) -> pyrender.OffscreenRenderer:
     renderer = getattr(_local, "renderer", None)
     if renderer is None:
         renderer = pyrender.OffscreenRenderer(width, height)
+        renderer._renderer._read_main_framebuffer = types.MethodType(
+            _read_colour_only, renderer._renderer
+        )
         _local.renderer = renderer
         _all_renderers.add(renderer)
     renderer.viewport_width, renderer.viewport_height = width, height
@@ -206,19 +231,85 @@ def _meshes(parts: list[_Part], light_dir: np.ndarray, outline: float) -> list[p
     return meshes
 
 
-def _background(width: int, height: int) -> np.ndarray:
-    """(height, width, 3) float32 sRGB 0..255: the vertical gradient."""
-    t = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
-    top, bottom = np.array(BACKGROUND_TOP, np.float32), np.array(BACKGROUND_BOTTOM, np.float32)
-    return np.broadcast_to(top + (bottom - top) * t, (height, width, 3)).copy()
+def _camera_space_quad(
+    pose: np.ndarray, corners: np.ndarray, colors: np.ndarray, faces: np.ndarray
+) -> pyrender.Primitive:
+    """An opaque, unlit primitive given in camera space: corners (N, 3), colors (N, 3) 0..1."""
+    world = corners @ pose[:3, :3].T + pose[:3, 3]
+    rgba = np.ones((len(corners), 4), np.float32)
+    rgba[:, :3] = colors
+    return pyrender.Primitive(
+        positions=world.astype(np.float32),
+        color_0=rgba,
+        indices=faces,
+        material=pyrender.MetallicRoughnessMaterial(doubleSided=True),
+    )
 
 
-def _project(point: np.ndarray, pose: np.ndarray, yfov: float, width: int, height: int):
-    """Pixel (x, y) and depth of a world point for a perspective camera."""
-    local = np.linalg.inv(pose) @ np.append(point, 1.0)
-    depth = -local[2]
-    f = 0.5 * height / np.tan(yfov / 2)
-    return width / 2 + f * local[0] / depth, height / 2 - f * local[1] / depth, f / depth
+def _gradient_at(rows: np.ndarray, size: int) -> np.ndarray:
+    """(N, 3) 0..1 sRGB background colour at image rows (N,) (0 = top, size - 1 = bottom)."""
+    t = np.clip(rows / max(size - 1, 1), 0.0, 1.0)[:, None]
+    top, bottom = np.array(BACKGROUND_TOP) / 255.0, np.array(BACKGROUND_BOTTOM) / 255.0
+    return top + (bottom - top) * t
+
+
+def _backdrop(
+    pose: np.ndarray, yfov: float, size: int, shadow_at: np.ndarray | None, shadow_radius: float
+) -> list[pyrender.Primitive]:
+    """The background gradient and the soft ground shadow, drawn by GL behind the avatar.
+
+    Drawing them as geometry (instead of compositing the render over a numpy
+    background) lets GL resolve the anti-aliased edges against the real background
+    and leaves nothing to blend per pixel on the CPU.
+
+    The background is a quad filling the view near the far plane. The shadow is an
+    ellipse parallel to the image plane, centred on the projection of `shadow_at`
+    (world (3,), the feet) but pushed back behind the avatar so the feet cover it;
+    its vertex colours are the background mixed towards SHADOW_RGB, so it is opaque.
+    """
+    focal = 0.5 * size / np.tan(yfov / 2)  # pixels per unit of (camera x / depth)
+    primitives = []
+    depth = 0.9 * FAR
+    half = depth * np.tan(yfov / 2) * 1.02  # a little past the edges
+    corners = np.array([[-half, -half, -depth], [half, -half, -depth],
+                        [half, half, -depth], [-half, half, -depth]])  # fmt: skip
+    rows = size / 2 - corners[:, 1] / depth * focal - 0.5
+    primitives.append(
+        _camera_space_quad(
+            pose, corners, _gradient_at(rows, size), np.array([[0, 1, 2], [0, 2, 3]])
+        )
+    )
+    if shadow_at is None:
+        return primitives
+    foot = np.linalg.inv(pose) @ np.append(shadow_at, 1.0)
+    foot_depth = -foot[2]
+    behind = foot_depth + 2.0 * shadow_radius  # past the back of the avatar
+    scale = focal / foot_depth  # pixels per metre at the feet
+    rx, ry = max(shadow_radius * 1.1 * scale, 1.0), max(shadow_radius * 0.35 * scale, 1.0)
+    # rings in d = r^2 (the falloff's variable) out to where the shadow has faded away
+    radii = np.sqrt(np.linspace(0.0, 4.0, 25))
+    angles = np.linspace(0.0, 2 * np.pi, 64, endpoint=False)
+    ring, angle = np.meshgrid(radii[1:], angles, indexing="ij")
+    offsets = np.concatenate([[[0.0, 0.0]], np.stack([np.cos(angle) * ring * rx,
+                              np.sin(angle) * ring * ry], axis=-1).reshape(-1, 2)])  # fmt: skip
+    x_px = foot[0] * scale + offsets[:, 0]  # from the image centre, y up
+    y_px = foot[1] * scale + offsets[:, 1]
+    corners = np.column_stack(
+        [x_px / focal * behind, y_px / focal * behind, np.full(len(x_px), -behind)]
+    )
+    d = (offsets[:, 0] / rx) ** 2 + (offsets[:, 1] / ry) ** 2
+    weight = (0.45 * np.exp(-2.5 * d))[:, None]
+    background = _gradient_at(size / 2 - y_px - 0.5, size)
+    colors = background + (np.array(SHADOW_RGB) / 255.0 - background) * weight
+    n = len(angles)
+    faces = [[0, 1 + k, 1 + (k + 1) % n] for k in range(n)]  # the centre fan
+    for r in range(len(radii) - 2):  # quads between consecutive rings
+        a, b = 1 + r * n, 1 + (r + 1) * n
+        for k in range(n):
+            k1 = (k + 1) % n
+            faces += [[a + k, b + k, b + k1], [a + k, b + k1, a + k1]]
+    primitives.append(_camera_space_quad(pose, corners, colors, np.array(faces)))
+    return primitives
 
 
 def _render_view(
@@ -247,41 +338,28 @@ def _render_view(
     # key light from the camera's upper left, so faces read clearly in every view
     light = pose[:3, :3] @ np.array([-0.45, 0.55, 0.7])
     light /= np.linalg.norm(light)
-    scene = pyrender.Scene(bg_color=[0.0, 0.0, 0.0, 0.0], ambient_light=[1.0, 1.0, 1.0])
+    scene = pyrender.Scene(
+        bg_color=[*np.array(BACKGROUND_TOP) / 255.0, 1.0], ambient_light=[1.0] * 3
+    )
     # One node whose primitives keep a fixed order (opaque first, as pyrender sorts nodes):
     # pyrender draws separate nodes in set order, which changes between calls and processes,
     # and surfaces that tie in depth then make the PNG differ (VRM files were not byte-stable).
     meshes = _meshes(parts, light, OUTLINE_WIDTH * height)
     primitives = [primitive for mesh in meshes for primitive in mesh.primitives]
+    feet = np.array([centre[0], lo[1], centre[2]]) if ground_shadow else None
+    primitives += _backdrop(pose, yfov, px, feet, radius_xz)
     scene.add(pyrender.Mesh(sorted(primitives, key=lambda p: p.is_transparent)))
     scene.add(
-        pyrender.PerspectiveCamera(yfov=yfov, aspectRatio=1.0, znear=0.05, zfar=50.0), pose=pose
+        pyrender.PerspectiveCamera(yfov=yfov, aspectRatio=1.0, znear=0.05, zfar=FAR), pose=pose
     )
-    flags = pyrender.RenderFlags.FLAT | pyrender.RenderFlags.RGBA
     try:
-        color, _ = _renderer(px, px).render(scene, flags=flags)
+        color, _ = _renderer(px, px).render(scene, flags=pyrender.RenderFlags.FLAT)
     except Exception:
         _drop_renderer()  # a broken context must not poison later calls
         raise
-    # pyrender resolves MSAA against a (0, 0, 0, 0) clear colour: rgb is premultiplied
     if ss > 1:  # box-filter down to the asked size
         color = np.asarray(Image.fromarray(color).reduce(ss))
-    rgba = color.astype(np.float32)
-    image = _background(size, size)
-    if ground_shadow:
-        x, y, scale = _project(np.array([centre[0], lo[1], centre[2]]), pose, yfov, size, size)
-        rx, ry = max(radius_xz * 1.1 * scale, 1.0), max(radius_xz * 0.35 * scale, 1.0)
-        # only the box where the shadow is visible
-        x0, x1 = int(max(0, x - 2 * rx)), int(min(size, x + 2 * rx + 1))
-        y0, y1 = int(max(0, y - 2 * ry)), int(min(size, y + 2 * ry + 1))
-        if x1 > x0 and y1 > y0:
-            yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-            d = ((xx - x) / rx) ** 2 + ((yy - y) / ry) ** 2
-            shadow = (0.45 * np.exp(-2.5 * d))[..., None]
-            box = image[y0:y1, x0:x1]
-            box += (np.array(SHADOW_RGB, np.float32) - box) * shadow
-    image = image * (1.0 - rgba[..., 3:4] / 255.0) + rgba[..., :3]
-    return np.clip(image + 0.5, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(color)
 
 
 def _check_size(size: int) -> None:

@@ -29,14 +29,16 @@ class Converter:
     """Loads the photo pipeline and the 3D half once; converts photos given by path.
 
     Every engine's workers (process pool initializer, Ray actor) run this same
-    code (PhotoPipeline runs torch on one thread), so both engines write the same bytes.
+    code, so both engines write the same bytes. It lives in a worker process that
+    shares the cores with the others: its native libraries get one thread each.
     """
 
     def __init__(self, options: JobOptions):
         from avatar3d.build import build_avatar
         from avatar3d.params import AvatarParams
-        from avatar3d.pipeline import PhotoPipeline
+        from avatar3d.pipeline import PhotoPipeline, one_thread_per_process
 
+        one_thread_per_process()
         self.options = options
         self.pipeline = PhotoPipeline(options.model, weights_dir=options.weights_dir or None)
         build_avatar(AvatarParams(), quality=options.quality)  # fills the base-model cache

@@ -69,6 +69,9 @@ def init_worker(
         os.nice(nice)
     except OSError:
         pass
+    from avatar3d.pipeline import one_thread_per_process
+
+    one_thread_per_process()  # the pool's workers share the cores
     progress_queue.put(("ready", os.getpid(), warm_up()))
 
 

@@ -21,7 +21,6 @@ import logging
 import signal
 import ssl
 import time
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,7 +47,7 @@ from .protocol import (
     Submit,
 )
 from .transport import TextOnlyDeflateFactory, origin_allowed, static_response
-from .workers import WorkerPool
+from .workers import WorkerCrashed, WorkerPool
 
 log = logging.getLogger("chibi.server")
 WS_PATH = "/ws"
@@ -61,8 +60,7 @@ class _JobState:
     seq: int
     accepted_at: float
     submitted_at: float = 0.0
-    future: Any = None  # concurrent.futures.Future once submitted
-    pool: Any = None  # the pool it was submitted to
+    future: asyncio.Future | None = None  # once submitted to the pool
     started: bool = False
     relayed: int = -1  # number of the last progress event relayed to the client
     last_at: float = 0.0  # elapsed ms of the last stage seen (for per-stage latency)
@@ -398,18 +396,10 @@ class ChibiServer:
         work = pipeline.Job(
             job.seq, event.source, event.options, event.photo, event.params, self.config.max_pixels
         )
-        try:
-            job.future, job.pool = self.pool.submit(work)
-        except BrokenProcessPool:  # a worker died since the last job: restart, answer
-            self.pool.restart(self.pool.executor)
-            self._finish(job, error={"code": "internal_error", "message": "worker restarted"})
-            return
+        job.future = self.pool.submit(work)
         self.jobs[job.seq] = job
         self.queued += 1
-        loop = asyncio.get_running_loop()
-        job.future.add_done_callback(
-            lambda future: loop.call_soon_threadsafe(self._on_done, job, future)
-        )
+        job.future.add_done_callback(lambda future: self._on_done(job, future))
 
     def _on_done(self, job: _JobState, future: Any) -> None:
         self.jobs.pop(job.seq, None)
@@ -417,15 +407,11 @@ class ChibiServer:
         if not future.cancelled():
             try:
                 outcome = future.result()
-            except BrokenProcessPool:
+            except WorkerCrashed:  # the pool replaces the worker
                 outcome = {"error": {"code": "internal_error", "message": "the worker crashed"}}
-                self.pool.restart(job.pool)  # once, not once per lost job
             except Exception:
                 log.exception("request %s failed", job.id)
                 outcome = {"error": {"code": "internal_error", "message": "internal error"}}
-        # Relay the events the progress queue has not delivered yet (they race the result).
-        for number, stage, elapsed, detail in outcome.get("events", []):
-            self._on_progress(job.seq, number, stage, elapsed, detail, job)
         if not job.started:  # never reached a worker (cancelled in the queue, crash)
             job.started = True
             self.queued -= 1
@@ -460,19 +446,16 @@ class ChibiServer:
         if job.future is None:  # never submitted (photo still uploading)
             self._finish(job, error={"code": "cancelled", "message": "cancelled"})
             return
-        self.pool.cancel(job.seq)
-        job.future.cancel()  # only succeeds while it waits in the queue
+        self.pool.cancel(job.seq)  # a queued job's future is cancelled at once
 
     def _cancel_all(self, conn: _Conn) -> None:
         for request_id in list(conn.jobs):
             self._cancel(conn, request_id)
 
-    def _on_progress(
-        self, seq: int, number: int, stage: str, elapsed: float, detail: dict, job: Any = None
-    ) -> None:
-        job = job or self.jobs.get(seq)
+    def _on_progress(self, seq: int, number: int, stage: str, elapsed: float, detail: dict) -> None:
+        job = self.jobs.get(seq)
         if job is None or number <= job.relayed:
-            return  # finished already, or relayed already (events race the result)
+            return  # finished already (cancelled, timed out)
         job.relayed = number
         if stage == "started" and not job.started:
             job.started = True

@@ -4,9 +4,9 @@ photo bytes -> (avatar3d.face) observations -> (avatar3d.regressor) AvatarParams
 params JSON ------------------------------------------------------> AvatarParams
 AvatarParams -> (avatar3d.build) Avatar -> (exporters) glb/VRM bytes [+ preview PNG]
 
-Progress goes to the server through a multiprocessing queue given to the
-worker's initializer; cancellation comes back through a shared array of job
-numbers that the job checks between stages. Each worker loads the components at
+Progress and results go to the server's event loop through the worker's pipe
+(`worker_main`); cancellation comes back through a shared array of job numbers
+that the job checks between stages. Each worker loads the components at
 start and reports which sources it can serve, so a server whose regressor has
 not landed (or whose weights are missing) still serves params requests and
 answers photo requests with `not_available`.
@@ -38,6 +38,15 @@ class Job:
     photo: bytes | None = None
     params: dict[str, Any] | None = None
     max_pixels: int = 40_000_000
+    shared_photo: int = 0  # the photo's size when it waits in the worker's shared block
+
+
+@dataclass(frozen=True)
+class SharedBlob:
+    """Bytes of a result left in the worker's shared block: [offset, offset + size)."""
+
+    offset: int
+    size: int
 
 
 class JobCancelled(Exception):
@@ -45,23 +54,66 @@ class JobCancelled(Exception):
 
 
 # Worker-process globals, set by `init_worker`.
-_progress_queue: Any = None
+_channel: Any = None  # the pipe to the server's event loop
 _cancel_flags: Any = None
 _settings: dict[str, Any] = {"max_photo_bytes": 20 * 1024 * 1024, "model": "default"}
 _photo: Any = None  # avatar3d.pipeline.PhotoPipeline, loaded once per worker
 
 
-def init_worker(
-    progress_queue: Any, cancel_flags: Any, settings: dict[str, Any], nice: int = 5
+def worker_main(
+    channel: Any, shared_name: str | None, cancel_flags: Any, settings: dict[str, Any]
 ) -> None:
-    """Pool initializer: remember the channels, lower priority, load the models once.
+    """A worker process of the server's pool (`server.workers`): set up, then run jobs
+    from `channel` one at a time until it sends None or closes.
 
-    Reports ("ready", pid, sources) on the progress queue, where sources says
+    Everything goes back on `channel`, in order: ("ready", pid, sources), then per
+    job its ("progress", seq, number, stage, elapsed_ms, detail) events and
+    ("done", seq, outcome). Photos arrive, and results leave, through the shared
+    block when they fit (`Job.shared_photo`, `SharedBlob`).
+    """
+    import signal
+
+    from .workers import attach_shared
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle
+    shared = attach_shared(shared_name) if shared_name else None
+    init_worker(channel, cancel_flags, settings)
+    while True:
+        try:
+            job = channel.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        if job.shared_photo:
+            job.photo = bytes(shared.buf[: job.shared_photo])
+        outcome = run_job(job)
+        channel.send(("done", job.seq, _share_blobs(outcome, shared)))
+
+
+def _share_blobs(outcome: dict[str, Any], shared: Any) -> dict[str, Any]:
+    """Move the items' model/preview bytes into the shared block where they fit."""
+    offset = 0
+    for item in outcome.get("items") or []:
+        for key in ("model", "preview"):
+            data = item.get(key)
+            if shared is None or not data or offset + len(data) > len(shared.buf):
+                continue
+            shared.buf[offset : offset + len(data)] = data
+            item[key] = SharedBlob(offset, len(data))
+            offset += len(data)
+    return outcome
+
+
+def init_worker(channel: Any, cancel_flags: Any, settings: dict[str, Any], nice: int = 5) -> None:
+    """Remember the channel, lower priority, load the models once.
+
+    Reports ("ready", pid, sources) on the channel, where sources says
     which request sources this worker could really load ({"params": bool,
     "photo": bool}) and why not ("reasons").
     """
-    global _progress_queue, _cancel_flags, _settings
-    _progress_queue, _cancel_flags, _settings = progress_queue, cancel_flags, settings
+    global _channel, _cancel_flags, _settings
+    _channel, _cancel_flags, _settings = channel, cancel_flags, settings
     # A server killed with SIGKILL cannot stop its pool: leave with it instead of lingering.
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     # The event loop process must win the CPU when workers are busy (ping latency).
@@ -72,7 +124,7 @@ def init_worker(
     from avatar3d.pipeline import one_thread_per_process
 
     one_thread_per_process()  # the pool's workers share the cores
-    progress_queue.put(("ready", os.getpid(), warm_up()))
+    channel.send(("ready", os.getpid(), warm_up()))
 
 
 def _exit_with_parent(parent: int, every: float = 1.0) -> None:
@@ -111,27 +163,25 @@ def _photo_pipeline() -> Any:
 
 
 def run_job(job: Job) -> dict[str, Any]:
-    """Run one request. Returns {"items": [...], "events": [...]} or {"error": {...}}.
+    """Run one request. Returns {"items": [...]} or {"error": {...}}.
 
     Errors travel as plain dicts because exceptions with custom constructors
     (ChibiError, ParamsError) do not survive pickling back to the server.
-    `events` lists every progress event (number, stage, elapsed_ms, detail) so
-    the server can send any it has not relayed yet, in order, before the result.
     """
     tracker = _Tracker(job.seq)
     try:
         tracker.stage("started")
         items = _run(job, tracker)
-        return {"items": items, "events": tracker.events}
+        return {"items": items}
     except JobCancelled:
-        return {"error": {"code": "cancelled", "message": "cancelled"}, "events": tracker.events}
+        return {"error": {"code": "cancelled", "message": "cancelled"}}
     except ChibiError as exc:
         error = {"code": exc.code, "message": exc.message}
     except ParamsError as exc:
         error = {"code": "invalid_params", "message": str(exc), "field": exc.field}
     except MemoryError:
         error = {"code": "image_too_large", "message": "not enough memory for this image"}
-    return {"error": error, "events": tracker.events}
+    return {"error": error}
 
 
 class _Tracker:
@@ -150,8 +200,8 @@ class _Tracker:
             detail,
         )
         self.events.append(event)
-        if _progress_queue is not None:
-            _progress_queue.put(("progress", self.seq, *event))
+        if _channel is not None:
+            _channel.send(("progress", self.seq, *event))
 
 
 def _run(job: Job, tracker: _Tracker) -> list[dict[str, Any]]:

@@ -24,7 +24,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing import resource_tracker
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
@@ -245,11 +244,9 @@ def _release(shared: SharedMemory | None, unlink: bool) -> None:
 
 
 def attach_shared(name: str) -> SharedMemory:
-    """A worker's view of its block. The block belongs to the server process: the
-    worker must not have the resource tracker unlink it when the worker exits."""
-    shared = SharedMemory(name=name)
-    resource_tracker.unregister(shared._name, "shared_memory")  # private, stable since 3.8
-    return shared
+    """A worker's view of its block. Workers share the server's resource tracker, which
+    unlinks the block if the server dies without `stop()` (SIGKILL)."""
+    return SharedMemory(name=name)
 
 
 def _stop_processes(processes: list[Any], grace: float = 0.3) -> None:

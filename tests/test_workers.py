@@ -1,0 +1,89 @@
+"""The server's worker pool on its own: jobs in, progress and results out, through the
+shared-memory blocks and through the pipe alone (a machine without room in /dev/shm)."""
+
+import asyncio
+import io
+
+import pytest
+from PIL import Image
+
+from avatar3d.build import build_avatar
+from avatar3d.params import AvatarParams
+from exporters import export
+from server import pipeline, workers
+from server.protocol import DEFAULT_OPTIONS
+
+SETTINGS = {"max_photo_bytes": 20 * 1024 * 1024, "model": "default", "weights_dir": None}
+
+
+def _run_jobs(jobs: list[pipeline.Job]) -> tuple[list[dict], list[tuple]]:
+    """(outcomes, progress events) of `jobs` run by a fresh one-worker pool."""
+    events: list[tuple] = []
+
+    async def scenario():
+        pool = workers.WorkerPool(1, SETTINGS, lambda *event: events.append(event))
+        await pool.start()
+        try:
+            return await asyncio.gather(*(pool.submit(job) for job in jobs))
+        finally:
+            await pool.stop()
+
+    return asyncio.run(scenario()), events
+
+
+@pytest.fixture(scope="module")
+def photo_jpeg(astronaut) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(astronaut).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def _jobs(photo: bytes) -> list[pipeline.Job]:
+    glb = {**DEFAULT_OPTIONS, "format": "glb"}
+    return [
+        pipeline.Job(1, "params", glb, params={"hair_style": "bob"}),
+        pipeline.Job(2, "photo", glb, photo=photo),
+    ]
+
+
+@pytest.fixture(scope="module")
+def through_shared_memory(photo_jpeg):
+    return _run_jobs(_jobs(photo_jpeg))
+
+
+def test_results_and_progress_come_back_in_order(through_shared_memory):
+    outcomes, events = through_shared_memory
+    (params_item,) = outcomes[0]["items"]
+    expected = export(build_avatar(AvatarParams.from_dict({"hair_style": "bob"})), "glb")
+    assert params_item["model"] == expected  # the bytes the CLI writes
+    assert outcomes[1]["items"][0]["model"][:4] == b"glTF"
+    for seq, stages in (
+        (1, ["started", "params", "built", "exported"]),
+        (2, ["started", "decoded", "face_found", "params", "built", "exported"]),
+    ):
+        mine = [event for event in events if event[0] == seq]
+        assert [event[2] for event in mine] == stages
+        assert [event[1] for event in mine] == list(range(len(stages)))
+
+
+def test_without_shared_memory_everything_goes_through_the_pipe(
+    monkeypatch, photo_jpeg, through_shared_memory
+):
+    made = []
+    monkeypatch.setattr(workers, "_shared_block", lambda size: made.append(size))  # -> None
+    outcomes, _ = _run_jobs(_jobs(photo_jpeg))
+    assert made, "the pool did not ask for a shared block"
+    for piped, shared in zip(outcomes, through_shared_memory[0], strict=True):
+        assert piped["items"][0]["model"] == shared["items"][0]["model"]
+
+
+def test_a_bad_photo_is_an_error_outcome_and_the_worker_goes_on():
+    glb = {**DEFAULT_OPTIONS, "format": "glb"}
+    outcomes, _ = _run_jobs(
+        [
+            pipeline.Job(1, "photo", glb, photo=b"not an image"),
+            pipeline.Job(2, "params", glb, params={}),
+        ]
+    )
+    assert outcomes[0]["error"]["code"] == "invalid_image"
+    assert outcomes[1]["items"][0]["model"][:4] == b"glTF"

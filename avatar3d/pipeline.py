@@ -52,22 +52,6 @@ class FaceResult:
         return out | {name: table.source(name) for name in CLASS_FIELDS}
 
 
-def one_thread_per_process() -> None:
-    """Keep this process's native libraries to one thread each (torch, BLAS, OpenCV).
-
-    For worker processes that share the cores with each other (the server's pool,
-    the batch engines): each library otherwise starts a thread per core, and on 2
-    cores two workers' idle BLAS/OpenMP threads spin against the busy ones (avatar
-    builds took 35 ms instead of 23 under 2 batch workers).
-    """
-    import cv2
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(1)
-    threadpool_limits(1)
-    cv2.setNumThreads(1)
-
-
 class PhotoPipeline:
     """Loaded models for photo -> params. Build one per worker thread and reuse it.
 

@@ -36,9 +36,11 @@ class Converter:
     def __init__(self, options: JobOptions):
         from avatar3d.build import build_avatar
         from avatar3d.params import AvatarParams
-        from avatar3d.pipeline import PhotoPipeline, one_thread_per_process
+        from avatar3d.pipeline import PhotoPipeline
 
-        one_thread_per_process()
+        from .process_setup import worker_process_setup
+
+        worker_process_setup()
         self.options = options
         self.pipeline = PhotoPipeline(options.model, weights_dir=options.weights_dir or None)
         build_avatar(AvatarParams(), quality=options.quality)  # fills the base-model cache

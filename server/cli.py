@@ -9,6 +9,8 @@ import sys
 from avatar3d.errors import ChibiError
 from avatar3d.params import ParamsError
 
+from .process_setup import keep_freed_memory
+
 # subcommand -> module under server.commands
 COMMANDS: dict[str, str] = {
     "avatar": "avatar",
@@ -44,6 +46,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_freed_memory()
     argv = sys.argv[1:] if argv is None else argv
     command = argv[0] if argv and argv[0] in COMMANDS else ""
     args = build_parser(command).parse_args(argv)

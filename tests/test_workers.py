@@ -87,3 +87,9 @@ def test_a_bad_photo_is_an_error_outcome_and_the_worker_goes_on():
     )
     assert outcomes[0]["error"]["code"] == "invalid_image"
     assert outcomes[1]["items"][0]["model"][:4] == b"glTF"
+
+
+def test_glibc_keeps_freed_memory_for_reuse():
+    from server.process_setup import keep_freed_memory
+
+    assert keep_freed_memory()  # glibc accepted both mallopt() settings

@@ -197,7 +197,7 @@ class WorkerPool:
     def _on_death(self, worker: _Worker) -> None:
         self.loop.remove_reader(worker.conn.fileno())
         worker.conn.close()
-        worker.process.join(0.1)
+        worker.process.join(0)  # reap it if it has exited; never block the loop
         _release(worker.shared, unlink=True)
         if worker in self.pool:
             self.pool.remove(worker)

@@ -141,7 +141,9 @@ def evaluate_synthetic(
 
 
 def evaluate_fairness(model: ChibiNet, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Skin colour dE2000 per Monk swatch (CNN; teacher where it found the face)."""
+    """Skin colour dE2000 per Monk swatch (CNN; teacher where it found the face), and
+    per swatch the share of faces FaceMesh found at all ('found': the photo path
+    answers `no_face` for the others)."""
     from .synth import MONK_SKIN_TONES
     from .training import predict_arrays
 
@@ -151,6 +153,9 @@ def evaluate_fairness(model: ChibiNet, arrays: dict[str, np.ndarray]) -> dict[st
     cnn_err = delta_e(pred.colors[:, skin], arrays["colors"][:, skin])
     per_tone = [float(cnn_err[tone == k].mean()) for k in range(len(MONK_SKIN_TONES))]
     result: dict[str, Any] = {"tones": list(MONK_SKIN_TONES), "cnn": per_tone}
+    if "teacher_found" in arrays:
+        found = np.asarray(arrays["teacher_found"], bool)
+        result["found"] = [float(found[tone == k].mean()) for k in range(len(MONK_SKIN_TONES))]
     if "teacher_colors" in arrays:
         ok = arrays["teacher_color_conf"][:, skin] > 0
         t_err = delta_e(arrays["teacher_colors"][:, skin], arrays["colors"][:, skin])

@@ -158,3 +158,28 @@ def test_photos_are_not_written_by_labelling(tmp_path):
     before = set(p.name for p in tmp_path.iterdir())
     main(["label", str(tmp_path), "-o", str(tmp_path / "l.jsonl")])
     assert set(p.name for p in tmp_path.iterdir()) - before == {"l.jsonl"}
+
+
+def test_fairness_reports_per_swatch_colour_error_and_how_often_a_face_was_found():
+    from avatar3d.evaluate import delta_e, evaluate_fairness
+
+    rng = np.random.default_rng(3)
+    n = 4 * len(MONK_SKIN_TONES)
+    tone = np.arange(n) % len(MONK_SKIN_TONES)
+    colors = rng.uniform(0.2, 0.9, (n, len(COLOR_NAMES), 3)).astype(np.float32)
+    found = (np.arange(n) // len(MONK_SKIN_TONES)) < np.where(tone < 5, 4, 1)  # 4/4 or 1/4
+    arrays = {
+        "crops": rng.integers(0, 255, (n, 128, 128, 3), dtype=np.uint8),
+        "colors": colors,
+        "avatar_index": np.arange(n),
+        "teacher_found": found,
+        "teacher_colors": np.clip(colors + 0.05, 0, 1),
+        "teacher_color_conf": found[:, None] * np.ones((n, len(COLOR_NAMES)), np.float32),
+    }
+    result = evaluate_fairness(create_model("chibinet-s").eval(), arrays)
+    assert result["found"] == [1.0] * 5 + [0.25] * 5
+    skin = COLOR_NAMES.index("skin_color")
+    expected = delta_e(arrays["teacher_colors"][:, skin], colors[:, skin])
+    for k in range(len(MONK_SKIN_TONES)):
+        assert result["teacher"][k] == pytest.approx(expected[(tone == k) & found].mean(), rel=1e-5)
+    assert len(result["cnn"]) == len(MONK_SKIN_TONES)

@@ -155,12 +155,16 @@ def format_report(report: dict[str, Any]) -> str:
     fair = report["fairness"]
     lines += [
         "",
-        "4. Fairness: skin colour dE2000 on synthetic faces tinted to each Monk Skin Tone",
-        f"   {'swatch':10}{'CNN':>8}{'teacher':>9}",
+        "4. Fairness: skin colour dE2000 on synthetic faces tinted to each Monk Skin Tone,",
+        "   and the share of those faces FaceMesh found (the others answer no_face)",
+        f"   {'swatch':10}{'CNN':>8}{'teacher':>9}{'found':>8}",
     ]
+    missing = [None] * len(fair["tones"])
     for i, tone in enumerate(fair["tones"]):
+        found = fair.get("found", missing)[i]
         lines.append(
-            f"   {tone:10}{_fmt(fair['cnn'][i])}{_fmt(fair.get('teacher', [None] * 10)[i], 9)}"
+            f"   {tone:10}{_fmt(fair['cnn'][i])}{_fmt(fair.get('teacher', missing)[i], 9)}"
+            + (f"{100 * found:7.0f}%" if found is not None else f"{'-':>8}")
         )
     for source in ("cnn", "teacher"):
         values = np.array([v for v in fair.get(source, []) if v is not None and np.isfinite(v)])

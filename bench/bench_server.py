@@ -1,6 +1,7 @@
 """The websocket service under load, and its per-request overhead against a plain echo.
 
 One run prints:
+- the first request's latency (workers pay their first-call costs at start-up);
 - avatars/s and p50/p99 latency with 1, 4 and 16 concurrent clients (params requests,
   glb, default quality; the real `chibi serve` in a subprocess, limits high enough
   that nobody hears `busy`);
@@ -122,6 +123,8 @@ def main() -> None:
     url = line.split("listening on", 1)[1].strip()
     echo, port_line = _start([sys.executable, "-c", ECHO_SERVER, "none"], "")
     try:
+        first = asyncio.run(_level(url, 1, 1, "vrm1"))[0][0][0] * 1000
+        print(f"first request on a fresh server (params -> VRM 1.0): {first:.0f} ms")
         asyncio.run(_level(url, 2, 3))  # warm every worker's caches
         single = None
         for clients, count in LEVELS:

@@ -142,19 +142,27 @@ def _exit_with_parent(parent: int, every: float = 1.0) -> None:
 
 
 def warm_up() -> dict[str, Any]:
-    """Load the 3D half and the photo models; build one avatar so caches are warm."""
+    """Load the 3D half and the photo models and pay their first-call costs now
+    (`process_setup.pay_first_calls`); says which sources this worker can serve."""
+    from .process_setup import pay_first_calls
+
     sources: dict[str, Any] = {"params": False, "photo": False, "reasons": {}}
     try:
         from avatar3d.build import build_avatar
         from exporters import export
 
-        export(build_avatar(AvatarParams()), "glb")
+        avatar = build_avatar(AvatarParams())
+        export(avatar, "glb")
         sources["params"] = True
     except Exception as exc:  # a component that has not landed, or fails to load
         sources["reasons"]["params"] = f"{type(exc).__name__}: {exc}"[:300]
         return sources
     try:
-        _photo_pipeline()
+        pay_first_calls(avatar=avatar)
+    except Exception as exc:  # no GL here: glb still works, VRM requests will say why
+        sources["reasons"]["thumbnail"] = f"{type(exc).__name__}: {exc}"[:300]
+    try:
+        pay_first_calls(pipeline=_photo_pipeline())
         sources["photo"] = True
     except Exception as exc:
         sources["reasons"]["photo"] = f"{type(exc).__name__}: {exc}"[:300]

@@ -76,9 +76,14 @@ def pay_first_calls(pipeline: Any = None, avatar: Any = None) -> None:
         from PIL import Image
         from skimage import data
 
+        from avatar3d.errors import ChibiError
+
         buffer = io.BytesIO()
         Image.fromarray(data.astronaut()).save(buffer, "JPEG", quality=90)
-        pipeline.analyze(buffer.getvalue())
+        try:
+            pipeline.analyze(buffer.getvalue())
+        except ChibiError:  # warming is best-effort: the graphs are built either way
+            pass
     if avatar is not None:
         from exporters.preview import render_thumbnail
 

@@ -301,14 +301,14 @@ def _backdrop(
     weight = (0.45 * np.exp(-2.5 * d))[:, None]
     background = _gradient_at(size / 2 - y_px - 0.5, size)
     colors = background + (np.array(SHADOW_RGB) / 255.0 - background) * weight
-    n = len(angles)
-    faces = [[0, 1 + k, 1 + (k + 1) % n] for k in range(n)]  # the centre fan
-    for r in range(len(radii) - 2):  # quads between consecutive rings
-        a, b = 1 + r * n, 1 + (r + 1) * n
-        for k in range(n):
-            k1 = (k + 1) % n
-            faces += [[a + k, b + k, b + k1], [a + k, b + k1, a + k1]]
-    primitives.append(_camera_space_quad(pose, corners, colors, np.array(faces)))
+    k = np.arange(len(angles))
+    k1 = (k + 1) % len(angles)
+    fan = np.column_stack([np.zeros_like(k), 1 + k, 1 + k1])  # around the centre
+    inner = 1 + len(angles) * np.arange(len(radii) - 2)[:, None]  # each ring's first vertex
+    outer = inner + len(angles)  # the next ring's
+    quads = np.stack([inner + k, outer + k, outer + k1, inner + k, outer + k1, inner + k1], -1)
+    faces = np.concatenate([fan, quads.reshape(-1, 3)])
+    primitives.append(_camera_space_quad(pose, corners, colors, faces))
     return primitives
 
 

@@ -168,8 +168,15 @@ def _sample_texture(texture: np.ndarray, uvs: np.ndarray) -> np.ndarray:
     return texture[y, x, :3].astype(np.float32) / 255.0
 
 
-def _meshes(parts: list[_Part], light_dir: np.ndarray, outline: float) -> list[pyrender.Mesh]:
-    """Textured cel-shaded meshes plus their inverted-hull outlines."""
+def _meshes(
+    parts: list[_Part], light_dir: np.ndarray, outline: float, mipmaps: bool
+) -> list[pyrender.Mesh]:
+    """Textured cel-shaded meshes plus their inverted-hull outlines.
+
+    mipmaps: sample the textures trilinearly (views where they shrink, e.g. the
+    full-body previews); without, bilinearly (close-ups, where texels grow: no
+    mipmap chain to build, and the eyes stay crisper).
+    """
     meshes = []
     for part in parts:
         used = np.unique(part.faces)
@@ -187,7 +194,8 @@ def _meshes(parts: list[_Part], light_dir: np.ndarray, outline: float) -> list[p
             else pyrender.Texture(
                 source=part.texture,
                 source_channels="RGBA",
-                sampler=pyrender.Sampler(magFilter=9729, minFilter=9987),  # LINEAR, TRILINEAR
+                # LINEAR, and LINEAR_MIPMAP_LINEAR (trilinear) or LINEAR
+                sampler=pyrender.Sampler(magFilter=9729, minFilter=9987 if mipmaps else 9729),
             ),
         )
         texcoord = (
@@ -322,6 +330,7 @@ def _render_view(
     frame_hi: float,
     pitch_deg: float = 4.0,
     ground_shadow: bool = True,
+    mipmaps: bool = True,
 ) -> np.ndarray:
     """One square view (size, size, 3) uint8; the band frame_lo..frame_hi (metres, Y) fills it."""
     ss = SUPERSAMPLE if size * SUPERSAMPLE <= MAX_SUPERSAMPLED else 1
@@ -344,7 +353,7 @@ def _render_view(
     # One node whose primitives keep a fixed order (opaque first, as pyrender sorts nodes):
     # pyrender draws separate nodes in set order, which changes between calls and processes,
     # and surfaces that tie in depth then make the PNG differ (VRM files were not byte-stable).
-    meshes = _meshes(parts, light, OUTLINE_WIDTH * height)
+    meshes = _meshes(parts, light, OUTLINE_WIDTH * height, mipmaps)
     primitives = [primitive for mesh in meshes for primitive in mesh.primitives]
     feet = np.array([centre[0], lo[1], centre[2]]) if ground_shadow else None
     primitives += _backdrop(pose, yfov, px, feet, radius_xz)
@@ -386,7 +395,9 @@ def thumbnail_image(parts: list[_Part], size: int = 1024) -> np.ndarray:
     lo, hi = _bounds(parts)
     height = float(hi[1] - lo[1])
     top = hi[1] + 0.04 * height  # headroom: the near side of the head projects larger
-    return _render_view(parts, lo, hi, size, 22.0, top - 0.6 * height, top, 6.0, False)
+    return _render_view(
+        parts, lo, hi, size, 22.0, top - 0.6 * height, top, 6.0, ground_shadow=False, mipmaps=False
+    )
 
 
 def render_preview(avatar: Avatar, size: int = 512) -> bytes:

@@ -8,6 +8,9 @@ One run prints:
 - the server's per-request overhead (client latency minus the worker's own time for
   the request) as a ratio to a plain `websockets` echo of the same payload sizes
   (small JSON up, the model's bytes down, no compression), both on loopback;
+- the floor of that ratio for any server that, like ours, runs the work in another
+  process and sends the result with its sha256: the same echo, plus a round trip
+  to a worker process through a pipe and the sha256 of the reply on both ends;
 - what permessage-deflate would cost on a result (why the server sends binary
   frames uncompressed).
 """
@@ -15,6 +18,7 @@ One run prints:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import subprocess
 import sys
@@ -46,12 +50,30 @@ async def echo(ws):
     async for message in ws:
         size = int(message.split(":")[1]) if isinstance(message, str) else 0
         await ws.send(bytes(size))  # a reply of the asked size, like a result
+def worker(conn):
+    while (size := conn.recv()) is not None:
+        conn.send(size)
+async def floor(ws):  # + a worker process round trip and the reply's sha256, as a result has
+    loop = asyncio.get_running_loop()
+    async for message in ws:
+        size = int(message.split(":")[1])
+        here.send(size)
+        done = loop.create_future()
+        loop.add_reader(here.fileno(), lambda: done.done() or done.set_result(here.recv()))
+        reply = bytes(await done)
+        loop.remove_reader(here.fileno())
+        await ws.send(hashlib.sha256(reply).hexdigest().encode() + reply)
 async def main():
     compression = sys.argv[1] if sys.argv[1] != "none" else None
-    async with serve(echo, "127.0.0.1", 0, compression=compression, max_size=None) as server:
+    handler = floor if sys.argv[2:] == ["floor"] else echo
+    async with serve(handler, "127.0.0.1", 0, compression=compression, max_size=None) as server:
         print(server.sockets[0].getsockname()[1], flush=True)
         await asyncio.Future()
-asyncio.run(main())
+if __name__ == "__main__":
+    import hashlib, multiprocessing
+    here, there = multiprocessing.Pipe()
+    multiprocessing.Process(target=worker, args=(there,), daemon=True).start()
+    asyncio.run(main())
 """
 
 
@@ -87,13 +109,17 @@ async def _level(url: str, clients: int, count: int, fmt: str = "glb"):
     return [sample for client in results for sample in client], elapsed
 
 
-async def _echo_latency(port: int, sizes: list[int], repeat: int = 30) -> list[float]:
+async def _echo_latency(
+    port: int, sizes: list[int], repeat: int = 30, verify: bool = False
+) -> list[float]:
     latencies = []
     async with connect(f"ws://127.0.0.1:{port}", compression=None, max_size=None) as ws:
         for size in sizes * (repeat // len(sizes) + 1):
             start = time.perf_counter()
             await ws.send(f"request:{size}:" + "x" * 200)  # about a request message's size
-            await ws.recv()
+            reply = await ws.recv()
+            if verify and hashlib.sha256(reply[64:]).hexdigest().encode() != reply[:64]:
+                raise RuntimeError("floor server: checksum mismatch")
             latencies.append(time.perf_counter() - start)
     return latencies[2:]
 
@@ -123,6 +149,7 @@ def main() -> None:
     )
     url = line.split("listening on", 1)[1].strip()
     echo, port_line = _start([sys.executable, "-c", ECHO_SERVER, "none"], "")
+    floor, floor_port = _start([sys.executable, "-c", ECHO_SERVER, "none", "floor"], "")
     try:
         first = asyncio.run(_level(url, 1, 1, "vrm1"))[0][0][0] * 1000
         print(f"first request on a fresh server (params -> VRM 1.0): {first:.0f} ms")
@@ -139,15 +166,22 @@ def main() -> None:
         overhead = [(latency - work) * 1000 for latency, work, _ in single]
         sizes = [size for _, _, size in single]
         echo_ms = [s * 1000 for s in asyncio.run(_echo_latency(int(port_line), sizes))]
+        floor_ms = [
+            s * 1000 for s in asyncio.run(_echo_latency(int(floor_port), sizes, verify=True))
+        ]
         ratio = median(overhead) / median(echo_ms)
         print(
             f"per-request overhead (latency - worker time), 1 client: p50 {median(overhead):.2f} "
             f"ms; plain websockets echo of the same sizes (~{median(sizes) / 1e3:.0f} kB): "
-            f"p50 {median(echo_ms):.2f} ms; ratio {ratio:.2f}x"
+            f"p50 {median(echo_ms):.2f} ms; ratio {ratio:.2f}x (target 1.5x)"
+        )
+        print(
+            f"  floor: echo + worker process round trip + sha256 on both ends: p50 "
+            f"{median(floor_ms):.2f} ms = {median(floor_ms) / median(echo_ms):.2f}x the echo"
         )
         _deflate_report(url)
     finally:
-        for process in (server, echo):
+        for process in (server, echo, floor):
             process.terminate()
             process.wait(30)
 

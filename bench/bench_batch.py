@@ -7,7 +7,9 @@ scales, mirroring, brightness and JPEG quality, in a temporary folder.
 Rates are wall-clock, start-up included (spawning workers, loading the models in
 each, starting Ray): that is what an operator waits for. "first" is the time to the
 first finished photo (single-request path: to the end of loading the models and one
-warm-up photo, both included in its wall time); "x single" is the ratio of rates.
+warm-up photo, both included in its wall time); "x single" is the ratio of rates;
+"after first" is the rate once the first photo is done (start-up left out: what a
+run of thousands of photos tends to).
 
     .venv/bin/python -m bench.bench_batch [--photos 200] [--format vrm1]
 """
@@ -134,10 +136,13 @@ def main(argv: list[str] | None = None) -> None:
             rows.append((label, s.elapsed_s, s.first_result_s or 0.0, s.converted))
             details[label] = result
     base_rate = rows[0][3] / rows[0][1]
-    print(f"{'path':30s} {'wall s':>7s} {'first s':>8s} {'photos/s':>9s} {'x single':>9s}")
+    print(f"{'path':30s} {'wall s':>7s} {'first s':>8s} {'photos/s':>9s} {'x single':>9s}"
+          f" {'after first':>12s}")  # fmt: skip
     for label, wall, first, converted in rows:
-        print(f"{label:30s} {wall:7.1f} {first:8.1f} {converted / wall:9.2f} "
-              f"{converted / wall / base_rate:9.2f}   ({converted} converted)")  # fmt: skip
+        steady = (converted - 1) / (wall - first) if wall > first and converted > 1 else 0.0
+        rate = converted / wall
+        print(f"{label:30s} {wall:7.1f} {first:8.1f} {rate:9.2f} {rate / base_rate:9.2f} "
+              f"{steady:12.2f}   ({converted} converted)")  # fmt: skip
     stages = details["local, 2 workers"]["stages"]
     print("median ms per photo and stage (local, 2 workers): "
           + ", ".join(f"{k} {v:.0f}" for k, v in stages.items() if v >= 0.5))  # fmt: skip

@@ -44,7 +44,7 @@ VARIANTS = [
     {"hair_style": "long", "glasses": "square"},
 ]
 ECHO_SERVER = """
-import asyncio, sys
+import asyncio, hashlib, multiprocessing, sys
 from websockets.asyncio.server import serve
 async def echo(ws):
     async for message in ws:
@@ -70,9 +70,9 @@ async def main():
         print(server.sockets[0].getsockname()[1], flush=True)
         await asyncio.Future()
 if __name__ == "__main__":
-    import hashlib, multiprocessing
-    here, there = multiprocessing.Pipe()
-    multiprocessing.Process(target=worker, args=(there,), daemon=True).start()
+    if sys.argv[2:] == ["floor"]:
+        here, there = multiprocessing.Pipe()
+        multiprocessing.Process(target=worker, args=(there,), daemon=True).start()
     asyncio.run(main())
 """
 

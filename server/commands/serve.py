@@ -51,8 +51,10 @@ def run(args: argparse.Namespace) -> int:
     websockets_logger = logging.getLogger("websockets")
     websockets_logger.setLevel(max(logging.INFO, websockets_logger.getEffectiveLevel()))
     code = asyncio.run(_serve(ChibiServer(config)))
-    # The drain is complete. Should the interpreter's own teardown hang (seen once: it
-    # joins the process pool's manager thread), leave anyway after 10 s.
+    # The drain is complete. Should the interpreter's own teardown hang (seen once, with
+    # the ProcessPoolExecutor the worker pool used before: it joined the executor's
+    # manager thread; kept as a guard for native libraries' exit handlers), leave anyway
+    # after 10 s.
     watchdog = threading.Timer(10.0, os._exit, args=(code,))
     watchdog.daemon = True
     watchdog.start()

@@ -106,3 +106,33 @@ def test_bad_files_raise_invalid_model(data):
     with pytest.raises(ChibiError) as info:
         render_file_preview(data, 64)
     assert info.value.code == "invalid_model"
+
+
+def test_textures_keep_their_orientation_in_previews_and_thumbnails():
+    """A quad whose texture is red on top (glTF v = 0) and blue below shows red above blue,
+    through both samplers (the previews' trilinear one, the thumbnail's bilinear one)."""
+    from exporters.preview import _Part, preview_image, thumbnail_image
+
+    texture = np.zeros((64, 64, 4), np.uint8)
+    texture[:32] = (220, 30, 30, 255)
+    texture[32:] = (30, 30, 220, 255)
+    quad = _Part(
+        positions=np.array([[-0.5, 0, 0], [0.5, 0, 0], [0.5, 1, 0], [-0.5, 1, 0]], np.float32),
+        normals=np.tile(np.array([0, 0, 1], np.float32), (4, 1)),
+        uvs=np.array([[0, 1], [1, 1], [1, 0], [0, 0]], np.float32),
+        faces=np.array([[0, 1, 2], [0, 2, 3]]),
+        texture=texture,
+        color=(1.0, 1.0, 1.0, 1.0),
+        shade=(1.0, 1.0, 1.0),
+        double_sided=True,
+    )
+    for image in (preview_image([quad], 64)[:, :64], thumbnail_image([quad], 64)):
+        image = image.astype(np.int32)
+        red = (image[..., 0] > 150) & (image[..., 1] < 80) & (image[..., 2] < 80)
+        blue = (image[..., 2] > 150) & (image[..., 0] < 80) & (image[..., 1] < 80)
+        assert red.sum() > 50 and blue.sum() > 50
+        rows = np.arange(image.shape[0])[:, None]
+        both = red.any(axis=0) & blue.any(axis=0)  # columns with both colours
+        lowest_red = np.where(red, rows, -1).max(axis=0)
+        highest_blue = np.where(blue, rows, image.shape[0]).min(axis=0)
+        assert both.sum() > 10 and np.all(lowest_red[both] < highest_blue[both])

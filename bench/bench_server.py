@@ -4,7 +4,7 @@ One run prints:
 - the first request's latency (workers pay their first-call costs at start-up);
 - avatars/s and p50/p99 latency with 1, 4 and 16 concurrent clients (params requests,
   glb, default quality; the real `chibi serve` in a subprocess, limits high enough
-  that nobody hears `busy`);
+  that nobody hears `busy`), and with 16 clients asking for VRM 1.0 (thumbnail included);
 - the server's per-request overhead (client latency minus the worker's own time for
   the request) as a ratio to a plain `websockets` echo of the same payload sizes
   (small JSON up, the model's bytes down, no compression), both on loopback;
@@ -163,6 +163,13 @@ def main() -> None:
                 f"p50 {median(latencies):7.1f} ms  p99 {percentile(latencies, 99):7.1f} ms"
             )
             single = single or samples
+        samples, elapsed = asyncio.run(_level(url, 16, 5, "vrm1"))
+        latencies = [s[0] * 1000 for s in samples]
+        print(
+            f"16 client(s) x  5, VRM 1.0 (with its 1024 px thumbnail): "
+            f"{len(samples) / elapsed:6.1f} avatars/s  p50 {median(latencies):7.1f} ms  "
+            f"p99 {percentile(latencies, 99):7.1f} ms"
+        )
         overhead = [(latency - work) * 1000 for latency, work, _ in single]
         sizes = [size for _, _, size in single]
         echo_ms = [s * 1000 for s in asyncio.run(_echo_latency(int(port_line), sizes))]

@@ -85,7 +85,6 @@ class Converter:
         from avatar3d.build import build_avatar
         from avatar3d.imageio import decode_image
         from exporters import export
-        from exporters.preview import render_preview, render_thumbnail
 
         rgb = decode_image(data, self.pipeline.limits)
         lap("decode")
@@ -101,14 +100,24 @@ class Converter:
         for params in params_list:
             avatar = build_avatar(params, quality=self.options.quality)
             lap("build")
-            thumbnail = render_thumbnail(avatar) if self.options.format != "glb" else None
+            thumbnail = None  # glb has no thumbnail slot
+            if self.options.format != "glb":
+                thumbnail = _preview().render_thumbnail(avatar)
             lap("thumbnail")
             model = export(avatar, self.options.format, thumbnail_png=thumbnail)
             lap("export")
-            preview = render_preview(avatar) if self.options.preview else None
+            preview = _preview().render_preview(avatar) if self.options.preview else None
             lap("preview")
             out.append({"model": model, "params": params.to_dict(), "preview": preview})
         return out
+
+
+def _preview() -> Any:
+    """`exporters.preview`, imported on first use: workers that write glb without previews
+    never load pyrender, PyOpenGL and trimesh (~0.5 s of their start-up)."""
+    import exporters.preview
+
+    return exporters.preview
 
 
 def _result(key: str) -> dict[str, Any]:

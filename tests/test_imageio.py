@@ -220,6 +220,19 @@ def test_exif_orientation_is_applied(astronaut):
     assert np.array_equal(rgb, astronaut)
 
 
+def test_large_sideways_phone_jpeg_comes_out_upright_and_reduced(astronaut):
+    # The phone case: a big JPEG (DCT-scaled while decoding, then area-averaged)
+    # stored sideways with its orientation tag.
+    big = np.asarray(Image.fromarray(astronaut).resize((2400, 2400)))
+    sideways = Image.fromarray(np.rot90(big[:, :1800]).copy())  # 1800 wide, 2400 tall upright
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rgb = decode_image(encode(sideways, "JPEG", quality=90, exif=exif))
+    expected = np.asarray(Image.fromarray(big[:, :1800]).resize((1200, 1600), Image.Resampling.BOX))
+    assert rgb.shape == expected.shape  # upright: taller than wide
+    assert np.abs(rgb.astype(int) - expected).mean() < 4
+
+
 def test_broken_exif_is_ignored(astronaut):
     png = encode(Image.fromarray(astronaut), "PNG", exif=b"Exif\x00\x00garbage-not-tiff")
     assert decode_image(png).shape == (512, 512, 3)

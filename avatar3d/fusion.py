@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from .model_files import WEIGHTS_DIR
 from .params import AvatarParams
 from .regressor import (
     COLOR_NAMES,
     SLIDER_FIELDS,
-    WEIGHTS_DIR,
     Prediction,
     decode_params,
     encode_params,

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from .fusion import FusionTable, fuse, load_fusion_table
+from .model_files import WEIGHTS_DIR, resolve_name
 from .params import AvatarParams
-from .regressor import WEIGHTS_DIR, Prediction, Regressor, load_pretrained, resolve_name
+from .regressor import Prediction, Regressor, load_pretrained
 
 
 @dataclass

@@ -16,7 +16,6 @@ Nothing here predicts gender, age or ethnicity.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ import torch
 from torch import nn
 
 from .errors import ChibiError
+from .model_files import DEFAULT_MODEL, WEIGHTS_DIR, sha256_file, weights_info
 from .params import (
     COLOR_FIELDS,
     EXPRESSION_SLIDERS,
@@ -39,8 +39,6 @@ from .params import (
 )
 
 INPUT_SIZE = 128
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_MODEL = "chibinet-s"
 
 # The order of the slider head's outputs: dotted names as used in reports.
 SLIDER_FIELDS: tuple[str, ...] = (
@@ -270,14 +268,6 @@ def decode_params(
 
 
 # --------------------------------------------------------------------------- weights
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def save_weights(
     model: ChibiNet, directory: str | Path, name: str, info: dict[str, Any] | None = None
 ) -> Path:
@@ -308,26 +298,6 @@ def save_weights(
     tmp_pt.replace(pt_path)
     tmp_json.replace(directory / f"{name}.json")
     return pt_path
-
-
-def resolve_name(name: str, weights_dir: Path) -> str:
-    """'default' -> the name in weights/default.txt (or DEFAULT_MODEL)."""
-    if name == "default":
-        pointer = weights_dir / "default.txt"
-        return pointer.read_text().strip() if pointer.exists() else DEFAULT_MODEL
-    return name
-
-
-def weights_info(name: str = "default", weights_dir: str | Path | None = None) -> dict[str, Any]:
-    """The JSON record shipped next to a weights file."""
-    directory = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
-    name = resolve_name(name, directory)
-    meta_path = directory / f"{name}.json"
-    if not meta_path.exists():
-        raise ChibiError(
-            "model_unavailable", f"no weights named {name!r} in {directory} (run `chibi train`)"
-        )
-    return json.loads(meta_path.read_text())
 
 
 def load_pretrained(

@@ -489,7 +489,8 @@ class TrainOptions:
 def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> Path:
     """Render (or load) the data, train, save `<name>.pt` + `.json`; returns the .pt path."""
     from .evaluate import field_errors
-    from .regressor import WEIGHTS_DIR, save_weights
+    from .model_files import WEIGHTS_DIR
+    from .regressor import save_weights
     from .synth import SetSpec, as_training_set, load_or_render
 
     torch.set_num_threads(options.threads)

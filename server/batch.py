@@ -270,7 +270,7 @@ def run_batch(
 def pin_model(options: JobOptions) -> JobOptions:
     """`options` naming the exact weights ("default" moves when new weights ship), so a
     rerun after a model update redoes the photos. ChibiError model_unavailable if none."""
-    from avatar3d.regressor import weights_info
+    from avatar3d.model_files import weights_info
 
     info = weights_info(options.model, options.weights_dir or None)
     return replace(options, model_id=f"{info['name']}:{info['sha256'][:16]}")

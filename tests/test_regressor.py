@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from avatar3d.errors import ChibiError
+from avatar3d.model_files import WEIGHTS_DIR, sha256_file, weights_info
 from avatar3d.params import GLASSES, HAIR_STYLES, AvatarParams
 from avatar3d.regressor import (
     COLOR_NAMES,
     INPUT_SIZE,
     MODEL_CONFIGS,
     SLIDER_FIELDS,
-    WEIGHTS_DIR,
     ChibiNetConfig,
     Regressor,
     create_model,
@@ -23,8 +23,6 @@ from avatar3d.regressor import (
     fuse_batchnorm,
     load_pretrained,
     save_weights,
-    sha256_file,
-    weights_info,
 )
 
 

@@ -33,8 +33,9 @@ from server.client import ChibiClient
 from .common import median, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
-# (clients, requests per client); the 1-client level also gives the overhead median
-LEVELS = ((1, 40), (4, 10), (16, 5))
+# (clients, requests per client, format); the first level also gives the overhead median.
+# VRM 1.0 adds its 1024 px thumbnail render to every request.
+LEVELS = ((1, 40, "glb"), (4, 10, "glb"), (16, 5, "glb"), (16, 5, "vrm1"))
 VARIANTS = [
     {},
     {"hair_style": "bob"},
@@ -155,21 +156,15 @@ def main() -> None:
         print(f"first request on a fresh server (params -> VRM 1.0): {first:.0f} ms")
         asyncio.run(_level(url, 2, 3))  # warm every worker's caches
         single = None
-        for clients, count in LEVELS:
-            samples, elapsed = asyncio.run(_level(url, clients, count))
+        for clients, count, fmt in LEVELS:
+            samples, elapsed = asyncio.run(_level(url, clients, count, fmt))
             latencies = [s[0] * 1000 for s in samples]
             print(
-                f"{clients:>2} client(s) x {count:>2}: {len(samples) / elapsed:6.1f} avatars/s  "
+                f"{clients:>2} client(s) x {count:>2}, {fmt:4}: "
+                f"{len(samples) / elapsed:6.1f} avatars/s  "
                 f"p50 {median(latencies):7.1f} ms  p99 {percentile(latencies, 99):7.1f} ms"
             )
             single = single or samples
-        samples, elapsed = asyncio.run(_level(url, 16, 5, "vrm1"))
-        latencies = [s[0] * 1000 for s in samples]
-        print(
-            f"16 client(s) x  5, VRM 1.0 (with its 1024 px thumbnail): "
-            f"{len(samples) / elapsed:6.1f} avatars/s  p50 {median(latencies):7.1f} ms  "
-            f"p99 {percentile(latencies, 99):7.1f} ms"
-        )
         overhead = [(latency - work) * 1000 for latency, work, _ in single]
         sizes = [size for _, _, size in single]
         echo_ms = [s * 1000 for s in asyncio.run(_echo_latency(int(port_line), sizes))]

@@ -247,3 +247,28 @@ def test_teacher_time(analyzer, astronaut, astronaut_face):
     median_ms = 1000 * float(np.median(times))
     print(f"\nteacher measure (geometry, segmentation, colours), 512x512: {median_ms:.1f} ms")
     assert median_ms < 300
+
+
+def test_a_selfie_sized_face_is_sampled_reduced_with_the_same_colours(analyzer, astronaut):
+    """A face over COLOR_FACE_PX has its colours sampled on a reduced copy: the colours
+    stay within 1.5 dE of sampling every pixel, the confidences stay, and the window the
+    reduction works on is the whole head (hair included)."""
+    from avatar3d import teacher
+
+    head = np.ascontiguousarray(cv2.resize(astronaut[0:300, 100:400], (1600, 1600),
+                                           interpolation=cv2.INTER_CUBIC))  # fmt: skip
+    face = analyzer.analyze(head)[0]
+    assert face.size > 2 * teacher.COLOR_FACE_PX
+    mask = teacher.segment_person(head)  # a caller's own person mask is reduced alike
+    reduced = [measure(head, face), measure(head, face, person_mask=mask)]
+    original = teacher.COLOR_FACE_PX
+    teacher.COLOR_FACE_PX = 100_000  # every pixel
+    try:
+        full = [measure(head, face), measure(head, face, person_mask=mask)]
+    finally:
+        teacher.COLOR_FACE_PX = original
+    for whole, small in zip(full, reduced, strict=True):
+        assert whole.confidence["hair_color"] > 0.5
+        for name, colour in whole.colors.items():
+            assert delta_e(colour, small.colors[name]) <= 1.5, name
+            assert abs(whole.confidence[name] - small.confidence[name]) <= 0.1, name

@@ -49,8 +49,10 @@ look alike in one photo, hence the lower confidence).
 Colours: robust medians in CIELab over landmark-defined regions (cheeks and
 forehead, lips, iris ring, brows, and hair from MediaPipe selfie segmentation
 minus the face), each keeping only the 20-80% L* band (highlights and shadows
-rejected). Colours are the photo's colours: no exposure or white-balance
-correction is guessed (a 20% darker photo gives ~20% darker colours; see
+rejected). A face larger than COLOR_FACE_PX (a selfie) is sampled on a copy of its
+window reduced to that size, which keeps its colours within ~1 dE2000.
+Colours are the photo's colours: no exposure or white-balance correction is
+guessed (a 20% darker photo gives ~20% darker colours; see
 `tests/test_teacher.py`). A white reference that every face carries was tried
 (the whites of the eyes) and dropped: with glasses, narrowed or shadowed eyes
 it is too small or too dark, and the correction then depends on eye shape.

@@ -249,7 +249,9 @@ def test_teacher_time(analyzer, astronaut, astronaut_face):
     assert median_ms < 300
 
 
-def test_a_selfie_sized_face_is_sampled_reduced_with_the_same_colours(analyzer, astronaut):
+def test_a_selfie_sized_face_is_sampled_reduced_with_the_same_colours(
+    analyzer, astronaut, monkeypatch
+):
     """A face over COLOR_FACE_PX has its colours sampled on a reduced copy: the colours
     stay within 1.5 dE of sampling every pixel, the confidences stay, and the window the
     reduction works on is the whole head (hair included)."""
@@ -261,12 +263,8 @@ def test_a_selfie_sized_face_is_sampled_reduced_with_the_same_colours(analyzer, 
     assert face.size > 2 * teacher.COLOR_FACE_PX
     mask = teacher.segment_person(head)  # a caller's own person mask is reduced alike
     reduced = [measure(head, face), measure(head, face, person_mask=mask)]
-    original = teacher.COLOR_FACE_PX
-    teacher.COLOR_FACE_PX = 100_000  # every pixel
-    try:
-        full = [measure(head, face), measure(head, face, person_mask=mask)]
-    finally:
-        teacher.COLOR_FACE_PX = original
+    monkeypatch.setattr(teacher, "COLOR_FACE_PX", 100_000)  # every pixel
+    full = [measure(head, face), measure(head, face, person_mask=mask)]
     for whole, small in zip(full, reduced, strict=True):
         assert whole.confidence["hair_color"] > 0.5
         for name, colour in whole.colors.items():

@@ -251,10 +251,15 @@ def place_patch(
 
     Returns positions (N, 3) and unit directions (N, 3) from HEAD_CENTER.
     """
+    d = patch_directions(place, local)
+    return head_point(d, lift), d
+
+
+def patch_directions(place: Placement, local: np.ndarray) -> np.ndarray:
+    """Unit directions (N, 3) from HEAD_CENTER of local metres (N, 2) (before the tilt)."""
     base, right, up = _anchor_frame(float(place.anchor[0]), float(place.anchor[1]), place.tilt)
     q = base + local[:, :1] * right + local[:, 1:] * up
-    d = q / np.linalg.norm(q, axis=1, keepdims=True)
-    return head_point(d, lift), d
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
 
 
 def base_lift(spec: PatchSpec) -> float:

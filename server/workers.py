@@ -20,7 +20,6 @@ import dataclasses
 import logging
 import multiprocessing
 import os
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
 from . import pipeline
+from .process_setup import stop_processes
 
 log = logging.getLogger("chibi.server")
 
@@ -115,7 +115,7 @@ class WorkerPool:
             self.loop.remove_reader(worker.conn.fileno())
             with contextlib.suppress(OSError):
                 worker.conn.send(None)
-        await asyncio.to_thread(_stop_processes, [w.process for w in self.pool])
+        await asyncio.to_thread(stop_processes, [w.process for w in self.pool])
         for worker in self.pool:
             worker.conn.close()
             _release(worker.shared, unlink=True)
@@ -247,17 +247,3 @@ def attach_shared(name: str) -> SharedMemory:
     """A worker's view of its block. Workers share the server's resource tracker, which
     unlinks the block if the server dies without `stop()` (SIGKILL)."""
     return SharedMemory(name=name)
-
-
-def _stop_processes(processes: list[Any], grace: float = 0.3) -> None:
-    """Workers were asked to leave; those that take long (interpreter teardown of torch
-    and friends takes seconds) are terminated, then killed."""
-    deadline = time.monotonic() + grace
-    for process in processes:
-        process.join(max(0.0, deadline - time.monotonic()))
-        if process.is_alive():
-            process.terminate()
-            process.join(1)
-        if process.is_alive():  # e.g. a native library's SIGTERM handler is busy
-            process.kill()  # never leave one behind: interpreter exit would wait on it
-            process.join(1)

@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -385,6 +386,61 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path):
     for key, record in done_before.items():  # finished work was kept, not redone
         if record["outputs"][0]["path"] != damaged:
             assert records[key]["finished_at"] == record["finished_at"]
+
+
+def _blocked_in_send(pid: int, timeout: float = 60.0) -> bool:
+    """Wait until `pid` is blocked writing to a full socket (Linux's wait channel)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if "send" in Path(f"/proc/{pid}/wchan").read_text():
+                return True
+        except OSError:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.timeout(300)
+def test_local_engine_survives_workers_killed_mid_result_and_at_start(tmp_path: Path):
+    """A worker killed halfway through sending a result (a torn message in its pipe; this
+    hung concurrent.futures' process pool for good) is replaced and its photos retried;
+    a photo whose retry, alone, loses its worker again ends as `worker_crashed`, and
+    every other photo converts, each answered exactly once."""
+    from server.batch import JobOptions
+    from server.batch_local import run_local
+
+    astronaut = skdata.astronaut()
+    tasks = []
+    for n in range(4):
+        path = tmp_path / f"p{n}.jpg"
+        path.write_bytes(_encode(_resized(astronaut, 256 + 64 * n), "JPEG", quality=85))
+        tasks.append((f"p{n}", str(path)))
+    # one worker, two photos per message: [p0, p1] then [p2, p3]
+    results = run_local(tasks, JobOptions(format="glb"), workers=1, chunk=2)
+    first = next(results)  # the driver now waits for us: the worker blocks sending [p2, p3]
+    assert first["key"] == "p0" and first["ok"], first
+    (worker,) = _pool_workers(os.getpid())
+    assert _blocked_in_send(worker), "the worker should be stuck sending its next result"
+    os.kill(worker, signal.SIGKILL)
+
+    def kill_the_next_worker() -> None:  # p2, retried alone, loses its worker while loading
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            for pid in _pool_workers(os.getpid()):
+                if pid != worker:
+                    os.kill(pid, signal.SIGKILL)
+                    return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_the_next_worker)
+    killer.start()
+    rest = list(results)
+    killer.join()
+    outcome = {r["key"]: r["error"]["code"] if r["error"] else None for r in rest}
+    assert len(rest) == 3 and outcome == {"p1": None, "p2": "worker_crashed", "p3": None}, outcome
+    assert all(len(face["model"]) > 100_000 for r in rest if r["ok"] for face in r["faces"])
+    assert not _pool_workers(os.getpid()), "the engine left worker processes behind"
 
 
 def test_the_driver_pins_the_model_without_importing_torch(tmp_path):

@@ -322,11 +322,17 @@ def _pool_workers(parent: int) -> list[int]:
 
 
 def _wait_lines(path: Path, count: int, process: subprocess.Popen) -> None:
+    """Until `path` has `count` lines; fails (and kills the job) if the process ends or
+    stalls first."""
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
         if path.exists() and path.read_bytes().count(b"\n") >= count:
             return
         time.sleep(0.02)
+    lines = path.read_bytes().count(b"\n") if path.exists() else 0
+    if process.poll() is None:  # started in its own session: its group is the job
+        os.killpg(process.pid, signal.SIGKILL)
+    pytest.fail(f"{path.name}: {lines} of {count} lines, process exit code {process.poll()}")
 
 
 @pytest.mark.timeout(420)

@@ -307,6 +307,17 @@ def _group_alive(pgid: int) -> list[int]:
     return alive
 
 
+def _group_gone(pgid: int, timeout: float = 30.0) -> bool:
+    """Whether every process of the group has ended within `timeout` s (exiting takes a
+    moment: interpreter teardown, the resource tracker seeing its pipe close)."""
+    deadline = time.monotonic() + timeout
+    while _group_alive(pgid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def _pool_workers(parent: int) -> list[int]:
     """Pids of the process-pool workers a driver started."""
     workers = []
@@ -363,10 +374,7 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path):
     assert process.poll() is None, process.stderr.read().decode()[-2000:]
     os.kill(process.pid, signal.SIGKILL)  # the driver only, as `kill -9 PID` would
     process.wait()
-    deadline = time.monotonic() + 30
-    while _group_alive(process.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not _group_alive(process.pid), "worker processes outlived the killed driver"
+    assert _group_gone(process.pid), "worker processes outlived the killed driver"
     done_before = read_jsonl(manifest)
     assert 4 <= len(done_before) < 12
     # what a kill can leave, and worse: a torn last line, a temporary file, a damaged output
@@ -446,6 +454,48 @@ def test_local_engine_survives_workers_killed_mid_result_and_at_start(tmp_path: 
     outcome = {r["key"]: r["error"]["code"] if r["error"] else None for r in rest}
     assert len(rest) == 3 and outcome == {"p1": None, "p2": "worker_crashed", "p3": None}, outcome
     assert all(len(face["model"]) > 100_000 for r in rest if r["ok"] for face in r["faces"])
+    assert not _pool_workers(os.getpid()), "the engine left worker processes behind"
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_stops_cleanly_then_resume(tmp_path: Path):
+    """SIGINT to the driver (Ctrl-C; its workers ignore it): exit code 130, every
+    finished photo recorded, no worker left and no temporary file; a rerun finishes."""
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    astronaut = skdata.astronaut()
+    for n in range(10):
+        rgb = _resized(astronaut if n % 2 else astronaut[:, ::-1].copy(), 256 + 32 * n)
+        _write(photos, f"p{n:02d}.jpg", _encode(rgb, "JPEG", quality=70 + 2 * n))
+    command = [sys.executable, "-m", "server.cli", "batch", str(photos), str(out),
+               "--format", "glb", "--workers", "2", "--chunk", "1", "--no-progress"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=REPO, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    _wait_lines(out / MANIFEST, 2, process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr.decode()[-2000:]
+    assert b"interrupted" in stderr
+    assert _group_gone(process.pid), "workers outlived the interrupted driver"
+    done = read_jsonl(out / MANIFEST)
+    assert 2 <= len(done) < 10
+    for record in done.values():
+        assert (out / record["outputs"][0]["path"]).is_file()
+    assert not list(out.rglob(f"*{TMP_SUFFIX}"))
+    assert chibi(["batch", str(photos), str(out), "--format", "glb", "--workers", "2",
+                  "--no-progress"]) == 0  # fmt: skip
+    assert len(read_jsonl(out / MANIFEST)) == 10
+
+
+@pytest.mark.timeout(120)
+def test_local_engine_reports_workers_that_cannot_load_the_models(tmp_path: Path):
+    from server.batch import JobOptions
+    from server.batch_local import run_local
+
+    path = tmp_path / "p.jpg"
+    path.write_bytes(_encode(skdata.astronaut(), "JPEG"))
+    with pytest.raises(ChibiError) as caught:
+        list(run_local([("p", str(path))], JobOptions(model="no-such-model"), workers=2))
+    assert caught.value.code == "not_available" and "no-such-model" in caught.value.message
     assert not _pool_workers(os.getpid()), "the engine left worker processes behind"
 
 

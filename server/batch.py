@@ -12,7 +12,7 @@ The job, in order:
    recorded sha256) is skipped; so is a failure with a lasting code on the same
    input bytes. Both files are then rewritten atomically without stale or torn
    lines, so each input appears in at most one line of one of them.
-3. An engine (`server.batch_local.run_local`, a process pool, or
+3. An engine (`server.batch_local.run_local`, worker processes with a pipe each, or
    `server.batch_ray.run_ray`, Ray Data) runs `Converter.convert_many` on the
    pending inputs in workers that load the models once, and yields one result
    dict per input.

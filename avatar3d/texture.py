@@ -51,6 +51,10 @@ UNUSED_CELLS = sorted(
 
 # (K, h*w) weights per cell; cells are small so this stays a few MB in total.
 _CellWeights = tuple[tuple[str, ...], np.ndarray | None]
+# Per pixel, the weights are >= 0 and sum to 1 ("over" keeps the sum, shading only darkens),
+# up to float rounding: then 255 * colour + 0.5 stays below 256 and converts to uint8 as
+# clipping to [0, 255] first would.
+MAX_WEIGHT_SUM = 1.0 + 0.49 / 255.0
 
 
 class _Canvas:
@@ -73,7 +77,7 @@ class _Canvas:
         self.weights[colour] = self.weights.get(colour, 0.0) + alpha
 
     def multiply(self, factor: np.ndarray) -> None:
-        """Scale the current colour by a per-pixel factor (shading)."""
+        """Scale the current colour by a per-pixel factor in [0, 1] (shading)."""
         for name in self.weights:
             self.weights[name] = self.weights[name] * factor
 
@@ -95,6 +99,9 @@ class _Canvas:
             return names, None
         stack = np.stack([np.broadcast_to(self.weights[n], self.u.shape) for n in names], -1)
         stack = np.ascontiguousarray(stack.reshape(-1, len(names)), dtype=np.float32)
+        # paint_atlas relies on this to skip clipping each pixel (palette colours are in [0, 1])
+        if stack.min() < 0.0 or stack.sum(axis=1).max() > MAX_WEIGHT_SUM:
+            raise ValueError("cell weights must be >= 0 and sum to at most 1 per pixel")
         stack.setflags(write=False)
         return names, stack
 
@@ -403,9 +410,8 @@ def paint_atlas(params: AvatarParams, size: int = 1024) -> np.ndarray:
             continue
         matrix = np.zeros((len(names), 4), np.float32)  # (K, RGBA): alpha is set below
         matrix[:, :3] = np.stack([colours[n] for n in names]) * 255.0
-        rgba = weights @ matrix  # (cell*cell, 4)
+        rgba = weights @ matrix  # (cell*cell, 4); convex weights: + 0.5 stays in [0.5, 256)
         rgba += 0.5
-        np.clip(rgba, 0.0, 255.0, out=rgba)
         rgba[:, 3] = 255.0
         # rows of whole RGBA pixels: a cheap copy, unlike writing 3 of every 4 bytes
         np.copyto(block, rgba.reshape(cell, cell, 4), casting="unsafe")

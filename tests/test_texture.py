@@ -105,3 +105,40 @@ def test_brow_thickness_changes_the_stroke():
     assert _share_near(_cell(thick, "brow"), brow, 8) > 1.5 * _share_near(
         _cell(thin, "brow"), brow, 8
     )
+
+
+def test_cell_weights_that_could_leave_the_colour_range_are_refused():
+    """paint_atlas converts to uint8 without clipping because every cell's weights are
+    convex; a painter that brightens (shading factor > 1) must fail when its cell is built."""
+    from avatar3d.texture import _Canvas
+
+    canvas = _Canvas(8, "skin")
+    canvas.over("white", np.full((8, 8), 0.5, np.float32))
+    canvas.freeze()  # convex: accepted
+    canvas.multiply(np.full((8, 8), 1.2, np.float32))
+    with pytest.raises(ValueError, match="sum to at most 1"):
+        canvas.freeze()
+
+
+@pytest.mark.parametrize("colour", ["#ffffff", "#000000", "#ff0000"])
+def test_extreme_colours_paint_exactly_as_clipped_values_would(colour: str):
+    """Every weighted cell at the colour extremes equals clip(weights @ colours + 0.5) as
+    uint8: the unclipped conversion never wraps around (256 -> 0)."""
+    from avatar3d.texture import GRID, _brow, _fixed_cells, _mouth, palette
+
+    names = ("skin_color", "hair_color", "iris_color", "lip_color", "brow_color")
+    params = AvatarParams.from_dict({name: colour for name in names})
+    size = 256
+    cell = size // GRID
+    atlas = paint_atlas(params, size)
+    colours = palette(params)
+    cells = dict(_fixed_cells(cell))
+    cells["mouth"] = _mouth(cell, params.shape["lip_fullness"])
+    cells["brow"] = _brow(cell, params.shape["brow_thickness"])
+    for region, (cell_names, weights) in cells.items():
+        if weights is None:
+            continue
+        rgb = weights @ (np.stack([colours[n] for n in cell_names]) * 255.0)
+        expected = np.clip(rgb + 0.5, 0.0, 255.0).astype(np.uint8).reshape(cell, cell, 3)
+        x0, y0, x1, y1 = pixel_rect(region, size)
+        np.testing.assert_array_equal(atlas[y0:y1, x0:x1, :3], expected, err_msg=region)

@@ -234,28 +234,21 @@ def render_set(
     spec: SetSpec, workers: int = 2, log: Callable[[str], None] | None = None
 ) -> dict[str, np.ndarray]:
     """Render a whole set; returns the arrays stored in the cache (see `load_or_render`)."""
-    import multiprocessing
+    from .process_map import process_map
 
     jobs = [(spec, i) for i in range(spec.avatars)]
     results: list[list[dict[str, Any]]] = []
     start = time.perf_counter()
-    pool = None
-    if workers > 1:
-        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init)
-        outputs = pool.imap(_work, jobs, chunksize=4)
+    if workers > 1:  # a render process that dies is replaced and its avatars redone
+        outputs = process_map(_work, jobs, workers, initializer=_worker_init)
     else:
         _worker_init()
         outputs = map(_work, jobs)
-    try:
-        for i, samples in enumerate(outputs):
-            results.append(samples)
-            if log and (i + 1) % max(1, len(jobs) // 10) == 0:
-                elapsed = time.perf_counter() - start
-                log(f"  {spec.kind}: {i + 1}/{len(jobs)} avatars ({elapsed:.0f}s)")
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+    for i, samples in enumerate(outputs):
+        results.append(samples)
+        if log and (i + 1) % max(1, len(jobs) // 10) == 0:
+            elapsed = time.perf_counter() - start
+            log(f"  {spec.kind}: {i + 1}/{len(jobs)} avatars ({elapsed:.0f}s)")
     samples = [s for group in results for s in group]
     params = [AvatarParams.from_json(s["params"]) for s in samples]
     targets = encode_params(params)

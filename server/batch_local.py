@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from avatar3d.errors import ChibiError
+from avatar3d.process_map import start_worker, stop_workers
 
 from .batch import JobOptions, sha256_bytes
-from .process_setup import stop_processes
 
 Task = tuple[str, str]  # (ledger key, absolute path of the photo)
 
@@ -144,12 +144,9 @@ def read_photo(path: str, max_bytes: int) -> bytes:
 
 # -- the local engine ---------------------------------------------------------------------
 #
-# Our own pool rather than concurrent.futures' ProcessPoolExecutor: its workers share one
-# result queue and its write lock, so a worker killed while sending a result (the OOM
-# killer, `kill -9`) leaves a torn message in the pipe and the lock held; the executor's
-# manager thread then waits for the message's missing bytes forever, and the job hangs
-# (10 of 15 trials on Python 3.11.7 with 4 MB results). Here each worker has its own
-# pipe, whose other end only that worker holds: its death reads as end-of-file at once.
+# Our own worker processes, each with its own pipe (`avatar3d.process_map` says why not
+# concurrent.futures' or multiprocessing's pools: a worker killed while sending a result
+# hung the job for good). A dead worker reads as end-of-file at once.
 
 CHUNKS_AHEAD = 2  # chunks sent to a worker before its results come back (no idle gap)
 
@@ -205,19 +202,10 @@ def run_local(
     alone, ends as `worker_crashed`.
     Raises ChibiError not_available when the workers cannot load the models.
     """
-    import multiprocessing
     from multiprocessing.connection import wait
 
-    context = multiprocessing.get_context("spawn")  # no forked torch state
-
     def spawn() -> _Worker:
-        ours, theirs = context.Pipe(duplex=True)
-        process = context.Process(
-            target=_worker_main, args=(theirs, options, os.getpid(), log_path), daemon=True
-        )
-        process.start()
-        theirs.close()  # the worker's end lives in the worker only: its death is EOF here
-        return _Worker(process, ours)
+        return _Worker(*start_worker(_worker_main, (options, os.getpid(), log_path)))
 
     queue = deque(tasks[i : i + chunk] for i in range(0, len(tasks), chunk))
     suspects: deque[list[Task]] = deque()
@@ -245,12 +233,7 @@ def run_local(
                 if queue or suspects:
                     pool.append(spawn())
     finally:
-        for worker in pool:
-            with contextlib.suppress(OSError):
-                worker.conn.send(None)
-        stop_processes([worker.process for worker in pool])
-        for worker in pool:
-            worker.conn.close()
+        stop_workers([(worker.process, worker.conn) for worker in pool])
 
 
 def _dispatch(pool: list[_Worker], queue: deque[list[Task]], suspects: deque[list[Task]]) -> None:

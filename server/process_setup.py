@@ -3,8 +3,7 @@
 - `keep_freed_memory()` for every `chibi` process (the CLI calls it first);
 - `worker_process_setup()` for worker processes that share the cores with others
   (the server's pool, both batch engines), and `pay_first_calls()` at the end of
-  their start-up;
-- `stop_processes()` to end worker processes without ever leaving one behind.
+  their start-up.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
-import time
 from typing import Any
 
 # glibc mallopt() parameters (malloc.h)
@@ -92,17 +90,3 @@ def pay_first_calls(pipeline: Any = None, avatar: Any = None) -> None:
         render_thumbnail(avatar)
     gc.collect()
     gc.freeze()
-
-
-def stop_processes(processes: list[Any], grace: float = 0.3) -> None:
-    """Workers were asked to leave; those that take long (interpreter teardown of torch
-    and friends takes seconds) are terminated, then killed."""
-    deadline = time.monotonic() + grace
-    for process in processes:
-        process.join(max(0.0, deadline - time.monotonic()))
-        if process.is_alive():
-            process.terminate()
-            process.join(1)
-        if process.is_alive():  # e.g. a native library's SIGTERM handler is busy
-            process.kill()  # never leave one behind: interpreter exit would wait on it
-            process.join(1)

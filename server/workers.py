@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
+from avatar3d.process_map import stop_processes
+
 from . import pipeline
-from .process_setup import stop_processes
 
 log = logging.getLogger("chibi.server")
 

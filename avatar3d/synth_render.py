@@ -136,11 +136,11 @@ _local = threading.local()
 
 
 def _renderer(size: int):
-    import pyrender
+    from .offscreen import offscreen_renderer
 
     renderer = getattr(_local, "renderer", None)
     if renderer is None:
-        renderer = _local.renderer = pyrender.OffscreenRenderer(size, size)
+        renderer = _local.renderer = offscreen_renderer(size, size)
     renderer.viewport_width = renderer.viewport_height = size
     return renderer
 

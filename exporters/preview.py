@@ -35,6 +35,7 @@ from PIL import Image  # noqa: E402
 
 from avatar3d.avatar import Avatar  # noqa: E402
 from avatar3d.errors import ChibiError  # noqa: E402
+from avatar3d.offscreen import offscreen_renderer  # noqa: E402
 
 from .gltf_writer import encode_png  # noqa: E402
 
@@ -157,7 +158,7 @@ def _configure_framebuffers(self: pyrender.Renderer) -> None:
 def _renderer(width: int, height: int) -> pyrender.OffscreenRenderer:
     renderer = getattr(_local, "renderer", None)
     if renderer is None:
-        renderer = pyrender.OffscreenRenderer(width, height)
+        renderer = offscreen_renderer(width, height)
         for name, method in (
             ("_read_main_framebuffer", _read_colour_only),
             ("_configure_main_framebuffer", _configure_framebuffers),

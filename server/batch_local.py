@@ -259,8 +259,7 @@ def _on_death(
     """Forget a dead worker; its unanswered tasks become suspects, or, if it held one
     suspect alone, that task's result is `worker_crashed`."""
     pool.remove(worker)
-    worker.conn.close()
-    worker.process.join(1)
+    stop_workers([(worker.process, worker.conn)])  # reaped, its pipe closed
     held = [task for chunk in worker.sent for task in chunk]
     if worker.suspect and held:  # alone in flight when its worker died: the culprit
         crashed = _result(held[0][0])

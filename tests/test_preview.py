@@ -82,6 +82,34 @@ def test_repeated_and_threaded_calls_reuse_renderers_and_agree(avatar):
     assert _same_picture(results["thread"], first)
 
 
+def test_a_finished_threads_renderer_leaves_the_others_working(avatar):
+    """The renderer of a thread that ends is deleted; that must not end the EGL display
+    every context shares. pyrender's own delete called eglTerminate, and the main thread's
+    renderer then failed with EGL_BAD_CONTEXT once another context (here one like the
+    synthetic-set renderer's) had been made current, and again after that one's delete."""
+    import gc
+
+    import pyrender
+
+    from avatar3d.offscreen import offscreen_renderer
+
+    first = _decode(render_preview(avatar, 128))
+    thread = threading.Thread(target=lambda: render_preview(avatar, 96))
+    thread.start()
+    thread.join(timeout=120)
+    gc.collect()  # the thread's renderer is gone
+    other = offscreen_renderer(64, 64)
+    try:
+        scene = pyrender.Scene(bg_color=(1.0, 0.0, 0.0, 1.0))
+        scene.add(pyrender.OrthographicCamera(1.0, 1.0))
+        colour, _ = other.render(scene, flags=pyrender.RenderFlags.FLAT)
+        assert tuple(colour[32, 32, :3]) == (255, 0, 0)
+        assert _same_picture(_decode(render_preview(avatar, 128)), first)
+    finally:
+        other.delete()
+    assert _same_picture(_decode(render_preview(avatar, 128)), first)
+
+
 @pytest.mark.parametrize("size", [0, 8, 5000, 100.5])
 def test_bad_size_is_rejected(avatar, size):
     with pytest.raises(ValueError):

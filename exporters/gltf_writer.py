@@ -7,8 +7,8 @@ the GLB container as bytes (nothing touches the disk).
 
 Speed matters (an avatar is exported per request): numpy arrays go to the
 buffer without copies or per-vertex Python loops, PNGs are encoded with one
-numpy filter pass and ISA-L's deflate (`isal`), and the JSON is written straight from the
-pygltflib objects (see `_json_ready`).
+numpy filter pass and zlib-ng's deflate (`zlib-ng`), and the JSON is written straight from
+the pygltflib objects (see `_json_ready`).
 
 Morph targets are written as sparse accessors: a face shape moves a few hundred
 of the avatar's vertices, so storing only those makes the file several times
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import pygltflib as gl
-from isal import isal_zlib
+from zlib_ng import zlib_ng
 
 from avatar3d.avatar import Avatar
 
@@ -63,12 +63,15 @@ def encode_png(image: np.ndarray) -> bytes:
     """(H, W, 3 or 4) uint8 sRGB -> PNG bytes (8-bit RGB or RGBA, as given).
 
     Every row uses PNG's "Up" filter (the difference to the row above: one numpy
-    subtraction over whole rows), compressed by ISA-L's deflate at level 1: a
-    standard zlib stream, 5-15x faster than zlib's own level 1 and no larger on
-    our images (the 1024 px atlas: 17 -> 1 ms; bench/bench_avatar.py compares).
-    Pillow tries all five filters on every row, which is most of its cost.
-    A constant alpha channel costs almost nothing after the filter, so RGBA stays
-    RGBA (dropping it would mean a slow strided copy).
+    subtraction over whole rows), compressed by zlib-ng's deflate at level 2: a
+    standard zlib stream, ~6x faster than zlib's level 1 and smaller (the 1024 px
+    atlas: 17 -> 2.8 ms, 143 -> 119 kB; bench/bench_avatar.py compares). ISA-L
+    (`isal`), used before, is faster still (1.1 ms), but the same pixels did not
+    always give the same bytes in another process (5 of 1,900 processes, each
+    compressing 12 atlases; zlib-ng 0 in the same processes), and exports must be
+    reproducible. Pillow tries all five filters on every row, which is most of
+    its cost. A constant alpha channel costs almost nothing after the filter, so
+    RGBA stays RGBA (dropping it would mean a slow strided copy).
     """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
         raise ValueError(f"expected an (H, W, 3 or 4) uint8 image, got {image.dtype} {image.shape}")
@@ -82,7 +85,7 @@ def encode_png(image: np.ndarray) -> bytes:
     return b"".join([
         PNG_SIGNATURE,
         _png_chunk(b"IHDR", header),
-        _png_chunk(b"IDAT", isal_zlib.compress(filtered, 1)),
+        _png_chunk(b"IDAT", zlib_ng.compress(filtered, 2)),
         _png_chunk(b"IEND", b""),
     ])  # fmt: skip
 

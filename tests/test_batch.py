@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from processes import gone_within, group_alive, spawned_children
 from skimage import data as skdata
 from validators import assert_valid_file, gltf_validate_many
 
@@ -291,47 +292,6 @@ def test_local_and_ray_engines_write_identical_outputs(tmp_path: Path, ray_addre
 # -- SIGKILL and resume ----------------------------------------------------------------------
 
 
-def _group_alive(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of a process group."""
-    alive = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            alive.append(int(entry))
-    return alive
-
-
-def _group_gone(pgid: int, timeout: float = 30.0) -> bool:
-    """Whether every process of the group has ended within `timeout` s (exiting takes a
-    moment: interpreter teardown, the resource tracker seeing its pipe close)."""
-    deadline = time.monotonic() + timeout
-    while _group_alive(pgid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
-def _pool_workers(parent: int) -> list[int]:
-    """Pids of the process-pool workers a driver started."""
-    workers = []
-    for entry in os.listdir("/proc"):
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(stat[stat.rindex(")") + 2 :].split()[1]) == parent and b"spawn_main" in cmdline:
-            workers.append(int(entry))
-    return workers
-
-
 def _wait_lines(path: Path, count: int, process: subprocess.Popen) -> None:
     """Until `path` has `count` lines; fails (and kills the job) if the process ends or
     stalls first."""
@@ -367,14 +327,14 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path):
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     manifest = out / MANIFEST
     _wait_lines(manifest, 1, process)
-    workers = _pool_workers(process.pid)
+    workers = spawned_children(process.pid)
     assert process.poll() is None and len(workers) == 2, process.stderr.read().decode()[-2000:]
     os.kill(workers[0], signal.SIGKILL)
     _wait_lines(manifest, 4, process)  # a new pool took over
     assert process.poll() is None, process.stderr.read().decode()[-2000:]
     os.kill(process.pid, signal.SIGKILL)  # the driver only, as `kill -9 PID` would
     process.wait()
-    assert _group_gone(process.pid), "worker processes outlived the killed driver"
+    assert gone_within(lambda: group_alive(process.pid)), "workers outlived the killed driver"
     done_before = read_jsonl(manifest)
     assert 4 <= len(done_before) < 12
     # what a kill can leave, and worse: a torn last line, a temporary file, a damaged output
@@ -434,14 +394,14 @@ def test_local_engine_survives_workers_killed_mid_result_and_at_start(tmp_path: 
     results = run_local(tasks, JobOptions(format="glb"), workers=1, chunk=2)
     first = next(results)  # the driver now waits for us: the worker blocks sending [p2, p3]
     assert first["key"] == "p0" and first["ok"], first
-    (worker,) = _pool_workers(os.getpid())
+    (worker,) = spawned_children(os.getpid())
     assert _blocked_in_send(worker), "the worker should be stuck sending its next result"
     os.kill(worker, signal.SIGKILL)
 
     def kill_the_next_worker() -> None:  # p2, retried alone, loses its worker while loading
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            for pid in _pool_workers(os.getpid()):
+            for pid in spawned_children(os.getpid()):
                 if pid != worker:
                     os.kill(pid, signal.SIGKILL)
                     return
@@ -454,7 +414,7 @@ def test_local_engine_survives_workers_killed_mid_result_and_at_start(tmp_path: 
     outcome = {r["key"]: r["error"]["code"] if r["error"] else None for r in rest}
     assert len(rest) == 3 and outcome == {"p1": None, "p2": "worker_crashed", "p3": None}, outcome
     assert all(len(face["model"]) > 100_000 for r in rest if r["ok"] for face in r["faces"])
-    assert not _pool_workers(os.getpid()), "the engine left worker processes behind"
+    assert not spawned_children(os.getpid()), "the engine left worker processes behind"
 
 
 @pytest.mark.timeout(300)
@@ -475,7 +435,7 @@ def test_ctrl_c_stops_cleanly_then_resume(tmp_path: Path):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr.decode()[-2000:]
     assert b"interrupted" in stderr
-    assert _group_gone(process.pid), "workers outlived the interrupted driver"
+    assert gone_within(lambda: group_alive(process.pid)), "workers outlived the interrupted driver"
     done = read_jsonl(out / MANIFEST)
     assert 2 <= len(done) < 10
     for record in done.values():
@@ -496,7 +456,7 @@ def test_local_engine_reports_workers_that_cannot_load_the_models(tmp_path: Path
     with pytest.raises(ChibiError) as caught:
         list(run_local([("p", str(path))], JobOptions(model="no-such-model"), workers=2))
     assert caught.value.code == "not_available" and "no-such-model" in caught.value.message
-    assert not _pool_workers(os.getpid()), "the engine left worker processes behind"
+    assert not spawned_children(os.getpid()), "the engine left worker processes behind"
 
 
 def test_the_driver_pins_the_model_without_importing_torch(tmp_path):

@@ -13,32 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import gone_within, spawned_children
 
 from avatar3d.process_map import WorkerDied, process_map
-
-
-def _children() -> list[int]:
-    """Live spawned children of this process."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"spawn_main" in cmdline:
-            pids.append(int(entry))
-    return pids
-
-
-def _no_children_left(timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while _children():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def slow_square(x: int) -> int:
@@ -63,25 +40,25 @@ def test_results_in_order_and_exceptions_reraised():
         list(process_map(math.sqrt, [4.0, -1.0, 9.0], workers=2))
     with pytest.raises(OSError, match="no EGL display"):
         list(process_map(math.sqrt, [4.0], workers=1, initializer=failing_initializer))
-    assert _no_children_left()
+    assert gone_within(lambda: spawned_children(os.getpid()), 10)
 
 
 @pytest.mark.timeout(120)
 def test_a_killed_worker_is_replaced_and_its_jobs_redone():
     results = process_map(slow_square, range(30), workers=2)
     first = [next(results) for _ in range(3)]
-    victims = _children()
+    victims = spawned_children(os.getpid())
     assert len(victims) == 2
     os.kill(victims[0], signal.SIGKILL)
     assert first + list(results) == [x * x for x in range(30)]
-    assert _no_children_left()
+    assert gone_within(lambda: spawned_children(os.getpid()), 10)
 
 
 @pytest.mark.timeout(120)
 def test_a_job_that_kills_its_worker_every_time_is_an_error_not_a_hang():
     with pytest.raises(WorkerDied, match="job 7: its worker process died 2 times"):
         list(process_map(crash_on_seven, range(12), workers=2))
-    assert _no_children_left()
+    assert gone_within(lambda: spawned_children(os.getpid()), 10)
 
 
 @pytest.mark.timeout(300)
@@ -94,4 +71,4 @@ def test_synthetic_renders_with_two_workers_equal_one_worker(tmp_path: Path):
     assert one.keys() == two.keys()
     for key in one:
         np.testing.assert_array_equal(one[key], two[key], err_msg=key)
-    assert _no_children_left()
+    assert gone_within(lambda: spawned_children(os.getpid()), 10)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
-from avatar3d.process_map import stop_processes
+from avatar3d.process_map import start_worker, stop_workers
 
 from . import pipeline
 
@@ -114,25 +114,18 @@ class WorkerPool:
         self.stopping = True
         for worker in self.pool:
             self.loop.remove_reader(worker.conn.fileno())
-            with contextlib.suppress(OSError):
-                worker.conn.send(None)
-        await asyncio.to_thread(stop_processes, [w.process for w in self.pool])
+        await asyncio.to_thread(stop_workers, [(w.process, w.conn) for w in self.pool])
         for worker in self.pool:
-            worker.conn.close()
             _release(worker.shared, unlink=True)
         self.pool.clear()
 
     # -- internals -----------------------------------------------------------------
     def _spawn(self) -> None:
         shared = _shared_block(self.shared_bytes)
-        ours, theirs = self.context.Pipe(duplex=True)
-        process = self.context.Process(
-            target=pipeline.worker_main,
-            args=(theirs, shared.name if shared else None, self.cancel_flags, self.settings),
-            daemon=True,
+        process, ours = start_worker(
+            pipeline.worker_main,
+            (shared.name if shared else None, self.cancel_flags, self.settings),
         )
-        process.start()
-        theirs.close()
         worker = _Worker(process, ours, shared)
         self.pool.append(worker)
         self.loop.add_reader(ours.fileno(), self._on_readable, worker)

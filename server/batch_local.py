@@ -35,18 +35,19 @@ class Converter:
     """
 
     def __init__(self, options: JobOptions):
-        from avatar3d.build import build_avatar
-        from avatar3d.params import AvatarParams
-        from avatar3d.pipeline import PhotoPipeline
+        from .process_setup import pay_first_calls, start_up, worker_process_setup
 
-        from .process_setup import pay_first_calls, worker_process_setup
+        with start_up():
+            from avatar3d.build import build_avatar
+            from avatar3d.params import AvatarParams
+            from avatar3d.pipeline import PhotoPipeline
 
-        worker_process_setup()
-        self.options = options
-        self.pipeline = PhotoPipeline(options.model, weights_dir=options.weights_dir or None)
-        avatar = build_avatar(AvatarParams(), quality=options.quality)  # base-model cache
-        renders = options.format != "glb" or options.preview
-        pay_first_calls(self.pipeline, avatar if renders else None)
+            worker_process_setup()
+            self.options = options
+            self.pipeline = PhotoPipeline(options.model, weights_dir=options.weights_dir or None)
+            avatar = build_avatar(AvatarParams(), quality=options.quality)  # base-model cache
+            renders = options.format != "glb" or options.preview
+            pay_first_calls(self.pipeline, avatar if renders else None)
 
     def convert_many(self, tasks: list[Task]) -> list[dict[str, Any]]:
         """One result dict per (key, path) task, in order (see `convert_one`)."""

@@ -129,10 +129,12 @@ def init_worker(channel: Any, cancel_flags: Any, settings: dict[str, Any], nice:
         os.nice(nice)
     except OSError:
         pass
-    from .process_setup import worker_process_setup
+    from .process_setup import start_up, worker_process_setup
 
-    worker_process_setup()  # the pool's workers share the cores
-    channel.send(("ready", os.getpid(), warm_up()))
+    with start_up():
+        worker_process_setup()  # the pool's workers share the cores
+        sources = warm_up()
+    channel.send(("ready", os.getpid(), sources))
 
 
 def _exit_with_parent(parent: int, every: float = 1.0) -> None:

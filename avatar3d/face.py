@@ -350,7 +350,7 @@ class FaceAnalyzer:
             direct = _to_pixels(result.multi_face_landmarks[0], width, height)
         if not self.mirror_average:
             return direct
-        result = self._mesh.process(np.ascontiguousarray(rgb[:, ::-1]))
+        result = self._mesh.process(cv2.flip(rgb, 1))  # 6 us; numpy's strided copy: 335
         if not result.multi_face_landmarks:
             return direct
         mirrored = _to_pixels(result.multi_face_landmarks[0], width, height)

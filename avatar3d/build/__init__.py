@@ -138,7 +138,8 @@ def _base(style: str, glasses: str, quality: str) -> _Base:
     hair_delta = np.concatenate([p.positions for p in hair1]) - positions[hair_idx]
 
     # skeleton with neutral eyes
-    eye_pos = _eye_joints(places, lambda p: p)
+    landmark = _landmark_directions(places)
+    eye_pos = _eye_joints(np.stack([landmark["eye_L"], landmark["eye_R"]]), lambda p: p)
     skeleton, chain_joints = build_skeleton(
         eye_pos, [(c.name, j) for c, j in zip(chains, joints0, strict=True)]
     )
@@ -215,14 +216,25 @@ def _group_ids(parts: list[Part]) -> list[int]:
     return [names.setdefault(p.smooth, len(names)) for p in parts]
 
 
-def _eye_joints(places, field) -> np.ndarray:
-    """(2, 3) left and right eye joint positions behind the eye patches."""
-    out = []
-    for label in ("eye_L", "eye_R"):
+def _landmark_directions(places: dict) -> dict[str, np.ndarray]:
+    """Unit directions (3,) from HEAD_CENTER of the front surface points the rig and the
+    morphs hang on: "eye_L", "eye_R" and "mouth" (their anchors) and the cheeks "blush_L",
+    "blush_R" (a little outward and below theirs). One `front_direction` call: each costs
+    0.14 ms, whatever the number of points."""
+    points = []
+    for label in ("eye_L", "eye_R", "mouth"):
+        points.append(places[label].anchor)
+    for side, label in ((1, "blush_L"), (-1, "blush_R")):
         a = places[label].anchor
-        d = front_direction(np.array([a[0]]), np.array([a[1]]))
-        out.append(HEAD_CENTER + (head_radius(d) - _EYE_DEPTH)[:, None] * d)
-    return field(np.concatenate(out))
+        points.append((a[0] + side * 0.004, a[1] - 0.010))
+    x, y = np.array(points, np.float64).T
+    d = front_direction(x, y)
+    return dict(zip(("eye_L", "eye_R", "mouth", "blush_L", "blush_R"), d, strict=True))
+
+
+def _eye_joints(eye_dirs: np.ndarray, field) -> np.ndarray:
+    """(2, 3) left and right eye joint positions behind the eye patches; eye_dirs (2, 3)."""
+    return field(HEAD_CENTER + (head_radius(eye_dirs) - _EYE_DEPTH)[:, None] * eye_dirs)
 
 
 def _check_quality(quality: str) -> Budget:
@@ -307,7 +319,9 @@ def build_avatar(params: AvatarParams, quality: str = "default") -> Avatar:
     joint_pos = base.skeleton_positions + params.hair_length * base.hair_joint_delta
     hair_joints = np.concatenate(base.chain_joints) if base.chain_joints else np.zeros(0, int)
     joint_pos[hair_joints] = field(joint_pos[hair_joints])
-    eyes = _eye_joints(places, field)
+    landmark = _landmark_directions(places)
+    eye_dirs = np.stack([landmark["eye_L"], landmark["eye_R"]])
+    eyes = _eye_joints(eye_dirs, field)
     names = base.skeleton_names
     joint_pos[names.index("leftEye")], joint_pos[names.index("rightEye")] = eyes[0], eyes[1]
     skeleton = Skeleton(
@@ -338,20 +352,14 @@ def build_avatar(params: AvatarParams, quality: str = "default") -> Avatar:
         for c, j in zip(base.chains, base.chain_joints, strict=True)
     ]
 
-    eye_surface = []
-    for label in ("eye_L", "eye_R"):
-        a = places[label].anchor
-        eye_surface.append(head_point(front_direction(np.array([a[0]]), np.array([a[1]]))))
-    eye_mid = field(np.concatenate(eye_surface)).mean(axis=0)
+    eye_mid = field(head_point(eye_dirs)).mean(axis=0)
     eye_offset = tuple(float(x) for x in eye_mid - joint_pos[names.index("head")])
 
-    mouth_place = places["mouth"]
-    mouth_d = front_direction(np.array([mouth_place.anchor[0]]), np.array([mouth_place.anchor[1]]))
-    cheeks = {}
-    for side, label in ((1, "blush_L"), (-1, "blush_R")):
-        a = places[label].anchor
-        d = front_direction(np.array([a[0] + side * 0.004]), np.array([a[1] - 0.010]))
-        cheeks[side] = field(head_point(d))[0]
+    mouth_d = landmark["mouth"][None]
+    cheeks = {
+        side: field(head_point(landmark[label][None]))[0]
+        for side, label in ((1, "blush_L"), (-1, "blush_R"))
+    }
     ctx = MorphContext(
         positions=pos,
         field=field,

@@ -37,7 +37,10 @@ def head_radius(d: np.ndarray) -> np.ndarray:
     ry = np.where(y > 0.0, _RY_TOP, _RY_BOTTOM)
     rz = np.where(z > 0.0, _RZ_FRONT, _RZ_BACK) * (1.0 - 0.12 * low**2)
     r = 1.0 / np.sqrt((x / rx) ** 2 + (y / ry) ** 2 + (z / rz) ** 2)
-    cos_to_cheek = d @ _CHEEK_DIRS.T
+    # (N, 2) dot products written out: a matrix product's rounding depends on N (BLAS
+    # kernels), and one direction must give the same radius alone or among others
+    cos_to_cheek = x[:, None] * _CHEEK_DIRS[:, 0] + y[:, None] * _CHEEK_DIRS[:, 1]
+    cos_to_cheek += z[:, None] * _CHEEK_DIRS[:, 2]
     bulge = np.exp(-(((1.0 - cos_to_cheek) / (_CHEEK_WIDTH**2 * 0.5)) ** 2) * 0.5)
     return r + _CHEEK_HEIGHT * bulge.sum(axis=1)
 

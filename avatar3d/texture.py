@@ -85,6 +85,10 @@ class _Canvas:
         """Anti-aliased inside-coverage of a signed distance field (local units, < 0 inside)."""
         return np.clip(0.5 - sdf / (self.px * soften), 0.0, 1.0)
 
+    def reach(self, soften: float = 1.0) -> float:
+        """A distance beyond which `coverage(sdf, soften)` is 0 (it is from half of it on)."""
+        return self.px * soften
+
     def mirrored(self) -> _Canvas:
         """A copy flipped left-right (u -> 1 - u)."""
         copy = _Canvas.__new__(_Canvas)
@@ -117,16 +121,34 @@ def _ellipse_sdf(u: np.ndarray, v: np.ndarray, cu: float, cv: float, a: float, b
     return (r - 1.0) / grad
 
 
-def _stroke_sdf(u: np.ndarray, v: np.ndarray, points: np.ndarray, radii: np.ndarray):
-    """Signed distance to a tapered stroke along a polyline points (N, 2), radii (N,)."""
+def _stroke_sdf(
+    u: np.ndarray, v: np.ndarray, points: np.ndarray, radii: np.ndarray, reach: float
+) -> np.ndarray:
+    """Signed distance to a tapered stroke along a polyline points (N, 2), radii (N,).
+
+    u, v: a canvas's (cell, cell) grids (u constant down a column, v along a row). Exact
+    wherever the distance is below `reach`, +inf where no segment comes that close: each
+    segment is evaluated only on the pixels of its box grown by its radius and `reach`
+    (one of a brow's 27 segments covers ~2% of the cell: 9.6 -> 0.6 ms a brow).
+    """
     best = np.full(u.shape, np.inf, np.float32)
+    columns, rows = u[0], v[:, 0]  # non-decreasing (the inset border is clamped)
     for (au, av), (bu, bv), ra, rb in zip(
         points[:-1], points[1:], radii[:-1], radii[1:], strict=True
     ):
+        grow = reach + max(ra, rb)
+        c0 = np.searchsorted(columns, min(au, bu) - grow, "left")
+        c1 = np.searchsorted(columns, max(au, bu) + grow, "right")
+        r0 = np.searchsorted(rows, min(av, bv) - grow, "left")
+        r1 = np.searchsorted(rows, max(av, bv) + grow, "right")
+        if c0 >= c1 or r0 >= r1:
+            continue
+        box = (slice(r0, r1), slice(c0, c1))
+        uu, vv = u[box], v[box]
         su, sv = bu - au, bv - av
-        t = np.clip(((u - au) * su + (v - av) * sv) / max(su * su + sv * sv, 1e-12), 0.0, 1.0)
-        d = np.hypot(u - (au + t * su), v - (av + t * sv)) - (ra + t * (rb - ra))
-        np.minimum(best, d, out=best)
+        t = np.clip(((uu - au) * su + (vv - av) * sv) / max(su * su + sv * sv, 1e-12), 0.0, 1.0)
+        d = np.hypot(uu - (au + t * su), vv - (av + t * sv)) - (ra + t * (rb - ra))
+        np.minimum(best[box], d, out=best[box])
     return best
 
 
@@ -181,7 +203,8 @@ def _eye_canvas(cell: int) -> _Canvas:
     crease = _arc(cu + 0.03, cv + 0.02, a * 1.02, b * 1.45, 145, 40)
     c.over(
         "lid_line",
-        0.5 * c.coverage(_stroke_sdf(u, v, crease, np.linspace(0.005, 0.009, len(crease)))),
+        0.5
+        * c.coverage(_stroke_sdf(u, v, crease, np.linspace(0.005, 0.009, len(crease)), c.reach())),
     )
     # thick upper lash line, thin at the inner corner, heavy towards the outer corner
     upper = _arc(cu, cv - 0.005, a * 1.03, b * 1.06, 196, 6, 48)
@@ -191,10 +214,13 @@ def _eye_canvas(cell: int) -> _Canvas:
     end = upper[-1]
     flick = _bezier(end, (end[0] + 0.05, end[1] - 0.01), (end[0] + 0.085, end[1] - 0.09), 12)
     flick_radii = np.linspace(radii[-1] * 0.8, 0.003, len(flick))
-    lash = np.minimum(_stroke_sdf(u, v, upper, radii), _stroke_sdf(u, v, flick, flick_radii))
+    lash = np.minimum(
+        _stroke_sdf(u, v, upper, radii, c.reach()),
+        _stroke_sdf(u, v, flick, flick_radii, c.reach()),
+    )
     # lower lash: a short thin line along the outer half of the bottom
     lower = _arc(cu, cv, a * 1.01, b * 1.03, -12, -80, 20)
-    lower_lash = _stroke_sdf(u, v, lower, np.linspace(0.012, 0.004, len(lower)))
+    lower_lash = _stroke_sdf(u, v, lower, np.linspace(0.012, 0.004, len(lower)), c.reach())
     c.over("lash", 0.8 * c.coverage(lower_lash))
     c.over("lash", c.coverage(lash))
     return c
@@ -264,13 +290,16 @@ def _brow(cell: int, thickness: float) -> _CellWeights:
     t = np.linspace(0.0, 1.0, len(path))
     inner = 0.06 + 0.12 * thickness
     radii = inner * (1.0 - 0.7 * t**1.5)
-    c.over("brow", c.coverage(_stroke_sdf(c.u, c.v, path, radii), soften=1.5))
+    brow = _stroke_sdf(c.u, c.v, path, radii, c.reach(1.5))
+    c.over("brow", c.coverage(brow, soften=1.5))
     return c.freeze()
 
 
 def _nose(cell: int) -> _CellWeights:
     c = _Canvas(cell, "skin")
-    dash = _stroke_sdf(c.u, c.v, np.array([(0.45, 0.64), (0.55, 0.6)]), np.array([0.025, 0.015]))
+    dash = _stroke_sdf(
+        c.u, c.v, np.array([(0.45, 0.64), (0.55, 0.6)]), np.array([0.025, 0.015]), c.reach(6.0)
+    )
     c.over("skin_deep", 0.6 * c.coverage(dash, soften=6.0))
     shine = np.exp(-(((c.u - 0.48) / 0.05) ** 2 + ((c.v - 0.42) / 0.08) ** 2))
     c.over("skin_light", 0.35 * shine)
@@ -283,8 +312,9 @@ def _blush(cell: int) -> _CellWeights:
     c.over("blush", 0.8 * (1.0 - _smoothstep(0.0, 1.0, r)))
     for x in (0.36, 0.5, 0.64):  # the anime "///" hatching
         hatch = _stroke_sdf(
-            c.u, c.v, np.array([(x - 0.035, 0.58), (x + 0.035, 0.42)]), np.array([0.01, 0.01])
-        )
+            c.u, c.v, np.array([(x - 0.035, 0.58), (x + 0.035, 0.42)]), np.array([0.01, 0.01]),
+            c.reach(2.0),
+        )  # fmt: skip
         c.over("blush_line", 0.4 * c.coverage(hatch, soften=2.0))
     return c.freeze()
 

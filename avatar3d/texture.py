@@ -101,11 +101,12 @@ class _Canvas:
         names = tuple(self.weights)
         if len(names) == 1 and np.all(self.weights[names[0]] == 1.0):
             return names, None
-        stack = np.stack([np.broadcast_to(self.weights[n], self.u.shape) for n in names], -1)
-        stack = np.ascontiguousarray(stack.reshape(-1, len(names)), dtype=np.float32)
-        # paint_atlas relies on this to skip clipping each pixel (palette colours are in [0, 1])
-        if stack.min() < 0.0 or stack.sum(axis=1).max() > MAX_WEIGHT_SUM:
+        maps = [np.broadcast_to(self.weights[n], self.u.shape) for n in names]
+        # paint_atlas relies on this to skip clipping each pixel (palette colours are in [0, 1]);
+        # summed map by map: numpy's sum along the short last axis of the stack took 0.8 ms
+        if min(m.min() for m in maps) < 0.0 or sum(maps[1:], maps[0]).max() > MAX_WEIGHT_SUM:
             raise ValueError("cell weights must be >= 0 and sum to at most 1 per pixel")
+        stack = np.stack(maps, -1).reshape(-1, len(names)).astype(np.float32, copy=False)
         stack.setflags(write=False)
         return names, stack
 

@@ -25,7 +25,15 @@ from ..avatar import Avatar, Material, Skeleton, SphereCollider, SpringChain, Su
 from ..errors import ChibiError
 from ..params import AvatarParams, hex_to_rgb
 from .body import body_parts
-from .face import local_metres, neutral_placements, patch_part, patch_specs, place_patch, placements
+from .face import (
+    anchor_frames,
+    local_metres,
+    neutral_placements,
+    patch_part,
+    patch_specs,
+    place_patch,
+    placements,
+)
 from .glasses import glasses_parts
 from .hair import COLLIDERS, ChainSpec, hair_parts
 from .head import (
@@ -286,6 +294,7 @@ def build_avatar(params: AvatarParams, quality: str = "default") -> Avatar:
     pos = base.positions.copy()
     pos[base.hair_idx] += params.hair_length * base.hair_delta
     places = placements(shape)
+    anchor_frames(places.values())
     dirs = {}
     for spec, idx in base.patches:
         place = places[spec.label]

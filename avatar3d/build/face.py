@@ -13,8 +13,8 @@ upwards; texture u = (a + 1) / 2 (mirrored for the right brow), v = (1 - b) / 2.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -232,16 +232,34 @@ def local_metres(spec: PatchSpec, place: Placement) -> np.ndarray:
     )
 
 
-@lru_cache(maxsize=4096)
-def _anchor_frame(x: float, y: float, tilt: float) -> np.ndarray:
-    """(3, 3) rows: the anchor's surface point relative to HEAD_CENTER, and its tilted
-    tangent axes `right` and `up` (unit). Cached: anchors repeat across morphs and avatars."""
-    d = front_direction(np.array([x]), np.array([y]))
+# (x, y, tilt) of an anchor -> its frame (`anchor_frames`); anchors repeat across morphs
+_FRAMES: dict[tuple[float, float, float], np.ndarray] = {}
+_MAX_FRAMES = 4096
+
+
+def _frame_key(place: Placement) -> tuple[float, float, float]:
+    return float(place.anchor[0]), float(place.anchor[1]), float(place.tilt)
+
+
+def anchor_frames(places: Iterable[Placement]) -> None:
+    """Compute and cache the frames of the placements' anchors not seen yet: (3, 3) rows,
+    the anchor's surface point relative to HEAD_CENTER and its tilted tangent axes `right`
+    and `up` (unit). All in one `front_direction` call (0.14 ms for any number of points;
+    an avatar brings ~5 new anchors); a row does not depend on the others."""
+    keys = list(dict.fromkeys(key for key in map(_frame_key, places) if key not in _FRAMES))
+    if not keys:
+        return
+    if len(_FRAMES) + len(keys) > _MAX_FRAMES:
+        _FRAMES.clear()
+    x, y, _ = np.array(keys).T
+    d = front_direction(x, y)
     right, up = tangent_frame(d)
-    c, s = np.cos(tilt), np.sin(tilt)
-    frame = np.stack([head_radius(d)[0] * d[0], c * right[0] + s * up[0], c * up[0] - s * right[0]])
-    frame.setflags(write=False)
-    return frame
+    radius = head_radius(d)
+    for n, key in enumerate(keys):
+        c, s = np.cos(key[2]), np.sin(key[2])
+        frame = np.stack([radius[n] * d[n], c * right[n] + s * up[n], c * up[n] - s * right[n]])
+        frame.setflags(write=False)
+        _FRAMES[key] = frame
 
 
 def place_patch(
@@ -257,7 +275,10 @@ def place_patch(
 
 def patch_directions(place: Placement, local: np.ndarray) -> np.ndarray:
     """Unit directions (N, 3) from HEAD_CENTER of local metres (N, 2) (before the tilt)."""
-    base, right, up = _anchor_frame(float(place.anchor[0]), float(place.anchor[1]), place.tilt)
+    key = _frame_key(place)
+    if key not in _FRAMES:
+        anchor_frames([place])
+    base, right, up = _FRAMES[key]
     q = base + local[:, :1] * right + local[:, 1:] * up
     return q / np.linalg.norm(q, axis=1, keepdims=True)
 

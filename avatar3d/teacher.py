@@ -470,15 +470,11 @@ def sample_colors(
         person = np.asarray(person_mask, dtype=np.float32)[win[1] : win[3], win[0] : win[2]]
         if person.shape != shape:  # the window was reduced above
             person = cv2.resize(person, shape[::-1], interpolation=cv2.INTER_AREA)
-    hair_region = _hair_region(patch, pts, person)
+    hair_lab_all = _to_lab(patch[_hair_region(patch, pts, person)])
     if skin_lab is not None:
         # ears, neck and bare scalp are person-but-not-hair: drop skin-like pixels
-        hair_lab_all = _to_lab(patch[hair_region])
-        keep = np.linalg.norm(hair_lab_all - skin_lab, axis=1) > 12.0
-        hair_idx = np.flatnonzero(hair_region)[keep]
-        hair_region = np.zeros(shape, bool)
-        hair_region.flat[hair_idx] = True
-    hair_lab, n_hair = _robust_lab(patch[hair_region], L_BAND)
+        hair_lab_all = hair_lab_all[np.linalg.norm(hair_lab_all - skin_lab, axis=1) > 12.0]
+    hair_lab, n_hair = _robust_lab(hair_lab_all, L_BAND, is_lab=True)
     if hair_lab is not None:
         colors["hair_color"] = _lab_to_hex(hair_lab)
         expected = max(1.0, 0.15 * face_w * face_h)  # short hair covers ~15% of a face box
@@ -504,11 +500,14 @@ def _to_lab(pixels: np.ndarray) -> np.ndarray:
     return rgb2lab(pixels[None].astype(np.float64) / 255.0)[0]
 
 
-def _robust_lab(pixels: np.ndarray, band: tuple[float, float]) -> tuple[np.ndarray | None, int]:
-    """Median Lab of the pixels whose L* lies in the given percentile band."""
+def _robust_lab(
+    pixels: np.ndarray, band: tuple[float, float], is_lab: bool = False
+) -> tuple[np.ndarray | None, int]:
+    """Median Lab of the pixels (N, 3) uint8 sRGB, or Lab if `is_lab`, whose L* lies in
+    the given percentile band."""
     if len(pixels) < 3:
         return None, 0
-    lab = _to_lab(pixels)
+    lab = pixels if is_lab else _to_lab(pixels)
     low, high = np.percentile(lab[:, 0], band)
     kept = lab[(lab[:, 0] >= low) & (lab[:, 0] <= high)]
     if len(kept) == 0:

@@ -236,3 +236,30 @@ def test_facemesh_time_per_image(analyzer, astronaut):
     median_ms = 1000 * float(np.median(times))
     print(f"\nface analysis (detection, FaceMesh, pose, crop) 512x512: {median_ms:.1f} ms median")
     assert median_ms < 250  # generous: shared 2-core CI machines
+
+
+def test_landmarks_read_from_wire_bytes_equal_field_by_field():
+    """`_to_pixels` reads FaceMesh's landmarks from their serialised bytes; a list of
+    another layout (visibility set, a z left out) is read field by field, to the same values."""
+    from mediapipe.framework.formats import landmark_pb2
+
+    from avatar3d.face import NUM_LANDMARKS, _to_pixels, _wire_landmarks
+
+    rng = np.random.default_rng(3)
+    values = rng.uniform(-1.0, 2.0, (NUM_LANDMARKS, 3)).astype(np.float32)
+    plain, other = landmark_pb2.NormalizedLandmarkList(), landmark_pb2.NormalizedLandmarkList()
+    for n, (x, y, z) in enumerate(values.tolist()):
+        plain.landmark.add(x=x, y=y, z=z)
+        if n == 7:
+            other.landmark.add(x=x, y=y)  # z unset reads 0.0
+        else:
+            other.landmark.add(x=x, y=y, z=z, visibility=0.5)
+    assert _wire_landmarks(plain.SerializeToString()) is not None  # the fast path
+    assert _wire_landmarks(other.SerializeToString()) is None
+    scale = np.array([640.0, 480.0, 640.0])
+    assert np.array_equal(_to_pixels(plain, 640, 480), values.astype(np.float64) * scale)
+    expected = values.astype(np.float64)
+    expected[7, 2] = 0.0
+    assert np.array_equal(_to_pixels(other, 640, 480), expected * scale)
+    with pytest.raises(RuntimeError, match="landmarks"):
+        _to_pixels(landmark_pb2.NormalizedLandmarkList(landmark=plain.landmark[:5]), 640, 480)

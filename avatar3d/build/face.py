@@ -273,12 +273,17 @@ def place_patch(
     return head_point(d, lift), d
 
 
-def patch_directions(place: Placement, local: np.ndarray) -> np.ndarray:
-    """Unit directions (N, 3) from HEAD_CENTER of local metres (N, 2) (before the tilt)."""
+def anchor_frame(place: Placement) -> np.ndarray:
+    """(3, 3) rows of `place`'s anchor frame (see `anchor_frames`)."""
     key = _frame_key(place)
     if key not in _FRAMES:
         anchor_frames([place])
-    base, right, up = _FRAMES[key]
+    return _FRAMES[key]
+
+
+def patch_directions(place: Placement, local: np.ndarray) -> np.ndarray:
+    """Unit directions (N, 3) from HEAD_CENTER of local metres (N, 2) (before the tilt)."""
+    base, right, up = anchor_frame(place)
     q = base + local[:, :1] * right + local[:, 1:] * up
     return q / np.linalg.norm(q, axis=1, keepdims=True)
 

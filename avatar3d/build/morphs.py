@@ -7,9 +7,9 @@ A primitive is one displacement field, computed on the slider-deformed avatar:
  - surface primitives move the head skin (jaw, cheeks) with smooth,
    compactly supported fields, and the tongue rigidly.
 Each morph target is a weighted sum of primitives (`recipes.RECIPES`);
-the patch primitives' points are projected onto the head and go through the
-head-shape field in one call each, after all of them are laid out (both are
-pointwise, so this changes no value);
+the patch primitives' points are turned into directions, projected onto the head
+and put through the head-shape field in one call each, after all of them are laid
+out (all three are pointwise, so this changes no value);
 `MORPH_REGIONS` says which vertex region labels a target may move (tests check it).
 """
 
@@ -22,7 +22,7 @@ from dataclasses import field as dataclass_field
 import numpy as np
 
 from ..avatar import MORPH_TARGET_NAMES
-from .face import PatchSpec, Placement, local_metres, patch_directions
+from .face import PatchSpec, Placement, anchor_frame, local_metres
 from .head import head_point
 from .layout import EYE_LASH_V, EYE_LID_V, LIFT
 from .recipes import MORPH_REGIONS, RECIPES
@@ -57,38 +57,49 @@ class MorphContext:
     mouth_point: np.ndarray
     mouth_dir: np.ndarray
     cheeks: dict[int, np.ndarray]
-    # patch points waiting for `_apply_field`: directions (n, 3) from the head
-    # centre, lifts (n,), vertex indices (n,) and the (n, 3) deltas to fill in
-    pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = dataclass_field(
-        default_factory=list, repr=False
+    # patch points waiting for `_apply_field`: their anchor frame (3, 3), local metres
+    # (n, 2), lifts (n,), vertex indices (n,) and the (n, 3) deltas to fill in
+    pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = (
+        dataclass_field(default_factory=list, repr=False)
+    )
+    # label -> the patch's neutral local metres (n, 2) and lifts (n,), read-only
+    neutral: dict[str, tuple[np.ndarray, np.ndarray]] = dataclass_field(
+        default_factory=dict, repr=False
     )
 
 
 def _patch(ctx: MorphContext, label: str, fn) -> Primitive:
     """Re-project patch `label` with fn(spec, place, local (N, 2), lift (N,)) -> (local, lift).
 
-    Its deltas are filled in by `_apply_field`: projecting onto the head and the
-    head-shape field cost ~0.1 ms a call whatever the number of points, and there
-    are ~60 patch primitives."""
+    Its deltas are filled in by `_apply_field`: turning local metres into directions,
+    projecting onto the head and the head-shape field cost ~0.1 ms a call whatever the
+    number of points, and there are ~60 patch primitives."""
     spec, place, idx = ctx.patches[label]
-    local = local_metres(spec, place)
-    lift = np.full(len(local), LIFT[spec.feature])
+    if label not in ctx.neutral:
+        local = local_metres(spec, place)
+        ctx.neutral[label] = local, np.full(len(local), LIFT[spec.feature])
+    local, lift = ctx.neutral[label]
     new_local, new_lift = fn(spec, place, local.copy(), lift.copy())
-    directions = patch_directions(place, new_local)
-    delta = np.empty((len(idx), 3), np.result_type(directions, ctx.positions))
-    ctx.pending.append((directions, np.broadcast_to(new_lift, len(idx)), idx, delta))
+    delta = np.empty((len(idx), 3), np.result_type(new_local, ctx.positions))
+    lifts = np.broadcast_to(new_lift, len(idx))
+    ctx.pending.append((anchor_frame(place), new_local, lifts, idx, delta))
     return [(idx, delta)]
 
 
 def _apply_field(ctx: MorphContext) -> None:
-    """Every pending patch's points onto the head and through its shape field at once."""
+    """Every pending patch's points onto the head and through its shape field at once
+    (the same arithmetic, point by point, as `face.patch_directions` and `head_point`)."""
     if not ctx.pending:
         return
-    directions = np.concatenate([directions for directions, _, _, _ in ctx.pending])
-    lifts = np.concatenate([lifts for _, lifts, _, _ in ctx.pending])
+    counts = [len(local) for _, local, _, _, _ in ctx.pending]
+    frames = np.repeat(np.stack([frame for frame, _, _, _, _ in ctx.pending]), counts, axis=0)
+    local = np.concatenate([local for _, local, _, _, _ in ctx.pending])
+    q = frames[:, 0] + local[:, :1] * frames[:, 1] + local[:, 1:] * frames[:, 2]
+    directions = q / np.linalg.norm(q, axis=1, keepdims=True)
+    lifts = np.concatenate([lifts for _, _, lifts, _, _ in ctx.pending])
     shaped = ctx.field(head_point(directions, lifts))
     start = 0
-    for _, _, idx, delta in ctx.pending:
+    for _, _, _, idx, delta in ctx.pending:
         np.subtract(shaped[start : start + len(idx)], ctx.positions[idx], out=delta)
         start += len(idx)
     ctx.pending.clear()

@@ -134,14 +134,17 @@ def _stroke_sdf(
     """
     best = np.full(u.shape, np.inf, np.float32)
     columns, rows = u[0], v[:, 0]  # non-decreasing (the inset border is clamped)
-    for (au, av), (bu, bv), ra, rb in zip(
-        points[:-1], points[1:], radii[:-1], radii[1:], strict=True
+    a, b = points[:-1], points[1:]
+    grow = reach + np.maximum(radii[:-1], radii[1:])
+    low, high = np.minimum(a, b) - grow[:, None], np.maximum(a, b) + grow[:, None]
+    boxes = zip(
+        np.searchsorted(columns, low[:, 0], "left"), np.searchsorted(columns, high[:, 0], "right"),
+        np.searchsorted(rows, low[:, 1], "left"), np.searchsorted(rows, high[:, 1], "right"),
+        strict=True,
+    )  # fmt: skip
+    for (au, av), (bu, bv), ra, rb, (c0, c1, r0, r1) in zip(
+        a, b, radii[:-1], radii[1:], boxes, strict=True
     ):
-        grow = reach + max(ra, rb)
-        c0 = np.searchsorted(columns, min(au, bu) - grow, "left")
-        c1 = np.searchsorted(columns, max(au, bu) + grow, "right")
-        r0 = np.searchsorted(rows, min(av, bv) - grow, "left")
-        r1 = np.searchsorted(rows, max(av, bv) + grow, "right")
         if c0 >= c1 or r0 >= r1:
             continue
         box = (slice(r0, r1), slice(c0, c1))
@@ -276,12 +279,25 @@ def _mouth(cell: int, lip_fullness: float) -> _CellWeights:
     # a small soft shine on the lower lip
     shine = np.exp(-(((u - 0.5) / 0.08) ** 2 + ((v - 0.5 - lower_h * 0.55) / 0.02) ** 2))
     c.over("white", 0.22 * shine)
-    # the slit: a thin lens, its middle rows exactly the mouth interior colour
+    edge, inner = _mouth_slit(cell)
+    c.over("slit_edge", edge)
+    c.over("mouth_inner", inner)
+    return c.freeze()
+
+
+@lru_cache(maxsize=4)
+def _mouth_slit(cell: int) -> tuple[np.ndarray, np.ndarray]:
+    """Coverage (cell, cell) of the slit's edge and of the mouth interior: a thin lens whose
+    middle rows are exactly the interior colour. Cached apart: the lips do not change it."""
+    c = _Canvas(cell, "skin")
+    u, v = c.u, c.v
     slit_half = 0.032 * np.clip(1.0 - ((u - 0.5) / 0.34) ** 2, 0.0, 1.0) ** 0.7
     slit = c.coverage(np.abs(v - 0.5) - slit_half, soften=1.2)
-    c.over("slit_edge", np.clip(slit * 1.6, 0.0, 1.0) * (np.abs(u - 0.5) < 0.36))
-    c.over("mouth_inner", c.coverage(np.abs(v - 0.5) - slit_half * 0.6))
-    return c.freeze()
+    edge = np.clip(slit * 1.6, 0.0, 1.0) * (np.abs(u - 0.5) < 0.36)
+    inner = c.coverage(np.abs(v - 0.5) - slit_half * 0.6)
+    for coverage in (edge, inner):
+        coverage.setflags(write=False)
+    return edge, inner
 
 
 @lru_cache(maxsize=16)

@@ -130,7 +130,7 @@ def _stroke_sdf(
     u, v: a canvas's (cell, cell) grids (u constant down a column, v along a row). Exact
     wherever the distance is below `reach`, +inf where no segment comes that close: each
     segment is evaluated only on the pixels of its box grown by its radius and `reach`
-    (one of a brow's 27 segments covers ~2% of the cell: 9.6 -> 0.6 ms a brow).
+    (one of a brow's 27 segments covers ~2% of the cell: a brow cell 9.6 -> 1.1 ms).
     """
     best = np.full(u.shape, np.inf, np.float32)
     columns, rows = u[0], v[:, 0]  # non-decreasing (the inset border is clamped)

@@ -68,7 +68,8 @@ def pay_first_calls(pipeline: Any = None, avatar: Any = None) -> None:
     astronaut): MediaPipe builds its graphs on the first image. avatar: an Avatar
     to render a thumbnail of (imports pyrender, creates the EGL context, compiles
     the shaders). A fresh server worker's first photo -> VRM took 735 ms instead of
-    100 without this (pyrender's import, a 128 ms full collection, the GL context).
+    100 without this (pyrender's import, the GL context, and a 128 ms full garbage
+    collection that `start_up` now spares every worker).
     """
     if pipeline is not None:
         from importlib.resources import files

@@ -104,6 +104,26 @@ def test_deterministic_even_after_the_cache_is_rebuilt():
     assert np.array_equal(first.textures[0], second.textures[0])
 
 
+def test_same_avatar_whatever_was_built_before():
+    """Anchor frames are cached across avatars and computed several at a time: an avatar
+    must not depend on which avatars came first (nor on how many points a call had)."""
+    from avatar3d.build import face as build_face
+    from avatar3d.build.head import front_direction
+    from exporters import export
+
+    params = AvatarParams(shape=_shape(eye_spacing=0.31, brow_height=0.72, mouth_height=0.2))
+    others = [AvatarParams(shape=_shape(eye_spacing=v, brow_height=1 - v)) for v in (0.1, 0.9)]
+    build_face._FRAMES.clear()
+    alone = export(build_avatar(params), "glb")
+    build_face._FRAMES.clear()
+    for other in others:
+        build_avatar(other)
+    assert export(build_avatar(params), "glb") == alone
+    x, y = np.random.default_rng(5).uniform([-0.05, 0.7], [0.05, 0.9], (300, 2)).T
+    one_by_one = [front_direction(x[i : i + 1], y[i : i + 1])[0] for i in range(len(x))]
+    assert np.array_equal(front_direction(x, y), np.stack(one_by_one))
+
+
 @pytest.mark.parametrize("style", HAIR_STYLES)
 def test_skeleton_is_a_humanoid_tree(style):
     _, avatar, _ = built(hair_style=style)

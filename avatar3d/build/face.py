@@ -283,7 +283,13 @@ def anchor_frame(place: Placement) -> np.ndarray:
 
 def patch_directions(place: Placement, local: np.ndarray) -> np.ndarray:
     """Unit directions (N, 3) from HEAD_CENTER of local metres (N, 2) (before the tilt)."""
-    base, right, up = anchor_frame(place)
+    return frame_directions(anchor_frame(place), local)
+
+
+def frame_directions(frames: np.ndarray, local: np.ndarray) -> np.ndarray:
+    """Unit directions (N, 3) from HEAD_CENTER of local metres (N, 2) in anchor frames:
+    one (3, 3) for all points, or (N, 3, 3), one per point (the same arithmetic)."""
+    base, right, up = frames[..., 0, :], frames[..., 1, :], frames[..., 2, :]
     q = base + local[:, :1] * right + local[:, 1:] * up
     return q / np.linalg.norm(q, axis=1, keepdims=True)
 

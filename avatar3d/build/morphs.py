@@ -22,7 +22,7 @@ from dataclasses import field as dataclass_field
 import numpy as np
 
 from ..avatar import MORPH_TARGET_NAMES
-from .face import PatchSpec, Placement, anchor_frame, local_metres
+from .face import PatchSpec, Placement, anchor_frame, frame_directions, local_metres
 from .head import head_point
 from .layout import EYE_LASH_V, EYE_LID_V, LIFT
 from .recipes import MORPH_REGIONS, RECIPES
@@ -88,14 +88,13 @@ def _patch(ctx: MorphContext, label: str, fn) -> Primitive:
 
 def _apply_field(ctx: MorphContext) -> None:
     """Every pending patch's points onto the head and through its shape field at once
-    (the same arithmetic, point by point, as `face.patch_directions` and `head_point`)."""
+    (point by point, the same arithmetic as one patch at a time)."""
     if not ctx.pending:
         return
     counts = [len(local) for _, local, _, _, _ in ctx.pending]
     frames = np.repeat(np.stack([frame for frame, _, _, _, _ in ctx.pending]), counts, axis=0)
     local = np.concatenate([local for _, local, _, _, _ in ctx.pending])
-    q = frames[:, 0] + local[:, :1] * frames[:, 1] + local[:, 1:] * frames[:, 2]
-    directions = q / np.linalg.norm(q, axis=1, keepdims=True)
+    directions = frame_directions(frames, local)
     lifts = np.concatenate([lifts for _, _, lifts, _, _ in ctx.pending])
     shaped = ctx.field(head_point(directions, lifts))
     start = 0

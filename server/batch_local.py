@@ -39,11 +39,11 @@ class Converter:
         from .process_setup import pay_first_calls, start_up, worker_process_setup
 
         with start_up():
+            worker_process_setup()
             from avatar3d.build import build_avatar
             from avatar3d.params import AvatarParams
             from avatar3d.pipeline import PhotoPipeline
 
-            worker_process_setup()
             self.options = options
             self.pipeline = PhotoPipeline(options.model, weights_dir=options.weights_dir or None)
             avatar = build_avatar(AvatarParams(), quality=options.quality)  # base-model cache

@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import gc
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,8 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024  # glibc's upper bound on 64-bit systems
 TRIM_THRESHOLD_BYTES = 64 * 1024 * 1024
+# read by OpenMP and the BLAS libraries when they load
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def keep_freed_memory() -> bool:
@@ -49,8 +52,11 @@ def worker_process_setup() -> None:
 
     Each library otherwise starts a thread per core, and on 2 cores two workers'
     idle BLAS/OpenMP threads spin against the busy ones (avatar builds took 35 ms
-    instead of 23 under 2 batch workers).
+    instead of 23 under 2 batch workers). Call it before the other imports: the
+    environment variables reach the libraries loaded later (scipy's own OpenBLAS,
+    which scikit-image brings, started 2 threads in every worker).
     """
+    os.environ.update(dict.fromkeys(_THREAD_VARIABLES, "1"))
     import cv2
     import torch
     from threadpoolctl import threadpool_limits

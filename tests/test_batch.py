@@ -479,3 +479,20 @@ def test_the_driver_pins_the_model_without_importing_torch(tmp_path):
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).parents[1])
+
+
+def test_a_worker_runs_every_native_thread_pool_on_one_thread():
+    """Workers share the cores: each BLAS / OpenMP pool has one thread, including the
+    ones loaded after the worker's setup (scipy's own OpenBLAS came with two)."""
+    script = (
+        "from server.batch import JobOptions\n"
+        "from server.batch_local import Converter\n"
+        "from threadpoolctl import threadpool_info\n"
+        "converter = Converter(JobOptions('glb'))\n"
+        "converter.convert_one('a', 'missing.jpg')\n"
+        "import scipy.linalg\n"
+        "pools = {p['filepath']: p['num_threads'] for p in threadpool_info()}\n"
+        "assert any('scipy' in path for path in pools), pools\n"
+        "assert set(pools.values()) == {1}, pools\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=REPO)

@@ -5,7 +5,7 @@ One factory builds every variant from a small config (timm style):
 live in `avatar3d/weights/<name>.pt` next to `<name>.json` (config, sha256, how they
 were trained); `load_pretrained("default")` verifies the checksum before loading.
 
-Input: aligned crops (N, 128, 128, 3) uint8 RGB (see `avatar3d.face.CROP_SIZE`).
+Input: aligned crops (N, 128, 128, 3) uint8 RGB (see `avatar3d.landmarks.CROP_SIZE`).
 Output heads (all bounded):
   sliders    (N, 23)   sigmoid, the 17 shape + 5 expression sliders + hair_length, 0..1
   colors     (N, 5, 3) sigmoid, sRGB 0..1 of skin, hair, iris, lip, brow

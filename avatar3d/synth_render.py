@@ -157,7 +157,7 @@ def posed_vertices(avatar: Avatar, params: AvatarParams) -> np.ndarray:
 
 
 def face_points(avatar: Avatar, params: AvatarParams, vertices: np.ndarray) -> np.ndarray:
-    """(5, 3) 3D points matching `face.ALIGN_LANDMARKS`: the person's right eye centre,
+    """(5, 3) 3D points matching `landmarks.ALIGN_LANDMARKS`: the person's right eye centre,
     left eye centre, nose tip, right and left mouth corners (the character's left is +X).
 
     Eye centre = midpoint of the eye patch's extreme corners, as FaceMesh's eye

@@ -72,7 +72,8 @@ import cv2
 import numpy as np
 from skimage.color import lab2rgb, rgb2lab
 
-from .face import FaceObservation, head_pose
+from .face import FaceObservation
+from .landmarks import LEFT_IRIS, RIGHT_IRIS, head_pose
 from .params import COLOR_FIELDS, EXPRESSION_SLIDERS, SHAPE_SLIDERS, AvatarParams, rgb_to_hex
 
 # Faces larger than this (landmark box, pixels) have their colours sampled on a copy
@@ -101,7 +102,6 @@ LOWER_LIP_OUTER, LOWER_LIP_INNER = (17, 84, 314, 181, 405), (14, 87, 317, 178, 4
 RIGHT_CHEEK = (50, 101, 118, 119, 123, 147, 187, 205, 207, 213, 216)
 LEFT_CHEEK = (280, 330, 347, 348, 352, 376, 411, 425, 427, 433, 436)
 FOREHEAD = (69, 108, 151, 337, 299, 296, 336, 9, 107, 66)
-RIGHT_IRIS, LEFT_IRIS = (468, 469, 470, 471, 472), (473, 474, 475, 476, 477)
 
 # -- mapping: reference (median of the three anchors), spread, kind -----------------------
 # name -> (reference m0, spread sd, "log" | "lin")

@@ -14,14 +14,9 @@ from PIL import Image
 from skimage import data
 
 from avatar3d.errors import ChibiError
-from avatar3d.face import (
-    CANONICAL_CROP_POINTS,
-    CROP_SIZE,
-    FaceAnalyzer,
-    analyze_image,
-    head_pose,
-)
+from avatar3d.face import FaceAnalyzer, analyze_image
 from avatar3d.imageio import ImageLimits
+from avatar3d.landmarks import CANONICAL_CROP_POINTS, CROP_SIZE, head_pose
 
 
 def jpeg_bytes(rgb: np.ndarray, quality: int = 92, **kwargs) -> bytes:
@@ -243,7 +238,8 @@ def test_landmarks_read_from_wire_bytes_equal_field_by_field():
     another layout (visibility set, a z left out) is read field by field, to the same values."""
     from mediapipe.framework.formats import landmark_pb2
 
-    from avatar3d.face import NUM_LANDMARKS, _to_pixels, _wire_landmarks
+    from avatar3d.face import _to_pixels, _wire_landmarks
+    from avatar3d.landmarks import NUM_LANDMARKS
 
     rng = np.random.default_rng(3)
     values = rng.uniform(-1.0, 2.0, (NUM_LANDMARKS, 3)).astype(np.float32)

@@ -62,7 +62,7 @@ def test_crops_are_aligned_like_real_photos():
     """A frontal, evenly lit default avatar: after the same similarity fit as a real photo,
     the irises sit at the canonical eye centres and skin lies between them."""
     from avatar3d.build import build_avatar
-    from avatar3d.face import ALIGN_WEIGHTS, CANONICAL_CROP_POINTS, similarity_fit, warp_image
+    from avatar3d.landmarks import ALIGN_WEIGHTS, CANONICAL_CROP_POINTS, similarity_fit, warp_image
     from avatar3d.synth_render import View, render_view
 
     params = AvatarParams(skin_color="#f3e7db", iris_color="#202020")

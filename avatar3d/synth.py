@@ -3,7 +3,7 @@
 Each sample is exact: the crop's labels are the params it was built from. Renders
 are made photo-like by `synth_render` (real-photo backgrounds and surface detail,
 random pose and lights, camera noise, JPEG). The crop is aligned with the same
-similarity fit and canonical points as a real photo (`face.alignment_transform`),
+similarity fit and canonical points as a real photo (`landmarks.alignment_transform`),
 from the avatar's own eye centres, nose tip and mouth corners projected into the
 render, so every sample is aligned exactly (no detector failures bias the set).
 
@@ -126,16 +126,30 @@ def sample_params(rng: np.random.Generator, skin_color: str | None = None) -> Av
 
 
 # --------------------------------------------------------------------------- samples
+def photo_and_points(
+    avatar: Avatar, params: AvatarParams, rng: np.random.Generator, size: int = RENDER_SIZE
+) -> tuple[np.ndarray, np.ndarray]:
+    """One photo-like render (size, size, 3) uint8 and its 5 alignment points (5, 2) pixels
+    (`landmarks.ALIGN_LANDMARKS`)."""
+    rgb, alpha, points = render_view(avatar, params, View.random(rng), size)
+    foreground = rgb * surface_detail(rng, size)[..., None]
+    image = foreground * alpha[..., None] + background(rng, size) * (1.0 - alpha[..., None])
+    return camera_finish(image, rng), points
+
+
 def photo_and_crop(
     avatar: Avatar, params: AvatarParams, rng: np.random.Generator, size: int = RENDER_SIZE
 ) -> tuple[np.ndarray, np.ndarray]:
     """One photo-like render (size, size, 3) uint8 and its aligned crop (128, 128, 3) uint8."""
-    from .face import ALIGN_WEIGHTS, CANONICAL_CROP_POINTS, CROP_SIZE, similarity_fit, warp_image
+    from .landmarks import (
+        ALIGN_WEIGHTS,
+        CANONICAL_CROP_POINTS,
+        CROP_SIZE,
+        similarity_fit,
+        warp_image,
+    )
 
-    rgb, alpha, points = render_view(avatar, params, View.random(rng), size)
-    foreground = rgb * surface_detail(rng, size)[..., None]
-    image = foreground * alpha[..., None] + background(rng, size) * (1.0 - alpha[..., None])
-    photo = camera_finish(image, rng)
+    photo, points = photo_and_points(avatar, params, rng, size)
     transform = similarity_fit(points, CANONICAL_CROP_POINTS, ALIGN_WEIGHTS)
     return photo, warp_image(photo, transform, CROP_SIZE)
 
@@ -171,20 +185,20 @@ class SetSpec:
 
 def source_digest(teacher: bool = False) -> str:
     """8 hex digits over the sources the renders depend on (and the teacher's, if used)."""
-    from . import face
+    from . import landmarks
 
     root = Path(__file__).resolve().parent
     files = sorted((root / "build").glob("*.py")) + [
         root / name for name in ("texture.py", "atlas.py", "synth.py", "synth_render.py")
     ]
     if teacher:  # the teacher also runs FaceMesh, so all of face analysis counts
-        files += [root / "teacher.py", root / "face.py"]
+        files += [root / name for name in ("teacher.py", "face.py", "landmarks.py")]
     digest = hashlib.sha256(f"r{SYNTH_VERSION}".encode())
     for path in files:
         digest.update(path.name.encode() + path.read_bytes())
     # of face analysis, the crops depend only on the alignment's constants
-    alignment = (face.CANONICAL_CROP_POINTS, face.ALIGN_WEIGHTS, face.CROP_SIZE)
-    digest.update(repr((alignment, face.CROP_BORDER_VALUE)).encode())
+    alignment = (landmarks.CANONICAL_CROP_POINTS, landmarks.ALIGN_WEIGHTS, landmarks.CROP_SIZE)
+    digest.update(repr((alignment, landmarks.CROP_BORDER_VALUE)).encode())
     return digest.hexdigest()[:8]
 
 

@@ -19,9 +19,8 @@ Pipeline of `FaceAnalyzer.analyze` on an (H, W, 3) uint8 RGB image:
    size and pose; a similarity transform from five stable landmarks cuts the
    128 x 128 aligned crop that the regressor reads.
 
-Landmark numbering is MediaPipe's: "left" means the person's own left, which is
-the image's right side in a non-mirrored photo (e.g. 263 = left eye outer corner,
-473 = left iris centre).
+The landmark layout, head pose, alignment fit and crop warp live in `landmarks.py`
+(numbering and the person's-own-left convention are explained there).
 """
 
 from __future__ import annotations

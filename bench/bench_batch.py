@@ -14,6 +14,7 @@ warm-up photo, both included in its wall time); "x single" is the ratio of rates
 run of thousands of photos tends to).
 
     .venv/bin/python -m bench.bench_batch [--photos 200] [--format glb --format vrm1]
+        [--no-thumbnail]   # VRM without its thumbnail, as `chibi batch --no-thumbnail`
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ def make_photos(folder: Path, count: int, seed: int = 7) -> list[Path]:
     return paths
 
 
-def single_request(paths: list[Path], fmt: str, threads: int | None) -> tuple[float, float, int]:
+def single_request(
+    paths: list[Path], fmt: str, threads: int | None, thumbnail: bool = True
+) -> tuple[float, float, int]:
     """(wall s incl. model load and a warm-up photo, s to the warm-up's end, photos
     converted): the path one server request takes, in process, one photo at a time."""
     import torch
@@ -73,8 +76,7 @@ def single_request(paths: list[Path], fmt: str, threads: int | None) -> tuple[fl
     from avatar3d.build import build_avatar
     from avatar3d.errors import ChibiError
     from avatar3d.pipeline import PhotoPipeline
-    from exporters import export
-    from exporters.preview import render_thumbnail
+    from exporters import export, vrm_thumbnail
 
     def convert(path: Path) -> bool:
         try:
@@ -82,8 +84,7 @@ def single_request(paths: list[Path], fmt: str, threads: int | None) -> tuple[fl
         except ChibiError:
             return False
         avatar = build_avatar(params)
-        thumbnail = render_thumbnail(avatar) if fmt != "glb" else None
-        export(avatar, fmt, thumbnail_png=thumbnail)
+        export(avatar, fmt, thumbnail_png=vrm_thumbnail(avatar, fmt, thumbnail))
         return True
 
     pipeline = PhotoPipeline(weights_dir=WEIGHTS_DIR or None)
@@ -95,12 +96,12 @@ def single_request(paths: list[Path], fmt: str, threads: int | None) -> tuple[fl
     return end - start, end - warm, converted
 
 
-def batch_run(photos: Path, engine: str, workers: int, fmt: str) -> dict:
+def batch_run(photos: Path, engine: str, workers: int, fmt: str, thumbnail: bool = True) -> dict:
     """One `chibi batch` run into a fresh OUTPUT; its Summary plus median stage timings."""
     from server.batch import MANIFEST, JobOptions, run_batch
 
     with tempfile.TemporaryDirectory(prefix="chibi-bench-out-") as out:
-        options = JobOptions(fmt, weights_dir=WEIGHTS_DIR)
+        options = JobOptions(fmt, weights_dir=WEIGHTS_DIR, thumbnail=thumbnail)
         summary = run_batch(photos, out, options, engine=engine, workers=workers, progress=False)
         stages: dict[str, list[float]] = {}
         for line in (Path(out) / MANIFEST).read_text().splitlines():
@@ -116,28 +117,31 @@ def main(argv: list[str] | None = None) -> None:
         "--format", action="append", choices=("glb", "vrm1", "vrm0"),
         help="repeatable; default: glb, then vrm1 (the CLI's default, with its thumbnail)",
     )  # fmt: skip
+    parser.add_argument("--no-thumbnail", dest="thumbnail", action="store_false",
+                        help="VRM files without their thumbnail")  # fmt: skip
     args = parser.parse_args(argv)
     cores = len(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory(prefix="chibi-bench-photos-") as folder:
         paths = make_photos(Path(folder), args.photos)
         for fmt in args.format or ["glb", "vrm1"]:
-            print(f"batch: {args.photos} photos -> {fmt}, {cores} cores visible "
+            bare = " without its thumbnail" if fmt != "glb" and not args.thumbnail else ""
+            print(f"batch: {args.photos} photos -> {fmt}{bare}, {cores} cores visible "
                   f"(shared with whatever else runs)")  # fmt: skip
-            table(Path(folder), paths, fmt)
+            table(Path(folder), paths, fmt, args.thumbnail)
 
 
-def table(folder: Path, paths: list[Path], fmt: str) -> None:
+def table(folder: Path, paths: list[Path], fmt: str, thumbnail: bool = True) -> None:
     """Every path on the same photos, one after the other, and their rates."""
     rows = []
     # as `chibi convert` and the server run it (torch's default threads), then with one
     # torch thread like the batch workers: on 2 busy cores, torch's idle threads spin and
     # slow MediaPipe and the renderer down
     for threads, label in ((None, ""), (1, ", 1 torch thread")):
-        wall, warm, converted = single_request(paths, fmt, threads)
+        wall, warm, converted = single_request(paths, fmt, threads, thumbnail)
         rows.append((f"single request{label}", wall, wall - warm, converted))
     details = {}
     for engine, workers in (("local", 1), ("local", 2), ("ray", 2)):
-        result = batch_run(folder, engine, workers, fmt)
+        result = batch_run(folder, engine, workers, fmt, thumbnail)
         s = result["summary"]
         label = f"{engine}, {workers} worker{'s' if workers > 1 else ''}"
         rows.append((label, s.elapsed_s, s.first_result_s or 0.0, s.converted))

@@ -4,7 +4,8 @@ One run prints:
 - the first request's latency (workers pay their first-call costs at start-up);
 - avatars/s and p50/p99 latency with 1, 4 and 16 concurrent clients (params requests,
   glb, default quality; the real `chibi serve` in a subprocess, limits high enough
-  that nobody hears `busy`), and with 16 clients asking for VRM 1.0 (thumbnail included);
+  that nobody hears `busy`), and with 16 clients asking for VRM 1.0, with its thumbnail
+  and without (option `thumbnail: false`);
 - the server's per-request overhead (client latency minus the worker's own time for
   the request) as a ratio to a plain `websockets` echo of the same payload sizes
   (small JSON up, the model's bytes down, no compression), both on loopback;
@@ -33,9 +34,12 @@ from server.client import ChibiClient
 from .common import median, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
-# (clients, requests per client, format); the first level also gives the overhead median.
-# VRM 1.0 adds its 1024 px thumbnail render to every request.
-LEVELS = ((1, 40, "glb"), (4, 10, "glb"), (16, 5, "glb"), (16, 5, "vrm1"))
+# (clients, requests per client, format, thumbnail); the first level also gives the overhead
+# median. VRM 1.0 adds its 1024 px thumbnail render to every request, unless left out.
+LEVELS = (
+    (1, 40, "glb", True), (4, 10, "glb", True), (16, 5, "glb", True),
+    (16, 5, "vrm1", True), (16, 5, "vrm1", False),
+)  # fmt: skip
 VARIANTS = [
     {},
     {"hair_style": "bob"},
@@ -89,23 +93,27 @@ def _start(command: list[str], marker: str) -> tuple[subprocess.Popen, str]:
     raise RuntimeError(f"{command[:4]} did not start")
 
 
-async def _client(url: str, number: int, count: int, fmt: str) -> list[tuple[float, float, int]]:
+async def _client(
+    url: str, number: int, count: int, fmt: str, thumbnail: bool
+) -> list[tuple[float, float, int]]:
     """(latency s, worker time s, model bytes) per request."""
     samples = []
     async with await ChibiClient.connect(url) as client:
         for index in range(count):
             start = time.perf_counter()
             result = await client.generate(
-                params=VARIANTS[(number + index) % len(VARIANTS)], format=fmt
-            )
+                params=VARIANTS[(number + index) % len(VARIANTS)], format=fmt,
+                thumbnail=thumbnail,
+            )  # fmt: skip
             latency = time.perf_counter() - start
             samples.append((latency, result.timings_ms["exported"] / 1000, len(result.data)))
     return samples
 
 
-async def _level(url: str, clients: int, count: int, fmt: str = "glb"):
+async def _level(url: str, clients: int, count: int, fmt: str = "glb", thumbnail: bool = True):
     start = time.perf_counter()
-    results = await asyncio.gather(*(_client(url, n, count, fmt) for n in range(clients)))
+    runs = (_client(url, n, count, fmt, thumbnail) for n in range(clients))
+    results = await asyncio.gather(*runs)
     elapsed = time.perf_counter() - start
     return [sample for client in results for sample in client], elapsed
 
@@ -156,11 +164,12 @@ def main() -> None:
         print(f"first request on a fresh server (params -> VRM 1.0): {first:.0f} ms")
         asyncio.run(_level(url, 2, 3))  # warm every worker's caches
         single = None
-        for clients, count, fmt in LEVELS:
-            samples, elapsed = asyncio.run(_level(url, clients, count, fmt))
+        for clients, count, fmt, thumbnail in LEVELS:
+            samples, elapsed = asyncio.run(_level(url, clients, count, fmt, thumbnail))
             latencies = [s[0] * 1000 for s in samples]
+            label = fmt if thumbnail or fmt == "glb" else f"{fmt} without thumbnail"
             print(
-                f"{clients:>2} client(s) x {count:>2}, {fmt:4}: "
+                f"{clients:>2} client(s) x {count:>2}, {label:4}: "
                 f"{len(samples) / elapsed:6.1f} avatars/s  "
                 f"p50 {median(latencies):7.1f} ms  p99 {percentile(latencies, 99):7.1f} ms"
             )

@@ -1,7 +1,7 @@
 """Avatar -> bytes, one module per format (glb, vrm1, vrm0, preview).
 
-    from exporters import export
-    data = export(avatar, "vrm1", thumbnail_png=png)   # bytes of a .vrm file
+    from exporters import export, vrm_thumbnail
+    data = export(avatar, "vrm1", thumbnail_png=vrm_thumbnail(avatar, "vrm1"))  # a .vrm file
 
 Every format is written in memory (no temporary files) by the shared
 `exporters.gltf_writer`.
@@ -34,3 +34,19 @@ def export(avatar: Avatar, fmt: str, thumbnail_png: bytes | None = None) -> byte
     if fmt == "vrm0":
         return export_vrm0(avatar, thumbnail_png)
     raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+
+
+def vrm_thumbnail(avatar: Avatar, fmt: str, wanted: bool = True) -> bytes | None:
+    """The thumbnail PNG a file of format `fmt` carries: `preview.render_thumbnail`'s
+    1024 px portrait for the VRM formats, None for glb (no slot) or when not `wanted`.
+
+    A VRM file is complete without one (both specs make it optional; UniVRM and
+    three-vrm load it). Leaving it out halves a VRM's conversion time, which suits
+    bulk conversion and engines that load the avatar at run time; files meant for
+    avatar hubs and pickers keep it.
+    """
+    if fmt == "glb" or not wanted:
+        return None
+    from .preview import render_thumbnail  # pyrender and EGL only when a thumbnail is made
+
+    return render_thumbnail(avatar)

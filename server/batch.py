@@ -34,7 +34,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ class JobOptions:
     model: str = "default"
     weights_dir: str = ""  # folder of the weights; "" = the shipped avatar3d/weights
     model_id: str = ""  # "name:sha256 prefix" of the weights `model` resolves to (run_batch)
+    thumbnail: bool = True  # VRM formats: embed the 1024 px thumbnail
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,6 +68,14 @@ class JobOptions:
     def identity(self) -> dict[str, Any]:
         """What ledger records are matched on: the weights by content, not by folder."""
         return {k: v for k, v in asdict(self).items() if k != "weights_dir"}
+
+    def matches(self, recorded: Any) -> bool:
+        """Whether a ledger record's `options` are these. An option newer than the record
+        reads as its default there, so an upgrade does not redo a finished job."""
+        if not isinstance(recorded, dict):
+            return False
+        defaults = {f.name: f.default for f in fields(self) if f.name != "weights_dir"}
+        return {**defaults, **recorded} == self.identity()
 
 
 # -- writing: atomic files, the ledger --------------------------------------------------
@@ -164,7 +173,7 @@ def record_is_current(record: dict, item: Item, options: JobOptions, root: Path,
                       input_sha: str | None) -> bool:  # fmt: skip
     """True when a manifest record still describes this input's finished outputs."""
     outputs = record.get("outputs") or []
-    if record.get("options") != options.identity() or input_sha is None:
+    if not options.matches(record.get("options")) or input_sha is None:
         return False
     if record.get("input_sha256") != input_sha or not outputs:
         return False
@@ -309,7 +318,7 @@ def _resume(items: list[Item], ledger: Ledger, options: JobOptions, retry_failed
         elif (
             failure and not retry_failed and sha is not None
             and failure.get("code") not in TRANSIENT_CODES
-            and failure.get("options") == options.identity()
+            and options.matches(failure.get("options"))
             and failure.get("input_sha256") == sha
         ):  # fmt: skip
             done_failed.add(item.key)

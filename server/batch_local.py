@@ -87,7 +87,7 @@ class Converter:
     def _convert(self, data: bytes, lap: Any) -> list[dict[str, Any]]:
         from avatar3d.build import build_avatar
         from avatar3d.imageio import decode_image
-        from exporters import export
+        from exporters import export, vrm_thumbnail
 
         rgb = decode_image(data, self.pipeline.limits)
         lap("decode")
@@ -103,9 +103,7 @@ class Converter:
         for params in params_list:
             avatar = build_avatar(params, quality=self.options.quality)
             lap("build")
-            thumbnail = None  # glb has no thumbnail slot
-            if self.options.format != "glb":
-                thumbnail = _preview().render_thumbnail(avatar)
+            thumbnail = vrm_thumbnail(avatar, self.options.format, self.options.thumbnail)
             lap("thumbnail")
             model = export(avatar, self.options.format, thumbnail_png=thumbnail)
             lap("export")

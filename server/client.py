@@ -153,6 +153,7 @@ class ChibiClient:
         all_faces: bool = False,
         return_params: bool = False,
         return_preview: bool = False,
+        thumbnail: bool = True,
         timeout_s: float | None = None,
         on_progress: Callable[[str, dict[str, Any]], None] | None = None,
         request_id: str | None = None,
@@ -177,6 +178,8 @@ class ChibiClient:
             "return_preview": return_preview,
             "timeout_s": timeout_s,
         }
+        if not thumbnail:  # sent only when set, so servers that predate the option still answer
+            options["thumbnail"] = False
         message: dict[str, Any] = {"type": "request", "id": request_id, "options": options}
         if params is not None:
             message["source"] = "params"

@@ -264,12 +264,12 @@ def _build_and_export(
     params: AvatarParams, options: dict[str, Any], tracker: _Tracker, number: int
 ) -> dict[str, Any]:
     from avatar3d.build import build_avatar
-    from exporters import export
-    from exporters.preview import render_preview, render_thumbnail
+    from exporters import export, vrm_thumbnail
+    from exporters.preview import render_preview
 
     avatar = build_avatar(params, quality=options["quality"])
     tracker.stage("built", item=number)
-    thumbnail = render_thumbnail(avatar) if options["format"] != "glb" else None
+    thumbnail = vrm_thumbnail(avatar, options["format"], options["thumbnail"])
     model = export(avatar, options["format"], thumbnail_png=thumbnail)
     preview = render_preview(avatar) if options["return_preview"] else None
     tracker.stage("exported", item=number, bytes=len(model))

@@ -43,6 +43,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "all_faces": False,
     "return_params": False,
     "return_preview": False,
+    "thumbnail": True,  # VRM formats: embed the 1024 px thumbnail (about half the work)
     "timeout_s": None,  # None: the server's request_timeout; else the smaller of the two
 }
 
@@ -100,7 +101,7 @@ def parse_options(raw: Any, ref: str) -> dict[str, Any]:
         raise ProtocolError("invalid_option", f"format must be one of {', '.join(FORMATS)}", ref)
     if options["quality"] not in QUALITIES:
         raise ProtocolError("invalid_option", f"quality must be one of {', '.join(QUALITIES)}", ref)
-    for name in ("all_faces", "return_params", "return_preview"):
+    for name in ("all_faces", "return_params", "return_preview", "thumbnail"):
         if not isinstance(options[name], bool):
             raise ProtocolError("invalid_option", f"{name} must be true or false", ref)
     timeout = options["timeout_s"]

@@ -26,7 +26,7 @@ import pytest
 from PIL import Image
 from processes import gone_within, group_alive, spawned_children
 from skimage import data as skdata
-from validators import assert_valid_file, gltf_validate_many
+from validators import assert_valid_file, gltf_validate_many, parse_glb
 
 from avatar3d.errors import ChibiError
 from server.batch import FAILURES, MANIFEST, TMP_SUFFIX, read_jsonl
@@ -464,6 +464,36 @@ def test_local_engine_reports_workers_that_cannot_load_the_models(tmp_path: Path
         list(run_local([("p", str(path))], JobOptions(model="no-such-model"), workers=2))
     assert caught.value.code == "not_available" and "no-such-model" in caught.value.message
     assert not spawned_children(os.getpid()), "the engine left worker processes behind"
+
+
+@pytest.mark.timeout(300)
+def test_no_thumbnail_is_its_own_job_and_older_ledgers_count_as_the_default(tmp_path: Path):
+    """`--no-thumbnail` writes VRMs without one; the default is another job (every photo is
+    converted again); a ledger written before the option existed counts as the default's."""
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    for n in range(2):
+        rgb = _resized(skdata.astronaut(), 320 + 64 * n)
+        _write(photos, f"p{n}.jpg", _encode(rgb, "JPEG", quality=90))
+    command = ["batch", str(photos), str(out), "--workers", "1", "--no-progress"]
+
+    def thumbnails() -> list[bool]:
+        metas = [parse_glb((out / f"p{n}.vrm").read_bytes())[0] for n in range(2)]
+        return ["thumbnailImage" in g["extensions"]["VRMC_vrm"]["meta"] for g in metas]
+
+    assert chibi([*command, "--no-thumbnail"]) == 0
+    assert thumbnails() == [False, False]
+    without = read_jsonl(out / MANIFEST)
+    assert chibi(command) == 0
+    assert thumbnails() == [True, True]
+    with_thumbnails = read_jsonl(out / MANIFEST)
+    assert all(with_thumbnails[k]["finished_at"] != r["finished_at"] for k, r in without.items())
+    records = [json.loads(line) for line in (out / MANIFEST).read_text().splitlines()]
+    for record in records:
+        del record["options"]["thumbnail"]
+    (out / MANIFEST).write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert chibi(command) == 0
+    kept = read_jsonl(out / MANIFEST)
+    assert all(kept[k]["finished_at"] == r["finished_at"] for k, r in with_thumbnails.items())
 
 
 def test_the_driver_pins_the_model_without_importing_torch(tmp_path):

@@ -45,6 +45,16 @@ def test_vrm_files_carry_the_thumbnail(written):
         assert len(gltf.images) >= 2, fmt  # the atlas and the thumbnail
 
 
+def test_no_thumbnail_leaves_the_vrm_thumbnail_out(written, tmp_path):
+    from exporters.inspect import load_gltf
+
+    for fmt in ("vrm1", "vrm0"):
+        path = tmp_path / f"{fmt}.vrm"
+        assert main(["avatar", "--format", fmt, "--no-thumbnail", "-o", str(path)]) == 0
+        images = len(load_gltf(path.read_bytes()).images)
+        assert images == len(load_gltf(written[fmt].read_bytes()).images) - 1, fmt
+
+
 def test_inspect_matches_the_built_avatar(written, capsys):
     from avatar3d.build import build_avatar
     from avatar3d.params import AvatarParams

@@ -228,6 +228,7 @@ def test_params_request_is_admitted_then_submitted_then_answered_in_order():
         ({"source": "params", "options": {"format": "fbx"}}, "invalid_option", None),
         ({"source": "params", "options": {"fromat": "glb"}}, "invalid_option", None),
         ({"source": "params", "options": {"all_faces": "yes"}}, "invalid_option", None),
+        ({"source": "params", "options": {"thumbnail": 0}}, "invalid_option", None),
         ({"source": "params", "options": []}, "invalid_option", None),
         ({"source": "video"}, "bad_message", None),
     ],

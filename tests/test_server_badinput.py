@@ -209,6 +209,7 @@ CASES = [
     Case("bad_quality", [request_msg(options={"quality": "ultra"})], "invalid_option"),
     Case("unknown_option", [request_msg(options={"colour": "red"})], "invalid_option"),
     Case("option_wrong_type", [request_msg(options={"return_preview": "yes"})], "invalid_option"),
+    Case("thumbnail_not_bool", [request_msg(options={"thumbnail": "no"})], "invalid_option"),
     Case("timeout_not_positive", [request_msg(options={"timeout_s": 0})], "invalid_option"),
     Case("params_not_object", [request_msg(params=[1, 2])], "invalid_params"),
     Case("params_out_of_range", [request_msg(params={"shape": {"eye_size": 7}})],

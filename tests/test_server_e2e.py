@@ -24,6 +24,7 @@ from server_harness import (
     metric_value,
 )
 from test_server_badinput import Raw, astronaut
+from validators import assert_valid_file
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -123,6 +124,29 @@ def test_chibi_client_command_writes_the_same_file(server, tmp_path):
     sent = AvatarParams.from_json(SAMPLE.read_text()).to_dict()
     assert json.loads((tmp_path / "p.json").read_text()) == sent
     assert "exported" in errors  # progress lines
+
+
+@pytest.mark.parametrize("fmt, extension, slot", [("vrm1", "VRMC_vrm", "thumbnailImage"),
+                                                  ("vrm0", "VRM", "texture")])  # fmt: skip
+def test_vrm_without_thumbnail_over_the_wire_equals_the_cli_output(
+    server, tmp_path, fmt, extension, slot
+):
+    """`--no-thumbnail` / option `thumbnail: false`: a complete VRM, one image fewer, byte for
+    byte the same from `chibi avatar` and over the wire (no render left to differ)."""
+    paths = {name: tmp_path / f"{name}.vrm" for name in ("cli", "wire", "with")}
+    common = ("--params", str(SAMPLE), "--format", fmt)
+    assert cli("avatar", *common, "--no-thumbnail", "-o", str(paths["cli"]))[0] == 0
+    assert cli("avatar", *common, "-o", str(paths["with"]))[0] == 0
+    code, errors = cli("client", *common, "--no-thumbnail", "-o", str(paths["wire"]),
+                       "--url", server.url, "--quiet")  # fmt: skip
+    assert code == 0, errors
+    data = paths["wire"].read_bytes()
+    assert data == paths["cli"].read_bytes()
+    gltf, with_thumbnail = split_glb(data)[0], split_glb(paths["with"].read_bytes())[0]
+    assert slot not in gltf["extensions"][extension]["meta"]
+    assert slot in with_thumbnail["extensions"][extension]["meta"]
+    assert len(gltf["images"]) == len(with_thumbnail["images"]) - 1
+    assert_valid_file(data, f"no_thumbnail.{fmt}")  # validator, VRM schemas, structure
 
 
 def test_progress_then_result_then_chunks_then_done_in_order(server):

@@ -104,6 +104,9 @@ def test_params_requests_in_flight_together_return_valid_models(harness_run):
         assert files[name][:4] == b"glTF" and len(files[name]) == result["bytes"]
     used = {name: set(parse_glb(blob)[0].get("extensionsUsed", [])) for name, blob in files.items()}
     assert "VRMC_vrm" in used["params.vrm"] and "VRM" in used["params_vrm0.vrm"]
+    # the harness asks for the VRM 0.x file without its thumbnail, the VRM 1.0 one with
+    assert "thumbnailImage" in parse_glb(files["params.vrm"])[0]["extensions"]["VRMC_vrm"]["meta"]
+    assert "texture" not in parse_glb(files["params_vrm0.vrm"])[0]["extensions"]["VRM"]["meta"]
     assert not {"VRMC_vrm", "VRM"} & used["params.glb"]
     reports = gltf_validate_many(files)  # one node process for the three files
     for name, blob in files.items():

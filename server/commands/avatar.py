@@ -27,7 +27,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="output format (default: from the output name, .vrm -> vrm1, otherwise glb)",
     )
     parser.add_argument("--quality", choices=QUALITIES, default="default", help="mesh budget")
+    add_thumbnail_argument(parser)
     parser.add_argument("-o", "--output", required=True, metavar="OUT", help="file to write")
+
+
+def add_thumbnail_argument(parser: argparse.ArgumentParser) -> None:
+    """`--no-thumbnail` (args.thumbnail False), shared by every command that writes VRM."""
+    parser.add_argument(
+        "--no-thumbnail", dest="thumbnail", action="store_false",
+        help="VRM without its 1024 px thumbnail image (about half the time; glb has none)",
+    )  # fmt: skip
 
 
 def load_params(path: str | None) -> AvatarParams:
@@ -75,16 +84,11 @@ def run(args: argparse.Namespace) -> int:
     fmt = output_format(args.output, args.format)
     # heavy imports only now, so `chibi --help` stays fast
     from avatar3d.build import build_avatar
-    from exporters import export
+    from exporters import export, vrm_thumbnail
 
     start = time.perf_counter()
     avatar = build_avatar(params, quality=args.quality)
-    thumbnail = None
-    if fmt.startswith("vrm"):
-        from exporters.preview import render_thumbnail
-
-        thumbnail = render_thumbnail(avatar)
-    data = export(avatar, fmt, thumbnail_png=thumbnail)
+    data = export(avatar, fmt, thumbnail_png=vrm_thumbnail(avatar, fmt, args.thumbnail))
     write_atomic(args.output, data)
     elapsed = time.perf_counter() - start
     print(

@@ -7,6 +7,7 @@ import os
 import sys
 
 from avatar3d.errors import ChibiError
+from server.commands.avatar import add_thumbnail_argument
 
 HELP = "Convert a folder (or a list file) of face photos to avatar files; resumable."
 
@@ -35,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quality", choices=("default", "high"), default="default")
     parser.add_argument("--preview", action="store_true", help="also write NAME.preview.png")
     parser.add_argument("--all-faces", action="store_true", help="one avatar per face")
+    add_thumbnail_argument(parser)
     parser.add_argument(
         "--workers",
         type=int,
@@ -72,7 +74,13 @@ def run(args: argparse.Namespace) -> int:
     if args.address and args.engine != "ray":
         raise ChibiError("invalid_input", "--address needs --engine ray")
     options = JobOptions(
-        args.format, args.quality, args.all_faces, args.preview, args.model, args.weights_dir
+        args.format,
+        args.quality,
+        args.all_faces,
+        args.preview,
+        args.model,
+        args.weights_dir,
+        thumbnail=args.thumbnail,
     )
     try:
         summary = run_batch(

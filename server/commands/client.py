@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from server.commands.avatar import add_thumbnail_argument
+
 HELP = "convert a photo (or params file) through a running `chibi serve`"
 
 
@@ -28,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--all-faces", action="store_true", help="one avatar per face: OUT, OUT_1, OUT_2..."
     )
     parser.add_argument("--preview", metavar="PNG", help="also save a preview image")
+    add_thumbnail_argument(parser)
     parser.add_argument("--params-out", metavar="JSON", help="also save the params used")
     parser.add_argument("--token", help="bearer token (default $CHIBI_TOKEN)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -51,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         "all_faces": args.all_faces,
         "return_preview": bool(args.preview),
         "return_params": bool(args.params_out),
+        "thumbnail": args.thumbnail,
     }
     if args.params:
         # Checked here first: a typo gets its field named without a round trip.

@@ -10,6 +10,7 @@ from pathlib import Path
 from server.commands.avatar import (
     FORMATS,
     QUALITIES,
+    add_thumbnail_argument,
     numbered_path,
     output_format,
     write_atomic,
@@ -31,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="one file per face: OUT for the largest, then OUT_1, OUT_2... (largest first)",
     )  # fmt: skip
     parser.add_argument("--quality", choices=QUALITIES, default="default", help="mesh budget")
+    add_thumbnail_argument(parser)
     parser.add_argument("--model", default="default", help="weights name (default: shipped)")
 
 
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     data = read_photo(args.photo)
     from avatar3d.build import build_avatar
     from avatar3d.pipeline import PhotoPipeline
-    from exporters import export
+    from exporters import export, vrm_thumbnail
 
     start = time.perf_counter()
     results = PhotoPipeline(args.model).analyze(data, all_faces=args.all_faces)
@@ -52,11 +54,7 @@ def run(args: argparse.Namespace) -> int:
     blobs = []
     for result in results:
         avatar = build_avatar(result.params, quality=args.quality)
-        thumbnail = None
-        if fmt.startswith("vrm"):
-            from exporters.preview import render_thumbnail
-
-            thumbnail = render_thumbnail(avatar)
+        thumbnail = vrm_thumbnail(avatar, fmt, args.thumbnail)
         blobs.append(export(avatar, fmt, thumbnail_png=thumbnail))
     for path, blob in zip(output_paths(args.output, len(blobs)), blobs, strict=True):
         write_atomic(path, blob)

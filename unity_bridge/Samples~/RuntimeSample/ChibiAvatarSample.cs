@@ -82,7 +82,8 @@ namespace ChibiAvatar.Samples
         {
             if (client == null || running != null) return;
             running = new CancellationTokenSource();
-            var options = new ChibiRequestOptions { Format = format };
+            // loaded into the scene, never shown in a picker: no VRM thumbnail to render
+            var options = new ChibiRequestOptions { Format = format, Thumbnail = false };
             Action<ChibiProgress> onProgress = p => status = p.Stage + " " + p.ElapsedMs.ToString("0") + " ms";
             try
             {

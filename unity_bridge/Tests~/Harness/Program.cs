@@ -279,7 +279,7 @@ namespace ChibiAvatar.Harness
             var vrm = client.GenerateFromParamsAsync("{\"hair_color\": \"#aa3322\"}",
                 new ChibiRequestOptions { Format = "vrm1", ReturnParams = true, ReturnPreview = true }, Collect(progressVrm));
             var vrm0 = client.GenerateFromParamsAsync("{\"hair_style\": \"twintails\"}",
-                new ChibiRequestOptions { Format = "vrm0" }, Collect(progressVrm0));
+                new ChibiRequestOptions { Format = "vrm0", Thumbnail = false }, Collect(progressVrm0));
             await Task.WhenAll(glb, vrm, vrm0);
             var required = new[] { "started", "params", "built", "exported" };
             var a = Inspect(glb.Result, progressGlb, "params.glb", required);

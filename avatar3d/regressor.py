@@ -401,7 +401,11 @@ def predict_tensor(
     back), so the prediction is exactly symmetric under a horizontal flip of the photo.
     """
     n = images.shape[0]
-    with torch.inference_mode():
+    # cuDNN runs float32 convolutions in TF32 unless told not to: on an H200 the outputs
+    # then moved up to 6e-4 from the CPU's, which changed the rounded params of all 32
+    # test faces (5.5e-7 and none without). The pipeline's batches (a photo's faces) are
+    # launch-bound there either way; only batches of hundreds ran faster with TF32.
+    with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
         batch = torch.cat([images, images.flip(-1)]) if flip_average else images
         out = model(batch.contiguous(memory_format=torch.channels_last))
         sliders = out["sliders"].float()

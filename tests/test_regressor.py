@@ -124,3 +124,28 @@ def test_shipped_weights_verify_and_fit_the_budget(tmp_path):
     with pytest.raises(ChibiError) as err:
         load_pretrained(info["name"], tmp_path)
     assert err.value.code == "weights_checksum"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (a GPU machine)")
+def test_cuda_is_picked_when_present_and_predicts_what_the_cpu_does():
+    """CPU by default, CUDA when present, and the same avatar either way: the CUDA path
+    (device pick, checksum load, BN folding, inference) against the CPU on real-photo
+    pixels. TF32 convolutions moved the outputs 6e-4 and changed the rounded params."""
+    from skimage import data
+
+    from avatar3d.regressor import pick_device
+
+    assert pick_device().type == "cuda"
+    assert next(load_pretrained("default").parameters()).is_cuda
+    photo = data.astronaut()
+    crops = np.stack(
+        [photo[y : y + INPUT_SIZE, x : x + INPUT_SIZE] for y in (0, 96, 192) for x in (96, 192)]
+        + [photo[40:168, 180:308, :][:, ::-1]]
+    )
+    cpu = Regressor(load_pretrained("default", device="cpu"), "cpu").predict(crops)
+    gpu = Regressor(load_pretrained("default", device="cuda"), "cuda").predict(crops)
+    for a, b in zip(cpu, gpu, strict=True):
+        assert np.abs(a.sliders - b.sliders).max() < 2e-5
+        assert np.abs(a.colors - b.colors).max() < 2e-5
+        assert a.hair_style_probs.argmax() == b.hair_style_probs.argmax()
+        assert a.glasses_probs.argmax() == b.glasses_probs.argmax()

@@ -126,6 +126,15 @@ def test_params_requests_return_valid_glb_and_vrm(client):
         files[out.name] = blob
     assert (work / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "VRMC_vrm" in parse_glb(files["unreal_params.vrm1"])[0]["extensionsUsed"]
+    # the same request without the thumbnail: a complete VRM with one image fewer
+    bare = work / "unreal_bare.vrm1"
+    summary = run("--params", '{"glasses": "round"}', "--format", "vrm1", "--no-thumbnail",
+                  "--out", str(bare))  # fmt: skip
+    assert summary["ok"] and summary["vrm"] == "1.0"
+    files[bare.name] = bare.read_bytes()
+    gltf, full = parse_glb(files[bare.name])[0], parse_glb(files["unreal_params.vrm1"])[0]
+    assert "thumbnailImage" not in gltf["extensions"]["VRMC_vrm"]["meta"]
+    assert len(gltf["images"]) == len(full["images"]) - 1
     reports = gltf_validate_many(files)
     for name, blob in files.items():
         assert_valid_file(blob, name, report=reports[name])

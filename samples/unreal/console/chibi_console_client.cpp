@@ -276,7 +276,7 @@ int self_test() {
 
 int usage() {
     std::cerr << "usage: chibi_console_client --url WS_URL [--token T] [--token-in-hello] (--params JSON | --photo FILE)\n"
-                 "       [--format glb|vrm1|vrm0] [--quality default|high] [--preview-out FILE] [--out FILE]\n"
+                 "       [--format glb|vrm1|vrm0] [--quality default|high] [--no-thumbnail] [--preview-out FILE] [--out FILE]\n"
                  "       [--cancel-at STAGE] [--version N] [--timeout S] [--max-chunk-bytes N]\n"
                  "       chibi_console_client --selftest | --sha256 FILE\n";
     return 2;
@@ -292,6 +292,7 @@ int main(int argc, char** argv) {
         bool has_value = i + 1 < args.size();
         if (a == "--selftest") return self_test();
         if (a == "--token-in-hello") { options.token_in_hello = true; continue; }
+        if (a == "--no-thumbnail") { options.request.thumbnail = false; continue; }
         if (!has_value) return usage();
         const std::string& v = args[++i];
         if (a == "--sha256") {

@@ -201,6 +201,7 @@ Json RequestOptions::to_json() const {
     Json o = Json::object();
     o.set("format", format).set("quality", quality).set("all_faces", all_faces);
     o.set("return_params", return_params).set("return_preview", return_preview);
+    if (!thumbnail) o.set("thumbnail", false);  // only when set: older servers refuse unknown options
     return o;
 }
 

@@ -83,6 +83,7 @@ struct RequestOptions {
     bool all_faces = false;
     bool return_params = false;
     bool return_preview = false;
+    bool thumbnail = true;  // VRM formats: embed the 1024 px thumbnail; false: about half the time
     Json to_json() const;
 };
 

@@ -40,8 +40,9 @@ def vrm_thumbnail(avatar: Avatar, fmt: str, wanted: bool = True) -> bytes | None
     """The thumbnail PNG a file of format `fmt` carries: `preview.render_thumbnail`'s
     1024 px portrait for the VRM formats, None for glb (no slot) or when not `wanted`.
 
-    A VRM file is complete without one (both specs make it optional; UniVRM and
-    three-vrm load it). Leaving it out halves a VRM's conversion time, which suits
+    A VRM file is complete without one (both specs make it optional; the files
+    tests/test_threevrm.py loads in three-vrm have none). Leaving it out halves a
+    VRM's conversion time, which suits
     bulk conversion and engines that load the avatar at run time; files meant for
     avatar hubs and pickers keep it.
     """

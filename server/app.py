@@ -394,7 +394,13 @@ class ChibiServer:
         job = conn.jobs[event.id]
         job.submitted_at = time.monotonic()
         work = pipeline.Job(
-            job.seq, event.source, event.options, event.photo, event.params, self.config.max_pixels
+            job.seq,
+            event.source,
+            event.options,
+            event.photo,
+            event.params,
+            self.config.max_pixels,
+            checksum=event.checksum,
         )
         job.future = self.pool.submit(work)
         self.jobs[job.seq] = job

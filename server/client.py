@@ -29,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from avatar3d.errors import ChibiError
 
 from .protocol import (
+    DEFAULT_CHECKSUM,
     PROTOCOL_VERSION,
     BlobAssembler,
     ProtocolError,
@@ -85,6 +86,8 @@ class ChibiClient:
     def __init__(self, ws: ClientConnection, welcome: dict[str, Any]):
         self.ws, self.welcome = ws, welcome
         self.chunk_bytes: int = welcome["chunk_bytes"]
+        # of our blobs and the server's (servers that predate the choice use sha256)
+        self.checksum: str = welcome.get("checksum", DEFAULT_CHECKSUM)
         self.pending: dict[str, _Pending] = {}
         self.notices: list[dict[str, Any]] = []  # non-fatal errors not tied to a request
         self._ids = itertools.count(1)
@@ -99,12 +102,14 @@ class ChibiClient:
         token_in_hello: bool = False,
         max_chunk_bytes: int | None = None,
         open_timeout: float = 10.0,
+        checksums: tuple[str, ...] = ("crc32", "sha256"),
         **connect_kwargs: Any,
     ) -> ChibiClient:
         """Open, say hello, and return once the server's `welcome` arrived.
 
         The token goes in the `Authorization: Bearer` header, or in the hello
-        message when `token_in_hello` (what browsers must do).
+        message when `token_in_hello` (what browsers must do). `checksums`: the
+        blob checksums we accept, most wanted first (PROTOCOL.md, `hello`).
         """
         headers = {"Authorization": f"Bearer {token}"} if token and not token_in_hello else None
         connect_kwargs.setdefault("compression", None)
@@ -117,6 +122,8 @@ class ChibiClient:
             hello["token"] = token
         if max_chunk_bytes:
             hello["max_chunk_bytes"] = max_chunk_bytes
+        if checksums != (DEFAULT_CHECKSUM,):
+            hello["checksums"] = list(checksums)
         try:
             await ws.send(encode_json(hello))
             reply = json.loads(await asyncio.wait_for(ws.recv(), open_timeout))
@@ -192,7 +199,10 @@ class ChibiClient:
         try:
             await self.ws.send(encode_json(message))
             if photo is not None:
-                for chunk in encode_blob(request_id, "photo", photo, self.chunk_bytes):
+                chunks = encode_blob(
+                    request_id, "photo", photo, self.chunk_bytes, checksum=self.checksum
+                )
+                for chunk in chunks:
                     await self.ws.send(chunk)
         except ConnectionClosed as exc:
             self.pending.pop(request_id, None)

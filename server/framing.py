@@ -5,7 +5,7 @@ Every binary websocket message, in both directions, is one chunk::
     offset 0   4 bytes   magic b"CHB1"
     offset 4   4 bytes   header length H, unsigned big-endian, 2 <= H <= MAX_HEADER_BYTES
     offset 8   H bytes   header: a UTF-8 JSON object (id, kind, index, count, offset,
-                         size, sha256, item)
+                         size, sha256 or crc32, item)
     offset 8+H ...       payload: this chunk's bytes of the blob
 
 Pure functions and one small reassembly class; no I/O. See server/PROTOCOL.md section 3.
@@ -17,14 +17,25 @@ import hashlib
 import json
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from zlib_ng import zlib_ng
 
 MAGIC = b"CHB1"
 MAX_HEADER_BYTES = 4096
 BLOB_KINDS: tuple[str, ...] = ("photo", "model", "preview")
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Blob checksums, by header field name: (lowercase hex digest of bytes, its pattern).
+# sha256 is the default; crc32 (CRC-32 as in zlib, PNG and zip) is what a client may
+# choose at hello: on the server's loopback path it costs 0.008 ms for a 0.5 MB
+# avatar against 0.23 ms, paid once by the worker and once by the client.
+CHECKSUMS: dict[str, tuple[Callable[[bytes], str], re.Pattern]] = {
+    "sha256": (lambda data: hashlib.sha256(data).hexdigest(), re.compile(r"^[0-9a-f]{64}$")),
+    "crc32": (lambda data: f"{zlib_ng.crc32(data):08x}", re.compile(r"^[0-9a-f]{8}$")),
+}
+DEFAULT_CHECKSUM = "sha256"
 _HEADER = struct.Struct(">4sI")
 
 
@@ -46,6 +57,11 @@ def encode_frame(header: dict[str, Any], payload: bytes | memoryview = b"") -> b
     return b"".join((_HEADER.pack(MAGIC, len(head)), head, payload))
 
 
+def blob_digest(data: bytes | memoryview, checksum: str = DEFAULT_CHECKSUM) -> str:
+    """The lowercase hex `checksum` ("sha256" or "crc32") of a whole blob."""
+    return CHECKSUMS[checksum][0](data)
+
+
 def encode_blob(
     request_id: str,
     kind: str,
@@ -53,16 +69,17 @@ def encode_blob(
     chunk_bytes: int,
     item: int | None = None,
     digest: str | None = None,
+    checksum: str = DEFAULT_CHECKSUM,
 ) -> list[bytes]:
     """Split one blob into binary frames of at most `chunk_bytes` payload each.
 
     Every chunk's header carries the request id, the blob's total size and its
-    sha256 (`digest`, computed here when not given), so a receiver can check it
-    and interleave several requests' blobs.
+    `checksum` (`digest`, computed here when not given), so a receiver can check
+    it and interleave several requests' blobs.
     """
     if chunk_bytes < 1:
         raise ValueError("chunk_bytes must be >= 1")
-    digest = digest or hashlib.sha256(data).hexdigest()
+    digest = digest or blob_digest(data, checksum)
     count = max(1, -(-len(data) // chunk_bytes))
     view = memoryview(data)
     frames = []
@@ -75,7 +92,7 @@ def encode_blob(
             "count": count,
             "offset": offset,
             "size": len(data),
-            "sha256": digest,
+            checksum: digest,
         }
         if item is not None:
             header["item"] = item
@@ -83,11 +100,12 @@ def encode_blob(
     return frames
 
 
-def blob_info(data: bytes, chunk_bytes: int, digest: str | None = None) -> dict[str, Any]:
-    """The {size, sha256, chunks} summary announced in a `result` message."""
+def blob_info(
+    data: bytes, chunk_bytes: int, digest: str | None = None, checksum: str = DEFAULT_CHECKSUM
+) -> dict[str, Any]:
+    """The {size, <checksum>, chunks} summary announced in a `result` message."""
     count = max(1, -(-len(data) // chunk_bytes))
-    digest = digest or hashlib.sha256(data).hexdigest()
-    return {"size": len(data), "sha256": digest, "chunks": count}
+    return {"size": len(data), checksum: digest or blob_digest(data, checksum), "chunks": count}
 
 
 @dataclass
@@ -100,7 +118,7 @@ class Frame:
     count: int
     size: int
     offset: int
-    sha256: str | None
+    checksums: dict[str, str]  # {"sha256" or "crc32": hex} as the header gave them
     item: int
     payload: bytes
 
@@ -128,12 +146,16 @@ def decode_frame(data: bytes) -> Frame:
     index, count = _int(header, "index", request_id), _int(header, "count", request_id, 1)
     size, offset = _int(header, "size", request_id), _int(header, "offset", request_id)
     item = _int(header, "item", request_id) if "item" in header else 0
-    digest = header.get("sha256")
-    if digest is not None and not (isinstance(digest, str) and _SHA256.match(digest)):
-        raise ProtocolError("bad_message", "sha256 must be 64 lowercase hex digits", request_id)
+    checksums = {}
+    for name, (_, pattern) in CHECKSUMS.items():
+        digest = header.get(name)
+        if digest is not None and not (isinstance(digest, str) and pattern.match(digest)):
+            raise ProtocolError("bad_message", f"{name} must be lowercase hex digits", request_id)
+        if digest is not None:
+            checksums[name] = digest
     if index >= count or offset + len(payload) > size:
         raise ProtocolError("bad_message", "chunk index/offset out of range", ref=request_id)
-    return Frame(request_id, kind, index, count, size, offset, digest, item, payload)
+    return Frame(request_id, kind, index, count, size, offset, checksums, item, payload)
 
 
 def _int(header: dict[str, Any], name: str, ref: str, minimum: int = 0) -> int:
@@ -151,7 +173,7 @@ def check_id(value: Any) -> str:
 
 
 class BlobAssembler:
-    """Reassembles one blob from in-order chunks and checks its size and sha256."""
+    """Reassembles one blob from in-order chunks and checks its size and checksums."""
 
     def __init__(self, first: Frame, max_bytes: int):
         if first.size > max_bytes:
@@ -166,18 +188,18 @@ class BlobAssembler:
             first.count,
             first.size,
         )
-        self.sha256 = first.sha256
+        self.checksums = first.checksums
         self.parts: list[bytes] = []
         self.received = 0
 
     def add(self, frame: Frame) -> bytes | None:
         """Add the next chunk; returns the whole blob once the last chunk arrived."""
-        same_blob = (frame.kind, frame.item, frame.count, frame.size, frame.sha256) == (
+        same_blob = (frame.kind, frame.item, frame.count, frame.size, frame.checksums) == (
             self.kind,
             self.item,
             self.count,
             self.size,
-            self.sha256,
+            self.checksums,
         )
         if not same_blob or frame.index != len(self.parts) or frame.offset != self.received:
             raise ProtocolError("bad_message", "chunk out of order or from another blob", frame.id)
@@ -191,6 +213,9 @@ class BlobAssembler:
             raise ProtocolError(
                 "bad_message", f"blob has {len(data)} bytes, header said {self.size}", frame.id
             )
-        if self.sha256 is not None and hashlib.sha256(data).hexdigest() != self.sha256:
-            raise ProtocolError("checksum_mismatch", "sha256 of the blob does not match", frame.id)
+        for name, digest in self.checksums.items():
+            if blob_digest(data, name) != digest:
+                raise ProtocolError(
+                    "checksum_mismatch", f"{name} of the blob does not match", frame.id
+                )
         return data

@@ -15,7 +15,6 @@ Photos exist here only as bytes in memory; nothing is written or logged.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -39,6 +38,7 @@ class Job:
     params: dict[str, Any] | None = None
     max_pixels: int = 40_000_000
     shared_photo: int = 0  # the photo's size when it waits in the worker's shared block
+    checksum: str = "sha256"  # of the results' blobs, as the connection chose (framing.CHECKSUMS)
 
 
 @dataclass(frozen=True)
@@ -231,7 +231,7 @@ def _run(job: Job, tracker: _Tracker) -> list[dict[str, Any]]:
         params_list = _photo_to_params(job, tracker)
     items = []
     for number, params in enumerate(params_list):
-        item = _build_and_export(params, options, tracker, number)
+        item = _build_and_export(params, options, tracker, number, job.checksum)
         # stage -> ms since `started`, for the stages of this avatar
         item["timings_ms"] = {
             name: elapsed
@@ -261,11 +261,13 @@ def _photo_to_params(job: Job, tracker: _Tracker) -> list[AvatarParams]:
 
 
 def _build_and_export(
-    params: AvatarParams, options: dict[str, Any], tracker: _Tracker, number: int
+    params: AvatarParams, options: dict[str, Any], tracker: _Tracker, number: int, checksum: str
 ) -> dict[str, Any]:
     from avatar3d.build import build_avatar
     from exporters import export, vrm_thumbnail
     from exporters.preview import render_preview
+
+    from .framing import blob_digest
 
     avatar = build_avatar(params, quality=options["quality"])
     tracker.stage("built", item=number)
@@ -273,13 +275,13 @@ def _build_and_export(
     model = export(avatar, options["format"], thumbnail_png=thumbnail)
     preview = render_preview(avatar) if options["return_preview"] else None
     tracker.stage("exported", item=number, bytes=len(model))
-    digests = {"model": hashlib.sha256(model).hexdigest()}  # here, not on the event loop
+    digests = {"model": blob_digest(model, checksum)}  # here, not on the event loop
     if preview is not None:
-        digests["preview"] = hashlib.sha256(preview).hexdigest()
+        digests["preview"] = blob_digest(preview, checksum)
     return {
         "format": options["format"],
         "model": model,
         "preview": preview,
         "params": params.to_dict() if options["return_params"] else None,
-        "sha256": digests,
+        "digests": digests,
     }

@@ -18,11 +18,14 @@ from avatar3d.params import AvatarParams, ParamsError
 
 from .framing import (  # noqa: F401 - re-exported: the protocol's binary half
     BLOB_KINDS,
+    CHECKSUMS,
+    DEFAULT_CHECKSUM,
     MAGIC,
     MAX_HEADER_BYTES,
     BlobAssembler,
     Frame,
     ProtocolError,
+    blob_digest,
     blob_info,
     check_id,
     decode_frame,
@@ -61,6 +64,13 @@ IMAGE_ERROR_CODES: tuple[str, ...] = (
 )  # fmt: skip
 # Websocket close codes used by the server (RFC 6455 section 7.4.1).
 CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TOO_BIG = 1000, 1001, 1008, 1009
+
+
+def _pick_checksum(offered: Any) -> str:
+    """The first checksum of the client's list (most wanted first) that we know."""
+    if not isinstance(offered, list) or not all(isinstance(name, str) for name in offered):
+        raise ProtocolError("bad_message", "'checksums' must be a list of strings")
+    return next((name for name in offered if name in CHECKSUMS), DEFAULT_CHECKSUM)
 
 
 # -- encoding -----------------------------------------------------------------
@@ -156,13 +166,17 @@ class Admit:
 
 @dataclass
 class Submit:
-    """A request is complete (photo received or params given): start its work."""
+    """A request is complete (photo received or params given): start its work.
+
+    checksum: the one this connection's results carry ("sha256" or "crc32"), for the
+    worker to compute beside the work (`result` then takes its digests)."""
 
     id: str
     source: str
     options: dict[str, Any]
     photo: bytes | None = None
     params: dict[str, Any] | None = None
+    checksum: str = DEFAULT_CHECKSUM
 
 
 @dataclass
@@ -200,6 +214,7 @@ class ServerSession:
     welcome: dict[str, Any] = field(default_factory=dict)  # extra fields for `welcome`
     state: str = "await_hello"  # await_hello -> open -> closed
     chunk_bytes: int = 0
+    checksum: str = DEFAULT_CHECKSUM  # of the blobs we send, chosen by the client at hello
     requests: dict[str, _Request] = field(default_factory=dict)
     recent: OrderedDict = field(default_factory=OrderedDict)  # ended ids, newest last
     finished: list = field(default_factory=list)  # (id, "ok" or error code) not yet popped
@@ -250,7 +265,7 @@ class ServerSession:
         if photo is None:
             return []
         request.submitted, request.photo = True, None
-        return [Submit(frame.id, "photo", request.options, photo=photo)]
+        return [Submit(frame.id, "photo", request.options, photo=photo, checksum=self.checksum)]
 
     # -- message handlers -----------------------------------------------------
     def _on_hello(self, message: dict[str, Any]) -> list[Event]:
@@ -270,6 +285,7 @@ class ServerSession:
         if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1024:
             raise ProtocolError("bad_message", "'max_chunk_bytes' must be an integer >= 1024")
         self.chunk_bytes = min(chunk, self.limits.chunk_bytes)
+        self.checksum = _pick_checksum(message.get("checksums", [DEFAULT_CHECKSUM]))
         if self.authenticated:
             return self.authenticate(True)
         return [Authenticate(token)]
@@ -284,6 +300,7 @@ class ServerSession:
             "version": PROTOCOL_VERSION,
             **self.welcome,
             "chunk_bytes": self.chunk_bytes,
+            "checksum": self.checksum,
         }
         return [Send(encode_json(welcome))]
 
@@ -319,7 +336,15 @@ class ServerSession:
         ]
         if request.source == "params":
             request.submitted = True
-            events.append(Submit(request_id, "params", request.options, params=request.params))
+            events.append(
+                Submit(
+                    request_id,
+                    "params",
+                    request.options,
+                    params=request.params,
+                    checksum=self.checksum,
+                )
+            )
         return events
 
     def refuse(self, request_id: str, code: str, message: str) -> list[Event]:
@@ -346,8 +371,8 @@ class ServerSession:
 
         items: one dict per avatar with `model` (bytes), optional `preview`
         (PNG bytes), optional `params` (dict), `format`, `timings_ms`, and
-        optionally `sha256` {"model": hex, "preview": hex} computed by the worker
-        so the event loop does not hash megabytes.
+        optionally `digests` {"model": hex, "preview": hex}: the session's
+        `checksum`, computed by the worker so the event loop does not hash megabytes.
         """
         if request_id not in self.requests:
             return []
@@ -355,7 +380,7 @@ class ServerSession:
         self._remember(request_id, "ok")
         events: list[Event] = []
         for number, item in enumerate(items):
-            digests = item.get("sha256", {})
+            digests = item.get("digests", {})
             message = {
                 "type": "result",
                 "id": request_id,
@@ -366,13 +391,16 @@ class ServerSession:
             }
             blobs = [kind for kind in ("model", "preview") if item.get(kind) is not None]
             for kind in blobs:
-                message[kind] = blob_info(item[kind], self.chunk_bytes, digests.get(kind))
+                message[kind] = blob_info(
+                    item[kind], self.chunk_bytes, digests.get(kind), self.checksum
+                )
             if item.get("params") is not None:
                 message["params"] = item["params"]
             events.append(Send(encode_json(message)))
             for kind in blobs:
+                digest = message[kind][self.checksum]
                 chunks = encode_blob(
-                    request_id, kind, item[kind], self.chunk_bytes, number, message[kind]["sha256"]
+                    request_id, kind, item[kind], self.chunk_bytes, number, digest, self.checksum
                 )
                 events.extend(Send(chunk) for chunk in chunks)
         events.append(Send(encode_json({"type": "done", "id": request_id, "items": len(items)})))

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import struct
+import zlib
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,6 +24,7 @@ from server.protocol import (
     ServerSession,
     SessionLimits,
     Submit,
+    blob_digest,
     decode_frame,
     decode_json,
     encode_blob,
@@ -66,7 +68,7 @@ def test_blob_round_trip_through_chunks(size, chunk):
     assert len(frames) == max(1, -(-size // chunk))
     first = decode_frame(frames[0])
     assert (first.id, first.kind, first.item, first.size) == ("abc", "model", 2, size)
-    assert first.sha256 == hashlib.sha256(data).hexdigest()
+    assert first.checksums == {"sha256": hashlib.sha256(data).hexdigest()}
     assembler = BlobAssembler(first, max_bytes=size)
     results = [assembler.add(decode_frame(frame)) for frame in frames]
     assert results[:-1] == [None] * (len(frames) - 1)
@@ -92,10 +94,27 @@ def test_assembler_rejects_bad_checksum_out_of_order_and_oversize():
     with pytest.raises(ProtocolError) as exc:
         assembler.add(frames[2])
     assert exc.value.code == "bad_message"
-    bad = encode_frame({**_header(frames[0]), "sha256": "0" * 64}, data)
-    frame = decode_frame(bad)
+    for checksum in ("sha256", "crc32"):
+        digest = blob_digest(data, checksum)
+        bad = encode_frame({**_header(frames[0]), checksum: "0" * len(digest)}, data)
+        frame = decode_frame(bad)
+        with pytest.raises(ProtocolError) as exc:
+            BlobAssembler(frame, 3000).add(frame)
+        assert exc.value.code == "checksum_mismatch", checksum
+
+
+@pytest.mark.parametrize("size", [0, 1, 3000])
+def test_crc32_blobs_carry_zlibs_crc_and_are_checked(size):
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    frames = [decode_frame(f) for f in encode_blob("a", "model", data, 1024, checksum="crc32")]
+    assert frames[0].checksums == {"crc32": f"{zlib.crc32(data):08x}"}  # the standard CRC-32
+    assembler = BlobAssembler(frames[0], max_bytes=size)
+    assert [assembler.add(frame) for frame in frames][-1] == data
+    flipped = bytes([data[0] ^ 1]) + data[1:] if data else b"x"
+    header = {**_header(frames[0]), "size": len(flipped), "crc32": frames[0].checksums["crc32"]}
+    frame = decode_frame(encode_frame(header, flipped))
     with pytest.raises(ProtocolError) as exc:
-        BlobAssembler(frame, 3000).add(frame)
+        BlobAssembler(frame, len(flipped)).add(frame)
     assert exc.value.code == "checksum_mismatch"
 
 
@@ -216,6 +235,39 @@ def test_params_request_is_admitted_then_submitted_then_answered_in_order():
                                   "sha256": hashlib.sha256(model).hexdigest()}  # fmt: skip
     assert session.progress("r1", "built") == [] and session.fail("r1", "timeout", "x") == []
     assert session.pop_finished() == [("r1", "ok")]
+
+
+@pytest.mark.parametrize(
+    "offered, chosen",
+    [(None, "sha256"), (["crc32", "sha256"], "crc32"), (["sha256", "crc32"], "sha256"),
+     (["xxh3", "crc32"], "crc32"), (["xxh3"], "sha256"), ([], "sha256")],
+)  # fmt: skip
+def test_hello_picks_the_first_checksum_the_server_knows_and_results_carry_it(offered, chosen):
+    session = ServerSession(limits=SessionLimits(chunk_bytes=1024), authenticated=True)
+    hello = {"type": "hello", "version": 1}
+    if offered is not None:
+        hello["checksums"] = offered
+    (welcome,) = sent(session.receive_text(encode_json(hello)))
+    assert welcome["checksum"] == chosen
+    request(session, params={})
+    (submit,) = [e for e in session.accept("r1") if isinstance(e, Submit)]
+    assert submit.checksum == chosen  # the worker computes this one
+    model = b"m" * 1500
+    digest = blob_digest(model, chosen)
+    events = session.result("r1", [{"format": "glb", "model": model, "digests": {"model": digest}}])
+    result, *_, done = sent(events)
+    assert result["model"] == {"size": 1500, "chunks": 2, chosen: digest}
+    chunks = [decode_frame(event.data) for event in events if isinstance(event.data, bytes)]
+    assert [chunk.checksums for chunk in chunks] == [{chosen: digest}] * 2
+    assert done["type"] == "done"
+
+
+@pytest.mark.parametrize("offered", ["crc32", [1], {"crc32": True}])
+def test_hello_with_a_malformed_checksum_list_is_refused(offered):
+    session = ServerSession(authenticated=True)
+    hello = {"type": "hello", "version": 1, "checksums": offered}
+    error, close = session.receive_text(encode_json(hello))
+    assert json.loads(error.data)["code"] == "bad_message" and isinstance(close, Close)
 
 
 @pytest.mark.parametrize(

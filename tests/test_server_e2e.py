@@ -189,6 +189,29 @@ async def _generate(url, **kwargs):
         return await client.generate(**kwargs)
 
 
+@pytest.mark.skipif(PHOTO_PATH_MISSING, reason=PHOTO_SKIP_REASON)
+def test_both_checksums_carry_the_same_avatar_both_ways(server):
+    """Our client asks for crc32 at hello, clients that predate the choice get sha256
+    (the C# and C++ cores: test_unity_bridge, test_unreal_sample); photo chunks go up
+    with the connection's checksum, results come down with it."""
+
+    buffer = io.BytesIO()
+    astronaut().save(buffer, "JPEG", quality=92)
+    photo = buffer.getvalue()  # sent up in 64 KiB chunks (welcome's chunk_bytes)
+
+    async def scenario(checksums):
+        async with await ChibiClient.connect(
+            server.url, checksums=checksums, max_chunk_bytes=65536
+        ) as client:
+            result = await client.generate(photo, format="glb")
+            return client.welcome["checksum"], result.data
+
+    chosen = {checksums: run(scenario(checksums)) for checksums in (("sha256",), ("crc32",))}
+    assert [name for name, _ in chosen.values()] == ["sha256", "crc32"]
+    assert chosen[("sha256",)][1] == chosen[("crc32",)][1]
+    assert run(scenario(("crc32", "sha256")))[0] == "crc32"  # the client's default
+
+
 def test_cancel_queued_and_running_requests(server):
     async def scenario():
         async with await ChibiClient.connect(server.url) as client:

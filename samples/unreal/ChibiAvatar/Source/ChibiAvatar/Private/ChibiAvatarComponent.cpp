@@ -102,6 +102,7 @@ FString UChibiAvatarComponent::Start(const FString* ParamsJson, const TArray<uin
     chibi::RequestOptions Options;
     Options.format = ToUtf8(Format);
     Options.quality = ToUtf8(Quality);
+    Options.thumbnail = bThumbnail;
     // Copies: the request may be sent later, once the welcome arrived.
     std::string Params = ParamsJson ? ToUtf8(*ParamsJson) : std::string();
     std::vector<uint8_t> Photo = PhotoBytes ? std::vector<uint8_t>(PhotoBytes->GetData(), PhotoBytes->GetData() + PhotoBytes->Num()) : std::vector<uint8_t>();

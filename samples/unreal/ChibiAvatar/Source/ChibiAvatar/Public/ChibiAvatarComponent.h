@@ -40,6 +40,11 @@ public:
     UPROPERTY(EditAnywhere, BlueprintReadWrite, Category = "Chibi Avatar")
     FString Quality = TEXT("default");
 
+    /** VRM formats: embed the 1024 px thumbnail. Off: avatars loaded at run time never show
+     *  it, and the server answers in about half the time. */
+    UPROPERTY(EditAnywhere, BlueprintReadWrite, Category = "Chibi Avatar")
+    bool bThumbnail = true;
+
     UPROPERTY(BlueprintAssignable, Category = "Chibi Avatar")
     FChibiConnectedSignature OnConnected;
 

@@ -406,6 +406,7 @@ header_dicts = st.fixed_dictionaries(
         "size": st.integers(-1, 10_000) | json_values,
         "offset": st.integers(-1, 10_000) | json_values,
         "sha256": st.text(max_size=64) | json_values,
+        "crc32": st.text("0123456789abcdefX", max_size=9) | json_values,
         "item": st.integers(-1, 3) | json_values,
     },
 )
@@ -458,6 +459,7 @@ client_messages = st.fixed_dictionaries(
         "options": st.fixed_dictionaries({}, optional={"format": json_values,
                                                        "all_faces": json_values}) | json_values,
         "max_chunk_bytes": json_values,
+        "checksums": st.lists(st.sampled_from(["crc32", "sha256", "md5"])) | json_values,
         "token": json_values,
     },
 )  # fmt: skip

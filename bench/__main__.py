@@ -16,9 +16,9 @@ SECTIONS = ("avatar", "regressor", "server", "batch")
 
 
 def main(argv: list[str]) -> None:
-    from server.process_setup import keep_freed_memory
+    from server.process_setup import chibi_process_setup
 
-    keep_freed_memory()  # as every `chibi` command does: measure the user's process
+    chibi_process_setup()  # as every `chibi` command does: measure the user's process
     chosen = argv or list(SECTIONS)
     unknown = sorted(set(chosen) - set(SECTIONS))
     if unknown:

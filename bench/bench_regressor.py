@@ -23,7 +23,7 @@ from avatar3d.regressor import Regressor, load_pretrained, parameter_count
 from exporters import export
 from exporters.preview import render_thumbnail
 
-from .common import median, percentile, time_runs
+from .common import median, percentile, time_interleaved, time_runs
 
 
 def photo_to_vrm(pipeline: PhotoPipeline, data: bytes, thumbnail: bool = True) -> bytes:
@@ -73,16 +73,25 @@ def main() -> None:
     print(f"batch 32, {threads} threads     {32000 / bn:8.0f} faces/s")
 
     print("== FaceMesh and the whole photo -> VRM path (astronaut 512 px JPEG) ==")
-    facemesh = time_runs(lambda: thread_analyzer().analyze(rgb), repeat=30, warmup=3)
-    print(f"FaceMesh (detect + 478 landmarks + crop) {median(facemesh):8.1f} ms/image")
     pipeline = PhotoPipeline(device="cpu")
-    whole = time_runs(lambda: photo_to_vrm(pipeline, photo), repeat=20, warmup=2)
+    # in turn, so the ratio compares them under the same load (the thumbnail render moved
+    # 27-40 ms between runs measured one after the other)
+    runs = time_interleaved(
+        {
+            "facemesh": lambda: thread_analyzer().analyze(rgb),
+            "whole": lambda: photo_to_vrm(pipeline, photo),
+            "bare": lambda: photo_to_vrm(pipeline, photo, False),
+        },
+        repeat=30,
+        warmup=3,
+    )
+    facemesh, whole, bare = runs["facemesh"], runs["whole"], runs["bare"]
+    print(f"FaceMesh (detect + 478 landmarks + crop) {median(facemesh):8.1f} ms/image")
     ratio = median(whole) / median(facemesh)
     print(
         f"photo -> VRM bytes   p50 {median(whole):8.1f} ms   p95 {percentile(whole, 95):8.1f} ms"
         f"   p50 / FaceMesh = {ratio:.1f}x (target <= 4x)"
     )
-    bare = time_runs(lambda: photo_to_vrm(pipeline, photo, False), repeat=20, warmup=2)
     print(
         f"  without the thumbnail p50 {median(bare):8.1f} ms   p95 {percentile(bare, 95):8.1f} ms"
         f"   p50 / FaceMesh = {median(bare) / median(facemesh):.1f}x"

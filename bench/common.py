@@ -19,6 +19,23 @@ def time_runs(fn: Callable[[], object], repeat: int, warmup: int = 2) -> list[fl
     return durations
 
 
+def time_interleaved(
+    fns: dict[str, Callable[[], object]], repeat: int, warmup: int = 2
+) -> dict[str, list[float]]:
+    """Like `time_runs` for several functions, run in turn (a, b, a, b...), so that a
+    ratio of their medians compares them under the same machine load."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    durations: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            durations[name].append((time.perf_counter() - start) * 1000.0)
+    return durations
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

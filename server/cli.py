@@ -9,7 +9,7 @@ import sys
 from avatar3d.errors import ChibiError
 from avatar3d.params import ParamsError
 
-from .process_setup import keep_freed_memory
+from .process_setup import chibi_process_setup
 
 # subcommand -> module under server.commands
 COMMANDS: dict[str, str] = {
@@ -46,7 +46,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    keep_freed_memory()
+    chibi_process_setup()
     argv = sys.argv[1:] if argv is None else argv
     command = argv[0] if argv and argv[0] in COMMANDS else ""
     args = build_parser(command).parse_args(argv)

@@ -3,6 +3,10 @@ shared-memory blocks and through the pipe alone (a machine without room in /dev/
 
 import asyncio
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -12,6 +16,8 @@ from avatar3d.params import AvatarParams
 from exporters import export
 from server import pipeline, workers
 from server.protocol import DEFAULT_OPTIONS
+
+REPO = Path(__file__).resolve().parents[1]
 
 SETTINGS = {"max_photo_bytes": 20 * 1024 * 1024, "model": "default", "weights_dir": None}
 
@@ -93,3 +99,27 @@ def test_glibc_keeps_freed_memory_for_reuse():
     from server.process_setup import keep_freed_memory
 
     assert keep_freed_memory()  # glibc accepted both mallopt() settings
+
+
+@pytest.mark.parametrize("user_setting", [None, "2"])
+def test_a_chibi_process_runs_blas_on_one_thread_unless_the_user_says_otherwise(user_setting):
+    """numpy's OpenBLAS (loaded before the setup) and scipy's (loaded after) get one
+    thread; their idle threads spun against the thumbnail renderer's."""
+    script = (
+        "import numpy\n"
+        "from server.process_setup import chibi_process_setup\n"
+        "chibi_process_setup()\n"
+        "import scipy.linalg\n"
+        "from threadpoolctl import threadpool_info\n"
+        "blas = [p for p in threadpool_info() if p['user_api'] == 'blas']\n"
+        "assert any('scipy' in p['filepath'] for p in blas), blas\n"
+        "print(sorted({p['num_threads'] for p in blas}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if user_setting:
+        env["OPENBLAS_NUM_THREADS"] = user_setting
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ("[1]" if user_setting is None else f"[{user_setting}]")

@@ -1,4 +1,4 @@
-"""Avatar -> bytes, one module per format (glb, vrm1, vrm0, preview).
+"""Avatar -> bytes, one module per format (glb, vrm1, vrm0, preview, file_preview).
 
     from exporters import export, vrm_thumbnail
     data = export(avatar, "vrm1", thumbnail_png=vrm_thumbnail(avatar, "vrm1"))  # a .vrm file

@@ -8,8 +8,7 @@ inverted-hull outline and a soft ground shadow on a light gradient background.
   (front and 3/4), full body.
 - `render_thumbnail(avatar, size)`: square PNG, a 3/4 portrait of the head and
   upper body (the VRM thumbnail).
-- `load_avatar_file(data)` + `render_file_preview(data, size)`: the same for an
-  existing .glb/.vrm file.
+The same pictures of an existing .glb/.vrm file: `exporters.file_preview`.
 
 One OffscreenRenderer is kept per thread (creating an EGL context is slow) and
 reused; calls from several threads each get their own.
@@ -18,7 +17,6 @@ reused; calls from several threads each get their own.
 from __future__ import annotations
 
 import atexit
-import io
 import os
 import threading
 import types
@@ -30,11 +28,9 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 import numpy as np  # noqa: E402
 import OpenGL.GL as gl  # noqa: E402
 import pyrender  # noqa: E402
-import trimesh  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from avatar3d.avatar import Avatar  # noqa: E402
-from avatar3d.errors import ChibiError  # noqa: E402
 from avatar3d.offscreen import offscreen_renderer  # noqa: E402
 
 from .gltf_writer import encode_png  # noqa: E402
@@ -58,7 +54,7 @@ _all_renderers: weakref.WeakSet = weakref.WeakSet()
 
 
 @dataclass
-class _Part:
+class Part:
     """One drawable: positions (N, 3), normals (N, 3), uvs (N, 2) glTF, faces (F, 3), texture."""
 
     positions: np.ndarray
@@ -71,26 +67,26 @@ class _Part:
     double_sided: bool = False
 
 
-def _linear_to_srgb(c: np.ndarray) -> np.ndarray:
+def linear_to_srgb(c: np.ndarray) -> np.ndarray:
     c = np.clip(np.asarray(c, np.float64), 0.0, 1.0)
     return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
 
 
-def _parts_from_avatar(avatar: Avatar) -> list[_Part]:
+def _parts_from_avatar(avatar: Avatar) -> list[Part]:
     parts = []
     for sub in avatar.submeshes:
         material = avatar.materials[sub.material]
         texture = None if material.texture is None else avatar.textures[material.texture]
-        rgb = _linear_to_srgb(material.base_color[:3])
+        rgb = linear_to_srgb(material.base_color[:3])
         parts.append(
-            _Part(
+            Part(
                 positions=np.asarray(avatar.vertices, np.float32),
                 normals=np.asarray(avatar.normals, np.float32),
                 uvs=np.asarray(avatar.uvs, np.float32),
                 faces=np.asarray(sub.faces, np.int64),
                 texture=texture,
                 color=(*rgb, material.base_color[3]),
-                shade=tuple(_linear_to_srgb(material.shade_color)),
+                shade=tuple(linear_to_srgb(material.shade_color)),
                 double_sided=material.double_sided,
             )
         )
@@ -252,7 +248,7 @@ class _Texture(pyrender.Texture):
 
 
 def _meshes(
-    parts: list[_Part], light_dir: np.ndarray, outline: float, mipmaps: bool
+    parts: list[Part], light_dir: np.ndarray, outline: float, mipmaps: bool
 ) -> list[pyrender.Mesh]:
     """Textured cel-shaded meshes plus their inverted-hull outlines.
 
@@ -394,7 +390,7 @@ def _backdrop(
 
 
 def _render_view(
-    parts: list[_Part],
+    parts: list[Part],
     lo: np.ndarray,
     hi: np.ndarray,
     size: int,
@@ -454,12 +450,12 @@ def _check_size(size: int) -> None:
         raise ValueError(f"size must be an integer in [16, {MAX_SIZE}], got {size!r}")
 
 
-def _bounds(parts: list[_Part]) -> tuple[np.ndarray, np.ndarray]:
+def _bounds(parts: list[Part]) -> tuple[np.ndarray, np.ndarray]:
     used = np.concatenate([p.positions[np.unique(p.faces)] for p in parts if len(p.faces)])
     return used.min(axis=0), used.max(axis=0)
 
 
-def preview_image(parts: list[_Part], size: int = 512) -> np.ndarray:
+def preview_image(parts: list[Part], size: int = 512) -> np.ndarray:
     """(size, 2 * size, 3) uint8: full-body front view and 3/4 view side by side."""
     _check_size(size)
     lo, hi = _bounds(parts)
@@ -467,7 +463,7 @@ def preview_image(parts: list[_Part], size: int = 512) -> np.ndarray:
     return np.concatenate(views, axis=1)
 
 
-def thumbnail_image(parts: list[_Part], size: int = 1024) -> np.ndarray:
+def thumbnail_image(parts: list[Part], size: int = 1024) -> np.ndarray:
     """(size, size, 3) uint8: 3/4 portrait of the head and upper body."""
     _check_size(size)
     lo, hi = _bounds(parts)
@@ -486,74 +482,3 @@ def render_preview(avatar: Avatar, size: int = 512) -> bytes:
 def render_thumbnail(avatar: Avatar, size: int = 1024) -> bytes:
     """PNG bytes, size x size: a 3/4 portrait of the head and upper body (VRM thumbnail)."""
     return encode_png(thumbnail_image(_parts_from_avatar(avatar), size))
-
-
-# -- existing files ---------------------------------------------------------------
-
-
-def load_avatar_file(data: bytes) -> trimesh.Scene:
-    """Load a .glb / .vrm file (bytes) as a trimesh Scene; bad input raises ChibiError."""
-    if len(data) < 12 or data[:4] != b"glTF":
-        raise ChibiError("invalid_model", "not a binary glTF (.glb/.vrm) file")
-    try:
-        loaded = trimesh.load(io.BytesIO(data), file_type="glb", force="scene", process=False)
-    except Exception as exc:  # noqa: BLE001 - trimesh raises many types on bad files
-        raise ChibiError("invalid_model", f"cannot read the model: {exc}") from None
-    if not isinstance(loaded, trimesh.Scene) or not loaded.geometry:
-        raise ChibiError("invalid_model", "the file holds no mesh to render")
-    return loaded
-
-
-def _parts_from_scene(scene: trimesh.Scene) -> list[_Part]:
-    parts = []
-    for node in scene.graph.nodes_geometry:
-        transform, name = scene.graph[node]
-        mesh = scene.geometry[name]
-        if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
-            continue
-        positions = trimesh.transform_points(mesh.vertices, transform).astype(np.float32)
-        normals = mesh.vertex_normals @ transform[:3, :3].T
-        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-9)
-        texture, uvs, color = None, None, (1.0, 1.0, 1.0, 1.0)
-        visual = mesh.visual
-        material = getattr(visual, "material", None)
-        if material is not None:
-            factor = getattr(material, "baseColorFactor", None)
-            if factor is not None:
-                factor = np.asarray(factor, np.float64)
-                factor = factor / 255.0 if factor.max() > 1.0 else factor
-                color = (*_linear_to_srgb(factor[:3]), float(factor[3]))
-            image = getattr(material, "baseColorTexture", None)
-            if image is not None and getattr(visual, "uv", None) is not None:
-                texture = np.asarray(image.convert("RGBA"))
-                uvs = np.asarray(visual.uv, np.float32).copy()
-                uvs[:, 1] = 1.0 - uvs[:, 1]  # trimesh keeps uv with v up; back to glTF
-        parts.append(
-            _Part(
-                positions=positions,
-                normals=normals.astype(np.float32),
-                uvs=uvs,
-                faces=np.asarray(mesh.faces, np.int64),
-                texture=texture,
-                color=color,
-                shade=(0.9, 0.86, 0.86),
-            )
-        )
-    if not parts:
-        raise ChibiError("invalid_model", "the file holds no triangles to render")
-    return parts
-
-
-def render_file_preview(data: bytes, size: int = 512) -> bytes:
-    """PNG bytes like `render_preview`, for an existing .glb / .vrm file given as bytes.
-
-    VRM 0.x files face -Z; they are turned around so the front view shows the face.
-    """
-    scene = load_avatar_file(data)
-    parts = _parts_from_scene(scene)
-    if b'"VRM"' in data[:200_000] and b'"VRMC_vrm"' not in data[:200_000]:
-        turn = np.diag([-1.0, 1.0, -1.0]).astype(np.float32)  # 180 degrees about Y
-        for part in parts:
-            part.positions = part.positions @ turn
-            part.normals = part.normals @ turn
-    return encode_png(preview_image(parts, size))

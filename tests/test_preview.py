@@ -7,14 +7,8 @@ from PIL import Image
 
 from avatar3d.errors import ChibiError
 from avatar3d.params import AvatarParams, hex_to_rgb
-from exporters.preview import (
-    BACKGROUND_BOTTOM,
-    BACKGROUND_TOP,
-    load_avatar_file,
-    render_file_preview,
-    render_preview,
-    render_thumbnail,
-)
+from exporters.file_preview import load_avatar_file, render_file_preview
+from exporters.preview import BACKGROUND_BOTTOM, BACKGROUND_TOP, render_preview, render_thumbnail
 
 PARAMS = AvatarParams(skin_color="#f0c8a8", hair_color="#2f6fd0")
 
@@ -139,12 +133,12 @@ def test_bad_files_raise_invalid_model(data):
 def test_textures_keep_their_orientation_in_previews_and_thumbnails():
     """A quad whose texture is red on top (glTF v = 0) and blue below shows red above blue,
     through both samplers (the previews' trilinear one, the thumbnail's bilinear one)."""
-    from exporters.preview import _Part, preview_image, thumbnail_image
+    from exporters.preview import Part, preview_image, thumbnail_image
 
     texture = np.zeros((64, 64, 4), np.uint8)
     texture[:32] = (220, 30, 30, 255)
     texture[32:] = (30, 30, 220, 255)
-    quad = _Part(
+    quad = Part(
         positions=np.array([[-0.5, 0, 0], [0.5, 0, 0], [0.5, 1, 0], [-0.5, 1, 0]], np.float32),
         normals=np.tile(np.array([0, 0, 1], np.float32), (4, 1)),
         uvs=np.array([[0, 1], [1, 1], [1, 0], [0, 0]], np.float32),

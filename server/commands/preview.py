@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from avatar3d.errors import ChibiError
-    from exporters.preview import MAX_SIZE, render_file_preview
+    from exporters.file_preview import render_file_preview
+    from exporters.preview import MAX_SIZE
     from server.commands.avatar import write_atomic
 
     if not 16 <= args.size <= MAX_SIZE:

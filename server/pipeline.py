@@ -24,6 +24,8 @@ from typing import Any
 from avatar3d.errors import ChibiError
 from avatar3d.params import AvatarParams, ParamsError
 
+from .framing import DEFAULT_CHECKSUM, blob_digest
+
 CANCEL_SLOTS = 4096  # > the most jobs the server ever has admitted at once
 
 
@@ -38,7 +40,7 @@ class Job:
     params: dict[str, Any] | None = None
     max_pixels: int = 40_000_000
     shared_photo: int = 0  # the photo's size when it waits in the worker's shared block
-    checksum: str = "sha256"  # of the results' blobs, as the connection chose (framing.CHECKSUMS)
+    checksum: str = DEFAULT_CHECKSUM  # of the results' blobs, as the connection chose
 
 
 @dataclass(frozen=True)
@@ -266,8 +268,6 @@ def _build_and_export(
     from avatar3d.build import build_avatar
     from exporters import export, vrm_thumbnail
     from exporters.preview import render_preview
-
-    from .framing import blob_digest
 
     avatar = build_avatar(params, quality=options["quality"])
     tracker.stage("built", item=number)

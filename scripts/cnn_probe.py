@@ -83,6 +83,9 @@ def main() -> None:
 
     from avatar3d.params import AvatarParams
     from avatar3d.process_map import process_map
+    from server.process_setup import chibi_process_setup
+
+    chibi_process_setup()  # as `chibi train` runs: its render workers inherit one BLAS thread
     from avatar3d.regressor import SLIDER_FIELDS, encode_params
 
     torch.set_num_threads(1)

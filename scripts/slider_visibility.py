@@ -51,6 +51,9 @@ def main() -> None:
 
     from avatar3d.params import EXPRESSION_SLIDERS, SHAPE_SLIDERS, AvatarParams
     from avatar3d.synth import sample_params
+    from server.process_setup import chibi_process_setup
+
+    chibi_process_setup()  # one BLAS thread, as every chibi process (renders are the same)
 
     bases = [sample_params(np.random.default_rng([args.seed, i])) for i in range(args.avatars)]
     nuisance = [_change(_crop(p, 2 * i), _crop(p, 2 * i + 1)) for i, p in enumerate(bases)]

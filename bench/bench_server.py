@@ -14,8 +14,8 @@ One run prints:
   to a worker process through a pipe and the reply's CRC-32 on both ends (the
   checksum our client asks for; sha256 would add ~0.46 ms); and the same floor
   when its worker computes for as long as ours do (latency minus that time): the
-  client and the server's loop then sleep through the work, and waking a process
-  that slept ~12 ms costs more on this VM than after the echo's sub-ms waits;
+  client and the server's loop then sleep through the work while the worker holds
+  one of the 2 cores, which costs more than the echo's sub-ms waits;
 - what permessage-deflate would cost on a result (why the server sends binary
   frames uncompressed).
 """

@@ -400,7 +400,7 @@ class ChibiServer:
             event.photo,
             event.params,
             self.config.max_pixels,
-            checksum=event.checksum,
+            checksum=conn.session.checksum,
         )
         job.future = self.pool.submit(work)
         self.jobs[job.seq] = job

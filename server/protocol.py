@@ -166,17 +166,13 @@ class Admit:
 
 @dataclass
 class Submit:
-    """A request is complete (photo received or params given): start its work.
-
-    checksum: the one this connection's results carry ("sha256" or "crc32"), for the
-    worker to compute beside the work (`result` then takes its digests)."""
+    """A request is complete (photo received or params given): start its work."""
 
     id: str
     source: str
     options: dict[str, Any]
     photo: bytes | None = None
     params: dict[str, Any] | None = None
-    checksum: str = DEFAULT_CHECKSUM
 
 
 @dataclass
@@ -214,7 +210,9 @@ class ServerSession:
     welcome: dict[str, Any] = field(default_factory=dict)  # extra fields for `welcome`
     state: str = "await_hello"  # await_hello -> open -> closed
     chunk_bytes: int = 0
-    checksum: str = DEFAULT_CHECKSUM  # of the blobs we send, chosen by the client at hello
+    # of the blobs we send, chosen by the client at hello; the worker computes it beside the
+    # work, and `result` takes its digests
+    checksum: str = DEFAULT_CHECKSUM
     requests: dict[str, _Request] = field(default_factory=dict)
     recent: OrderedDict = field(default_factory=OrderedDict)  # ended ids, newest last
     finished: list = field(default_factory=list)  # (id, "ok" or error code) not yet popped
@@ -265,7 +263,7 @@ class ServerSession:
         if photo is None:
             return []
         request.submitted, request.photo = True, None
-        return [Submit(frame.id, "photo", request.options, photo=photo, checksum=self.checksum)]
+        return [Submit(frame.id, "photo", request.options, photo=photo)]
 
     # -- message handlers -----------------------------------------------------
     def _on_hello(self, message: dict[str, Any]) -> list[Event]:
@@ -336,15 +334,7 @@ class ServerSession:
         ]
         if request.source == "params":
             request.submitted = True
-            events.append(
-                Submit(
-                    request_id,
-                    "params",
-                    request.options,
-                    params=request.params,
-                    checksum=self.checksum,
-                )
-            )
+            events.append(Submit(request_id, "params", request.options, params=request.params))
         return events
 
     def refuse(self, request_id: str, code: str, message: str) -> list[Event]:

@@ -13,11 +13,13 @@ are not compiled here; `test_package_layout` checks what can be checked of them.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
 import shutil
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
@@ -84,6 +86,13 @@ def test_protocol_core_offline_checks(harness_run):
         case(report, name)
 
 
+def test_crc32_and_checksum_negotiation_offline(harness_run):
+    report, _ = harness_run
+    # the standard vector cbf43926 and zlib's padding; the printout also times both checksums
+    assert "cbf43926" in case(report, "crc32")["detail"]
+    case(report, "session_checksum")
+
+
 def test_connects_with_the_bearer_header_and_reads_welcome(harness_run):
     report, _ = harness_run
     case(report, "connect")
@@ -91,6 +100,15 @@ def test_connects_with_the_bearer_header_and_reads_welcome(harness_run):
     assert welcome["version"] == 1 and welcome["sources"]["params"] is True
     assert welcome["chunk_bytes"] == 64 * 1024  # asked for in hello: models arrive in ~10 chunks
     assert set(welcome["formats"]) == {"glb", "vrm1", "vrm0"}
+    # the client asks for crc32 first by default; the server chose it, and the client read it
+    assert welcome["checksum"] == "crc32" and report["checksum"] == "crc32"
+
+
+def assert_digests(entry: dict, blob: bytes, checksum: str) -> None:
+    """The harness verified the blob with `checksum`; its CRC-32 and SHA-256 agree with Python's."""
+    assert entry["checksum"] == checksum
+    assert entry["crc32"] == f"{zlib.crc32(blob):08x}"
+    assert entry["sha256"] == hashlib.sha256(blob).hexdigest()
 
 
 def test_params_requests_in_flight_together_return_valid_models(harness_run):
@@ -102,6 +120,7 @@ def test_params_requests_in_flight_together_return_valid_models(harness_run):
         result = entry[fmt]
         assert result["stages"] == ["started", "params", "built", "exported"]
         assert files[name][:4] == b"glTF" and len(files[name]) == result["bytes"]
+        assert_digests(result, files[name], "crc32")
     used = {name: set(parse_glb(blob)[0].get("extensionsUsed", [])) for name, blob in files.items()}
     assert "VRMC_vrm" in used["params.vrm"] and "VRM" in used["params_vrm0.vrm"]
     # the harness asks for the VRM 0.x file without its thumbnail, the VRM 1.0 one with
@@ -125,7 +144,23 @@ def test_photo_request(harness_run):
     assert entry["outcome"] == "avatar"
     assert entry["stages"][:3] == ["started", "decoded", "face_found"]
     blob = (out / "photo.vrm").read_bytes()
+    assert_digests(entry, blob, "crc32")  # and the photo went up with crc32 chunk headers
     assert_valid_file(blob, "photo.vrm")
+
+
+def test_a_connection_asking_for_sha256_only_still_works(harness_run):
+    report, out = harness_run
+    entry = case(report, "sha256_only")
+    assert entry["checksum"] == "sha256"
+    names = ["sha256_only.vrm"]
+    if report["welcome"]["sources"]["photo"]:
+        assert entry["photo"] == "avatar"  # uploaded with sha256 chunk headers
+        names.append("sha256_only_photo.vrm")
+    blobs = {name: (out / name).read_bytes() for name in names}
+    assert_digests(entry["model"], blobs["sha256_only.vrm"], "sha256")
+    reports = gltf_validate_many(blobs)
+    for name, blob in blobs.items():
+        assert_valid_file(blob, name, report=reports[name])
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,10 @@ namespace ChibiAvatar.Protocol
         public bool TokenInHello;
         /// <summary>Largest result chunk payload wanted (>= 1024), or null for the server's setting.</summary>
         public int? MaxChunkBytes;
+        /// <summary>Ask for SHA-256 blob checksums only. By default hello asks for CRC-32 first (under
+        /// a third of SHA-256's cost on Mono; a checksum here catches lost or misplaced chunks,
+        /// tampering is TLS's job) and the welcome says which one the connection uses.</summary>
+        public bool Sha256Only;
         /// <summary>The protocol version stated in hello; change only to test version negotiation.</summary>
         public int ProtocolVersion = ChibiProtocol.Version;
         public TimeSpan ConnectTimeout = TimeSpan.FromSeconds(15);
@@ -130,7 +134,8 @@ namespace ChibiAvatar.Protocol
 
         async Task HandshakeAsync(string token, CancellationToken timeout)
         {
-            string hello = session.Hello(options.ProtocolVersion, options.TokenInHello ? token : null, options.ClientName, options.MaxChunkBytes);
+            string hello = session.Hello(options.ProtocolVersion, options.TokenInHello ? token : null, options.ClientName, options.MaxChunkBytes,
+                options.Sha256Only ? new[] { ChibiChecksums.Sha256 } : ChibiChecksums.Preferred);
             await SendAsync(new ChibiOutgoing { Text = hello }).ConfigureAwait(false);
             var buffer = new MemoryStream();
             WebSocketReceiveResult received;

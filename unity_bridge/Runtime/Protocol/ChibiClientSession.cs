@@ -54,6 +54,7 @@ namespace ChibiAvatar.Protocol
         {
             public long Size;
             public string Sha256;
+            public string Crc32;
             public ChibiBlobAssembler Assembler;
             public byte[] Data;
         }
@@ -78,6 +79,9 @@ namespace ChibiAvatar.Protocol
 
         public ICollection<string> InFlight { get { return pending.Keys; } }
 
+        /// <summary>The checksum of this connection's blobs, both ways ("crc32" or "sha256"), once welcomed.</summary>
+        public string Checksum { get { return Welcome != null ? Welcome.Checksum : ChibiChecksums.Sha256; } }
+
         /// <summary>A fresh request id for this connection ("c1", "c2", ...).</summary>
         public string NextId()
         {
@@ -86,13 +90,18 @@ namespace ChibiAvatar.Protocol
         }
 
         /// <summary>The hello message; must be the first one sent.</summary>
-        public string Hello(int version, string token, string client, int? maxChunkBytes)
+        /// <param name="checksums">blob checksums to offer, most wanted first; null:
+        /// <see cref="ChibiChecksums.Preferred"/> (crc32, then sha256)</param>
+        public string Hello(int version, string token, string client, int? maxChunkBytes, IList<string> checksums = null)
         {
             if (State != ChibiSessionState.New) throw new InvalidOperationException("hello was already sent");
             if (maxChunkBytes.HasValue && maxChunkBytes.Value < 1024)
                 throw new ArgumentOutOfRangeException(nameof(maxChunkBytes), "at least 1024");
+            checksums = checksums ?? ChibiChecksums.Preferred;
+            foreach (string name in checksums)
+                if (!ChibiChecksums.IsKnown(name)) throw new ArgumentException("unknown checksum " + name, nameof(checksums));
             State = ChibiSessionState.AwaitWelcome;
-            return ChibiMessages.Hello(version, token, client, maxChunkBytes);
+            return ChibiMessages.Hello(version, token, client, maxChunkBytes, checksums);
         }
 
         /// <summary>A photo request: the request message, then the photo as binary chunks.</summary>
@@ -104,7 +113,7 @@ namespace ChibiAvatar.Protocol
             long frameLimit = Welcome.Limit("max_frame_bytes", 16L * 1024 * 1024) - ChibiFraming.PrefixBytes - ChibiFraming.MaxHeaderBytes;
             int chunk = (int)Math.Max(1024, Math.Min(Welcome.ChunkBytes, frameLimit));
             var messages = new List<ChibiOutgoing> { new ChibiOutgoing { Text = ChibiMessages.Request(id, "photo", null, options) } };
-            foreach (byte[] frame in ChibiFraming.EncodeBlob(id, "photo", photo, chunk))
+            foreach (byte[] frame in ChibiFraming.EncodeBlob(id, "photo", photo, chunk, checksum: Checksum))
                 messages.Add(new ChibiOutgoing { Binary = frame });
             return messages;
         }
@@ -229,7 +238,7 @@ namespace ChibiAvatar.Protocol
             {
                 if (h.Index == 0 && blob.Assembler == null)
                 {
-                    if (h.Size != blob.Size || h.Sha256 != blob.Sha256)
+                    if (h.Size != blob.Size || h.Sha256 != blob.Sha256 || h.Crc32 != blob.Crc32)
                         throw new ChibiProtocolException(ChibiErrorCodes.BadMessage, "chunk header differs from the result message", h.Id);
                     blob.Assembler = new ChibiBlobAssembler(h, MaxBlobBytes);
                 }
@@ -303,30 +312,44 @@ namespace ChibiAvatar.Protocol
             long item = ChibiJson.GetLong(message, "item") ?? -1;
             long items = ChibiJson.GetLong(message, "items") ?? -1;
             var model = ChibiJson.GetObject(message, "model");
+            var preview = ChibiJson.GetObject(message, "preview");
             if (item < 0 || items < 1 || item >= items || model == null || request.Results.ContainsKey(item))
             {
                 FailLocally(events, id, new ChibiProtocolException(ChibiErrorCodes.BadMessage, "malformed or repeated result message", id));
                 return;
             }
+            // Without the connection's checksum a blob would arrive unverified.
+            foreach (var info in new[] { model, preview })
+                if (info != null && !ChibiChecksums.IsValidDigest(Checksum, ChibiJson.GetString(info, Checksum)))
+                {
+                    FailLocally(events, id, new ChibiProtocolException(ChibiErrorCodes.BadMessage,
+                        "result blob without a valid " + Checksum + " (the connection's checksum)", id));
+                    return;
+                }
             var result = new ChibiAvatarResult
             {
                 RequestId = id,
                 Item = (int)item,
                 Items = (int)items,
                 Format = ChibiJson.GetString(message, "format"),
-                ModelSha256 = ChibiJson.GetString(model, "sha256"),
+                ModelSha256 = ChibiJson.GetString(model, ChibiChecksums.Sha256),
+                ModelCrc32 = ChibiJson.GetString(model, ChibiChecksums.Crc32),
                 Params = ChibiJson.GetObject(message, "params"),
                 TimingsMs = ChibiJson.GetObject(message, "timings_ms") ?? new Dictionary<string, object>(),
             };
             request.Results[item] = result;
             request.Blobs[item + ":model"] = Expect(model);
-            var preview = ChibiJson.GetObject(message, "preview");
             if (preview != null) request.Blobs[item + ":preview"] = Expect(preview);
         }
 
         static ExpectedBlob Expect(Dictionary<string, object> info)
         {
-            return new ExpectedBlob { Size = ChibiJson.GetLong(info, "size") ?? -1, Sha256 = ChibiJson.GetString(info, "sha256") };
+            return new ExpectedBlob
+            {
+                Size = ChibiJson.GetLong(info, "size") ?? -1,
+                Sha256 = ChibiJson.GetString(info, ChibiChecksums.Sha256),
+                Crc32 = ChibiJson.GetString(info, ChibiChecksums.Crc32),
+            };
         }
 
         void OnDone(List<ChibiClientEvent> events, Dictionary<string, object> message, string id, Pending request)

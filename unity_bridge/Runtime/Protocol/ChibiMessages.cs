@@ -49,12 +49,16 @@ namespace ChibiAvatar.Protocol
     /// <summary>Builders for the text messages a client sends.</summary>
     public static class ChibiMessages
     {
-        public static string Hello(int version, string token, string client, int? maxChunkBytes)
+        /// <param name="checksums">blob checksums the client can check, most wanted first
+        /// (<see cref="ChibiChecksums"/>); null or sha256 alone sends none, which means sha256</param>
+        public static string Hello(int version, string token, string client, int? maxChunkBytes, IList<string> checksums = null)
         {
             var message = new Dictionary<string, object> { { "type", "hello" }, { "version", version } };
             if (token != null) message["token"] = token;
             if (client != null) message["client"] = client;
             if (maxChunkBytes.HasValue) message["max_chunk_bytes"] = maxChunkBytes.Value;
+            if (checksums != null && !(checksums.Count == 1 && checksums[0] == ChibiChecksums.Sha256))
+                message["checksums"] = new List<object>(checksums);
             return ChibiJson.Serialize(message);
         }
 
@@ -91,6 +95,9 @@ namespace ChibiAvatar.Protocol
         public Dictionary<string, object> Limits = new Dictionary<string, object>();
         /// <summary>The largest payload of any result chunk on this connection.</summary>
         public int ChunkBytes;
+        /// <summary>The checksum of every blob on this connection, both ways: "crc32" or "sha256"
+        /// (also when the server predates welcome.checksum).</summary>
+        public string Checksum = ChibiChecksums.Sha256;
         public Dictionary<string, object> Raw;
 
         public bool PhotoAvailable { get { bool v; return Sources.TryGetValue("photo", out v) && v; } }
@@ -113,6 +120,14 @@ namespace ChibiAvatar.Protocol
             };
             if (welcome.ChunkBytes < 1)
                 throw new ChibiProtocolException(ChibiErrorCodes.BadMessage, "welcome without a valid chunk_bytes");
+            object checksum;
+            if (m.TryGetValue("checksum", out checksum) && checksum != null)
+            {
+                // Blobs carrying a checksum we cannot check would go unverified: refuse the connection.
+                welcome.Checksum = checksum as string;
+                if (!ChibiChecksums.IsKnown(welcome.Checksum))
+                    throw new ChibiProtocolException(ChibiErrorCodes.BadMessage, "welcome names an unknown checksum: " + checksum);
+            }
             AddStrings(ChibiJson.GetArray(m, "formats"), welcome.Formats);
             AddStrings(ChibiJson.GetArray(m, "qualities"), welcome.Qualities);
             var sources = ChibiJson.GetObject(m, "sources");
@@ -160,9 +175,12 @@ namespace ChibiAvatar.Protocol
         public int Items;
         /// <summary>"glb", "vrm1" or "vrm0"; pick the file extension with <see cref="FileExtension"/>.</summary>
         public string Format;
-        /// <summary>The glb/VRM file (verified against the announced size and SHA-256).</summary>
+        /// <summary>The glb/VRM file (verified against the announced size and checksum).</summary>
         public byte[] Model;
+        /// <summary>The model's announced SHA-256 (null on connections that chose crc32).</summary>
         public string ModelSha256;
+        /// <summary>The model's announced CRC-32, 8 hex digits (null on sha256 connections).</summary>
+        public string ModelCrc32;
         /// <summary>Preview PNG, or null.</summary>
         public byte[] Preview;
         /// <summary>The AvatarParams used (with return_params), as a JSON object; else null.</summary>

@@ -5,7 +5,7 @@
 //   mono harness.exe --url ws://127.0.0.1:8765/ws --token T --photo face.jpg --out DIR --report report.json
 //
 // It runs offline codec checks, then cases over the wire, and writes one JSON report:
-// {"welcome": {...}, "cases": {"name": {"ok": true/false, "detail": "...", ...}}}.
+// {"welcome": {...}, "checksum": "crc32", "cases": {"name": {"ok": true/false, "detail": "...", ...}}}.
 // Exit code 0 when every case passed, 1 otherwise, 2 for bad arguments.
 using System;
 using System.Collections.Generic;
@@ -140,6 +140,119 @@ namespace ChibiAvatar.Harness
                 Expect(fatal.Any(e => e.Kind == ChibiEventKind.Failed && e.RequestId == "d") && session.State == ChibiSessionState.Closed, "fatal error fails all and closes");
                 return "welcome, interleaved requests, errors, early done, fatal";
             });
+            Check("crc32", () =>
+            {
+                Expect(ChibiCrc32.Compute(Encoding.ASCII.GetBytes("123456789")) == 0xCBF43926u, "CRC-32('123456789') = cbf43926");
+                Expect(ChibiCrc32.Hex(Encoding.ASCII.GetBytes("123456789")) == "cbf43926", "hex of the test vector");
+                Expect(ChibiCrc32.Hex(new byte[0]) == "00000000", "CRC-32 of nothing");
+                Expect(ChibiCrc32.Hex(Encoding.ASCII.GetBytes("chibi373")) == "00c2226e", "zero-padded to 8 digits (zlib.crc32)");
+                Expect(ChibiCrc32.Hex(Encoding.ASCII.GetBytes("The quick brown fox jumps over the lazy dog")) == "414fa339", "pangram");
+                var data = new byte[3000];
+                new Random(11).NextBytes(data);
+                var frames = ChibiFraming.EncodeBlob("r1", "model", data, 1024, 0, ChibiChecksums.Crc32);
+                var first = ChibiFraming.DecodeFrame(frames[0], frames[0].Length).Header;
+                Expect(first.Crc32 == ChibiCrc32.Hex(data) && first.Sha256 == null, "crc32 in place of sha256 in the header");
+                var assembler = new ChibiBlobAssembler(first, 1 << 20);
+                byte[] whole = null;
+                foreach (var f in frames) whole = assembler.Add(ChibiFraming.DecodeFrame(f, f.Length));
+                Expect(whole != null && whole.SequenceEqual(data), "reassembled blob equals the original");
+                var tampered = frames.Select(f => (byte[])f.Clone()).ToList();
+                tampered[1][tampered[1].Length - 1] ^= 0x01;
+                Expect(AssembleCode(tampered) == ChibiErrorCodes.ChecksumMismatch, "one flipped bit -> checksum_mismatch");
+                foreach (object bad in new object[] { "CBF43926", "cbf4392", "cbf439260", "cbf4392g", 3421780262L })
+                {
+                    var json = "{\"id\":\"r1\",\"kind\":\"model\",\"index\":0,\"count\":1,\"offset\":0,\"size\":1,\"crc32\":"
+                        + ChibiJson.Serialize(bad) + "}";
+                    byte[] frame = RawFrame(json, new byte[1]);
+                    Expect(CodeOf(() => ChibiFraming.DecodeFrame(frame, frame.Length)) == ChibiErrorCodes.BadMessage, "refuses crc32 " + bad);
+                }
+                return "CRC-32('123456789') = cbf43926, padding, framing with crc32, mismatch, 5 malformed fields; "
+                    + TimeChecksums();
+            });
+            Check("session_checksum", () =>
+            {
+                var offered = new ChibiClientSession().Hello(1, null, "harness", null);
+                Expect(offered.Contains("\"checksums\":[\"crc32\",\"sha256\"]"), "hello asks crc32 then sha256 by default: " + offered);
+                var plain = new ChibiClientSession().Hello(1, null, "harness", null, new[] { ChibiChecksums.Sha256 });
+                Expect(!plain.Contains("checksums"), "sha256 only sends the hello of before: " + plain);
+                const string welcome = "{\"type\":\"welcome\",\"version\":1,\"sources\":{\"params\":true,\"photo\":true},\"chunk_bytes\":1024,\"limits\":{}";
+                var old = new ChibiClientSession();
+                old.Hello(1, null, "harness", null);
+                old.ReceiveText(welcome + "}");
+                Expect(old.State == ChibiSessionState.Open && old.Checksum == ChibiChecksums.Sha256, "no welcome.checksum (older server) -> sha256");
+                var unknown = new ChibiClientSession();
+                unknown.Hello(1, null, "harness", null);
+                var refused = unknown.ReceiveText(welcome + ",\"checksum\":\"md5\"}");
+                Expect(refused.Any(e => e.Kind == ChibiEventKind.ConnectionFailed && e.Error.Code == ChibiErrorCodes.BadMessage), "unknown welcome.checksum -> bad_message");
+
+                var session = new ChibiClientSession();
+                session.Hello(1, null, "harness", null);
+                session.ReceiveText(welcome + ",\"checksum\":\"crc32\"}");
+                Expect(session.Checksum == ChibiChecksums.Crc32, "welcome.checksum crc32 read");
+                var model = Encoding.ASCII.GetBytes("glTF-not-really");
+                string crc = ChibiCrc32.Hex(model);
+                // a: announced and sent with crc32 -> delivered.
+                session.StartParamsRequest("a", null, null);
+                session.ReceiveText(ResultMessage("a", model.Length, "crc32", crc));
+                var frame = ChibiFraming.EncodeBlob("a", "model", model, 1024, 0, ChibiChecksums.Crc32)[0];
+                Expect(session.ReceiveBinary(frame, frame.Length).Count == 0, "crc32 chunk accepted");
+                var done = session.ReceiveText("{\"type\":\"done\",\"id\":\"a\",\"items\":1}");
+                Expect(done.Count == 1 && done[0].Kind == ChibiEventKind.Completed && done[0].Results[0].ModelCrc32 == crc
+                    && done[0].Results[0].Model.SequenceEqual(model), "done delivers a with its crc32");
+                // b: a sha256 result on a crc32 connection would go unchecked by what was agreed.
+                session.StartParamsRequest("b", null, null);
+                var b = session.ReceiveText(ResultMessage("b", model.Length, "sha256", ChibiFraming.Sha256Hex(model)));
+                Expect(b.Count == 1 && b[0].Kind == ChibiEventKind.Failed && b[0].Error.Code == ChibiErrorCodes.BadMessage, "result without crc32 -> bad_message");
+                // c: the chunks are not what the crc32 announced.
+                session.StartParamsRequest("c", null, null);
+                session.ReceiveText(ResultMessage("c", model.Length, "crc32", crc));
+                var forged = (byte[])ChibiFraming.EncodeBlob("c", "model", model, 1024, 0, ChibiChecksums.Crc32)[0].Clone();
+                forged[forged.Length - 1] ^= 0x20;
+                var c = session.ReceiveBinary(forged, forged.Length);
+                Expect(c.Count == 1 && c[0].Kind == ChibiEventKind.Failed && c[0].Error.Code == ChibiErrorCodes.ChecksumMismatch, "wrong bytes -> checksum_mismatch");
+                // Photo uploads carry the connection's checksum.
+                var photo = new byte[2500];
+                new Random(3).NextBytes(photo);
+                var upload = session.StartPhotoRequest("p", photo, null);
+                var header = ChibiFraming.DecodeFrame(upload[1].Binary, upload[1].Binary.Length).Header;
+                Expect(upload.Count == 4 && header.Crc32 == ChibiCrc32.Hex(photo) && header.Sha256 == null, "photo chunks carry crc32");
+                return "hello offers, old/unknown welcome, crc32 result, result without crc32, mismatch, photo upload";
+            });
+        }
+
+        static string ResultMessage(string id, int size, string checksum, string digest)
+        {
+            return "{\"type\":\"result\",\"id\":\"" + id + "\",\"item\":0,\"items\":1,\"format\":\"glb\",\"model\":{\"size\":" + size
+                + ",\"" + checksum + "\":\"" + digest + "\",\"chunks\":1}}";
+        }
+
+        static byte[] RawFrame(string headerJson, byte[] payload)
+        {
+            byte[] head = Encoding.UTF8.GetBytes(headerJson);
+            var frame = new byte[8 + head.Length + payload.Length];
+            Buffer.BlockCopy(ChibiFraming.Magic, 0, frame, 0, 4);
+            frame[6] = (byte)(head.Length >> 8);
+            frame[7] = (byte)head.Length;
+            Buffer.BlockCopy(head, 0, frame, 8, head.Length);
+            Buffer.BlockCopy(payload, 0, frame, 8 + head.Length, payload.Length);
+            return frame;
+        }
+
+        /// <summary>Both checksums of a 660 kB blob (a typical avatar) under this runtime, for the printout only.</summary>
+        static string TimeChecksums()
+        {
+            var blob = new byte[660 * 1000];
+            new Random(5).NextBytes(blob);
+            ChibiCrc32.Hex(blob);
+            ChibiFraming.Sha256Hex(blob); // first calls pay for JIT and table set-up
+            const int runs = 20;
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            for (int i = 0; i < runs; i++) ChibiCrc32.Hex(blob);
+            double crcMs = watch.Elapsed.TotalMilliseconds / runs;
+            watch.Restart();
+            for (int i = 0; i < runs; i++) ChibiFraming.Sha256Hex(blob);
+            double shaMs = watch.Elapsed.TotalMilliseconds / runs;
+            return "660 kB: crc32 " + crcMs.ToString("0.00") + " ms, sha256 " + shaMs.ToString("0.00") + " ms (mean of " + runs + ")";
         }
 
         static string AssembleCode(List<byte[]> frames)
@@ -193,8 +306,10 @@ namespace ChibiAvatar.Harness
             {
                 var w = client.Welcome;
                 report["welcome"] = w.Raw;
+                report["checksum"] = w.Checksum; // what the client took from the welcome (sha256 when absent)
                 Record("connect", w.Version == 1 && w.ChunkBytes == 64 * 1024 && w.ParamsAvailable,
-                    "welcome from " + w.Server + ", chunk_bytes " + w.ChunkBytes + ", sources photo=" + w.PhotoAvailable + " params=" + w.ParamsAvailable);
+                    "welcome from " + w.Server + ", chunk_bytes " + w.ChunkBytes + ", checksum " + w.Checksum
+                    + ", sources photo=" + w.PhotoAvailable + " params=" + w.ParamsAvailable);
                 RunCase("params_three_in_flight", () => ParamsThreeInFlight(client));
                 RunCase("photo", () => Photo(client));
                 RunCase("invalid_image", () => InvalidImage(client));
@@ -203,6 +318,7 @@ namespace ChibiAvatar.Harness
                 RunCase("ping", () => Ping(client));
                 client.CloseAsync().Wait(TimeSpan.FromSeconds(10));
             }
+            RunCase("sha256_only", () => Sha256Only());
             RunCase("unsupported_version", () => ConnectError(new ChibiClientOptions { ProtocolVersion = 2 }, token, ChibiErrorCodes.UnsupportedVersion));
             if (token != null)
             {
@@ -231,14 +347,19 @@ namespace ChibiAvatar.Harness
             }
         }
 
-        /// <summary>Checks one result: glTF magic, SHA-256, stage order; writes the file.</summary>
+        /// <summary>Checks one result: glTF magic, announced checksum, stage order; writes the file.</summary>
         static Dictionary<string, object> Inspect(ChibiAvatarResult result, List<ChibiProgress> progress, string fileName, string[] required)
         {
             var problems = new List<string>();
             if (result.Model == null || result.Model.Length < 12 || Encoding.ASCII.GetString(result.Model, 0, 4) != "glTF")
                 problems.Add("model does not start with glTF");
+            // Both digests go in the report, so the test can check them against Python's.
             string sha = result.Model == null ? "" : ChibiFraming.Sha256Hex(result.Model);
-            if (sha != result.ModelSha256) problems.Add("sha256 " + sha + " != announced " + result.ModelSha256);
+            string crc = result.Model == null ? "" : ChibiCrc32.Hex(result.Model);
+            string announced = result.ModelCrc32 != null ? ChibiChecksums.Crc32 : result.ModelSha256 != null ? ChibiChecksums.Sha256 : null;
+            if (announced == null) problems.Add("no checksum announced");
+            if (result.ModelSha256 != null && sha != result.ModelSha256) problems.Add("sha256 " + sha + " != announced " + result.ModelSha256);
+            if (result.ModelCrc32 != null && crc != result.ModelCrc32) problems.Add("crc32 " + crc + " != announced " + result.ModelCrc32);
             var stages = progress.Select(p => p.Stage).ToList();
             // Known stages arrive in PROTOCOL.md order: (item, stage index) never goes back.
             var keys = progress.Where(p => p.StageIndex >= 0).Select(p => p.Item * 100 + p.StageIndex).ToList();
@@ -259,6 +380,7 @@ namespace ChibiAvatar.Harness
                 { "ok", problems.Count == 0 },
                 { "detail", problems.Count == 0 ? fileName + ": " + result.Model.Length + " bytes, stages " + string.Join(",", stages) : string.Join("; ", problems) },
                 { "path", path }, { "bytes", result.Model == null ? 0 : result.Model.Length }, { "sha256", sha },
+                { "crc32", crc }, { "checksum", announced },
                 { "stages", stages.Cast<object>().ToList() }, { "format", result.Format }, { "vrm", vrm },
             };
         }
@@ -405,6 +527,44 @@ namespace ChibiAvatar.Harness
                 {
                     { "ok", ok }, { "code", e.Code }, { "supported", e.SupportedVersions.Cast<object>().ToList() },
                     { "detail", (ok ? "" : "expected " + expected + ", got ") + e.Message },
+                };
+            }
+        }
+
+        /// <summary>A second connection that asks for sha256 only: results and an upload still check out.</summary>
+        static async Task<Dictionary<string, object>> Sha256Only()
+        {
+            var options = new ChibiClientOptions { Sha256Only = true, MaxChunkBytes = 64 * 1024 };
+            using (var client = await ChibiAvatarClient.ConnectAsync(url, token, options))
+            {
+                var problems = new List<string>();
+                if (client.Welcome.Checksum != ChibiChecksums.Sha256) problems.Add("welcome chose " + client.Welcome.Checksum);
+                var progress = new List<ChibiProgress>();
+                var result = await client.GenerateFromParamsAsync("{\"hair_style\": \"bob\"}",
+                    new ChibiRequestOptions { Format = "vrm1", ReturnPreview = true }, Collect(progress));
+                var model = Inspect(result, progress, "sha256_only.vrm", new[] { "started", "params", "built", "exported" });
+                if (!(bool)model["ok"]) problems.Add((string)model["detail"]);
+                if (result.ModelCrc32 != null) problems.Add("crc32 announced on a sha256 connection");
+                if (result.Preview == null || result.Preview[1] != 'P') problems.Add("no PNG preview");
+                // A photo upload: its chunk headers carry sha256, which the server verifies.
+                string photo = "not_available";
+                try
+                {
+                    var photoProgress = new List<ChibiProgress>();
+                    var fromPhoto = await client.GenerateFromPhotoAsync(File.ReadAllBytes(photoPath), null, Collect(photoProgress));
+                    var entry = Inspect(fromPhoto, photoProgress, "sha256_only_photo.vrm", new[] { "decoded", "face_found" });
+                    if (!(bool)entry["ok"]) problems.Add("photo: " + entry["detail"]);
+                    photo = "avatar";
+                }
+                catch (ChibiProtocolException e)
+                {
+                    if (client.Welcome.PhotoAvailable || e.Code != ChibiErrorCodes.NotAvailable) problems.Add("photo: " + e.Code + " " + e.Message);
+                }
+                await client.CloseAsync();
+                return new Dictionary<string, object>
+                {
+                    { "ok", problems.Count == 0 }, { "checksum", client.Welcome.Checksum }, { "model", model }, { "photo", photo },
+                    { "detail", problems.Count == 0 ? "checksum " + client.Welcome.Checksum + ", " + model["detail"] + ", photo " + photo : string.Join("; ", problems) },
                 };
             }
         }

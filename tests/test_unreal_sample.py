@@ -18,6 +18,7 @@ import os
 import random
 import shutil
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,47 @@ def test_sha256_matches_hashlib(client):
         assert done.stdout.strip() == hashlib.sha256(blob).hexdigest(), size
 
 
+def test_crc32_matches_zlib(client):
+    exe, _, work = client
+    rng = random.Random(6)
+    # around the 8-byte steps of the sliced loop, and a result-sized blob
+    for size in (0, 1, 7, 8, 9, 15, 16, 17, 1000, 300_001, 660_000):
+        blob = rng.randbytes(size)
+        path = work / f"crc{size}.bin"
+        path.write_bytes(blob)
+        done = subprocess.run([str(exe), "--crc32", str(path)], capture_output=True, text=True)
+        assert done.stdout.strip() == f"{zlib.crc32(blob):08x}", size
+    (work / "digits.txt").write_bytes(b"123456789")
+    check = subprocess.run([str(exe), "--crc32", str(work / "digits.txt")], capture_output=True)
+    assert check.stdout.strip() == b"cbf43926"
+
+
+def test_checksum_negotiation(client):
+    """By default the client asks for crc32 and the server grants it; --sha256-only still works."""
+    _, run, work = client
+    files = {}
+    for flags, checksum in (((), "crc32"), (("--sha256-only",), "sha256")):
+        out = work / f"checksum_{checksum}.vrm"
+        summary = run("--params", '{"hair_style": "bob"}', "--format", "vrm1", "--out", str(out),
+                      "--max-chunk-bytes", "65536", *flags)  # fmt: skip
+        assert summary["ok"], summary
+        assert summary["welcome_checksum"] == checksum == summary["checksum"]
+        assert f"welcome checksum {checksum}" in summary["stderr"]
+        blob = out.read_bytes()
+        assert len(blob) == summary["bytes"] and summary["binary_messages"] > 1
+        expected = (
+            f"{zlib.crc32(blob):08x}" if checksum == "crc32" else hashlib.sha256(blob).hexdigest()
+        )
+        assert summary["announced"] == expected  # the server's digest, the client verified it
+        assert summary["crc32"] == f"{zlib.crc32(blob):08x}"
+        assert summary["sha256"] == hashlib.sha256(blob).hexdigest()
+        assert summary["vrm"] == "1.0"
+        files[out.name] = blob
+    reports = gltf_validate_many(files)
+    for name, blob in files.items():
+        assert_valid_file(blob, name, report=reports[name])
+
+
 def test_params_requests_return_valid_glb_and_vrm(client):
     _, run, work = client
     files = {}
@@ -148,6 +190,8 @@ def test_photo_request(client):
     photo.write_bytes(buffer.getvalue())
     out = work / "unreal_photo.vrm"
     summary = run("--photo", str(photo), "--format", "vrm1", "--out", str(out))
+    # The photo went up with crc32 chunk headers, which the server checks (checksum_mismatch).
+    assert summary["checksum"] == "crc32"
     if not summary["ok"]:
         # Until the regressor weights land the server has no photo path: it must say
         # not_available, and the C++ client must surface exactly that code.

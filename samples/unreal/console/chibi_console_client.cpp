@@ -8,13 +8,15 @@
 //   ./chibi_console_client --url ws://HOST:8765/ws --token T --photo me.jpg --out me.vrm
 //
 // Progress goes to stderr; the last line on stdout is a JSON summary:
-// {"ok":true,"format":"glb","bytes":...,"sha256":"...","stages":[...],"vrm":""}
+// {"ok":true,"format":"glb","bytes":...,"checksum":"crc32","announced":"...","sha256":"...","crc32":"...",
+//  "stages":[...],"vrm":""}
 // or {"ok":false,"code":"invalid_params","message":"...","field":"hair_style",...}.
 // Exit status: 0 avatar received, 1 protocol error, 2 usage or local error.
 #define ASIO_STANDALONE
 #include <websocketpp/client.hpp>
 #include <websocketpp/config/asio_no_tls_client.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -24,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "chibi_crc32.h"
 #include "chibi_json.h"
 #include "chibi_protocol.h"
 #include "chibi_sha256.h"
@@ -36,6 +39,7 @@ struct Options {
     std::string url, token, params, photo, out, preview, cancel_at;
     chibi::RequestOptions request;
     bool token_in_hello = false;
+    bool sha256_only = false;  // hello asks for sha256 only instead of ["crc32", "sha256"]
     int version = chibi::kProtocolVersion;
     int timeout_s = 120;
     int64_t max_chunk_bytes = 0;  // 0: the server's setting
@@ -66,6 +70,7 @@ public:
         ws_.set_message_handler([this](websocketpp::connection_hdl, WsClient::message_ptr message) { on_message(message); });
         ws_.set_fail_handler([this](websocketpp::connection_hdl hdl) { on_fail(hdl); });
         ws_.set_close_handler([this](websocketpp::connection_hdl hdl) { on_close(hdl); });
+        session_.offer_crc32 = !options.sha256_only;
     }
 
     // Runs to the end; fills result_ or error_.
@@ -91,6 +96,7 @@ public:
     const chibi::AvatarResult& result() const { return result_; }
     const std::vector<std::string>& stages() const { return stages_; }
     int64_t binary_messages() const { return binary_messages_; }
+    const chibi::ClientSession& session() const { return session_; }
 
 private:
     static chibi::Error make(const std::string& code, const std::string& message) {
@@ -126,7 +132,10 @@ private:
     void handle(chibi::Event& event) {
         using Kind = chibi::Event::Kind;
         switch (event.kind) {
-            case Kind::Welcome: start_request(); break;
+            case Kind::Welcome:
+                std::cerr << "welcome checksum " << chibi::checksum_name(session_.checksum()) << "\n";
+                start_request();
+                break;
             case Kind::Accepted: std::cerr << "accepted " << event.request_id << "\n"; break;
             case Kind::Progress:
                 std::cerr << "progress " << event.progress.stage << " " << event.progress.elapsed_ms << " ms\n";
@@ -214,7 +223,7 @@ private:
     int64_t binary_messages_ = 0;
 };
 
-// Offline checks of the protocol core: JSON, framing, SHA-256, the session.
+// Offline checks of the protocol core: JSON, framing, SHA-256, CRC-32, the session.
 int self_test() {
     int failures = 0;
     auto expect = [&failures](bool ok, const char* what) {
@@ -233,9 +242,16 @@ int self_test() {
     expect(!chibi::parse_json(std::string(100, '[') + std::string(100, ']'), again), "nesting limit");
     std::string abc = "abc";
     expect(chibi::Sha256::hex(reinterpret_cast<const uint8_t*>(abc.data()), 3) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "sha256(abc)");
+    std::string digits = "123456789";
+    expect(chibi::Crc32::hex(reinterpret_cast<const uint8_t*>(digits.data()), 9) == "cbf43926", "crc32(123456789)");
+    expect(chibi::Crc32::hex(nullptr, 0) == "00000000", "crc32 of nothing, zero-padded");
     std::vector<uint8_t> blob(3000);
     std::mt19937 random(7);
     for (auto& b : blob) b = uint8_t(random());
+    chibi::Crc32 whole, pieces;  // pieces of 1 to 17 bytes: the 8-byte loop starts at every offset
+    whole.update(blob.data(), blob.size());
+    for (size_t at = 0, step = 1; at < blob.size(); at += step, step = step % 17 + 1) pieces.update(&blob[at], std::min(step, blob.size() - at));
+    expect(pieces.value() == whole.value(), "crc32 updated in pieces");
     auto frames = chibi::encode_blob("r1", "model", blob, 1024);
     expect(frames.size() == 3, "three chunks");
     auto assemble = [](const std::vector<std::vector<uint8_t>>& parts, std::string& code) {
@@ -262,14 +278,82 @@ int self_test() {
     expect(code == "checksum_mismatch", "tampered payload -> checksum_mismatch");
     assemble({frames[0], frames[2], frames[1]}, code);
     expect(code == "bad_message", "reordered -> bad_message");
+    auto crc_frames = chibi::encode_blob("r1", "model", blob, 1024, chibi::Checksum::Crc32);
+    chibi::ChunkHeader crc_header;
+    const uint8_t* crc_payload;
+    size_t crc_size;
+    chibi::Error crc_error;
+    expect(chibi::decode_frame(crc_frames[1].data(), crc_frames[1].size(), crc_header, crc_payload, crc_size, crc_error) &&
+               crc_header.crc32 == chibi::Crc32::hex(blob.data(), blob.size()) && crc_header.sha256.empty(),
+           "crc32 chunk headers carry the blob's crc32 and no sha256");
+    expect(assemble(crc_frames, code) == blob, "crc32 blob reassembled");
+    tampered = crc_frames;
+    tampered[1][tampered[1].size() - 10] ^= 0x01;
+    assemble(tampered, code);
+    expect(code == "checksum_mismatch", "tampered crc32 blob -> checksum_mismatch");
+    // A header with a malformed crc32 (upper case, short, a number) is refused like a bad sha256.
+    for (const char* bad : {"\"CBF43926\"", "\"cbf4392\"", "\"cbf439260\"", "3421780262"}) {
+        chibi::Json header;
+        chibi::parse_json(std::string("{\"id\":\"r1\",\"kind\":\"model\",\"index\":0,\"count\":1,\"offset\":0,\"size\":1,\"crc32\":") + bad + "}", header);
+        std::string head = header.dump();
+        std::vector<uint8_t> frame{'C', 'H', 'B', '1', 0, 0, 0, uint8_t(head.size())};
+        frame.insert(frame.end(), head.begin(), head.end());
+        frame.push_back('x');
+        crc_error = chibi::Error();
+        expect(!chibi::decode_frame(frame.data(), frame.size(), crc_header, crc_payload, crc_size, crc_error) && crc_error.code == "bad_message", bad);
+    }
     chibi::ClientSession session;
-    session.hello(1, "", "selftest");
+    chibi::Json hello;
+    expect(chibi::parse_json(session.hello(1, "", "selftest"), hello) && hello["checksums"].dump() == "[\"crc32\",\"sha256\"]", "hello asks crc32, then sha256");
     expect(session.receive_text("{\"type\":\"welcome\",\"version\":1,\"chunk_bytes\":1024}").front().kind == chibi::Event::Kind::Welcome, "welcome");
+    expect(session.checksum() == chibi::Checksum::Sha256, "a welcome without checksum (older server) -> sha256");
     chibi::Error error;
     session.params_request("a", chibi::Json::object(), chibi::RequestOptions(), error);
     expect(error.empty(), "request registered");
     auto early = session.receive_text("{\"type\":\"done\",\"id\":\"a\",\"items\":1}");
     expect(early.size() == 1 && early[0].kind == chibi::Event::Kind::Failed && early[0].error.code == "bad_message", "done without result -> bad_message");
+    // A crc32 connection: the result announces crc32, chunks carry it, a wrong one fails the request.
+    chibi::ClientSession crc;
+    crc.hello(1, "", "selftest");
+    crc.receive_text("{\"type\":\"welcome\",\"version\":1,\"chunk_bytes\":1024,\"checksum\":\"crc32\"}");
+    expect(crc.checksum() == chibi::Checksum::Crc32, "welcome.checksum crc32");
+    std::string crc_hex = chibi::Crc32::hex(blob.data(), blob.size());
+    auto deliver = [&](const std::string& id, const std::string& announced, const std::vector<uint8_t>& model, chibi::Checksum checksum, bool corrupt) {
+        chibi::Error e;
+        crc.params_request(id, chibi::Json::object(), chibi::RequestOptions(), e);
+        std::string result = "{\"type\":\"result\",\"id\":\"" + id + "\",\"item\":0,\"items\":1,\"format\":\"glb\",\"model\":{\"size\":3000,\"crc32\":\"" +
+                             announced + "\",\"chunks\":3}}";
+        std::vector<chibi::Event> events = crc.receive_text(result);
+        auto parts = chibi::encode_blob(id, "model", model, 1024, checksum);
+        if (corrupt) parts.back().back() ^= 0x01;  // a payload byte, headers intact
+        for (const auto& part : parts)
+            for (auto& event : crc.receive_binary(part.data(), part.size())) events.push_back(event);
+        for (auto& event : crc.receive_text("{\"type\":\"done\",\"id\":\"" + id + "\",\"items\":1}")) events.push_back(event);
+        return events;
+    };
+    auto good = deliver("g1", crc_hex, blob, chibi::Checksum::Crc32, false);
+    expect(good.size() == 1 && good[0].kind == chibi::Event::Kind::Completed && good[0].results[0].model == blob &&
+               good[0].results[0].model_digest == crc_hex && good[0].results[0].checksum == chibi::Checksum::Crc32,
+           "crc32 connection: blob verified and delivered");
+    std::vector<uint8_t> other = blob;
+    other[1500] ^= 0x01;
+    auto bad = deliver("b1", crc_hex, blob, chibi::Checksum::Crc32, true);
+    expect(!bad.empty() && bad[0].kind == chibi::Event::Kind::Failed && bad[0].error.code == "checksum_mismatch", "crc32 connection: corrupt blob -> checksum_mismatch");
+    auto differs = deliver("d1", crc_hex, other, chibi::Checksum::Crc32, false);  // chunks announce another CRC
+    expect(!differs.empty() && differs[0].kind == chibi::Event::Kind::Failed && differs[0].error.code == "bad_message", "crc32 connection: chunks differ from the result -> bad_message");
+    auto sha_only = deliver("s1", crc_hex, blob, chibi::Checksum::Sha256, false);
+    expect(!sha_only.empty() && sha_only[0].kind == chibi::Event::Kind::Failed && sha_only[0].error.code == "bad_message", "crc32 connection: sha256 chunks -> bad_message");
+    chibi::Error photo_error;
+    auto upload = crc.photo_request("p1", blob, chibi::RequestOptions(), photo_error);
+    expect(upload.size() == 4 && !upload[1].text && upload[1].data.find("\"crc32\":\"" + crc_hex + "\"") != std::string::npos &&
+               upload[1].data.find("sha256") == std::string::npos,
+           "photo chunks carry the connection's crc32");
+    chibi::ClientSession sha256_only;
+    sha256_only.offer_crc32 = false;
+    expect(chibi::parse_json(sha256_only.hello(1, "", "selftest"), hello) && !hello.has("checksums"), "sha256 only: hello without checksums");
+    auto refused = sha256_only.receive_text("{\"type\":\"welcome\",\"version\":1,\"chunk_bytes\":1024,\"checksum\":\"crc32\"}");
+    expect(!refused.empty() && refused.back().kind == chibi::Event::Kind::ConnectionFailed && refused.back().error.code == "bad_message",
+           "welcome choosing a checksum not offered -> bad_message");
     std::cout << (failures == 0 ? "selftest ok\n" : "selftest FAILED\n");
     return failures == 0 ? 0 : 1;
 }
@@ -277,8 +361,8 @@ int self_test() {
 int usage() {
     std::cerr << "usage: chibi_console_client --url WS_URL [--token T] [--token-in-hello] (--params JSON | --photo FILE)\n"
                  "       [--format glb|vrm1|vrm0] [--quality default|high] [--no-thumbnail] [--preview-out FILE] [--out FILE]\n"
-                 "       [--cancel-at STAGE] [--version N] [--timeout S] [--max-chunk-bytes N]\n"
-                 "       chibi_console_client --selftest | --sha256 FILE\n";
+                 "       [--cancel-at STAGE] [--version N] [--timeout S] [--max-chunk-bytes N] [--sha256-only]\n"
+                 "       chibi_console_client --selftest | --sha256 FILE | --crc32 FILE\n";
     return 2;
 }
 
@@ -293,12 +377,14 @@ int main(int argc, char** argv) {
         if (a == "--selftest") return self_test();
         if (a == "--token-in-hello") { options.token_in_hello = true; continue; }
         if (a == "--no-thumbnail") { options.request.thumbnail = false; continue; }
+        if (a == "--sha256-only") { options.sha256_only = true; continue; }
         if (!has_value) return usage();
         const std::string& v = args[++i];
-        if (a == "--sha256") {
+        if (a == "--sha256" || a == "--crc32") {
             std::vector<uint8_t> data;
             if (!read_file(v, data)) return usage();
-            std::cout << chibi::Sha256::hex(data.data(), data.size()) << "\n";
+            auto checksum = a == "--crc32" ? chibi::Checksum::Crc32 : chibi::Checksum::Sha256;
+            std::cout << chibi::blob_digest(checksum, data.data(), data.size()) << "\n";
             return 0;
         }
         if (a == "--url") options.url = v;
@@ -323,6 +409,11 @@ int main(int argc, char** argv) {
     chibi::Json stages = chibi::Json::array();
     for (const auto& stage : conversation.stages()) stages.push(stage);
     summary.set("stages", stages).set("binary_messages", conversation.binary_messages());
+    const chibi::Json& welcome = conversation.session().welcome();
+    // The checksum the server chose, as welcome.checksum said it (null: no welcome, or a server
+    // before the choice), and the one the session then used.
+    summary.set("welcome_checksum", welcome["checksum"]);
+    summary.set("checksum", welcome.is_object() ? chibi::Json(chibi::checksum_name(conversation.session().checksum())) : chibi::Json());
     if (!conversation.succeeded()) {
         const chibi::Error& e = conversation.error();
         chibi::Json supported = chibi::Json::array();
@@ -333,12 +424,15 @@ int main(int argc, char** argv) {
         return e.code == "usage" ? 2 : 1;
     }
     const chibi::AvatarResult& r = conversation.result();
+    // Both digests, recomputed here, so a test can compare them with its own hashlib / zlib.
     std::string sha = chibi::Sha256::hex(r.model.data(), r.model.size());
+    std::string crc = chibi::Crc32::hex(r.model.data(), r.model.size());
+    bool ok = (r.checksum == chibi::Checksum::Crc32 ? crc : sha) == r.model_digest;
     auto vrm = chibi::vrm_version_of_glb(r.model);
-    summary.set("ok", sha == r.model_sha256).set("format", r.format).set("bytes", int64_t(r.model.size())).set("sha256", sha);
-    summary.set("announced_sha256", r.model_sha256).set("vrm", vrm ? chibi::Json(*vrm) : chibi::Json()).set("preview_bytes", int64_t(r.preview.size()));
+    summary.set("ok", ok).set("format", r.format).set("bytes", int64_t(r.model.size())).set("sha256", sha).set("crc32", crc);
+    summary.set("announced", r.model_digest).set("vrm", vrm ? chibi::Json(*vrm) : chibi::Json()).set("preview_bytes", int64_t(r.preview.size()));
     if (!options.out.empty() && !write_file(options.out, r.model)) return usage();
     if (!options.preview.empty() && !write_file(options.preview, r.preview)) return usage();
     std::cout << summary.dump() << "\n";
-    return sha == r.model_sha256 ? 0 : 1;
+    return ok ? 0 : 1;
 }

@@ -51,7 +51,7 @@ public:
     UPROPERTY(BlueprintAssignable, Category = "Chibi Avatar")
     FChibiProgressSignature OnProgress;
 
-    /** One avatar arrived, its bytes checked against the announced size and SHA-256. */
+    /** One avatar arrived, its bytes checked against the announced size and checksum (CRC-32, or SHA-256 from older servers). */
     UPROPERTY(BlueprintAssignable, Category = "Chibi Avatar")
     FChibiAvatarReadySignature OnAvatarReady;
 

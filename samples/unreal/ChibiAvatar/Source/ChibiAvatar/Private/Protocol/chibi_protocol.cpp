@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "chibi_crc32.h"
 #include "chibi_sha256.h"
 
 namespace chibi {
@@ -20,8 +21,12 @@ Error make_error(std::string code, std::string message, std::string id = "") {
     return e;
 }
 
-bool is_lower_hex64(const std::string& s) {
-    if (s.size() != 64) return false;
+constexpr Checksum kChecksums[] = {Checksum::Sha256, Checksum::Crc32};
+
+size_t digest_digits(Checksum checksum) { return checksum == Checksum::Crc32 ? 8 : 64; }
+
+bool is_digest(Checksum checksum, const std::string& s) {
+    if (s.size() != digest_digits(checksum)) return false;
     for (char c : s)
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
     return true;
@@ -59,12 +64,19 @@ std::string Error::describe() const {
     return text;
 }
 
+const char* checksum_name(Checksum checksum) { return checksum == Checksum::Crc32 ? "crc32" : "sha256"; }
+
+std::string blob_digest(Checksum checksum, const uint8_t* data, size_t size) {
+    return checksum == Checksum::Crc32 ? Crc32::hex(data, size) : Sha256::hex(data, size);
+}
+
 // -- framing -------------------------------------------------------------------------------
 std::vector<uint8_t> encode_frame(const ChunkHeader& h, const uint8_t* payload, size_t size) {
     Json header = Json::object();
     header.set("id", h.id).set("kind", h.kind).set("index", h.index).set("count", h.count);
     header.set("offset", h.offset).set("size", h.size);
     if (!h.sha256.empty()) header.set("sha256", h.sha256);
+    if (!h.crc32.empty()) header.set("crc32", h.crc32);
     if (h.has_item) header.set("item", h.item);
     std::string head = header.dump();
     std::vector<uint8_t> frame(kPrefixBytes + head.size() + size);
@@ -80,10 +92,10 @@ std::vector<uint8_t> encode_frame(const ChunkHeader& h, const uint8_t* payload, 
 }
 
 std::vector<std::vector<uint8_t>> encode_blob(const std::string& id, const std::string& kind,
-                                              const std::vector<uint8_t>& data, size_t chunk_bytes) {
+                                              const std::vector<uint8_t>& data, size_t chunk_bytes, Checksum checksum) {
     std::vector<std::vector<uint8_t>> frames;
     if (chunk_bytes < 1) chunk_bytes = 1;
-    std::string digest = Sha256::hex(data.data(), data.size());
+    std::string digest = blob_digest(checksum, data.data(), data.size());
     size_t count = std::max<size_t>(1, (data.size() + chunk_bytes - 1) / chunk_bytes);
     for (size_t index = 0; index < count; ++index) {
         size_t offset = index * chunk_bytes;
@@ -95,7 +107,7 @@ std::vector<std::vector<uint8_t>> encode_blob(const std::string& id, const std::
         h.count = int64_t(count);
         h.offset = int64_t(offset);
         h.size = int64_t(data.size());
-        h.sha256 = digest;
+        h.digest(checksum) = digest;
         frames.push_back(encode_frame(h, data.data() + offset, length));
     }
     return frames;
@@ -138,13 +150,14 @@ bool decode_frame(const uint8_t* data, size_t size, ChunkHeader& h, const uint8_
         error = make_error("bad_message", "header fields index/count/offset/size/item must be integers", h.id);
         return false;
     }
-    const Json& sha = json["sha256"];
-    if (!sha.is_null()) {
-        if (!sha.is_string() || !is_lower_hex64(sha.as_string())) {
-            error = make_error("bad_message", "sha256 must be 64 lowercase hex digits", h.id);
+    for (Checksum checksum : kChecksums) {
+        const Json& digest = json[checksum_name(checksum)];
+        if (digest.is_null()) continue;
+        if (!digest.is_string() || !is_digest(checksum, digest.as_string())) {
+            error = make_error("bad_message", std::string(checksum_name(checksum)) + " must be " + std::to_string(digest_digits(checksum)) + " lowercase hex digits", h.id);
             return false;
         }
-        h.sha256 = sha.as_string();
+        h.digest(checksum) = digest.as_string();
     }
     payload = data + kPrefixBytes + length;
     payload_size = size - kPrefixBytes - length;
@@ -177,7 +190,8 @@ bool BlobAssembler::start(const ChunkHeader& first, int64_t max_bytes, Error& er
 
 bool BlobAssembler::add(const ChunkHeader& h, const uint8_t* payload, size_t size, bool& complete, Error& error) {
     complete = false;
-    bool same = h.kind == first_.kind && h.item == first_.item && h.count == first_.count && h.size == first_.size && h.sha256 == first_.sha256;
+    bool same = h.kind == first_.kind && h.item == first_.item && h.count == first_.count && h.size == first_.size && h.sha256 == first_.sha256 &&
+                h.crc32 == first_.crc32;
     if (!same || h.index != next_index_ || h.offset != int64_t(data_.size())) {
         error = make_error("bad_message", "chunk out of order or from another blob", h.id);
         return false;
@@ -188,9 +202,12 @@ bool BlobAssembler::add(const ChunkHeader& h, const uint8_t* payload, size_t siz
         error = make_error("bad_message", "blob has " + std::to_string(data_.size()) + " bytes, header said " + std::to_string(first_.size), h.id);
         return false;
     }
-    if (!first_.sha256.empty() && Sha256::hex(data_.data(), data_.size()) != first_.sha256) {
-        error = make_error("checksum_mismatch", "sha256 of the blob does not match", h.id);
-        return false;
+    for (Checksum checksum : kChecksums) {
+        const std::string& expected = first_.digest(checksum);
+        if (!expected.empty() && blob_digest(checksum, data_.data(), data_.size()) != expected) {
+            error = make_error("checksum_mismatch", std::string(checksum_name(checksum)) + " of the blob does not match", h.id);
+            return false;
+        }
     }
     complete = true;
     return true;
@@ -250,6 +267,7 @@ std::string ClientSession::hello(int version, const std::string& token, const st
     if (!token.empty()) m.set("token", token);
     if (!client.empty()) m.set("client", client);
     if (max_chunk_bytes >= 1024) m.set("max_chunk_bytes", max_chunk_bytes);
+    if (offer_crc32) m.set("checksums", Json::Array{"crc32", "sha256"});
     return m.dump();
 }
 
@@ -286,7 +304,7 @@ std::vector<Outgoing> ClientSession::photo_request(const std::string& id, const 
     // Chunks stay under the server's frame limit, header included.
     int64_t frame_limit = welcome_["limits"].get_int("max_frame_bytes").value_or(16 << 20) - int64_t(kPrefixBytes + kMaxHeaderBytes);
     int64_t chunk = std::max<int64_t>(1024, std::min(chunk_bytes_, frame_limit));
-    for (auto& frame : encode_blob(id, "photo", photo, size_t(chunk))) out.push_back(Outgoing{false, std::string(frame.begin(), frame.end())});
+    for (auto& frame : encode_blob(id, "photo", photo, size_t(chunk), checksum_)) out.push_back(Outgoing{false, std::string(frame.begin(), frame.end())});
     return out;
 }
 
@@ -315,9 +333,17 @@ std::vector<Event> ClientSession::receive_text(std::string_view text) {
     }
     std::string type = m.get_string("type").value_or("");
     if (state_ == State::AwaitWelcome) {
-        if (type == "welcome" && m.get_int("chunk_bytes").value_or(0) >= 1) {
+        // No checksum: a server before the choice, which uses sha256. One we did not offer
+        // would leave us unable to check its blobs.
+        const Json& chosen = m["checksum"];
+        bool crc32 = offer_crc32 && chosen.is_string() && chosen.as_string() == "crc32";
+        bool checkable = crc32 || chosen.is_null() || (chosen.is_string() && chosen.as_string() == "sha256");
+        if (type == "welcome" && m.get_int("chunk_bytes").value_or(0) >= 1 && !checkable) {
+            close(events, make_error("bad_message", "welcome chose a checksum this client did not offer: " + chosen.dump()));
+        } else if (type == "welcome" && m.get_int("chunk_bytes").value_or(0) >= 1) {
             welcome_ = m;
             chunk_bytes_ = *m.get_int("chunk_bytes");
+            checksum_ = crc32 ? Checksum::Crc32 : Checksum::Sha256;
             state_ = State::Open;
             events.push_back(Event{Event::Kind::Welcome, "", m, {}, {}, {}});
         } else if (type == "error") {
@@ -377,7 +403,7 @@ std::vector<Event> ClientSession::receive_binary(const uint8_t* data, size_t siz
     }
     Blob& b = blob->second;
     if (h.index == 0 && !b.started) {
-        if (h.size != b.size || h.sha256 != b.sha256) {
+        if (h.size != b.size || h.digest(checksum_) != b.digest) {
             fail_locally(events, h.id, make_error("bad_message", "chunk header differs from the result message", h.id));
             return events;
         }
@@ -426,8 +452,17 @@ void ClientSession::on_error(std::vector<Event>& events, const Json& m, const st
 void ClientSession::on_result(std::vector<Event>& events, const Json& m, const std::string& id, Pending& request) {
     int64_t item = m.get_int("item").value_or(-1), items = m.get_int("items").value_or(-1);
     const Json& model = m["model"];
+    const Json& preview = m["preview"];
+    // Without the connection's checksum the blob could not be checked.
+    const char* field = checksum_name(checksum_);
+    bool checkable = is_digest(checksum_, model.get_string(field).value_or("")) &&
+                     (!preview.is_object() || is_digest(checksum_, preview.get_string(field).value_or("")));
     if (item < 0 || items < 1 || item >= items || !model.is_object() || request.results.count(item)) {
         fail_locally(events, id, make_error("bad_message", "malformed or repeated result message", id));
+        return;
+    }
+    if (!checkable) {
+        fail_locally(events, id, make_error("bad_message", std::string("result message without a valid ") + field + " (this connection's checksum)", id));
         return;
     }
     AvatarResult& r = request.results[item];
@@ -435,17 +470,17 @@ void ClientSession::on_result(std::vector<Event>& events, const Json& m, const s
     r.item = item;
     r.items = items;
     r.format = m.get_string("format").value_or("");
-    r.model_sha256 = model.get_string("sha256").value_or("");
+    r.checksum = checksum_;
+    r.model_digest = model.get_string(field).value_or("");
     r.params = m["params"];
     r.timings_ms = m["timings_ms"];
     Blob& mb = request.blobs[std::to_string(item) + ":model"];
     mb.size = model.get_int("size").value_or(-1);
-    mb.sha256 = r.model_sha256;
-    const Json& preview = m["preview"];
+    mb.digest = r.model_digest;
     if (preview.is_object()) {
         Blob& pb = request.blobs[std::to_string(item) + ":preview"];
         pb.size = preview.get_int("size").value_or(-1);
-        pb.sha256 = preview.get_string("sha256").value_or("");
+        pb.digest = preview.get_string(field).value_or("");
     }
 }
 

@@ -39,6 +39,14 @@ struct Error {
     std::string describe() const;
 };
 
+// The blob checksum of a connection (hello.checksums, welcome.checksum): every blob, both
+// ways, carries this one field. A server that predates the choice sends no welcome.checksum
+// and uses sha256.
+enum class Checksum { Sha256, Crc32 };
+const char* checksum_name(Checksum checksum);  // "sha256", "crc32": also the field's name
+// Lowercase hex digest of one buffer: 64 digits for sha256, 8 for crc32.
+std::string blob_digest(Checksum checksum, const uint8_t* data, size_t size);
+
 // -- binary framing ---------------------------------------------------------------------
 struct ChunkHeader {
     std::string id;
@@ -48,20 +56,26 @@ struct ChunkHeader {
     int64_t offset = 0;
     int64_t size = 0;
     std::string sha256;  // empty when absent
+    std::string crc32;   // empty when absent
     int64_t item = 0;
     bool has_item = false;
+    const std::string& digest(Checksum checksum) const { return checksum == Checksum::Crc32 ? crc32 : sha256; }
+    std::string& digest(Checksum checksum) { return checksum == Checksum::Crc32 ? crc32 : sha256; }
 };
 
 std::vector<uint8_t> encode_frame(const ChunkHeader& header, const uint8_t* payload, size_t size);
-// One blob as chunks of at most chunk_bytes payload; every header carries size and sha256.
+// One blob as chunks of at most chunk_bytes payload; every header carries size and the
+// whole blob's `checksum`.
 std::vector<std::vector<uint8_t>> encode_blob(const std::string& id, const std::string& kind,
-                                              const std::vector<uint8_t>& data, size_t chunk_bytes);
+                                              const std::vector<uint8_t>& data, size_t chunk_bytes,
+                                              Checksum checksum = Checksum::Sha256);
 // A binary message -> header and payload view. On failure returns false and sets error
 // (code bad_message).
 bool decode_frame(const uint8_t* data, size_t size, ChunkHeader& header, const uint8_t*& payload,
                   size_t& payload_size, Error& error);
 
-// Reassembles one blob from its in-order chunks; checks total size and SHA-256.
+// Reassembles one blob from its in-order chunks; checks total size and every checksum the
+// headers carry (sha256, crc32).
 class BlobAssembler {
 public:
     // false (and error) when the first chunk is unusable (payload_too_large, bad_message).
@@ -92,8 +106,9 @@ struct AvatarResult {
     int64_t item = 0;
     int64_t items = 1;
     std::string format;
-    std::vector<uint8_t> model;  // verified against the announced size and SHA-256
-    std::string model_sha256;
+    std::vector<uint8_t> model;  // verified against the announced size and checksum
+    Checksum checksum = Checksum::Sha256;  // the connection's
+    std::string model_digest;              // the announced one: hex of `checksum`
     std::vector<uint8_t> preview;  // PNG, when asked for
     Json params;                   // with return_params
     Json timings_ms;
@@ -131,6 +146,8 @@ public:
     const Json& welcome() const { return welcome_; }
     bool photo_available() const { return welcome_["sources"]["photo"].is_bool() && welcome_["sources"]["photo"].as_bool(); }
     int64_t chunk_bytes() const { return chunk_bytes_; }
+    // What welcome.checksum chose (sha256 until the welcome, and from servers before the choice).
+    Checksum checksum() const { return checksum_; }
     std::string next_id();  // "c1", "c2", ...
 
     std::string hello(int version, const std::string& token, const std::string& client, int64_t max_chunk_bytes = 0);
@@ -147,11 +164,14 @@ public:
 
     size_t in_flight() const { return pending_.size(); }
     int64_t max_blob_bytes = int64_t(512) * 1024 * 1024;
+    // hello asks for ["crc32", "sha256"]: CRC-32 costs a ninth of this SHA-256 per blob.
+    // false asks for sha256 only (no `checksums` field, the hello of earlier clients).
+    bool offer_crc32 = true;
 
 private:
     struct Blob {
         int64_t size = -1;
-        std::string sha256;
+        std::string digest;  // announced by the result message, in the connection's checksum
         bool started = false;
         bool done = false;
         BlobAssembler assembler;
@@ -171,6 +191,7 @@ private:
     State state_ = State::New;
     Json welcome_;
     int64_t chunk_bytes_ = 0;
+    Checksum checksum_ = Checksum::Sha256;
     int64_t next_id_ = 0;
     std::map<std::string, Pending> pending_;
     std::set<std::string> ended_;

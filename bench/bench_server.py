@@ -8,14 +8,17 @@ One run prints:
   and without (option `thumbnail: false`);
 - the server's per-request overhead (client latency minus the worker's own time for
   the request) as a ratio to a plain `websockets` echo of the same payload sizes
-  (small JSON up, the model's bytes down, no compression), both on loopback;
+  (small JSON up, the model's bytes down, no compression), both on loopback: the
+  echo answering at once, and the same echo answering after a wait as long as our
+  workers work (a timer thread sleeps, then wakes the loop; the measured sleep is
+  subtracted, as the worker's time is from ours). On this VM a round trip that
+  waits 12-15 ms costs 0.2-0.7 ms more than one answered at once, whatever answers
+  it: both ends sleep through the wait and pay for waking up;
 - the floor of that ratio for any server that, like ours, runs the work in another
   process and sends the result with a checksum: the same echo, plus a round trip
   to a worker process through a pipe and the reply's CRC-32 on both ends (the
   checksum our client asks for; sha256 would add ~0.46 ms); and the same floor
-  when its worker computes for as long as ours do (latency minus that time): the
-  client and the server's loop then sleep through the work while the worker holds
-  one of the 2 cores, which costs more than the echo's sub-ms waits;
+  when its worker computes for as long as ours do (latency minus that time);
 - what permessage-deflate would cost on a result (why the server sends binary
   frames uncompressed).
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -52,15 +56,38 @@ VARIANTS = [
     {"shape": {"eye_size": 0.8}},
     {"hair_style": "long", "glasses": "square"},
 ]
+# The overhead's medians: 200 requests each (40 gave medians 0.97-1.21 ms in runs of the
+# same code), in rounds alternating with the references.
 OVERHEAD_SAMPLES = 200
+OVERHEAD_ROUNDS = 4
+# reference round trips: name -> (through the floor's worker, replies after the work's time)
+REFERENCES = {
+    "echo": (False, False),
+    "waiting echo": (False, True),
+    "floor": (True, False),
+    "busy floor": (True, True),
+}
 ECHO_SERVER = """
-import asyncio, multiprocessing, sys
+import asyncio, multiprocessing, queue, struct, sys, threading, time
 from websockets.asyncio.server import serve
 from zlib_ng.zlib_ng import crc32
+def timer(waits):  # sleeps as asked, then wakes the loop: a reply that waits, as ours do
+    while True:
+        loop, done, wait_s = waits.get()
+        start = time.perf_counter()
+        time.sleep(wait_s)
+        loop.call_soon_threadsafe(done.set_result, time.perf_counter() - start)
 async def echo(ws):
+    loop = asyncio.get_running_loop()
     async for message in ws:
-        size = int(message.split(":")[1]) if isinstance(message, str) else 0
-        await ws.send(bytes(size))  # a reply of the asked size, like a result
+        _, size, wait_s, _ = message.split(":")
+        waited = 0.0
+        if float(wait_s) > 0:
+            done = loop.create_future()
+            waits.put((loop, done, float(wait_s)))
+            waited = await done
+        # a reply of the asked size, like a result, after how long the wait took
+        await ws.send(struct.pack("<d", waited) + bytes(int(size)))
 def worker(conn):
     import time
     while (job := conn.recv()) is not None:
@@ -89,6 +116,8 @@ if __name__ == "__main__":
     if sys.argv[2:] == ["floor"]:
         here, there = multiprocessing.Pipe()
         multiprocessing.Process(target=worker, args=(there,), daemon=True).start()
+    waits = queue.SimpleQueue()
+    threading.Thread(target=timer, args=(waits,), daemon=True).start()
     asyncio.run(main())
 """
 
@@ -130,19 +159,65 @@ async def _level(url: str, clients: int, count: int, fmt: str = "glb", thumbnail
 
 
 async def _echo_latency(
-    port: int, sizes: list[int], repeat: int = 30, verify: bool = False, work_s: float = 0.0
+    port: int, sizes: list[int], verify: bool = False, work_s: float = 0.0
 ) -> list[float]:
-    """Seconds per round trip (minus `work_s`, the time the floor's worker computes)."""
+    """Seconds per round trip, one per size (after two to warm up), minus the time the
+    reply waited: `work_s`, the time the floor's worker computes, or the time the
+    echo's timer thread slept for `work_s`."""
     latencies = []
     async with connect(f"ws://127.0.0.1:{port}", compression=None, max_size=None) as ws:
-        for size in sizes * (repeat // len(sizes) + 1):
+        for size in sizes[:2] + sizes:
             start = time.perf_counter()
             await ws.send(f"request:{size}:{work_s}:" + "x" * 200)  # ~ a request message
             reply = await ws.recv()
-            if verify and b"%08x" % crc32(reply[8:]) != reply[:8]:
-                raise RuntimeError("floor server: checksum mismatch")
-            latencies.append(time.perf_counter() - start - work_s)
+            latency = time.perf_counter() - start
+            if verify:
+                if b"%08x" % crc32(reply[8:]) != reply[:8]:
+                    raise RuntimeError("floor server: checksum mismatch")
+                latency -= work_s
+            else:  # the echo's timer thread says how long it slept
+                latency -= struct.unpack("<d", reply[:8])[0]
+            latencies.append(latency)
     return latencies[2:]
+
+
+def _overhead_report(url: str, echo_port: int, floor_port: int) -> None:
+    """Our per-request overhead against the echo (at once, and after a wait as long as
+    our workers') and the floor (worker idle, and computing that long), medians of
+    OVERHEAD_SAMPLES requests each, taken in interleaved rounds so that the machine's
+    drift between minutes (on this VM the echo alone moves 0.44-0.72 ms from run to
+    run) falls on every line alike."""
+    ours: list[float] = []
+    work: list[float] = []
+    sizes: list[int] = []
+    references: dict[str, list[float]] = {name: [] for name in REFERENCES}
+    per_round = OVERHEAD_SAMPLES // OVERHEAD_ROUNDS
+    for _ in range(OVERHEAD_ROUNDS):
+        single = asyncio.run(_level(url, 1, per_round))[0]
+        ours += [(latency - took) * 1000 for latency, took, _ in single]
+        work += [took for _, took, _ in single]
+        sizes = [size for _, _, size in single]
+        for name, (floor, waits) in REFERENCES.items():
+            port = floor_port if floor else echo_port
+            runs = asyncio.run(_echo_latency(port, sizes, floor, median(work) if waits else 0.0))
+            references[name] += [latency * 1000 for latency in runs]
+    overhead = median(ours)
+    echo, waiting_echo, floor, busy_floor = (median(references[name]) for name in REFERENCES)
+    print(
+        f"per-request overhead (latency - worker time), 1 client: p50 {overhead:.2f} ms; "
+        f"plain websockets echo of the same sizes (~{median(sizes) / 1e3:.0f} kB): "
+        f"p50 {echo:.2f} ms; ratio {overhead / echo:.2f}x (target 1.5x)"
+    )
+    print(
+        f"  the same echo replying after waiting as long as our workers work ("
+        f"{median(work) * 1000:.1f} ms, a timer thread; the wait subtracted): p50 "
+        f"{waiting_echo:.2f} ms; ratio {overhead / waiting_echo:.2f}x"
+    )
+    print(
+        f"  floor: echo + worker process round trip + CRC-32 on both ends: p50 {floor:.2f} ms "
+        f"= {floor / echo:.2f}x the echo; with its worker computing as long as ours "
+        f"{busy_floor:.2f} ms = {busy_floor / echo:.2f}x"
+    )
 
 
 def main() -> None:
@@ -184,36 +259,7 @@ def main() -> None:
                 f"{len(samples) / elapsed:6.1f} avatars/s  "
                 f"p50 {median(latencies):7.1f} ms  p99 {percentile(latencies, 99):7.1f} ms"
             )
-        # the overhead: medians of OVERHEAD_SAMPLES requests on one connection (40 gave
-        # medians 0.97-1.21 ms in runs of the same code)
-        single = asyncio.run(_level(url, 1, OVERHEAD_SAMPLES))[0]
-        overhead = [(latency - work) * 1000 for latency, work, _ in single]
-        sizes = [size for _, _, size in single]
-        echo_ms = [
-            s * 1000
-            for s in asyncio.run(_echo_latency(int(port_line), sizes, repeat=OVERHEAD_SAMPLES))
-        ]
-        floor_ms, busy_floor_ms = (
-            [
-                s * 1000
-                for s in asyncio.run(
-                    _echo_latency(int(floor_port), sizes, OVERHEAD_SAMPLES, True, work_s)
-                )
-            ]
-            for work_s in (0.0, median([work for _, work, _ in single]))
-        )
-        ratio = median(overhead) / median(echo_ms)
-        print(
-            f"per-request overhead (latency - worker time), 1 client: p50 {median(overhead):.2f} "
-            f"ms; plain websockets echo of the same sizes (~{median(sizes) / 1e3:.0f} kB): "
-            f"p50 {median(echo_ms):.2f} ms; ratio {ratio:.2f}x (target 1.5x)"
-        )
-        print(
-            f"  floor: echo + worker process round trip + CRC-32 on both ends: p50 "
-            f"{median(floor_ms):.2f} ms = {median(floor_ms) / median(echo_ms):.2f}x the echo; "
-            f"with its worker computing as long as ours ({median(busy_floor_ms):.2f} ms over "
-            f"the work) {median(busy_floor_ms) / median(echo_ms):.2f}x"
-        )
+        _overhead_report(url, int(port_line), int(floor_port))
         _deflate_report(url)
     finally:
         for process in (server, echo, floor):

@@ -76,7 +76,7 @@ def single_request(
     from avatar3d.build import build_avatar
     from avatar3d.errors import ChibiError
     from avatar3d.pipeline import PhotoPipeline
-    from exporters import export, vrm_thumbnail
+    from exporters import export_file
 
     def convert(path: Path) -> bool:
         try:
@@ -84,7 +84,7 @@ def single_request(
         except ChibiError:
             return False
         avatar = build_avatar(params)
-        export(avatar, fmt, thumbnail_png=vrm_thumbnail(avatar, fmt, thumbnail))
+        export_file(avatar, fmt, thumbnail)
         return True
 
     pipeline = PhotoPipeline(weights_dir=WEIGHTS_DIR or None)

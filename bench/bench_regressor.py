@@ -20,7 +20,7 @@ from avatar3d.face import thread_analyzer
 from avatar3d.imageio import decode_image
 from avatar3d.pipeline import PhotoPipeline
 from avatar3d.regressor import Regressor, load_pretrained, parameter_count
-from exporters import export
+from exporters import export, export_file
 from exporters.preview import render_thumbnail
 
 from .common import median, percentile, time_interleaved, time_runs
@@ -30,8 +30,7 @@ def photo_to_vrm(pipeline: PhotoPipeline, data: bytes, thumbnail: bool = True) -
     """The user's path: bytes -> faces -> CNN + teacher -> fused params -> avatar -> VRM 1.0
     (with the VRM thumbnail, as `chibi convert` and the server make it)."""
     (result,) = pipeline.analyze(data)
-    avatar = build_avatar(result.params)
-    return export(avatar, "vrm1", thumbnail_png=render_thumbnail(avatar) if thumbnail else None)
+    return export_file(build_avatar(result.params), "vrm1", thumbnail)
 
 
 def _selfie_photo() -> bytes:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,6 +133,7 @@ class GltfWriter:
         self.gltf = gl.GLTF2(asset=gl.Asset(generator=GENERATOR, version="2.0"))
         self._parts: list[bytes | memoryview] = []
         self._size = 0
+        self._deferred_images: list[tuple[int, Callable[[], bytes]]] = []
 
     # -- binary data -------------------------------------------------------
     def _append(self, data: bytes | np.ndarray) -> tuple[int, int]:
@@ -231,13 +233,24 @@ class GltfWriter:
             )
         return list(range(first, len(self.gltf.accessors)))
 
-    def add_png_image(self, png: bytes, name: str) -> int:
+    def add_png_image(self, png: bytes | Callable[[], bytes], name: str) -> int:
+        """An image from PNG bytes, or from a callable that returns them: it is called
+        when the file is finished (`to_json`), after every other part, so the PNG can be
+        made meanwhile (the VRM thumbnail renders while the rest is written); its
+        bufferView then comes last in the buffer. Returns the image's index."""
+        self.gltf.images.append(gl.Image(mimeType="image/png", name=name))
+        index = len(self.gltf.images) - 1
+        if callable(png):
+            self._deferred_images.append((index, png))
+        else:
+            self._fill_image(index, png)
+        return index
+
+    def _fill_image(self, index: int, png: bytes) -> None:
+        image = self.gltf.images[index]
         if png[:8] != PNG_SIGNATURE:
-            raise ValueError(f"image {name!r} is not a PNG")
-        self.gltf.images.append(
-            gl.Image(bufferView=self.add_buffer_view(png), mimeType="image/png", name=name)
-        )
-        return len(self.gltf.images) - 1
+            raise ValueError(f"image {image.name!r} is not a PNG")
+        image.bufferView = self.add_buffer_view(png)
 
     def add_texture(self, image: int, sampler: int = 0) -> int:
         if not self.gltf.samplers:
@@ -255,6 +268,9 @@ class GltfWriter:
     # -- container -----------------------------------------------------------
     def to_json(self) -> bytes:
         """The glTF JSON, UTF-8; NaN or infinity anywhere raises ValueError."""
+        for index, make_png in self._deferred_images:
+            self._fill_image(index, make_png())
+        self._deferred_images = []
         self.gltf.buffers = [gl.Buffer(byteLength=self._size)]
         data = _json_ready(self.gltf)
         return json.dumps(data, separators=(",", ":"), allow_nan=False).encode()

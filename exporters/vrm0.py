@@ -13,6 +13,7 @@ The concepts (humanoid bones, licence choices, MToon numbers, gaze) come from
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -217,8 +218,9 @@ def _secondary_animation(avatar: Avatar, indices: AvatarIndices) -> dict[str, An
     return {"boneGroups": bone_groups, "colliderGroups": collider_groups}
 
 
-def export_vrm0(avatar: Avatar, thumbnail_png: bytes | None = None) -> bytes:
-    """The avatar as VRM 0.x bytes, facing -Z; `thumbnail_png` becomes meta.texture."""
+def export_vrm0(avatar: Avatar, thumbnail_png: bytes | Callable[[], bytes] | None = None) -> bytes:
+    """The avatar as VRM 0.x bytes, facing -Z; `thumbnail_png` (PNG bytes, or a callable
+    returning them, called last) becomes meta.texture."""
     writer = GltfWriter()
     indices = write_avatar(writer, avatar, rotate_y180=True)
     thumbnail = None

@@ -15,6 +15,7 @@ material; tests allow that and nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -239,8 +240,9 @@ def vrm1_meta(avatar: Avatar, thumbnail_image: int | None) -> dict[str, Any]:
     return meta
 
 
-def export_vrm1(avatar: Avatar, thumbnail_png: bytes | None = None) -> bytes:
-    """The avatar as VRM 1.0 bytes; `thumbnail_png` (PNG bytes) becomes meta.thumbnailImage."""
+def export_vrm1(avatar: Avatar, thumbnail_png: bytes | Callable[[], bytes] | None = None) -> bytes:
+    """The avatar as VRM 1.0 bytes; `thumbnail_png` (PNG bytes, or a callable returning
+    them, called last) becomes meta.thumbnailImage."""
     writer = GltfWriter()
     indices = write_avatar(writer, avatar)
     gltf = writer.gltf

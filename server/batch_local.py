@@ -87,7 +87,7 @@ class Converter:
     def _convert(self, data: bytes, lap: Any) -> list[dict[str, Any]]:
         from avatar3d.build import build_avatar
         from avatar3d.imageio import decode_image
-        from exporters import export, vrm_thumbnail
+        from exporters import export_file
 
         rgb = decode_image(data, self.pipeline.limits)
         lap("decode")
@@ -103,10 +103,8 @@ class Converter:
         for params in params_list:
             avatar = build_avatar(params, quality=self.options.quality)
             lap("build")
-            thumbnail = vrm_thumbnail(avatar, self.options.format, self.options.thumbnail)
-            lap("thumbnail")
-            model = export(avatar, self.options.format, thumbnail_png=thumbnail)
-            lap("export")
+            model = export_file(avatar, self.options.format, self.options.thumbnail)
+            lap("export")  # with the VRM thumbnail, rendered meanwhile
             preview = _preview().render_preview(avatar) if self.options.preview else None
             lap("preview")
             out.append({"model": model, "params": params.to_dict(), "preview": preview})

@@ -266,13 +266,12 @@ def _build_and_export(
     params: AvatarParams, options: dict[str, Any], tracker: _Tracker, number: int, checksum: str
 ) -> dict[str, Any]:
     from avatar3d.build import build_avatar
-    from exporters import export, vrm_thumbnail
+    from exporters import export_file
     from exporters.preview import render_preview
 
     avatar = build_avatar(params, quality=options["quality"])
     tracker.stage("built", item=number)
-    thumbnail = vrm_thumbnail(avatar, options["format"], options["thumbnail"])
-    model = export(avatar, options["format"], thumbnail_png=thumbnail)
+    model = export_file(avatar, options["format"], options["thumbnail"])
     preview = render_preview(avatar) if options["return_preview"] else None
     tracker.stage("exported", item=number, bytes=len(model))
     digests = {"model": blob_digest(model, checksum)}  # here, not on the event loop

@@ -116,9 +116,9 @@ def pay_first_calls(pipeline: Any = None, avatar: Any = None) -> None:
         except ChibiError:  # warming is best-effort: the graphs are built either way
             pass
     if avatar is not None:
-        from exporters.preview import render_thumbnail
+        from exporters.preview import render_thumbnail_in_background
 
-        render_thumbnail(avatar)
+        render_thumbnail_in_background(avatar).result()  # where exports render it
 
 
 @contextlib.contextmanager

@@ -174,9 +174,13 @@ def avatars() -> dict[str, tuple[Avatar, str]]:
 
 @pytest.fixture(scope="module")
 def files(avatars, thumbnail_png) -> dict[str, bytes]:
-    """'<label>.<format>' -> exported bytes, for every avatar and format."""
+    """'<label>.<format>' -> exported bytes, for every avatar and format. The built
+    avatars get their thumbnail as a callable (as `export_file` passes the one it
+    renders meanwhile), the hand-made one as bytes."""
     return {
-        f"{label}.{fmt}": exporters.export(avatar, fmt, thumbnail_png)
+        f"{label}.{fmt}": exporters.export(
+            avatar, fmt, thumbnail_png if label == "handmade" else lambda: thumbnail_png
+        )
         for label, (avatar, _quality) in avatars.items()
         for fmt in exporters.FORMATS
     }
@@ -355,6 +359,31 @@ def test_gaze_falls_back_to_expressions_without_weighted_eye_bones():
     assert look_at["type"] == "expression" and look_at["rangeMapVerticalUp"]["outputScale"] == 1.0
     gltf0, _ = parse_glb(exporters.export(avatar, "vrm0"))
     assert gltf0["extensions"]["VRM"]["firstPerson"]["lookAtTypeName"] == "BlendShape"
+
+
+def test_a_deferred_thumbnail_is_made_once_after_the_rest(thumbnail_png):
+    """A callable thumbnail is called once, when everything else is written: its bytes
+    come last in the buffer, and a non-PNG from it is refused like PNG bytes are."""
+    avatar = handmade_avatar()
+    calls = []
+
+    def make_thumbnail() -> bytes:
+        calls.append("thumbnail")
+        return thumbnail_png
+
+    for fmt in ("vrm1", "vrm0"):
+        calls.clear()
+        data = exporters.export(avatar, fmt, make_thumbnail)
+        gltf, binary = parse_glb(data)
+        (image,) = [image for image in gltf["images"] if image["name"] == "thumbnail"]
+        view = gltf["bufferViews"][image["bufferView"]]
+        assert calls == ["thumbnail"]
+        assert view["byteOffset"] == max(v.get("byteOffset", 0) for v in gltf["bufferViews"])
+        assert binary[view["byteOffset"] : view["byteOffset"] + view["byteLength"]] == (
+            thumbnail_png
+        )
+    with pytest.raises(ValueError, match="not a PNG"):
+        exporters.export(avatar, "vrm1", lambda: b"GIF89a....")
 
 
 # -- the facade and bad input -----------------------------------------------------------------

@@ -8,7 +8,13 @@ from PIL import Image
 from avatar3d.errors import ChibiError
 from avatar3d.params import AvatarParams, hex_to_rgb
 from exporters.file_preview import load_avatar_file, render_file_preview
-from exporters.preview import BACKGROUND_BOTTOM, BACKGROUND_TOP, render_preview, render_thumbnail
+from exporters.preview import (
+    BACKGROUND_BOTTOM,
+    BACKGROUND_TOP,
+    render_preview,
+    render_thumbnail,
+    render_thumbnail_in_background,
+)
 
 PARAMS = AvatarParams(skin_color="#f0c8a8", hair_color="#2f6fd0")
 
@@ -158,3 +164,18 @@ def test_textures_keep_their_orientation_in_previews_and_thumbnails():
         lowest_red = np.where(red, rows, -1).max(axis=0)
         highest_blue = np.where(blue, rows, image.shape[0]).min(axis=0)
         assert both.sum() > 10 and np.all(lowest_red[both] < highest_blue[both])
+
+
+def test_export_file_renders_the_thumbnail_in_the_background_like_in_the_foreground(avatar):
+    """`export_file` (the CLI's, the server's and batch's path) renders the VRM thumbnail
+    on the thumbnail thread while it writes the rest: the same file as with the
+    thumbnail rendered first, in this thread."""
+    import exporters
+
+    assert render_thumbnail_in_background(avatar, 128).result() == render_thumbnail(avatar, 128)
+    assert any(thread.name.startswith("chibi-thumbnail") for thread in threading.enumerate())
+    for fmt in ("vrm1", "vrm0"):
+        expected = exporters.export(avatar, fmt, render_thumbnail(avatar))
+        assert exporters.export_file(avatar, fmt) == expected
+        assert exporters.export_file(avatar, fmt, thumbnail=False) == exporters.export(avatar, fmt)
+    assert exporters.export_file(avatar, "glb") == exporters.export(avatar, "glb")

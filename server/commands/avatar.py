@@ -84,11 +84,11 @@ def run(args: argparse.Namespace) -> int:
     fmt = output_format(args.output, args.format)
     # heavy imports only now, so `chibi --help` stays fast
     from avatar3d.build import build_avatar
-    from exporters import export, vrm_thumbnail
+    from exporters import export_file
 
     start = time.perf_counter()
     avatar = build_avatar(params, quality=args.quality)
-    data = export(avatar, fmt, thumbnail_png=vrm_thumbnail(avatar, fmt, args.thumbnail))
+    data = export_file(avatar, fmt, args.thumbnail)
     write_atomic(args.output, data)
     elapsed = time.perf_counter() - start
     print(

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     data = read_photo(args.photo)
     from avatar3d.build import build_avatar
     from avatar3d.pipeline import PhotoPipeline
-    from exporters import export, vrm_thumbnail
+    from exporters import export_file
 
     start = time.perf_counter()
     results = PhotoPipeline(args.model).analyze(data, all_faces=args.all_faces)
@@ -54,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
     blobs = []
     for result in results:
         avatar = build_avatar(result.params, quality=args.quality)
-        thumbnail = vrm_thumbnail(avatar, fmt, args.thumbnail)
-        blobs.append(export(avatar, fmt, thumbnail_png=thumbnail))
+        blobs.append(export_file(avatar, fmt, args.thumbnail))
     for path, blob in zip(output_paths(args.output, len(blobs)), blobs, strict=True):
         write_atomic(path, blob)
         print(f"wrote {path} ({fmt}, {len(blob) / 2**20:.2f} MiB)", file=sys.stderr)

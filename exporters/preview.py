@@ -22,7 +22,7 @@ import os
 import threading
 import types
 import weakref
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
@@ -35,6 +35,7 @@ from PIL import Image  # noqa: E402
 from avatar3d.avatar import Avatar  # noqa: E402
 from avatar3d.offscreen import offscreen_renderer  # noqa: E402
 
+from .background import helper_thread  # noqa: E402
 from .gltf_writer import encode_png  # noqa: E402
 
 # Background gradient (sRGB 0..255), top and bottom: pale sky to pale blush.
@@ -486,19 +487,10 @@ def render_thumbnail(avatar: Avatar, size: int = 1024) -> bytes:
     return encode_png(thumbnail_image(_parts_from_avatar(avatar), size))
 
 
-_background: tuple[int, ThreadPoolExecutor] | None = None
-_background_lock = threading.Lock()
-
-
 def render_thumbnail_in_background(avatar: Avatar, size: int = 1024) -> Future[bytes]:
     """`render_thumbnail` on this process's thumbnail thread (one, with its own GL
     context): the caller writes the rest of the file meanwhile. While llvmpipe's
     threads draw, the caller's thread would only wait; a VRM 1.0 export there hides
-    ~5 ms of a photo's ~70 on 2 cores (`python -m bench regressor`). `avatar` must
+    ~2 ms of a photo's ~70 on 2 cores (`python -m bench regressor`). `avatar` must
     not change until the Future is done."""
-    global _background
-    with _background_lock:
-        if _background is None or _background[0] != os.getpid():  # none yet, or forked
-            _background = (os.getpid(), ThreadPoolExecutor(1, "chibi-thumbnail"))
-        pool = _background[1]
-    return pool.submit(render_thumbnail, avatar, size)
+    return helper_thread("thumbnail").submit(render_thumbnail, avatar, size)

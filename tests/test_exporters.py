@@ -12,6 +12,7 @@ import copy
 import io
 import json
 import tempfile
+import zlib
 
 import numpy as np
 import pytest
@@ -417,14 +418,24 @@ def test_facade_formats_and_errors(thumbnail_png):
 
 
 def test_png_encoder_round_trips_through_pillow():
+    """Small images and large ones (over PARALLEL_DEFLATE_BYTES: deflated in two halves on
+    two threads, one zlib stream that zlib and Pillow read, the same bytes every time)."""
+    from exporters.gltf_writer import PARALLEL_DEFLATE_BYTES, _deflate
+
     rng = np.random.default_rng(3)
-    for shape in ((37, 53, 3), (64, 64, 4), (1, 5, 4)):
+    large = (700, 600, 3)
+    assert large[0] * (1 + large[1] * large[2]) > PARALLEL_DEFLATE_BYTES
+    for shape in ((37, 53, 3), (64, 64, 4), (1, 5, 4), large):
         image = rng.integers(0, 256, size=shape, dtype=np.uint8)
         image[: shape[0] // 2] = 17  # a flat half, as in a toon atlas
-        decoded = np.asarray(Image.open(io.BytesIO(encode_png(image))))
+        png = encode_png(image)
+        decoded = np.asarray(Image.open(io.BytesIO(png)))
         np.testing.assert_array_equal(decoded, image)
+        assert encode_png(image) == png
     with pytest.raises(ValueError):
         encode_png(np.zeros((4, 4), dtype=np.uint8))
+    data = rng.integers(0, 4, size=3 * PARALLEL_DEFLATE_BYTES // 2, dtype=np.uint8).tobytes()
+    assert zlib.decompress(_deflate(memoryview(data))) == data  # zlib checks the Adler-32
 
 
 def test_json_is_what_pygltflib_writes():

@@ -1,11 +1,12 @@
-"""Training ChibiNet: datasets in memory, losses, augmentation, the loop, `chibi train`.
+"""Training ChibiNet: datasets in memory, losses, augmentation, the loop (`chibi train`
+itself, the shipped recipe, is `avatar3d.train_recipe`).
 
 Data the project makes itself:
 - synthetic renders with exact labels (`avatar3d.synth`), cached as .npz;
 - real photos labelled by the landmark/colour teacher (`chibi label DIR -o labels.jsonl`),
   only for the fields the teacher measures (a per-field mask keeps the rest out of the loss).
 
-Everything is seeded; one command reproduces the shipped weights (see `TrainOptions`).
+Everything is seeded; one command reproduces the shipped weights (`train_recipe.TrainOptions`).
 """
 
 from __future__ import annotations
@@ -458,76 +459,3 @@ def load_labelled(path: str | Path, log: Callable[[str], None] | None = None) ->
         np.stack(crops), targets, slider_mask, color_mask, np.zeros(len(crops), np.float32),
         "teacher",
     )  # fmt: skip
-
-
-# --------------------------------------------------------------------------- `chibi train`
-@dataclass
-class TrainOptions:
-    """Everything `chibi train` does; the defaults are the shipped recipe.
-
-    avatars x views synthetic renders (seed `seed`); `real`: a `chibi label` file mixed
-    in at `LoopOptions.real_fraction`; `init`: start from shipped weights (a name) or a
-    .pt file, with fine-tuning defaults (fewer epochs, lower rate).
-    """
-
-    model: str = "chibinet-s"
-    name: str | None = None
-    avatars: int = 6000
-    views: int = 1
-    epochs: int | None = None
-    batch_size: int = 64
-    lr: float | None = None
-    seed: int = 0
-    real: str | None = None
-    init: str | None = None
-    out: str | None = None
-    cache: str | None = None
-    workers: int = 2
-    threads: int = 1
-
-
-def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> Path:
-    """Render (or load) the data, train, save `<name>.pt` + `.json`; returns the .pt path."""
-    from .evaluate import field_errors
-    from .model_files import WEIGHTS_DIR
-    from .regressor import save_weights
-    from .synth import SetSpec, as_training_set, load_or_render
-
-    torch.set_num_threads(options.threads)
-    fine_tune = options.init is not None
-    loop = LoopOptions(
-        epochs=options.epochs or (6 if fine_tune else 40), batch_size=options.batch_size,
-        lr=options.lr or (1e-3 if fine_tune else 3e-3), seed=options.seed,
-    )  # fmt: skip
-    spec = SetSpec("train", options.avatars, options.views, options.seed)
-    arrays = load_or_render(spec, options.cache, options.workers, log)
-    data = as_training_set(arrays)
-    # every 20th avatar (all its views) is held out to watch generalisation
-    held = arrays["avatar_index"] % 20 == 0
-    train, val = data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held))
-    real = load_labelled(options.real, log) if options.real else None
-    torch.manual_seed(options.seed)  # the initial weights too
-    model = new_model(options.model, options.init)
-    extra = f" + {len(real)} teacher-labelled" if real else ""
-    log(f"training {model.config.name}: {len(train)} synthetic{extra} crops, {loop.epochs} epochs")
-    history = train_model(model, train, real, loop, log)
-    pred = predict_arrays(model, val.crops)
-    errors = field_errors(pred.sliders, pred.colors, val.targets.sliders, val.targets.colors)
-    metrics = {
-        "val_slider_mae": float(np.mean([errors[n] for n in SLIDER_FIELDS])),
-        "val_color_de2000": float(np.mean([errors[n] for n in COLOR_NAMES])),
-        "val_hair_style_acc": float(np.mean(pred.hair_style == val.targets.hair_style)),
-        "val_glasses_acc": float(np.mean(pred.glasses == val.targets.glasses)),
-    }
-    log(" ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-    name = options.name or (f"{model.config.name}-finetuned" if fine_tune else model.config.name)
-    info = {"training": {
-        "command": "chibi train", "synthetic_set": spec.cache_name(),
-        "options": options_dict(options), "loop": options_dict(loop),
-        "synthetic_samples": len(train), "validation_samples": len(val),
-        "teacher_samples": len(real) if real else 0, "epoch_losses": history.losses,
-        "seconds": round(history.seconds, 1), "torch": torch.__version__, **metrics,
-    }}  # fmt: skip
-    path = save_weights(model, options.out or WEIGHTS_DIR, name, info)
-    log(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) in {history.seconds:.0f}s of training")
-    return path

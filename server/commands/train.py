@@ -9,7 +9,7 @@ HELP = "Train the ChibiNet regressor (defaults reproduce the shipped weights)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from avatar3d.training import TrainOptions
+    from avatar3d.train_recipe import TrainOptions
 
     d = TrainOptions()
     parser.add_argument("--model", default=d.model, help="architecture name (factory)")
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avatar3d.training import TrainOptions, run_training
+    from avatar3d.train_recipe import TrainOptions, run_training
 
     options = TrainOptions(
         model=args.model, name=args.name, avatars=args.avatars, views=args.views,

@@ -27,6 +27,9 @@ NOSE_TIP = 1
 MOUTH_CORNERS = (61, 291)  # person's right, left
 RIGHT_IRIS = (468, 469, 470, 471, 472)  # centre first, then 4 points on the rim
 LEFT_IRIS = (473, 474, 475, 476, 477)
+# The brows' upper and lower contour rows, from the inner end outward.
+RIGHT_BROW_UPPER, RIGHT_BROW_LOWER = (70, 63, 105, 66, 107), (46, 53, 52, 65, 55)
+LEFT_BROW_UPPER, LEFT_BROW_LOWER = (300, 293, 334, 296, 336), (276, 283, 282, 295, 285)
 
 # -- canonical geometry ------------------------------------------------------
 # Numbers below are derived from MediaPipe's canonical face model

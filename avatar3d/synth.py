@@ -209,7 +209,9 @@ def source_digest(teacher: bool = False) -> str:
         root / name for name in ("texture.py", "atlas.py", "synth.py", "synth_render.py")
     ]
     if teacher:  # the teacher also runs FaceMesh, so all of face analysis counts
-        files += [root / name for name in ("teacher.py", "face.py", "landmarks.py")]
+        files += [
+            root / name for name in ("teacher.py", "teacher_colors.py", "face.py", "landmarks.py")
+        ]
     digest = hashlib.sha256(f"r{SYNTH_VERSION}".encode())
     for path in files:
         digest.update(path.name.encode() + path.read_bytes())

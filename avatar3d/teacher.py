@@ -46,16 +46,7 @@ eye aspect ratio for blinks, lip gap for mouth_open, mouth-corner lift for
 smile, brows beyond +1 sd for brow_raise (a high-browed face and raised brows
 look alike in one photo, hence the lower confidence).
 
-Colours: robust medians in CIELab over landmark-defined regions (cheeks and
-forehead, lips, iris ring, brows, and hair from MediaPipe selfie segmentation
-minus the face), each keeping only the 20-80% L* band (highlights and shadows
-rejected). A face larger than COLOR_FACE_PX (a selfie) is sampled on a copy of its
-window reduced to that size, which keeps its colours within ~1 dE2000.
-Colours are the photo's colours: no exposure or white-balance correction is
-guessed (a 20% darker photo gives ~20% darker colours; see
-`tests/test_teacher.py`). A white reference that every face carries was tried
-(the whites of the eyes) and dropped: with glasses, narrowed or shadowed eyes
-it is too small or too dark, and the correction then depends on eye shape.
+Colours: `avatar3d.teacher_colors` (robust Lab medians over landmark regions).
 
 "left"/"right" are the person's own (MediaPipe's convention), i.e. the image's
 right/left side in a non-mirrored photo. Nothing about gender, age or
@@ -65,43 +56,25 @@ ethnicity is measured or stored.
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
-from skimage.color import lab2rgb, rgb2lab
 
 from .face import FaceObservation
-from .landmarks import LEFT_IRIS, RIGHT_IRIS, head_pose
-from .params import COLOR_FIELDS, EXPRESSION_SLIDERS, SHAPE_SLIDERS, AvatarParams, rgb_to_hex
-
-# Faces larger than this (landmark box, pixels) have their colours sampled on a copy
-# reduced to this size.
-COLOR_FACE_PX = 256
+from .landmarks import (
+    LEFT_BROW_LOWER,
+    LEFT_BROW_UPPER,
+    RIGHT_BROW_LOWER,
+    RIGHT_BROW_UPPER,
+    head_pose,
+)
+from .params import EXPRESSION_SLIDERS, SHAPE_SLIDERS, AvatarParams
+from .teacher_colors import sample_colors
 
 # -- landmark groups (MediaPipe FaceMesh indices) -------------------------------------
-FACE_OVAL = (10, 109, 67, 103, 54, 21, 162, 127, 234, 93, 132, 58, 172, 136, 150, 149, 176,
-             148, 152, 377, 400, 378, 379, 365, 397, 288, 361, 323, 454, 356, 389, 251, 284,
-             332, 297, 338)  # fmt: skip
-RIGHT_EYE_RING = (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7)
-LEFT_EYE_RING = (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249)
-RIGHT_BROW_UPPER, RIGHT_BROW_LOWER = (70, 63, 105, 66, 107), (46, 53, 52, 65, 55)
-LEFT_BROW_UPPER, LEFT_BROW_LOWER = (300, 293, 334, 296, 336), (276, 283, 282, 295, 285)
-LIPS_OUTER = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37,
-              39, 40, 185)  # fmt: skip
-LIPS_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82,
-              81, 80, 191)  # fmt: skip
 # Vertically matched outer/inner lip points (midline first).
 UPPER_LIP_OUTER, UPPER_LIP_INNER = (0, 37, 267, 39, 269), (13, 82, 312, 81, 311)
 LOWER_LIP_OUTER, LOWER_LIP_INNER = (17, 84, 314, 181, 405), (14, 87, 317, 178, 402)
-# Skin patches: the landmarks lying in the cheek areas (x 3..6.6 cm, y -0.9..3.3 cm
-# from the canonical origin) and on the lower forehead (from the top of the brows
-# up to 1.5 cm above them; higher up, bangs often cover the skin); their convex
-# hulls, minus the brows, are sampled.
-RIGHT_CHEEK = (50, 101, 118, 119, 123, 147, 187, 205, 207, 213, 216)
-LEFT_CHEEK = (280, 330, 347, 348, 352, 376, 411, 425, 427, 433, 436)
-FOREHEAD = (69, 108, 151, 337, 299, 296, 336, 9, 107, 66)
 
 # -- mapping: reference (median of the three anchors), spread, kind -----------------------
 # name -> (reference m0, spread sd, "log" | "lin")
@@ -140,8 +113,6 @@ SHAPE_CONFIDENCE: dict[str, float] = {
 DEFAULT_SHAPE_CONFIDENCE = 0.8
 EXPRESSION_CONFIDENCE = {"brow_raise": 0.5}
 DEFAULT_EXPRESSION_CONFIDENCE = 0.8
-
-L_BAND = (20.0, 80.0)  # percentiles of L* kept in every colour region
 
 
 @dataclass
@@ -358,187 +329,3 @@ def _ramp(value: float, start: float, end: float) -> float:
 
 def _pose_factor(yaw: float, pitch: float) -> float:
     return float(max(0.0, 1.0 - (yaw / 60.0) ** 2) * max(0.0, 1.0 - (pitch / 50.0) ** 2))
-
-
-# -- colours ------------------------------------------------------------------------
-_THREAD = threading.local()
-
-
-def segment_person(rgb: np.ndarray) -> np.ndarray:
-    """(H, W) float32 person probability 0..1 from MediaPipe selfie segmentation.
-
-    One model per thread (MediaPipe graphs are not thread-safe)."""
-    segmenter = getattr(_THREAD, "segmenter", None)
-    if segmenter is None:
-        import mediapipe as mp
-
-        segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
-        _THREAD.segmenter = segmenter
-    mask = segmenter.process(np.ascontiguousarray(rgb)).segmentation_mask
-    if mask is None:
-        return np.zeros(rgb.shape[:2], np.float32)
-    return np.asarray(mask, dtype=np.float32)
-
-
-def sample_colors(
-    rgb: np.ndarray,
-    landmarks: np.ndarray,
-    person_mask: np.ndarray | None = None,
-    expression: dict[str, float] | None = None,
-) -> tuple[dict[str, str], dict[str, float]]:
-    """Robust colours of skin, lips, iris, brows and hair.
-
-    rgb: (H, W, 3) uint8; landmarks: (478, 3) pixels; person_mask: (H, W) 0..1,
-    or None to segment the region around the head here.
-    Returns (colour field -> "#rrggbb", colour field -> confidence 0..1).
-    """
-    expression = expression or {}
-    height, width = rgb.shape[:2]
-    xy = landmarks[:, :2]
-    x0, y0 = xy.min(0)
-    x1, y1 = xy.max(0)
-    face_w, face_h = x1 - x0, y1 - y0
-    # Work in a window around the head (hair reaches ~0.8 face heights above the mesh).
-    win = (
-        int(np.clip(math.floor(x0 - 0.7 * face_w), 0, width)),
-        int(np.clip(math.floor(y0 - 0.8 * face_h), 0, height)),
-        int(np.clip(math.ceil(x1 + 0.7 * face_w), 0, width)),
-        int(np.clip(math.ceil(y1 + 0.1 * face_h), 0, height)),
-    )
-    if win[2] - win[0] < 2 or win[3] - win[1] < 2:
-        return _defaults(), {name: 0.0 for name in COLOR_FIELDS}
-    patch = rgb[win[1] : win[3], win[0] : win[2]]
-    pts = xy - [win[0], win[1]]
-    window_size = patch.shape[:2]
-    # A large face (a selfie's is often 500+ px) is sampled at COLOR_FACE_PX: medians
-    # of robust bands do not need more pixels, and every step below grows with them
-    # (a 574 px face took 58 ms here, one of 256 px or less is sampled as it is).
-    scale = COLOR_FACE_PX / max(face_w, face_h, 1.0)
-    if scale < 1.0:
-        size = (max(1, round(patch.shape[1] * scale)), max(1, round(patch.shape[0] * scale)))
-        patch = cv2.resize(patch, size, interpolation=cv2.INTER_AREA)
-        factors = np.array([size[0] / window_size[1], size[1] / window_size[0]])
-        pts = pts * factors
-        face_w, face_h = face_w * factors[0], face_h * factors[1]
-    shape = patch.shape[:2]
-
-    def hull(indices: tuple[int, ...]) -> np.ndarray:
-        return _fill(shape, cv2.convexHull(pts[list(indices)].astype(np.float32)), convex=True)
-
-    def ring(indices: tuple[int, ...]) -> np.ndarray:
-        return _fill(shape, pts[list(indices)])
-
-    eye_open = ring(RIGHT_EYE_RING) | ring(LEFT_EYE_RING)
-    irises = [(pts[i[0]], _iris_radius(pts, i)) for i in (RIGHT_IRIS, LEFT_IRIS)]
-    iris_ring = np.zeros(shape, bool)
-    for centre, radius in irises:
-        iris_ring |= _disk(shape, centre, 0.95 * radius) & ~_disk(shape, centre, 0.45 * radius)
-
-    lips_region = ring(LIPS_OUTER) & ~ring(LIPS_INNER)
-    brow_region = (ring(RIGHT_BROW_UPPER + RIGHT_BROW_LOWER[::-1])
-                   | ring(LEFT_BROW_UPPER + LEFT_BROW_LOWER[::-1]))  # fmt: skip
-    margin = max(1, int(round(0.02 * max(face_w, face_h))))
-    brow_grown = cv2.dilate(brow_region.astype(np.uint8), np.ones((2 * margin + 1,) * 2, np.uint8))
-    skin_region = (hull(RIGHT_CHEEK) | hull(LEFT_CHEEK) | hull(FOREHEAD)) & (brow_grown == 0)
-    iris_region = iris_ring & eye_open
-
-    colors, confidence = _defaults(), {name: 0.0 for name in COLOR_FIELDS}
-    skin_lab, n_skin = _robust_lab(patch[skin_region], L_BAND)
-    if skin_lab is not None:
-        colors["skin_color"] = _lab_to_hex(skin_lab)
-        confidence["skin_color"] = min(1.0, n_skin / 150.0)
-    lip_lab, n_lip = _robust_lab(patch[lips_region], L_BAND)
-    if lip_lab is not None:
-        colors["lip_color"] = _lab_to_hex(lip_lab)
-        confidence["lip_color"] = min(1.0, n_lip / 60.0) * 0.9
-    # Brows: hairs are the darker half of the brow polygon (skin shows between them).
-    brow_lab, n_brow = _robust_lab(patch[brow_region], (5.0, 50.0))
-    if brow_lab is not None:
-        colors["brow_color"] = _lab_to_hex(brow_lab)
-        confidence["brow_color"] = min(1.0, n_brow / 60.0) * 0.7
-    # Iris: ring between pupil and limbus inside the lids; the band drops the
-    # pupil edge (darkest) and the catch-light (brightest).
-    iris_lab, n_iris = _robust_lab(patch[iris_region], (15.0, 70.0))
-    if iris_lab is not None:
-        openness = 1.0 - max(expression.get("blink_left", 0.0), expression.get("blink_right", 0.0))
-        colors["iris_color"] = _lab_to_hex(iris_lab)
-        confidence["iris_color"] = min(1.0, n_iris / 40.0) * 0.7 * openness
-
-    if person_mask is None:
-        person = segment_person(patch)
-    else:
-        person = np.asarray(person_mask, dtype=np.float32)[win[1] : win[3], win[0] : win[2]]
-        if person.shape != shape:  # the window was reduced above
-            person = cv2.resize(person, shape[::-1], interpolation=cv2.INTER_AREA)
-    hair_lab_all = _to_lab(patch[_hair_region(patch, pts, person)])
-    if skin_lab is not None:
-        # ears, neck and bare scalp are person-but-not-hair: drop skin-like pixels
-        hair_lab_all = hair_lab_all[np.linalg.norm(hair_lab_all - skin_lab, axis=1) > 12.0]
-    hair_lab, n_hair = _robust_lab(hair_lab_all, L_BAND, is_lab=True)
-    if hair_lab is not None:
-        colors["hair_color"] = _lab_to_hex(hair_lab)
-        expected = max(1.0, 0.15 * face_w * face_h)  # short hair covers ~15% of a face box
-        confidence["hair_color"] = min(1.0, n_hair / expected) * 0.8
-    return colors, {k: float(v) for k, v in confidence.items()}
-
-
-def _hair_region(patch: np.ndarray, pts: np.ndarray, person: np.ndarray) -> np.ndarray:
-    """Person pixels around and above the head, outside the (slightly grown) face oval."""
-    shape = patch.shape[:2]
-    oval = _fill(shape, pts[list(FACE_OVAL)])
-    face_size = float(np.ptp(pts[:, 0]) + np.ptp(pts[:, 1])) / 2
-    grow = max(1, int(round(0.04 * face_size)))
-    oval = cv2.dilate(oval.astype(np.uint8), np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)) > 0
-    above_mouth = np.arange(shape[0])[:, None] < pts[[61, 291], 1].mean()
-    return (person > 0.5) & ~oval & above_mouth
-
-
-def _to_lab(pixels: np.ndarray) -> np.ndarray:
-    """(N, 3) uint8 sRGB -> (N, 3) CIELab (D65)."""
-    if len(pixels) == 0:
-        return np.zeros((0, 3))
-    return rgb2lab(pixels[None].astype(np.float64) / 255.0)[0]
-
-
-def _robust_lab(
-    pixels: np.ndarray, band: tuple[float, float], is_lab: bool = False
-) -> tuple[np.ndarray | None, int]:
-    """Median Lab of the pixels (N, 3) uint8 sRGB, or Lab if `is_lab`, whose L* lies in
-    the given percentile band."""
-    if len(pixels) < 3:
-        return None, 0
-    lab = pixels if is_lab else _to_lab(pixels)
-    low, high = np.percentile(lab[:, 0], band)
-    kept = lab[(lab[:, 0] >= low) & (lab[:, 0] <= high)]
-    if len(kept) == 0:
-        return None, 0
-    return np.median(kept, axis=0), len(kept)
-
-
-def _lab_to_hex(lab: np.ndarray) -> str:
-    return rgb_to_hex(np.clip(lab2rgb(np.asarray(lab, dtype=np.float64)[None, None])[0, 0], 0, 1))
-
-
-def _defaults() -> dict[str, str]:
-    defaults = AvatarParams()
-    return {name: getattr(defaults, name) for name in COLOR_FIELDS}
-
-
-def _fill(shape: tuple[int, int], polygon: np.ndarray, convex: bool = False) -> np.ndarray:
-    """Boolean mask of a polygon in (sub-)pixel coordinates (1/16 px precision)."""
-    mask = np.zeros(shape, np.uint8)
-    contour = np.round(np.asarray(polygon, dtype=np.float64).reshape(-1, 2) * 16).astype(np.int32)
-    if convex:
-        cv2.fillConvexPoly(mask, contour, 1, lineType=cv2.LINE_8, shift=4)
-    else:
-        cv2.fillPoly(mask, [contour], 1, lineType=cv2.LINE_8, shift=4)
-    return mask.astype(bool)
-
-
-def _disk(shape: tuple[int, int], centre: np.ndarray, radius: float) -> np.ndarray:
-    yy, xx = np.ogrid[: shape[0], : shape[1]]
-    return (xx + 0.5 - centre[0]) ** 2 + (yy + 0.5 - centre[1]) ** 2 <= radius**2
-
-
-def _iris_radius(pts: np.ndarray, iris: tuple[int, ...]) -> float:
-    return float(np.linalg.norm(pts[list(iris[1:])] - pts[iris[0]], axis=1).mean())

@@ -21,7 +21,8 @@ from avatar3d.params import (
     hex_to_rgb,
     rgb_to_hex,
 )
-from avatar3d.teacher import LEFT_EYE_RING, RIGHT_EYE_RING, labels_to_params, measure
+from avatar3d.teacher import labels_to_params, measure
+from avatar3d.teacher_colors import LEFT_EYE_RING, RIGHT_EYE_RING
 
 MIRRORED = {"blink_left": "blink_right", "blink_right": "blink_left"}
 SLIDER_TOLERANCE = 0.05
@@ -255,15 +256,15 @@ def test_a_selfie_sized_face_is_sampled_reduced_with_the_same_colours(
     """A face over COLOR_FACE_PX has its colours sampled on a reduced copy: the colours
     stay within 1.5 dE of sampling every pixel, the confidences stay, and the window the
     reduction works on is the whole head (hair included)."""
-    from avatar3d import teacher
+    from avatar3d import teacher_colors
 
     head = np.ascontiguousarray(cv2.resize(astronaut[0:300, 100:400], (1600, 1600),
                                            interpolation=cv2.INTER_CUBIC))  # fmt: skip
     face = analyzer.analyze(head)[0]
-    assert face.size > 2 * teacher.COLOR_FACE_PX
-    mask = teacher.segment_person(head)  # a caller's own person mask is reduced alike
+    assert face.size > 2 * teacher_colors.COLOR_FACE_PX
+    mask = teacher_colors.segment_person(head)  # a caller's own person mask is reduced alike
     reduced = [measure(head, face), measure(head, face, person_mask=mask)]
-    monkeypatch.setattr(teacher, "COLOR_FACE_PX", 100_000)  # every pixel
+    monkeypatch.setattr(teacher_colors, "COLOR_FACE_PX", 100_000)  # every pixel
     full = [measure(head, face), measure(head, face, person_mask=mask)]
     for whole, small in zip(full, reduced, strict=True):
         assert whole.confidence["hair_color"] > 0.5

@@ -37,7 +37,7 @@ from zlib_ng import zlib_ng
 
 from avatar3d.avatar import Avatar
 
-from .background import helper_thread
+from .background import run_beside
 
 GENERATOR = "chibi-avatar exporters 0.1"
 
@@ -111,7 +111,7 @@ def _deflate(data: memoryview, level: int = 2) -> bytes:
         raw = zlib_ng.compressobj(level, zlib_ng.DEFLATED, -15)
         return raw.compress(data[half:]) + raw.flush()
 
-    pending = helper_thread("deflate").submit(second_half)
+    pending = run_beside("deflate", second_half)
     first = zlib_ng.compressobj(level, zlib_ng.DEFLATED, 15)
     head = first.compress(data[:half]) + first.flush(zlib_ng.Z_SYNC_FLUSH)
     return b"".join((head, pending.result(), struct.pack(">I", zlib_ng.adler32(data))))

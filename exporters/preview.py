@@ -35,7 +35,7 @@ from PIL import Image  # noqa: E402
 from avatar3d.avatar import Avatar  # noqa: E402
 from avatar3d.offscreen import offscreen_renderer  # noqa: E402
 
-from .background import helper_thread  # noqa: E402
+from .background import run_beside  # noqa: E402
 from .gltf_writer import encode_png  # noqa: E402
 
 # Background gradient (sRGB 0..255), top and bottom: pale sky to pale blush.
@@ -493,4 +493,4 @@ def render_thumbnail_in_background(avatar: Avatar, size: int = 1024) -> Future[b
     threads draw, the caller's thread would only wait; a VRM 1.0 export there hides
     ~2 ms of a photo's ~70 on 2 cores (`python -m bench regressor`). `avatar` must
     not change until the Future is done."""
-    return helper_thread("thumbnail").submit(render_thumbnail, avatar, size)
+    return run_beside("thumbnail", render_thumbnail, avatar, size)

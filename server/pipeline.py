@@ -41,6 +41,8 @@ class Job:
     max_pixels: int = 40_000_000
     shared_photo: int = 0  # the photo's size when it waits in the worker's shared block
     checksum: str = DEFAULT_CHECKSUM  # of the results' blobs, as the connection chose
+    # a core is free for the exporters' helper threads (no worker on it when dispatched)
+    helper_threads: bool = True
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,9 @@ def run_job(job: Job) -> dict[str, Any]:
     Errors travel as plain dicts because exceptions with custom constructors
     (ChibiError, ParamsError) do not survive pickling back to the server.
     """
+    from exporters.background import use_helper_threads
+
+    use_helper_threads(job.helper_threads)
     tracker = _Tracker(job.seq)
     try:
         tracker.stage("started")

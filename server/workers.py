@@ -76,6 +76,7 @@ class WorkerPool:
         self.pool: list[_Worker] = []
         self.queue: deque[_Queued] = deque()
         self.stopping = False
+        self.cores = len(os.sched_getaffinity(0))
 
     async def start(self) -> None:
         """Start every worker and wait until each has loaded its models."""
@@ -145,6 +146,8 @@ class WorkerPool:
                 if job.photo is not None and worker.shared and len(job.photo) <= self.shared_bytes:
                     worker.shared.buf[: len(job.photo)] = job.photo
                     job = dataclasses.replace(job, photo=None, shared_photo=len(job.photo))
+                busy = 1 + sum(w.job is not None for w in self.pool)  # with this job
+                job = dataclasses.replace(job, helper_threads=busy < self.cores)
                 worker.job = (job.seq, queued.future)
                 try:
                     worker.conn.send(job)

@@ -169,13 +169,34 @@ def test_textures_keep_their_orientation_in_previews_and_thumbnails():
 def test_export_file_renders_the_thumbnail_in_the_background_like_in_the_foreground(avatar):
     """`export_file` (the CLI's, the server's and batch's path) renders the VRM thumbnail
     on the thumbnail thread while it writes the rest: the same file as with the
-    thumbnail rendered first, in this thread."""
+    thumbnail rendered first, in this thread, and as with helper threads switched off
+    (what a server worker does when every core is busy)."""
     import exporters
+    from exporters.background import use_helper_threads
 
     assert render_thumbnail_in_background(avatar, 128).result() == render_thumbnail(avatar, 128)
     assert any(thread.name.startswith("chibi-thumbnail") for thread in threading.enumerate())
     for fmt in ("vrm1", "vrm0"):
         expected = exporters.export(avatar, fmt, render_thumbnail(avatar))
         assert exporters.export_file(avatar, fmt) == expected
+        use_helper_threads(False)
+        try:
+            assert exporters.export_file(avatar, fmt) == expected
+        finally:
+            use_helper_threads(True)
         assert exporters.export_file(avatar, fmt, thumbnail=False) == exporters.export(avatar, fmt)
     assert exporters.export_file(avatar, "glb") == exporters.export(avatar, "glb")
+
+
+def test_with_helper_threads_off_the_work_runs_here_and_errors_still_arrive():
+    from exporters.background import run_beside, use_helper_threads
+
+    use_helper_threads(False)
+    try:
+        here = run_beside("test", threading.current_thread)
+        assert here.done() and here.result() is threading.current_thread()
+        with pytest.raises(ZeroDivisionError):
+            run_beside("test", lambda: 1 / 0).result()
+    finally:
+        use_helper_threads(True)
+    assert run_beside("test", threading.current_thread).result() is not threading.current_thread()

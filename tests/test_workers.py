@@ -83,6 +83,29 @@ def test_without_shared_memory_everything_goes_through_the_pipe(
         assert piped["items"][0]["model"] == shared["items"][0]["model"]
 
 
+def test_jobs_get_helper_threads_only_while_a_core_is_free():
+    """The pool tells a job whether the exporters may use helper threads: yes while
+    fewer jobs than cores run, no once every core has a worker busy."""
+    pool = workers.WorkerPool(2, SETTINGS, lambda *event: None)
+    pool.cores = 2
+    sent: list[pipeline.Job] = []
+
+    class Pipe:
+        def send(self, job: pipeline.Job) -> None:
+            sent.append(job)
+
+    pool.pool = [workers._Worker(None, Pipe(), None, ready=True) for _ in range(2)]
+    loop = asyncio.new_event_loop()
+    try:
+        for seq in (1, 2):
+            job = pipeline.Job(seq, "params", dict(DEFAULT_OPTIONS), params={})
+            pool.queue.append(workers._Queued(job, loop.create_future()))
+            pool._pump()
+    finally:
+        loop.close()
+    assert [(job.seq, job.helper_threads) for job in sent] == [(1, True), (2, False)]
+
+
 def test_a_bad_photo_is_an_error_outcome_and_the_worker_goes_on():
     glb = {**DEFAULT_OPTIONS, "format": "glb"}
     outcomes, _ = _run_jobs(

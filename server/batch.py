@@ -42,6 +42,7 @@ from avatar3d.errors import ChibiError
 
 from .atomic import TMP_SUFFIX, write_atomic
 from .batch_paths import Item, face_output_path, output_file, plan_inputs, preview_path
+from .process_setup import usable_cores
 
 MANIFEST, FAILURES, LOCK = "manifest.jsonl", "failures.jsonl", ".chibi-batch.lock"
 WORKER_LOG = ".chibi-batch-workers.log"  # the local workers' stderr, rewritten each run
@@ -214,11 +215,6 @@ class Summary:
         return self.converted + self.failed + self.skipped_ok + self.skipped_failed
 
 
-def default_workers() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def run_batch(
     input_path: str | os.PathLike, output_dir: str | os.PathLike, options: JobOptions, *,
     engine: str = "local", workers: int | None = None, address: str | None = None,
@@ -290,7 +286,7 @@ def _engine(name: str, tasks: list, options: JobOptions, workers: int | None,
     if name == "local":
         from .batch_local import run_local
 
-        return run_local(tasks, options, workers or default_workers(), chunk, str(log))
+        return run_local(tasks, options, workers or usable_cores(), chunk, str(log))
     if name == "ray":
         from .batch_ray import run_ray
 

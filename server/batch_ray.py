@@ -75,7 +75,7 @@ def run_ray(
         raise ChibiError(
             "not_available", 'the Ray engine needs the ray extra: pip install ".[ray]"'
         ) from None
-    from .batch import default_workers
+    from .process_setup import usable_cores
 
     if not tasks:
         return
@@ -89,7 +89,7 @@ def run_ray(
             ray.init(address=address, **common)
         else:
             # "local": a new Ray of our own, even if a `ray start` cluster runs on this host
-            ray.init(address="local", num_cpus=workers or default_workers(), **common)
+            ray.init(address="local", num_cpus=workers or usable_cores(), **common)
         started = True
     try:
         actors = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .process_setup import usable_cores
+
 
 class ConfigError(ValueError):
     """The configuration is invalid or unsafe (e.g. a public address without a token)."""
@@ -75,7 +77,7 @@ class ServerConfig:
             )
 
     def worker_count(self) -> int:
-        return self.workers or max(1, len(os.sched_getaffinity(0)))
+        return self.workers or usable_cores()
 
 
 def is_loopback(host: str) -> bool:

@@ -26,6 +26,11 @@ TRIM_THRESHOLD_BYTES = 64 * 1024 * 1024
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def keep_freed_memory() -> bool:
     """Let glibc keep freed blocks under 32 MB for reuse (up to 64 MB of free heap).
 

@@ -29,6 +29,7 @@ from typing import Any
 from avatar3d.process_map import start_worker, stop_workers
 
 from . import pipeline
+from .process_setup import usable_cores
 
 log = logging.getLogger("chibi.server")
 
@@ -76,7 +77,7 @@ class WorkerPool:
         self.pool: list[_Worker] = []
         self.queue: deque[_Queued] = deque()
         self.stopping = False
-        self.cores = len(os.sched_getaffinity(0))
+        self.cores = usable_cores()
 
     async def start(self) -> None:
         """Start every worker and wait until each has loaded its models."""

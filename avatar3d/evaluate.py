@@ -47,7 +47,7 @@ REAL_ANNOTATIONS: dict[str, dict[str, str]] = {
     "cameraman": {"glasses": "none"},
 }
 HELDOUT_AVATARS = 300
-MST_FACES_PER_TONE = 24
+MST_FACES_PER_TONE = 96
 
 
 def delta_e(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -152,7 +152,9 @@ def evaluate_fairness(model: ChibiNet, arrays: dict[str, np.ndarray]) -> dict[st
     tone = arrays["avatar_index"] % len(MONK_SKIN_TONES)
     cnn_err = delta_e(pred.colors[:, skin], arrays["colors"][:, skin])
     per_tone = [float(cnn_err[tone == k].mean()) for k in range(len(MONK_SKIN_TONES))]
-    result: dict[str, Any] = {"tones": list(MONK_SKIN_TONES), "cnn": per_tone}
+    result: dict[str, Any] = {
+        "tones": list(MONK_SKIN_TONES), "cnn": per_tone, "cnn_chance": chance_ratio(cnn_err, tone)
+    }  # fmt: skip
     if "teacher_found" in arrays:
         found = np.asarray(arrays["teacher_found"], bool)
         result["found"] = [float(found[tone == k].mean()) for k in range(len(MONK_SKIN_TONES))]
@@ -163,7 +165,25 @@ def evaluate_fairness(model: ChibiNet, arrays: dict[str, np.ndarray]) -> dict[st
             float(t_err[(tone == k) & ok].mean()) if np.any((tone == k) & ok) else float("nan")
             for k in range(len(MONK_SKIN_TONES))
         ]
+        result["teacher_chance"] = chance_ratio(t_err[ok], tone[ok])
     return result
+
+
+def chance_ratio(errors: np.ndarray, groups: np.ndarray, draws: int = 1000) -> float:
+    """Median worst/mean of the per-group mean error when the same errors are shuffled
+    across the groups (sizes kept): what a model equally good on every swatch would show
+    with this many faces. The worst of ten noisy means sits above their mean by chance."""
+    errors, groups = np.asarray(errors, np.float64), np.asarray(groups)
+    labels, index = np.unique(groups, return_inverse=True)
+    if len(labels) < 2:
+        return float("nan")
+    counts = np.bincount(index)
+    rng = np.random.default_rng(0)
+    ratios = np.empty(draws)
+    for i in range(draws):
+        means = np.bincount(index, weights=rng.permutation(errors)) / counts
+        ratios[i] = means.max() / means.mean()
+    return float(np.median(ratios))
 
 
 # --------------------------------------------------------------------------- real photos

@@ -130,6 +130,20 @@ def test_lab_conversion_matches_scikit_image():
     assert np.allclose(ours, rgb2lab(rgb[None])[0], atol=0.05)
 
 
+def test_fairness_chance_ratio_is_the_worst_swatch_of_a_model_fair_by_construction():
+    from avatar3d.evaluate import chance_ratio
+
+    rng = np.random.default_rng(1)
+    groups = np.arange(2000) % 10
+    errors = rng.gamma(4.0, 1.0, 2000)  # the same distribution on every swatch
+    ratio = chance_ratio(errors, groups)
+    means = np.bincount(groups, weights=errors) / 200
+    assert 1.0 < ratio < 1.15
+    assert abs(means.max() / means.mean() - ratio) < 0.1
+    fewer = chance_ratio(errors[:200], groups[:200])  # 20 faces per swatch: larger by chance
+    assert fewer > ratio
+
+
 def test_label_command_then_training_on_teacher_labels(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -173,8 +173,13 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(
                 f"   {source}: mean {values.mean():.2f}, worst {values.max():.2f}, "
                 f"worst/mean {ratio:.2f} (goal <= {FAIRNESS_GOAL}) "
-                f"{'meets' if ratio <= FAIRNESS_GOAL else 'does NOT meet'} the goal"
+                f"{'meets' if ratio <= FAIRNESS_GOAL else 'does NOT meet'} the goal; "
+                f"by chance alone {fair.get(source + '_chance', float('nan')):.2f}"
             )
+    lines.append(
+        "   ('by chance alone': the same errors shuffled across the swatches, median of 1000"
+        " shuffles:\n    what a model equally good on every swatch would show with this many faces)"
+    )
     return "\n".join(lines)
 
 

@@ -41,9 +41,10 @@ FAIRNESS_GOAL = 1.2  # worst swatch error / mean error
 CLASS_GOAL = 0.9  # synthetic accuracy a class head needs before the pipeline uses it
 INFORMATIVE = 0.8  # CNN error / always-the-default error below which the CNN may fill in
 # What is known for certain about the sample photos (used to check the class heads).
+# Grace Hopper wears browline frames, angular above: the nearest of GLASSES is "square".
 REAL_ANNOTATIONS: dict[str, dict[str, str]] = {
     "astronaut": {"glasses": "none"},
-    "grace_hopper": {"glasses": "none"},
+    "grace_hopper": {"glasses": "square"},
     "cameraman": {"glasses": "none"},
 }
 HELDOUT_AVATARS = 300

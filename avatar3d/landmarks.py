@@ -193,6 +193,10 @@ def warp_image(rgb: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray:
                     (transform[:, :2] @ to_image[:, 2] + transform[:, 2])[:, None],
                 ]
             )
+    # Transforms here map continuous coordinates (pixel i spans [i, i + 1), as landmarks
+    # and mirroring use them); OpenCV samples pixel centres at whole numbers.
+    transform = transform.copy()
+    transform[:, 2] += transform[:, :2] @ [0.5, 0.5] - 0.5
     return cv2.warpAffine(
         source,
         transform,

@@ -14,6 +14,7 @@ The set is rendered once per (count, seed) and cached as .npz under
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import time
 import warnings
@@ -215,9 +216,10 @@ def source_digest(teacher: bool = False) -> str:
     digest = hashlib.sha256(f"r{SYNTH_VERSION}".encode())
     for path in files:
         digest.update(path.name.encode() + path.read_bytes())
-    # of face analysis, the crops depend only on the alignment's constants
+    # of face analysis, the crops depend only on the alignment's constants and the warp
     alignment = (landmarks.CANONICAL_CROP_POINTS, landmarks.ALIGN_WEIGHTS, landmarks.CROP_SIZE)
     digest.update(repr((alignment, landmarks.CROP_BORDER_VALUE)).encode())
+    digest.update(inspect.getsource(landmarks.warp_image).encode())
     return digest.hexdigest()[:8]
 
 

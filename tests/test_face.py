@@ -16,7 +16,7 @@ from skimage import data
 from avatar3d.errors import ChibiError
 from avatar3d.face import FaceAnalyzer, analyze_image
 from avatar3d.imageio import ImageLimits
-from avatar3d.landmarks import CANONICAL_CROP_POINTS, CROP_SIZE, head_pose
+from avatar3d.landmarks import CANONICAL_CROP_POINTS, CROP_SIZE, head_pose, warp_image
 
 
 def jpeg_bytes(rgb: np.ndarray, quality: int = 92, **kwargs) -> bytes:
@@ -155,6 +155,25 @@ def test_head_pose_follows_a_known_rotation(astronaut_face):
     # Canonical-model conventions: a face exactly frontal has pose ~0 after mirroring
     # out its own yaw.
     assert abs(yaw0) < 10
+
+
+@pytest.mark.parametrize("scale", [1.7, 0.75, 0.3])  # 0.3: reduced by area first
+def test_warp_of_a_mirrored_image_is_the_mirrored_warp(astronaut, scale):
+    width = astronaut.shape[1]
+    angle = math.radians(12.0)
+    rotation = scale * np.array(
+        [[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]]
+    )
+    transform = np.hstack([rotation, [[-60.3], [-41.7]]])
+    # x -> W - x in the image and u -> 128 - u in the output (continuous coordinates)
+    flip_out, flip_in = np.diag([-1.0, 1.0]), np.diag([-1.0, 1.0])
+    mirrored = np.hstack([
+        flip_out @ rotation @ flip_in,
+        (flip_out @ (rotation @ [width, 0.0] + transform[:, 2]) + [128.0, 0.0])[:, None],
+    ])  # fmt: skip
+    direct = warp_image(astronaut, transform, 128).astype(int)
+    of_mirror = warp_image(np.ascontiguousarray(astronaut[:, ::-1]), mirrored, 128)[:, ::-1]
+    assert np.abs(direct - of_mirror).mean() < 0.05
 
 
 def test_exif_rotated_photo_gives_the_same_landmarks(astronaut, astronaut_face):

@@ -49,6 +49,7 @@ REAL_ANNOTATIONS: dict[str, dict[str, str]] = {
 }
 HELDOUT_AVATARS = 300
 MST_FACES_PER_TONE = 96
+CHANCE_SHUFFLES = 1000  # shuffles behind `chance_ratio`'s median
 
 
 def delta_e(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -170,7 +171,7 @@ def evaluate_fairness(model: ChibiNet, arrays: dict[str, np.ndarray]) -> dict[st
     return result
 
 
-def chance_ratio(errors: np.ndarray, groups: np.ndarray, draws: int = 1000) -> float:
+def chance_ratio(errors: np.ndarray, groups: np.ndarray, draws: int = CHANCE_SHUFFLES) -> float:
     """Median worst/mean of the per-group mean error when the same errors are shuffled
     across the groups (sizes kept): what a model equally good on every swatch would show
     with this many faces. The worst of ten noisy means sits above their mean by chance."""

@@ -166,10 +166,10 @@ def test_warp_of_a_mirrored_image_is_the_mirrored_warp(astronaut, scale):
     )
     transform = np.hstack([rotation, [[-60.3], [-41.7]]])
     # x -> W - x in the image and u -> 128 - u in the output (continuous coordinates)
-    flip_out, flip_in = np.diag([-1.0, 1.0]), np.diag([-1.0, 1.0])
+    flip = np.diag([-1.0, 1.0])
     mirrored = np.hstack([
-        flip_out @ rotation @ flip_in,
-        (flip_out @ (rotation @ [width, 0.0] + transform[:, 2]) + [128.0, 0.0])[:, None],
+        flip @ rotation @ flip,
+        (flip @ (rotation @ [width, 0.0] + transform[:, 2]) + [128.0, 0.0])[:, None],
     ])  # fmt: skip
     direct = warp_image(astronaut, transform, 128).astype(int)
     of_mirror = warp_image(np.ascontiguousarray(astronaut[:, ::-1]), mirrored, 128)[:, ::-1]

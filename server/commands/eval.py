@@ -48,6 +48,7 @@ def format_report(report: dict[str, Any]) -> str:
     import numpy as np
 
     from avatar3d.evaluate import (
+        CHANCE_SHUFFLES,
         CLASS_GOAL,
         COLOR_GOAL,
         FAIRNESS_GOAL,
@@ -177,8 +178,9 @@ def format_report(report: dict[str, Any]) -> str:
                 f"by chance alone {fair.get(source + '_chance', float('nan')):.2f}"
             )
     lines.append(
-        "   ('by chance alone': the same errors shuffled across the swatches, median of 1000"
-        " shuffles:\n    what a model equally good on every swatch would show with this many faces)"
+        "   ('by chance alone': the same errors shuffled across the swatches, median of "
+        f"{CHANCE_SHUFFLES} shuffles:\n    what a model equally good on every swatch would show "
+        "with this many faces)"
     )
     return "\n".join(lines)
 

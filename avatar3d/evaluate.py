@@ -142,10 +142,13 @@ def evaluate_synthetic(
     return result
 
 
-def evaluate_fairness(model: ChibiNet, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Skin colour dE2000 per Monk swatch (CNN; teacher where it found the face), and
+def evaluate_fairness(
+    model: ChibiNet, arrays: dict[str, np.ndarray], table: FusionTable | None = None
+) -> dict[str, Any]:
+    """Skin colour dE2000 per Monk swatch (CNN; teacher where it measured the skin), and
     per swatch the share of faces FaceMesh found at all ('found': the photo path
-    answers `no_face` for the others)."""
+    answers `no_face` for the others). With `table`, also 'photo_path': what a user
+    gets, the skin colour fused by `table` on the faces the photo path accepts."""
     from .synth import MONK_SKIN_TONES
     from .training import predict_arrays
 
@@ -168,6 +171,23 @@ def evaluate_fairness(model: ChibiNet, arrays: dict[str, np.ndarray]) -> dict[st
             for k in range(len(MONK_SKIN_TONES))
         ]
         result["teacher_chance"] = chance_ratio(t_err[ok], tone[ok])
+    if table is not None and "teacher_colors" in arrays:
+        found = np.asarray(arrays["teacher_found"], bool)
+        _, fused = fuse_arrays(
+            pred.sliders[found],
+            pred.colors[found],
+            arrays["teacher_sliders"][found],
+            arrays["teacher_slider_conf"][found],
+            arrays["teacher_colors"][found],
+            arrays["teacher_color_conf"][found],
+            table,
+        )
+        p_err, p_tone = delta_e(fused[:, skin], arrays["colors"][found, skin]), tone[found]
+        result["photo_path"] = [
+            float(p_err[p_tone == k].mean()) if np.any(p_tone == k) else float("nan")
+            for k in range(len(MONK_SKIN_TONES))
+        ]
+        result["photo_path_chance"] = chance_ratio(p_err, p_tone)
     return result
 
 
@@ -477,6 +497,6 @@ def run_evaluation(
         "synthetic": evaluate_synthetic(model, table, heldout),
         "real": {"photos": real["photos"], **errors, "class_accuracy": class_real},
         "stability": stability(real["readings"], table),
-        "fairness": evaluate_fairness(model, mst),
+        "fairness": evaluate_fairness(model, mst, table),
         "fusion": table.to_dict(),
     }

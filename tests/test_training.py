@@ -11,6 +11,7 @@ from PIL import Image
 from skimage import data as skdata
 from skimage.color import rgb2lab
 
+from avatar3d.fusion import FusionTable
 from avatar3d.params import GLASSES, HAIR_STYLES, SHAPE_SLIDERS, AvatarParams
 from avatar3d.regressor import COLOR_NAMES, SLIDER_FIELDS, create_model
 from avatar3d.synth import MONK_SKIN_TONES, SetSpec, as_training_set, load_or_render, sample_params
@@ -19,6 +20,7 @@ from avatar3d.training import (
     TrainingSet,
     augment,
     load_labelled,
+    predict_arrays,
     srgb_to_lab,
     teacher_targets,
     train_model,
@@ -193,11 +195,48 @@ def test_fairness_reports_per_swatch_colour_error_and_how_often_a_face_was_found
         "teacher_found": found,
         "teacher_colors": np.clip(colors + 0.05, 0, 1),
         "teacher_color_conf": found[:, None] * np.ones((n, len(COLOR_NAMES)), np.float32),
+        "teacher_sliders": rng.uniform(0, 1, (n, len(SLIDER_FIELDS))).astype(np.float32),
+        "teacher_slider_conf": np.ones((n, len(SLIDER_FIELDS)), np.float32),
     }
-    result = evaluate_fairness(create_model("chibinet-s").eval(), arrays)
+    unsure = found & (np.arange(n) % 3 == 0)  # found, but the skin sample is too small
+    arrays["teacher_color_conf"][unsure] = 0.1
+    model = create_model("chibinet-s").eval()
+    result = evaluate_fairness(model, arrays, FusionTable.teacher_first())
     assert result["found"] == [1.0] * 5 + [0.25] * 5
     skin = COLOR_NAMES.index("skin_color")
     expected = delta_e(arrays["teacher_colors"][:, skin], colors[:, skin])
     for k in range(len(MONK_SKIN_TONES)):
         assert result["teacher"][k] == pytest.approx(expected[(tone == k) & found].mean(), rel=1e-5)
     assert len(result["cnn"]) == len(MONK_SKIN_TONES)
+    # the photo path: faces it accepts only; the CNN's skin where the teacher was unsure
+    cnn = delta_e(predict_arrays(model, arrays["crops"]).colors[:, skin], colors[:, skin])
+    path = np.where(unsure, cnn, expected)
+    for k in range(len(MONK_SKIN_TONES)):
+        assert result["photo_path"][k] == pytest.approx(path[(tone == k) & found].mean(), rel=1e-5)
+    assert "photo_path" not in evaluate_fairness(model, arrays)
+
+
+def test_eval_report_prints_each_fairness_verdict_with_its_chance_level():
+    from avatar3d.fusion import CLASS_FIELDS, FUSION_FIELDS
+    from server.commands.eval import format_report
+
+    per_field = {name: 0.1 for name in FUSION_FIELDS}
+    tones = list(MONK_SKIN_TONES)
+    report = {
+        "model": "m",
+        "synthetic": {"count": 3, "cnn": per_field, "default": per_field,
+                      "hair_style_accuracy": 1.0, "glasses_accuracy": 1.0},
+        "real": {"photos": [], "agreement": per_field},
+        "fusion": FusionTable.teacher_first().to_dict(),
+        "stability": {"fused": per_field, "cnn": per_field, "class_changes": {"count": 0},
+                      "worst_under": {name: "flip" for name in FUSION_FIELDS}},
+        "fairness": {"tones": tones, "cnn": [1.0] * 9 + [2.0], "cnn_chance": 1.05,
+                     "teacher": [3.0] * 10, "teacher_chance": 1.1,
+                     "photo_path": [2.0] * 9 + [2.3], "photo_path_chance": 1.12},
+    }  # fmt: skip
+    text = format_report(report)
+    assert "   cnn: mean 1.10, worst 2.00, worst/mean 1.82 (goal <= 1.2) does NOT meet" in text
+    assert "   teacher: mean 3.00, worst 3.00, worst/mean 1.00 (goal <= 1.2) meets" in text
+    assert "   photo path: mean 2.03, worst 2.30, worst/mean 1.13 (goal <= 1.2) meets" in text
+    assert "by chance alone 1.12" in text
+    assert all(name in text for name in CLASS_FIELDS)

@@ -157,8 +157,9 @@ def format_report(report: dict[str, Any]) -> str:
     lines += [
         "",
         "4. Fairness: skin colour dE2000 on synthetic faces tinted to each Monk Skin Tone,",
-        "   and the share of those faces FaceMesh found (the others answer no_face)",
-        f"   {'swatch':10}{'CNN':>8}{'teacher':>9}{'found':>8}",
+        "   the share of those faces FaceMesh found (the others answer no_face), and on the found",
+        "   faces the photo path's skin colour (the fusion table's choice: what a user gets)",
+        f"   {'swatch':10}{'CNN':>8}{'teacher':>9}{'found':>8}{'photo path':>12}",
     ]
     missing = [None] * len(fair["tones"])
     for i, tone in enumerate(fair["tones"]):
@@ -166,13 +167,14 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(
             f"   {tone:10}{_fmt(fair['cnn'][i])}{_fmt(fair.get('teacher', missing)[i], 9)}"
             + (f"{100 * found:7.0f}%" if found is not None else f"{'-':>8}")
+            + _fmt(fair.get("photo_path", missing)[i], 12)
         )
-    for source in ("cnn", "teacher"):
+    for source in ("cnn", "teacher", "photo_path"):
         values = np.array([v for v in fair.get(source, []) if v is not None and np.isfinite(v)])
         if len(values):
-            ratio = values.max() / values.mean()
+            ratio, name = values.max() / values.mean(), source.replace("_", " ")
             lines.append(
-                f"   {source}: mean {values.mean():.2f}, worst {values.max():.2f}, "
+                f"   {name}: mean {values.mean():.2f}, worst {values.max():.2f}, "
                 f"worst/mean {ratio:.2f} (goal <= {FAIRNESS_GOAL}) "
                 f"{'meets' if ratio <= FAIRNESS_GOAL else 'does NOT meet'} the goal; "
                 f"by chance alone {fair.get(source + '_chance', float('nan')):.2f}"

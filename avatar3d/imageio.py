@@ -2,13 +2,15 @@
 
 Photos come from the network, so decoding is defensive:
 
-- only JPEG, PNG, WebP, BMP and GIF are opened (Pillow is never asked to guess
-  among its other, rarer decoders);
+- only photo formats are opened: JPEG, PNG, WebP, BMP, GIF, HEIC/HEIF (what
+  iPhones save; `pillow-heif`) and AVIF (Pillow is never asked to guess among its
+  other, rarer decoders);
 - the byte size, the pixel count and the longest side are checked from the
   header, *before* the pixels are decoded, so a decompression bomb (a tiny PNG
   that claims 30000 x 30000 pixels) costs nothing;
 - EXIF orientation is applied, so a phone photo taken sideways comes out
-  upright;
+  upright (HEIF's own rotation and mirroring are applied by libheif, which then
+  marks the EXIF orientation as done);
 - every mode Pillow can produce (grayscale, 16-bit, palette, CMYK, alpha...)
   ends up as (H, W, 3) uint8 sRGB; transparent pixels are composited on grey;
 - very large photos are reduced right away (JPEG DCT scaling with
@@ -28,12 +30,14 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import pillow_heif
 from PIL import ExifTags, Image, ImageOps
 
 from .errors import ChibiError
+from .photo_formats import ALLOWED_FORMATS
 
-# The formats a photo may arrive in; anything else is `invalid_image`.
-ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
+# Pillow opens HEIF through pillow-heif's plugin (format "HEIF"); AVIF is Pillow's own.
+pillow_heif.register_heif_opener()
 
 # Transparent pixels are composited on this neutral grey: it is neither skin
 # nor hair coloured, so it does not bias colour sampling, and faces stay

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .params import hex_to_rgb
+from .photo_formats import PHOTO_SUFFIXES
 from .regressor import (
     COLOR_NAMES,
     MIRRORED_SLIDERS,
@@ -390,9 +391,6 @@ def save_history(path: Path, history: History) -> None:
 
 
 # --------------------------------------------------------------------------- real photos
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
-
-
 def label_folder(
     folder: str | Path, all_faces: bool = False, log: Callable[[str], None] | None = None
 ) -> list[dict[str, Any]]:

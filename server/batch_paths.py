@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from avatar3d.errors import ChibiError
+from avatar3d.photo_formats import PHOTO_SUFFIXES
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 OUTPUT_EXTENSIONS = {"glb": ".glb", "vrm1": ".vrm", "vrm0": ".vrm"}
 MAX_NAME_BYTES = 150  # per sanitised path component, leaves room for suffixes under 255
 
@@ -115,7 +115,7 @@ def _folder_entries(root: str, exclude: str | None) -> list[tuple[str, str, str 
             if not d.startswith(".") and os.path.join(folder, d) != exclude
         )  # fmt: skip
         for name in sorted(filenames):
-            if name.startswith(".") or not name.lower().endswith(IMAGE_EXTENSIONS):
+            if name.startswith(".") or not name.lower().endswith(PHOTO_SUFFIXES):
                 continue
             path = os.path.join(folder, name)
             key = PurePosixPath(*Path(os.path.relpath(path, root)).parts).as_posix()
@@ -178,7 +178,7 @@ def plan_inputs(
 ) -> list[Item]:  # fmt: skip
     """The job's inputs and their output paths (see the module docstring).
 
-    input_path: a folder (walked recursively for IMAGE_EXTENSIONS) or a text file
+    input_path: a folder (walked recursively for PHOTO_SUFFIXES) or a text file
     with one path per line; base: the folder a list's relative paths start from
     and that every listed photo must be inside (default: the list file's folder).
     Raises ChibiError invalid_input / invalid_output for a job that cannot start.

@@ -80,7 +80,7 @@ def chibi_process_setup() -> None:
 
 
 def worker_process_setup() -> None:
-    """One thread per native library (torch, BLAS, OpenCV), and `keep_freed_memory`.
+    """One thread per native library (torch, BLAS, OpenCV, libheif), and `keep_freed_memory`.
 
     Each library otherwise starts a thread per core, and on 2 cores two workers'
     idle BLAS/OpenMP threads spin against the busy ones (avatar builds took 35 ms
@@ -90,6 +90,7 @@ def worker_process_setup() -> None:
     """
     os.environ.update(dict.fromkeys(_THREAD_VARIABLES, "1"))
     import cv2
+    import pillow_heif
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -97,6 +98,7 @@ def worker_process_setup() -> None:
     torch.set_num_threads(1)
     threadpool_limits(1)
     cv2.setNumThreads(1)
+    pillow_heif.options.DECODE_THREADS = 1  # HEIC tiles (an iPhone photo has 48)
 
 
 def pay_first_calls(pipeline: Any = None, avatar: Any = None) -> None:

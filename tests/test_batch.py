@@ -47,6 +47,14 @@ def _resized(rgb: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize((side, side), Image.Resampling.LANCZOS))
 
 
+def _sideways_heic(rgb: np.ndarray) -> bytes:
+    """`rgb` as a phone stores it: rotated, with the EXIF tag and HEIF's 'irot' box that
+    turn it upright."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return _encode(np.rot90(rgb).copy(), "HEIF", quality=85, exif=exif.tobytes())
+
+
 def _write(root: Path, rel: str, data: bytes) -> None:
     (root / rel).parent.mkdir(parents=True, exist_ok=True)
     (root / rel).write_bytes(data)
@@ -66,6 +74,8 @@ def make_photos(root: Path) -> dict[str, str | None]:
         "c/same.jpg": (_encode(astronaut[20:340, 60:380].copy(), "JPEG", quality=95), None),
         "c/same.png": (_encode(_resized(astronaut, 320), "PNG"), None),
         "odd: näme?.webp": (_encode(astronaut, "WEBP", quality=80), None),
+        # an iPhone's: HEIC, upper-case name, stored sideways with its rotation
+        "phone/IMG_0001.HEIC": (_sideways_heic(_resized(astronaut, 384)), None),
         # a Latin-1 file name, not valid UTF-8: keys round-trip, the output name is sanitised
         os.fsdecode(b"caf\xe9.jpg"): (_encode(_resized(astronaut, 448), "JPEG", quality=85), None),
         # two faces: with --all-faces, pair.vrm and pair~1.vrm
@@ -274,6 +284,7 @@ def test_local_and_ray_engines_write_identical_outputs(tmp_path: Path, ray_addre
         "c/same_png.preview.png", "c/same_png.vrm", "caf_.preview.png", "caf_.vrm",
         "odd_ näme_.preview.png", "odd_ näme_.vrm",
         "pair.preview.png", "pair.vrm", "pair~1.preview.png", "pair~1.vrm",
+        "phone/IMG_0001.preview.png", "phone/IMG_0001.vrm",
     ]  # fmt: skip
     assert [o["path"] for o in local[1]["pair.jpg"]["outputs"]] == ["pair.vrm", "pair~1.vrm"]
     assert local[0].keys() == ray[0].keys()

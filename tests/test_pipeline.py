@@ -98,6 +98,28 @@ def test_convert_a_real_photo_to_a_valid_vrm(tmp_path, astronaut):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
 
 
+def test_an_iphone_heic_converts_like_the_same_photo_as_png(tmp_path, astronaut, capsys):
+    # stored sideways with HEIF's rotation box and the EXIF tag, as an iPhone saves it
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    sideways = Image.fromarray(np.rot90(skdata.astronaut()).copy())
+    sideways.save(buffer, "HEIF", quality=90, exif=exif.tobytes())
+    photo = tmp_path / "IMG_0001.HEIC"
+    photo.write_bytes(buffer.getvalue())
+    out = tmp_path / "me.vrm"
+    assert main(["convert", str(photo), "-o", str(out)]) == 0
+    assert_valid_file(out.read_bytes(), "me.vrm", DEFAULT_BUDGET)
+    capsys.readouterr()
+    assert main(["params", str(photo)]) == 0
+    from_heic = AvatarParams.from_json(capsys.readouterr().out)
+    (from_png,) = photo_to_params(astronaut)
+    for name in from_png.shape:  # upright: the same face, read through lossy compression
+        assert from_heic.shape[name] == pytest.approx(from_png.shape[name], abs=0.03), name
+    skin = np.subtract(hex_to_rgb(from_heic.skin_color), hex_to_rgb(from_png.skin_color))
+    assert np.abs(skin).max() < 0.03
+
+
 def test_convert_all_faces_writes_one_file_per_face(tmp_path):
     from matplotlib import cbook
 

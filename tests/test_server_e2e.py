@@ -315,9 +315,10 @@ def test_sync_client_wrapper(server):
 
 
 @pytest.mark.skipif(PHOTO_PATH_MISSING, reason=PHOTO_SKIP_REASON)
-def test_photo_over_the_wire_equals_chibi_convert(server, tmp_path):
-    photo = tmp_path / "astronaut.jpg"
-    astronaut().save(photo, quality=92)
+@pytest.mark.parametrize("name", ["astronaut.jpg", "IMG_0001.HEIC"])
+def test_photo_over_the_wire_equals_chibi_convert(server, tmp_path, name):
+    photo = tmp_path / name
+    astronaut().save(photo, "JPEG" if name.endswith(".jpg") else "HEIF", quality=92)
     expected = tmp_path / "cli.vrm"
     code, errors = cli("convert", str(photo), "-o", str(expected))
     assert code == 0, errors

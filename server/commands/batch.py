@@ -12,12 +12,13 @@ from server.commands.avatar import add_thumbnail_argument
 HELP = "Convert a folder (or a list file) of face photos to avatar files; resumable."
 
 EPILOG = """\
-INPUT is a folder (searched recursively for .jpg .jpeg .png .webp .bmp .gif; hidden
-names skipped, folder symlinks not followed) or a UTF-8 text file with one photo path
-per line ('#' comments). OUTPUT mirrors INPUT's relative paths with the new extension
-(a/b.jpg -> OUTPUT/a/b.vrm; extra faces b~1.vrm...; previews b.preview.png), names
-sanitised. List entries with '..', absolute paths outside the base, or symlinks
-leading out of it are refused (failure code unsafe_path).
+INPUT is a folder (searched recursively for .jpg .jpeg .png .webp .bmp .gif .heic
+.heif .avif, in any case; hidden names skipped, folder symlinks not followed) or a
+UTF-8 text file with one photo path per line ('#' comments). OUTPUT mirrors INPUT's
+relative paths with the new extension (a/b.jpg -> OUTPUT/a/b.vrm; extra faces
+b~1.vrm...; previews b.preview.png), names sanitised. List entries with '..', absolute
+paths outside the base, or symlinks leading out of it are refused (failure code
+unsafe_path).
 
 OUTPUT/manifest.jsonl gets a line per converted photo, OUTPUT/failures.jsonl one per
 failed photo (with its error code). Rerun the same command to resume: finished photos

@@ -174,7 +174,7 @@ export class ChibiClient {
     }
   }
 
-  /** A request that sends a photo (bytes of a JPEG / PNG / WebP file). */
+  /** A request that sends a photo (bytes of a JPEG / PNG / WebP / HEIC / AVIF file). */
   fromPhoto(photo, options = {}) {
     const id = `web-${nextId++}`;
     return new PendingRequest(this, { type: 'request', id, source: 'photo', options: { ...options, return_params: true } }, photo);

@@ -104,7 +104,7 @@ namespace ChibiAvatar.EditorTools
                 if (GUILayout.Button("Choose...", GUILayout.Width(80)))
                 {
                     string picked = EditorUtility.OpenFilePanelWithFilters("Face photo", "",
-                        new[] { "Images", "jpg,jpeg,png,webp,bmp,gif", "All files", "*" });
+                        new[] { "Images", "jpg,jpeg,png,webp,bmp,gif,heic,heif,avif", "All files", "*" });
                     if (!string.IsNullOrEmpty(picked)) photoPath = picked;
                 }
             }

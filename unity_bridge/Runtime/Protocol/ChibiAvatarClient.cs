@@ -169,7 +169,7 @@ namespace ChibiAvatar.Protocol
         }
 
         // -- requests ------------------------------------------------------------------------
-        /// <summary>Photo bytes (JPEG/PNG/WebP/BMP/GIF) -> the first (largest face's) avatar.</summary>
+        /// <summary>Photo bytes (JPEG/PNG/WebP/BMP/GIF/HEIC/AVIF) -> the first (largest face's) avatar.</summary>
         public async Task<ChibiAvatarResult> GenerateFromPhotoAsync(byte[] photo, ChibiRequestOptions requestOptions = null,
             Action<ChibiProgress> onProgress = null, CancellationToken cancellationToken = default(CancellationToken))
         {

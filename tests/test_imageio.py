@@ -169,6 +169,19 @@ def test_truncated_heic_and_avif(astronaut, fmt):
         expect_code("invalid_image", photo[:length])
 
 
+def test_10bit_heic_is_scaled_to_8bit(astronaut):
+    import pillow_heif
+
+    deep = pillow_heif.from_bytes(
+        "RGB;16", (512, 512), (astronaut.astype(np.uint16) * 257).tobytes()
+    )
+    buffer = io.BytesIO()
+    deep.save(buffer, quality=90)  # 10 bits per channel, as HDR phone photos are
+    assert pillow_heif.open_heif(io.BytesIO(buffer.getvalue()), False).info["bit_depth"] == 10
+    rgb = decode_image(buffer.getvalue())
+    assert rgb.dtype == np.uint8 and np.abs(rgb.astype(int) - astronaut).mean() < 4
+
+
 def test_heic_declaring_too_many_pixels_is_refused_before_decoding(astronaut):
     heif = encode(Image.fromarray(astronaut), "HEIF")
     assert decode_image(_with_declared_size(heif, 512, 512)).shape == (512, 512, 3)

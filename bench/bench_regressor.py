@@ -33,12 +33,12 @@ def photo_to_vrm(pipeline: PhotoPipeline, data: bytes, thumbnail: bool = True) -
     return export_file(build_avatar(result.params), "vrm1", thumbnail)
 
 
-def _selfie_photo() -> bytes:
-    """The astronaut's head and shoulders filling a 4032x3024 JPEG, as a 12 MP phone
+def _selfie_photo(fmt: str = "JPEG") -> bytes:
+    """The astronaut's head and shoulders filling a 4032x3024 photo, as a 12 MP phone
     selfie would (the face is ~570 px once the photo is reduced to 1600 px)."""
     head = Image.fromarray(skdata.astronaut()).crop((100, 0, 400, 225))
     buffer = io.BytesIO()
-    head.resize((4032, 3024), Image.Resampling.LANCZOS).save(buffer, "JPEG", quality=90)
+    head.resize((4032, 3024), Image.Resampling.LANCZOS).save(buffer, fmt, quality=90)
     return buffer.getvalue()
 
 
@@ -102,6 +102,10 @@ def main() -> None:
         f"{median(big):8.1f} ms, of which decoding and reducing to 1600 px "
         f"{median(time_runs(lambda: decode_image(selfie), repeat=10, warmup=1)):.1f} ms"
     )
+    for fmt in ("HEIF", "AVIF"):  # as iPhones save photos; AVIF
+        other = _selfie_photo(fmt)
+        decode_ms = median(time_runs(lambda other=other: decode_image(other), repeat=5, warmup=1))
+        print(f"  the same selfie as {fmt}: decoding and reducing to 1600 px {decode_ms:.1f} ms")
     parts = {
         "decode + FaceMesh": lambda: thread_analyzer().analyze(decode_image(photo)),
         "decode + FaceMesh + CNN + teacher": lambda: pipeline.analyze(photo),

@@ -138,8 +138,13 @@ def _decode_checked(image: Image.Image, working_side: int) -> np.ndarray:
             scale = working_side / longest
             image.draft(None, (math.ceil(image.width * scale), math.ceil(image.height * scale)))
     image.load()
-    image = _exif_upright(image)
-    rgb = np.asarray(_to_rgb(image), dtype=np.uint8)
+    image = _to_rgb(_exif_upright(image))
+    factor = max(image.size) // working_side if working_side else 0
+    if factor >= 2:
+        # a box filter in Pillow first (for formats without JPEG's DCT scaling): the
+        # copy into numpy below is then factor^2 smaller (12 MP HEIC: 52 -> 30 ms)
+        image = image.reduce(factor)
+    rgb = np.asarray(image, dtype=np.uint8)
     if rgb.ndim != 3 or rgb.shape[2] != 3:  # defensive: _to_rgb guarantees this
         raise ChibiError("invalid_image", f"unexpected decoded shape {rgb.shape}")
     height, width = rgb.shape[:2]

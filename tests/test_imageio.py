@@ -288,6 +288,15 @@ def test_broken_exif_is_ignored(astronaut):
     assert decode_image(png).shape == (512, 512, 3)
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "AVIF"])
+def test_large_photo_without_dct_scaling_is_reduced_by_area(astronaut, fmt):
+    big = np.asarray(Image.fromarray(astronaut).resize((4000, 3000)))
+    rgb = decode_image(encode(Image.fromarray(big), fmt, quality=95))
+    expected = np.asarray(Image.fromarray(big).resize((1600, 1200), Image.Resampling.BOX))
+    assert rgb.shape == expected.shape
+    assert np.abs(rgb.astype(int) - expected).mean() < (0.5 if fmt == "PNG" else 3)
+
+
 def test_large_photo_is_downscaled(astronaut):
     big = Image.fromarray(astronaut).resize((3200, 2400))
     jpeg = encode(big, "JPEG", quality=85)

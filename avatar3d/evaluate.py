@@ -9,7 +9,8 @@ slider units 0..1, colours in CIEDE2000):
    the fusion table is chosen from these;
 3. stability of the final params under horizontal flip (mirrored fields swapped),
    +-20 % brightness, 0.8x / 1.2x scale and JPEG quality 50;
-4. fairness: skin colour error on synthetic faces tinted to each Monk Skin Tone.
+4. fairness: skin colour error on synthetic faces tinted to each Monk Skin Tone, and
+   the sample photos with their skin tinted to each (`tinted`).
 """
 
 from __future__ import annotations
@@ -492,11 +493,15 @@ def run_evaluation(
         workers,
         log,
     )
+    from .tinted import evaluate_tinted
+
+    fairness = evaluate_fairness(model, mst, table)
+    fairness["tinted"] = evaluate_tinted(pipeline, real_photos(), MONK_SKIN_TONES)
     return {
         "model": pipeline.model_name,
         "synthetic": evaluate_synthetic(model, table, heldout),
         "real": {"photos": real["photos"], **errors, "class_accuracy": class_real},
         "stability": stability(real["readings"], table),
-        "fairness": evaluate_fairness(model, mst, table),
+        "fairness": fairness,
         "fusion": table.to_dict(),
     }

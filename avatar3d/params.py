@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import numpy as np
+
 PARAMS_VERSION = 1
 
 HAIR_STYLES: tuple[str, ...] = ("short", "bob", "long", "ponytail", "twintails", "spiky", "bun")
@@ -170,6 +172,18 @@ def rgb_to_hex(rgb: Any) -> str:
     """sRGB floats in [0, 1] (3,) -> '#rrggbb' (values are clipped)."""
     r, g, b = (min(255, max(0, round(float(c) * 255))) for c in rgb)
     return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def srgb_to_linear(srgb: Any) -> np.ndarray:
+    """sRGB values in [0, 1] (any shape) -> linear light (the sRGB transfer curve)."""
+    c = np.asarray(srgb, np.float64)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(linear: Any) -> np.ndarray:
+    """Linear light (any shape, clipped to [0, 1]) -> sRGB values in [0, 1]."""
+    c = np.clip(np.asarray(linear, np.float64), 0.0, 1.0)
+    return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
 
 
 def _check_unit(name: str, value: Any) -> float:

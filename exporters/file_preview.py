@@ -13,9 +13,10 @@ import numpy as np
 import trimesh
 
 from avatar3d.errors import ChibiError
+from avatar3d.params import linear_to_srgb
 
 from .gltf_writer import encode_png
-from .preview import Part, linear_to_srgb, preview_image
+from .preview import Part, preview_image
 
 
 def load_avatar_file(data: bytes) -> trimesh.Scene:

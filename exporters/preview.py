@@ -34,6 +34,7 @@ from PIL import Image  # noqa: E402
 
 from avatar3d.avatar import Avatar  # noqa: E402
 from avatar3d.offscreen import offscreen_renderer  # noqa: E402
+from avatar3d.params import linear_to_srgb  # noqa: E402
 
 from .background import run_beside  # noqa: E402
 from .gltf_writer import encode_png  # noqa: E402
@@ -68,11 +69,6 @@ class Part:
     color: tuple[float, float, float, float]  # sRGB factor
     shade: tuple[float, float, float]  # sRGB multiplier on the shaded side
     double_sided: bool = False
-
-
-def linear_to_srgb(c: np.ndarray) -> np.ndarray:
-    c = np.clip(np.asarray(c, np.float64), 0.0, 1.0)
-    return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
 
 
 def _parts_from_avatar(avatar: Avatar) -> list[Part]:

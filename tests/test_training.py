@@ -232,11 +232,15 @@ def test_eval_report_prints_each_fairness_verdict_with_its_chance_level():
                       "worst_under": {name: "flip" for name in FUSION_FIELDS}},
         "fairness": {"tones": tones, "cnn": [1.0] * 9 + [2.0], "cnn_chance": 1.05,
                      "teacher": [3.0] * 10, "teacher_chance": 1.1,
-                     "photo_path": [2.0] * 9 + [2.3], "photo_path_chance": 1.12},
+                     "photo_path": [2.0] * 9 + [2.3], "photo_path_chance": 1.12,
+                     "tinted": {"photos": ["a"], "tones": tones, "found": [1.0] * 9 + [0.0],
+                                "photo_path": [3.0] * 9 + [float("nan")]}},
     }  # fmt: skip
     text = format_report(report)
     assert "   cnn: mean 1.10, worst 2.00, worst/mean 1.82 (goal <= 1.2) does NOT meet" in text
     assert "   teacher: mean 3.00, worst 3.00, worst/mean 1.00 (goal <= 1.2) meets" in text
     assert "   photo path: mean 2.03, worst 2.30, worst/mean 1.13 (goal <= 1.2) meets" in text
     assert "by chance alone 1.12" in text
+    assert "found per swatch: " + "100%, " * 9 + "0%" in text
+    assert "skin dE2000 per swatch: " + "  3.0 " * 9 + "    -" in text
     assert all(name in text for name in CLASS_FIELDS)

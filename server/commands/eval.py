@@ -184,6 +184,17 @@ def format_report(report: dict[str, Any]) -> str:
         f"{CHANCE_SHUFFLES} shuffles:\n    what a model equally good on every swatch would show "
         "with this many faces)"
     )
+    tinted = fair.get("tinted")
+    if tinted and tinted["photos"]:
+        found = ", ".join(f"{100 * share:.0f}%" for share in tinted["found"])
+        skin = " ".join(_fmt(value, 5, 1) for value in tinted["photo_path"])
+        lines += [
+            f"   Human faces: the sample photos ({', '.join(tinted['photos'])}) with their skin "
+            "tinted to each swatch",
+            "   (linear light, shading kept; lips, eyes and exposure stay the person's: crude)",
+            f"   found per swatch: {found}",
+            f"   photo path skin dE2000 per swatch: {skin}",
+        ]
     return "\n".join(lines)
 
 

@@ -463,6 +463,7 @@ def run_evaluation(
     from .fusion import fusion_path
     from .pipeline import PhotoPipeline
     from .synth import MONK_SKIN_TONES, SetSpec, load_or_render
+    from .tinted import evaluate_tinted
 
     pipeline = PhotoPipeline(model_name, weights_dir, device="cpu")
     model = pipeline.regressor.model
@@ -493,8 +494,6 @@ def run_evaluation(
         workers,
         log,
     )
-    from .tinted import evaluate_tinted
-
     fairness = evaluate_fairness(model, mst, table)
     fairness["tinted"] = evaluate_tinted(pipeline, real_photos(), MONK_SKIN_TONES)
     return {

@@ -65,7 +65,10 @@ def skin_mask(rgb: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.nd
 def tint_skin(rgb: np.ndarray, landmarks: np.ndarray, target: str) -> np.ndarray:
     """The photo (H, W, 3) uint8 with its skin recoloured to `target` ("#rrggbb" sRGB),
     shading kept (see the module docstring)."""
-    mask, reference = skin_mask(rgb, landmarks)
+    return _tinted(rgb, *skin_mask(rgb, landmarks), target)
+
+
+def _tinted(rgb: np.ndarray, mask: np.ndarray, reference: np.ndarray, target: str) -> np.ndarray:
     reference_linear = srgb_to_linear(lab2rgb(reference[None, None])[0, 0])
     gain = srgb_to_linear(hex_to_rgb(target)) / np.maximum(reference_linear, 1e-4)
     tinted = linear_to_srgb(srgb_to_linear(rgb / 255.0) * gain) * 255.0
@@ -96,8 +99,9 @@ def evaluate_tinted(
         except ChibiError:
             continue  # e.g. the cameraman, turned too far sideways
         used.append(name)
+        mask, reference = skin_mask(rgb, face.landmarks)
         for k, tone in enumerate(tones):
-            tinted = tint_skin(rgb, face.landmarks, tone)
+            tinted = _tinted(rgb, mask, reference, tone)
             try:
                 result = pipeline.analyze_faces(tinted, pipeline.analyzer.analyze(tinted))[0]
             except ChibiError:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..avatar import Avatar, Material, Skeleton, SphereCollider, SpringChain, Submesh
 from ..errors import ChibiError
-from ..params import AvatarParams, hex_to_rgb, srgb_to_linear
+from ..params import AvatarParams, hex_to_rgb
 from .body import body_parts
 from .face import (
     anchor_frames,
@@ -259,12 +259,17 @@ def vertex_labels(params: AvatarParams, quality: str = "default") -> np.ndarray:
     return _base(params.hair_style, params.glasses, quality).labels
 
 
+def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    c = np.asarray(c, np.float64)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
 def _materials(params: AvatarParams, quality: str) -> list[Material]:
     skin = np.array(hex_to_rgb(params.skin_color))
     hair = np.array(hex_to_rgb(params.hair_color))
     # shaded side: a warmer, darker skin (MToon shade colours are linear)
-    skin_shade = tuple(float(x) for x in srgb_to_linear(skin * np.array([0.86, 0.72, 0.74])))
-    hair_shade = tuple(float(x) for x in srgb_to_linear(hair * 0.7))
+    skin_shade = tuple(float(x) for x in _srgb_to_linear(skin * np.array([0.86, 0.72, 0.74])))
+    hair_shade = tuple(float(x) for x in _srgb_to_linear(hair * 0.7))
     body = Material("Body", texture=0, shade_color=skin_shade, outline_width=0.002)
     if quality == "default":
         return [body]

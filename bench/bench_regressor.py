@@ -102,7 +102,7 @@ def main() -> None:
         f"{median(big):8.1f} ms, of which decoding and reducing to 1600 px "
         f"{median(time_runs(lambda: decode_image(selfie), repeat=10, warmup=1)):.1f} ms"
     )
-    for fmt in ("HEIF", "AVIF"):  # as iPhones save photos; AVIF
+    for fmt in ("HEIF", "AVIF"):  # HEIC, as iPhones save photos, and AVIF
         other = _selfie_photo(fmt)
         decode_ms = median(time_runs(lambda other=other: decode_image(other), repeat=5, warmup=1))
         print(f"  the same selfie as {fmt}: decoding and reducing to 1600 px {decode_ms:.1f} ms")

@@ -4,10 +4,10 @@ across skin tones on human faces, where the synthetic renders are chibi faces.
 `tint_skin` changes the skin's albedo the way a different person under the same light
 would look: every skin pixel's linear RGB is multiplied by target / reference, per
 channel, so the shading (and the camera's clipping of highlights) is kept. The
-reference is the median skin colour of the face. Eyes, brows and lips keep their
-colours, which a real person of that tone would not, so this is a crude stand-in for
-photos of darker and lighter skin: good for asking whether a face is still found and
-measured, not for fine colour figures.
+reference is the median skin colour of the face. The lips are scaled with the skin;
+eyes and brows keep their colours, and the camera's exposure stays what it was for
+this person, so this is a crude stand-in for photos of darker and lighter skin: good
+for asking whether a face is still found and measured, not for fine colour figures.
 """
 
 from __future__ import annotations
@@ -40,25 +40,26 @@ def skin_mask(rgb: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.nd
     """(soft mask (H, W) float32 0..1, the face's median skin colour (3,) CIELab).
 
     rgb: (H, W, 3) uint8; landmarks: (478, 3) FaceMesh points in pixels. The mask is the
-    face oval without eyes, brows and lips, plus the person's pixels (MediaPipe selfie
-    segmentation) of the face's skin colour: neck, ears, hands."""
+    face oval (lips included) without eyes and brows, plus the person's pixels (MediaPipe
+    selfie segmentation) of the face's skin colour: neck, ears, hands. The reference
+    leaves the lips out."""
     shape = rgb.shape[:2]
     pts = landmarks[:, :2]
 
     def region(indices: tuple[int, ...]) -> np.ndarray:
         return _fill(shape, pts[list(indices)])
 
-    features = region(RIGHT_EYE_RING) | region(LEFT_EYE_RING) | region(LIPS_OUTER)
-    features |= region(RIGHT_BROW_UPPER + RIGHT_BROW_LOWER[::-1])
-    features |= region(LEFT_BROW_UPPER + LEFT_BROW_LOWER[::-1])
-    face = region(FACE_OVAL) & ~features
+    eyes_brows = region(RIGHT_EYE_RING) | region(LEFT_EYE_RING)
+    eyes_brows |= region(RIGHT_BROW_UPPER + RIGHT_BROW_LOWER[::-1])
+    eyes_brows |= region(LEFT_BROW_UPPER + LEFT_BROW_LOWER[::-1])
+    face = region(FACE_OVAL) & ~eyes_brows
     lab = rgb2lab(rgb / 255.0)
-    reference = np.median(lab[face], axis=0)
+    reference = np.median(lab[face & ~region(LIPS_OUTER)], axis=0)
     like_skin = (np.linalg.norm(lab[..., 1:] - reference[1:], axis=-1) < SKIN_CHROMA_RADIUS) & (
         np.abs(lab[..., 0] - reference[0]) < SKIN_LIGHTNESS_RADIUS
     )
     person = segment_person(rgb) > 0.5
-    mask = ((face | (person & like_skin)) & ~features).astype(np.float32)
+    mask = ((face | (person & like_skin)) & ~eyes_brows).astype(np.float32)
     return cv2.GaussianBlur(mask, (0, 0), 1.5), reference
 
 

@@ -191,7 +191,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines += [
             f"   Human faces: the sample photos ({', '.join(tinted['photos'])}) with their skin "
             "tinted to each swatch",
-            "   (linear light, shading kept; lips, eyes and exposure stay the person's: crude)",
+            "   (linear light, shading kept, lips too; eyes, brows and exposure stay: crude)",
             f"   found per swatch: {found}",
             f"   photo path skin dE2000 per swatch: {skin}",
         ]

@@ -87,9 +87,8 @@ def evaluate_tinted(
     "found": per tone the share of faces found, "photo_path": per tone the mean skin
     colour dE2000 of the params the photo path returns against the tone}.
     """
-    from skimage.color import deltaE_ciede2000
-
     from .errors import ChibiError
+    from .evaluate import delta_e
     from .imageio import decode_image
 
     used, found, errors = [], np.zeros(len(tones)), [[] for _ in tones]
@@ -108,9 +107,8 @@ def evaluate_tinted(
             except ChibiError:
                 continue
             found[k] += 1
-            got, want = (rgb2lab(np.array([[hex_to_rgb(c)]]))[0, 0] for c in
-                         (result.params.skin_color, tone))  # fmt: skip
-            errors[k].append(float(deltaE_ciede2000(got, want)))
+            got = np.array(result.params.color_rgb("skin_color"))
+            errors[k].append(float(delta_e(got, np.array(hex_to_rgb(tone)))))
     return {
         "photos": used,
         "tones": list(tones),

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .model_files import DEFAULT_MODEL
 from .regressor import COLOR_NAMES, SLIDER_FIELDS
 from .training import (
     LoopOptions,
@@ -34,7 +35,7 @@ class TrainOptions:
     .pt file, with fine-tuning defaults (fewer epochs, lower rate).
     """
 
-    model: str = "chibinet-s"
+    model: str = DEFAULT_MODEL
     name: str | None = None
     avatars: int = 6000
     views: int = 1

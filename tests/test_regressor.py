@@ -24,6 +24,7 @@ from avatar3d.regressor import (
     load_pretrained,
     save_weights,
 )
+from avatar3d.train_recipe import TrainOptions
 
 
 def _crops(n: int, seed: int = 0) -> np.ndarray:
@@ -113,6 +114,9 @@ def test_shipped_weights_verify_and_fit_the_budget(tmp_path):
     assert sha256_file(path) == info["sha256"]
     model = load_pretrained("default", device="cpu")
     assert model.config.to_dict() == info["config"]
+    # `chibi train` with its defaults builds this very architecture
+    assert TrainOptions().model == info["name"] == info["training"]["options"]["model"]
+    assert MODEL_CONFIGS[info["name"]].to_dict() == info["config"]
     # a tampered copy of the shipped file is refused
     for name in (info["file"], f"{info['name']}.json"):
         shutil.copy(WEIGHTS_DIR / name, tmp_path / name)

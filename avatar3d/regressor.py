@@ -70,6 +70,11 @@ class ChibiNetConfig:
     hidden: width of the shared fully connected layer; dropout before the heads.
     coords: append two coordinate channels (x, y in -1..1) to the input (CoordConv), so
       early layers can tell where in the aligned crop an edge lies.
+    color_pool: each colour also reads what it learns to look at: a softmax over the
+      positions of the first stage's map (from the second stage's features and a
+      learned position bias) says where, and the input pixels and first-stage features
+      are averaged there. Without it the colours share the slider trunk's flattened
+      map, and no shipped model ever learned the irises (README, session 14).
     """
 
     name: str = DEFAULT_MODEL
@@ -80,6 +85,7 @@ class ChibiNetConfig:
     hidden: int = 256
     dropout: float = 0.1
     coords: bool = False
+    color_pool: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -103,6 +109,10 @@ MODEL_CONFIGS: dict[str, ChibiNetConfig] = {
     # is 8x8; chibinet-s halves it there and ends at 4x4, which read the few-pixel face
     # sliders worse (held-out slider MAE 0.177 against 0.158, README)
     "chibinet-m": ChibiNetConfig(name="chibinet-m"),
+    # chibinet-m with colours that pool where they look: every colour better, fairness
+    # within the goal, but the irises only for some initial seeds and the CNN's
+    # head_size / hair_length less stable under brightness (README, session 14)
+    "chibinet-mc": ChibiNetConfig(name="chibinet-mc", color_pool=True),
     "chibinet-s": ChibiNetConfig(
         name="chibinet-s", stages=((32, 2, 1), (64, 2, 2), (112, 2, 2), (160, 2, 2))
     ),
@@ -151,13 +161,17 @@ class ChibiNet(nn.Module):
         layers: list[nn.Module] = [_ConvBN(5 if config.coords else 3, config.stem, 3, 2)]
         channels = config.stem
         size = config.input_size // 2
+        stage_ends = []  # index in `features` of each stage's last block
+        first_size = size // config.stages[0][1]
         for out_channels, stride, blocks in config.stages:
             for i in range(blocks):
                 layers.append(_SeparableBlock(channels, out_channels, stride if i == 0 else 1))
                 channels = out_channels
             size //= stride
+            stage_ends.append(len(layers) - 1)
         layers.append(_ConvBN(channels, config.head_channels, 1, 1))
         self.features = nn.Sequential(*layers)
+        self._taps = tuple(stage_ends[:2])
         self.fc = nn.Sequential(
             nn.Flatten(),
             nn.Linear(config.head_channels * size * size, config.hidden),
@@ -169,6 +183,29 @@ class ChibiNet(nn.Module):
         self.out = nn.Linear(
             config.hidden, self.n_sliders + 3 * self.n_colors + len(HAIR_STYLES) + len(GLASSES)
         )
+        if config.color_pool:
+            first, second = config.stages[0][0], config.stages[1][0]
+            self.color_where = nn.Conv2d(second, self.n_colors, 1)
+            # the crop is aligned, so where a colour lies is also a matter of position
+            self.color_position = nn.Parameter(torch.zeros(self.n_colors, first_size, first_size))
+            # one (first + 3) -> 3 map per colour, added to the shared head's colour logits;
+            # not zero, or `color_where` gets no gradient until these have grown
+            self.color_weight = nn.Parameter(0.02 * torch.randn(self.n_colors, first + 3, 3))
+
+    def _pooled_colors(
+        self, images: torch.Tensor, first: torch.Tensor, second: torch.Tensor
+    ) -> torch.Tensor:
+        """(N, 5, 3) colour logits from the pixels and first-stage features averaged over
+        where each colour looks (a softmax over the first stage's positions)."""
+        h, w = first.shape[-2:]
+        seen = self.color_where(second)
+        where = nn.functional.interpolate(seen, size=(h, w), mode="bilinear", align_corners=False)
+        where = where + self.color_position
+        weights = torch.softmax(where.flatten(2), dim=-1)  # (N, 5, h*w)
+        pixels = nn.functional.adaptive_avg_pool2d(images, (h, w))
+        values = torch.cat([first, pixels], dim=1).flatten(2)  # (N, C, h*w)
+        pooled = torch.einsum("nkp,ncp->nkc", weights, values)
+        return torch.einsum("nkc,kcd->nkd", pooled, self.color_weight)
 
     def forward_logits(self, images: torch.Tensor) -> torch.Tensor:
         """images: (N, 3, H, W) float 0..1 -> (N, 48) raw outputs before the bounding functions."""
@@ -178,7 +215,18 @@ class ChibiNet(nn.Module):
             ys = torch.linspace(-1.0, 1.0, h, device=x.device).view(1, 1, h, 1).expand(n, 1, h, w)
             xs = torch.linspace(-1.0, 1.0, w, device=x.device).view(1, 1, 1, w).expand(n, 1, h, w)
             x = torch.cat([x, xs, ys], dim=1).contiguous(memory_format=torch.channels_last)
-        return self.out(self.fc(self.features(x)))
+        if not self.config.color_pool:
+            return self.out(self.fc(self.features(x)))
+        taps = []
+        for index, layer in enumerate(self.features):
+            x = layer(x)
+            if index in self._taps:
+                taps.append(x)
+        raw = self.out(self.fc(x))
+        a = self.n_sliders
+        b = a + 3 * self.n_colors
+        colors = raw[:, a:b] + self._pooled_colors(images, *taps).flatten(1)
+        return torch.cat([raw[:, :a], colors, raw[:, b:]], dim=1)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         raw = self.forward_logits(images)

@@ -87,6 +87,28 @@ def test_batchnorm_folding_keeps_outputs(color_pool):
     assert torch.allclose(before, after, atol=1e-4)
 
 
+def test_color_pool_reads_the_pixels_where_it_looks():
+    """Every colour looking at one cell of the first stage's map (rows 40-43, columns
+    80-83 of a 128 px crop for chibinet-xs) reports the colour of those pixels."""
+    model = create_model({**MODEL_CONFIGS["chibinet-xs"].to_dict(), "color_pool": True}).eval()
+    a = model.n_sliders
+    b = a + 3 * model.n_colors
+    with torch.no_grad():
+        for weights in (model.out.weight, model.out.bias, model.color_where.weight,
+                        model.color_where.bias, model.color_weight):  # fmt: skip
+            weights.zero_()
+        model.out.bias[a:b] = -4.0
+        model.color_position.fill_(-1e4)
+        model.color_position[:, 10, 20] = 0.0
+        model.color_weight[:, -3:, :] = 8.0 * torch.eye(3)  # colour = sigmoid(8 rgb - 4)
+        image = torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)
+        image[:, 2] = 1.0  # blue everywhere
+        assert (model(image)["colors"][0].argmax(1) == 2).all()
+        image[:, :, 40:44, 80:84] = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
+        colors = model(image)["colors"][0]
+    assert (colors[:, 0] > 0.95).all() and (colors[:, 1:] < 0.05).all()
+
+
 def test_saved_weights_load_by_name_and_tampering_is_refused(tmp_path):
     model = create_model("chibinet-xs").eval()
     save_weights(model, tmp_path, "tiny", {"note": "test"})

@@ -58,6 +58,36 @@ _MEAN = (0.5, 0.45, 0.42)
 _STD = (0.25, 0.24, 0.24)
 
 
+# Where each colour lies in the aligned 128 px crop (`landmarks.CANONICAL_CROP_POINTS`:
+# eye centres at (49.8, 50.2) and (78.2, 50.2), mouth corners at y = 81.5):
+# (x, y, sigma) in crop pixels, read off the mean of 6000 synthetic training crops.
+COLOR_LAYOUT: dict[str, tuple[tuple[float, float, float], ...]] = {
+    "skin_color": ((42.0, 68.0, 6.0), (86.0, 68.0, 6.0)),
+    "hair_color": ((64.0, 10.0, 10.0), (22.0, 40.0, 8.0), (106.0, 40.0, 8.0)),
+    "iris_color": ((49.8, 51.0, 4.0), (78.2, 51.0, 4.0)),
+    "lip_color": ((64.0, 82.0, 4.0),),
+    "brow_color": ((49.8, 38.0, 4.0), (78.2, 38.0, 4.0)),
+}
+# How strongly the initial position bias prefers those places (logits).
+COLOR_LAYOUT_STRENGTH = 7.0
+# (x0, y0, x1, y1) of the crop, as fractions, whose mean brightness `exposure_norm`
+# fixes: cheeks, nose and mouth, inside the face whatever the hair.
+EXPOSURE_WINDOW = (0.30, 0.40, 0.70, 0.68)
+EXPOSURE_TARGET = 0.5
+
+
+def color_layout_bias(size: int, input_size: int = INPUT_SIZE) -> torch.Tensor:
+    """(5, size, size) initial position bias of the colour pool on a size x size map."""
+    centres = (torch.arange(size, dtype=torch.float32) + 0.5) * (input_size / size)
+    ys, xs = centres.view(-1, 1), centres.view(1, -1)
+    bias = torch.zeros(len(COLOR_NAMES), size, size)
+    for k, name in enumerate(COLOR_NAMES):
+        for x, y, sigma in COLOR_LAYOUT[name]:
+            bump = torch.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2.0 * sigma**2))
+            bias[k] = torch.maximum(bias[k], COLOR_LAYOUT_STRENGTH * bump)
+    return bias
+
+
 # --------------------------------------------------------------------------- config
 @dataclass(frozen=True)
 class ChibiNetConfig:
@@ -75,6 +105,12 @@ class ChibiNetConfig:
       learned position bias) says where, and the input pixels and first-stage features
       are averaged there. Without it the colours share the slider trunk's flattened
       map, and no shipped model ever learned the irises (README, session 14).
+    color_layout: start each colour's position bias as bumps where that colour lies in
+      the canonical crop (`COLOR_LAYOUT`), so where it looks first does not depend on
+      the initial weights (only with `color_pool`).
+    exposure_norm: the trunk sees the crop scaled to a fixed mean brightness over the
+      middle of the face (`EXPOSURE_WINDOW`), so the sliders cannot follow the photo's
+      exposure; only the colour pool reads the pixels as they are (needs `color_pool`).
     """
 
     name: str = DEFAULT_MODEL
@@ -86,6 +122,12 @@ class ChibiNetConfig:
     dropout: float = 0.1
     coords: bool = False
     color_pool: bool = False
+    color_layout: bool = False
+    exposure_norm: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.color_layout or self.exposure_norm) and not self.color_pool:
+            raise ValueError("color_layout and exposure_norm need color_pool")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -113,6 +155,11 @@ MODEL_CONFIGS: dict[str, ChibiNetConfig] = {
     # within the goal, but the irises only for some initial seeds and the CNN's
     # head_size / hair_length less stable under brightness (README, session 14)
     "chibinet-mc": ChibiNetConfig(name="chibinet-mc", color_pool=True),
+    # chibinet-mc whose colours start looking where they lie in the canonical crop and
+    # whose trunk sees every crop at the same exposure (README, session 15)
+    "chibinet-mce": ChibiNetConfig(
+        name="chibinet-mce", color_pool=True, color_layout=True, exposure_norm=True
+    ),
     "chibinet-s": ChibiNetConfig(
         name="chibinet-s", stages=((32, 2, 1), (64, 2, 2), (112, 2, 2), (160, 2, 2))
     ),
@@ -187,7 +234,11 @@ class ChibiNet(nn.Module):
             first, second = config.stages[0][0], config.stages[1][0]
             self.color_where = nn.Conv2d(second, self.n_colors, 1)
             # the crop is aligned, so where a colour lies is also a matter of position
-            self.color_position = nn.Parameter(torch.zeros(self.n_colors, first_size, first_size))
+            self.color_position = nn.Parameter(
+                color_layout_bias(first_size, config.input_size)
+                if config.color_layout
+                else torch.zeros(self.n_colors, first_size, first_size)
+            )
             # one (first + 3) -> 3 map per colour, added to the shared head's colour logits;
             # not zero, or `color_where` gets no gradient until these have grown
             self.color_weight = nn.Parameter(0.02 * torch.randn(self.n_colors, first + 3, 3))
@@ -207,9 +258,19 @@ class ChibiNet(nn.Module):
         pooled = torch.einsum("nkp,ncp->nkc", weights, values)
         return torch.einsum("nkc,kcd->nkd", pooled, self.color_weight)
 
+    def _exposure_normalised(self, images: torch.Tensor) -> torch.Tensor:
+        """The crops scaled so the middle of the face has mean brightness
+        `EXPOSURE_TARGET`: a brighter or darker photo of the same face looks the same."""
+        h, w = images.shape[-2:]
+        x0, y0, x1, y1 = EXPOSURE_WINDOW
+        window = images[:, :, int(y0 * h) : int(y1 * h), int(x0 * w) : int(x1 * w)]
+        level = window.mean(dim=(1, 2, 3), keepdim=True).clamp(min=0.02)
+        return images * (EXPOSURE_TARGET / level)
+
     def forward_logits(self, images: torch.Tensor) -> torch.Tensor:
         """images: (N, 3, H, W) float 0..1 -> (N, 48) raw outputs before the bounding functions."""
-        x = (images - self.mean) / self.std
+        x = self._exposure_normalised(images) if self.config.exposure_norm else images
+        x = (x - self.mean) / self.std
         if self.config.coords:
             n, _, h, w = x.shape
             ys = torch.linspace(-1.0, 1.0, h, device=x.device).view(1, 1, h, 1).expand(n, 1, h, w)

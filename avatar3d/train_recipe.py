@@ -32,7 +32,8 @@ class TrainOptions:
 
     avatars x views synthetic renders (seed `seed`); `real`: a `chibi label` file mixed
     in at `LoopOptions.real_fraction`; `init`: start from shipped weights (a name) or a
-    .pt file, with fine-tuning defaults (fewer epochs, lower rate).
+    .pt file, with fine-tuning defaults (fewer epochs, lower rate). `init_seed` draws
+    the initial weights alone (default: `seed`), to tell a recipe from its luck.
     """
 
     model: str = DEFAULT_MODEL
@@ -43,6 +44,7 @@ class TrainOptions:
     batch_size: int = 64
     lr: float | None = None
     seed: int = 0
+    init_seed: int | None = None
     real: str | None = None
     init: str | None = None
     out: str | None = None
@@ -71,7 +73,7 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> P
     held = arrays["avatar_index"] % 20 == 0
     train, val = data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held))
     real = load_labelled(options.real, log) if options.real else None
-    torch.manual_seed(options.seed)  # the initial weights too
+    torch.manual_seed(options.seed if options.init_seed is None else options.init_seed)
     model = new_model(options.model, options.init)
     extra = f" + {len(real)} teacher-labelled" if real else ""
     log(f"training {model.config.name}: {len(train)} synthetic{extra} crops, {loop.epochs} epochs")

@@ -11,12 +11,14 @@ from avatar3d.errors import ChibiError
 from avatar3d.model_files import WEIGHTS_DIR, sha256_file, weights_info
 from avatar3d.params import GLASSES, HAIR_STYLES, AvatarParams
 from avatar3d.regressor import (
+    COLOR_LAYOUT,
     COLOR_NAMES,
     INPUT_SIZE,
     MODEL_CONFIGS,
     SLIDER_FIELDS,
     ChibiNetConfig,
     Regressor,
+    color_layout_bias,
     create_model,
     decode_params,
     encode_params,
@@ -107,6 +109,44 @@ def test_color_pool_reads_the_pixels_where_it_looks():
         image[:, :, 40:44, 80:84] = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
         colors = model(image)["colors"][0]
     assert (colors[:, 0] > 0.95).all() and (colors[:, 1:] < 0.05).all()
+
+
+def test_exposure_norm_keeps_the_sliders_and_leaves_the_colours_to_the_pixels():
+    """With exposure_norm a darker copy of a crop (no clipping) gives the same sliders,
+    while the colours, read from the pixels as they are, still see the difference."""
+    torch.manual_seed(0)
+    config = {**MODEL_CONFIGS["chibinet-xs"].to_dict(), "color_pool": True}
+    crop = 0.2 + 0.6 * torch.rand(1, 3, INPUT_SIZE, INPUT_SIZE)
+    for exposure_norm in (False, True):
+        torch.manual_seed(1)
+        model = create_model({**config, "exposure_norm": exposure_norm})
+        with torch.no_grad():  # non-trivial running stats, so the untrained net is not linear
+            model(torch.rand(8, 3, INPUT_SIZE, INPUT_SIZE))
+            model.eval()
+            model.out.weight.mul_(100.0)  # the untrained heads' outputs are tiny
+            bright, dark = model.forward_logits(crop), model.forward_logits(0.7 * crop)
+        moved = (bright - dark).abs()
+        sliders, colors = moved[0, : model.n_sliders], moved[0, model.n_sliders :][:15]
+        assert sliders.max() < 1e-5 if exposure_norm else sliders.max() > 1e-4
+        assert colors.max() > 1e-3
+    with pytest.raises(ValueError):
+        ChibiNetConfig(exposure_norm=True)
+
+
+def test_color_layout_starts_each_colour_where_it_lies():
+    """The initial softmax of each colour puts most of its weight near its own places
+    in the canonical crop (the irises around the eye centres, the lips at the mouth)."""
+    bias = color_layout_bias(64)
+    weights = torch.softmax(bias.flatten(1), dim=-1).view(-1, 64, 64)
+    centres = (torch.arange(64) + 0.5) * 2.0
+    for k, name in enumerate(COLOR_NAMES):
+        near = torch.zeros(64, 64, dtype=torch.bool)
+        for x, y, sigma in COLOR_LAYOUT[name]:
+            dist2 = (centres.view(1, -1) - x) ** 2 + (centres.view(-1, 1) - y) ** 2
+            near |= dist2 <= (2.0 * sigma) ** 2
+        assert weights[k][near].sum() > 0.5, name
+    model = create_model("chibinet-mce")
+    assert torch.equal(model.color_position.detach(), bias)
 
 
 def test_saved_weights_load_by_name_and_tampering_is_refused(tmp_path):

@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lr", type=float, help="peak learning rate (default 3e-3, 1e-3 with --init)"
     )
-    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--seed", type=int, default=d.seed, help="data, augmentation and weights")
+    parser.add_argument("--init-seed", type=int, help="initial weights alone (default: --seed)")
     parser.add_argument("--real", metavar="LABELS.jsonl", help="teacher labels from `chibi label`")
     parser.add_argument("--init", metavar="NAME|FILE.pt", help="start from weights ('default')")
     parser.add_argument("--out", metavar="DIR", help="weights folder (default: avatar3d/weights)")
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     options = TrainOptions(
         model=args.model, name=args.name, avatars=args.avatars, views=args.views,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        init_seed=args.init_seed,
         real=args.real, init=args.init, out=args.out, cache=args.cache,
         workers=args.workers, threads=args.threads,
     )  # fmt: skip

@@ -243,19 +243,25 @@ class ChibiNet(nn.Module):
             # not zero, or `color_where` gets no gradient until these have grown
             self.color_weight = nn.Parameter(0.02 * torch.randn(self.n_colors, first + 3, 3))
 
+    def _color_weights(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        """(N, 5, h*w): where each colour looks, a softmax over the first stage's positions."""
+        n, _, h, w = first.shape
+        seen = self.color_where(second)
+        where = nn.functional.interpolate(seen, size=(h, w), mode="bilinear", align_corners=False)
+        where = where + self.color_position
+        return torch.softmax(where.reshape(n, self.n_colors, h * w), dim=-1)
+
     def _pooled_colors(
         self, images: torch.Tensor, first: torch.Tensor, second: torch.Tensor
     ) -> torch.Tensor:
         """(N, 5, 3) colour logits from the pixels and first-stage features averaged over
-        where each colour looks (a softmax over the first stage's positions)."""
-        h, w = first.shape[-2:]
-        seen = self.color_where(second)
-        where = nn.functional.interpolate(seen, size=(h, w), mode="bilinear", align_corners=False)
-        where = where + self.color_position
-        weights = torch.softmax(where.flatten(2), dim=-1)  # (N, 5, h*w)
+        where each colour looks."""
+        n, _, h, w = first.shape
+        weights = self._color_weights(first, second)
         pixels = nn.functional.adaptive_avg_pool2d(images, (h, w))
-        values = torch.cat([first, pixels], dim=1).flatten(2)  # (N, C, h*w)
-        pooled = torch.einsum("nkp,ncp->nkc", weights, values)
+        # (N, h*w, C) views of the maps: free for channels_last, the inference layout
+        flat = [m.permute(0, 2, 3, 1).reshape(n, h * w, -1) for m in (first, pixels)]
+        pooled = torch.cat([torch.bmm(weights, f) for f in flat], dim=2)  # (N, 5, C + 3)
         return torch.einsum("nkc,kcd->nkd", pooled, self.color_weight)
 
     def _exposure_normalised(self, images: torch.Tensor) -> torch.Tensor:
@@ -267,8 +273,8 @@ class ChibiNet(nn.Module):
         level = window.mean(dim=(1, 2, 3), keepdim=True).clamp(min=0.02)
         return images * (EXPOSURE_TARGET / level)
 
-    def forward_logits(self, images: torch.Tensor) -> torch.Tensor:
-        """images: (N, 3, H, W) float 0..1 -> (N, 48) raw outputs before the bounding functions."""
+    def _features(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The trunk's last map and, with `color_pool`, its first two stages' maps."""
         x = self._exposure_normalised(images) if self.config.exposure_norm else images
         x = (x - self.mean) / self.std
         if self.config.coords:
@@ -277,17 +283,33 @@ class ChibiNet(nn.Module):
             xs = torch.linspace(-1.0, 1.0, w, device=x.device).view(1, 1, 1, w).expand(n, 1, h, w)
             x = torch.cat([x, xs, ys], dim=1).contiguous(memory_format=torch.channels_last)
         if not self.config.color_pool:
-            return self.out(self.fc(self.features(x)))
+            return self.features(x), []
         taps = []
         for index, layer in enumerate(self.features):
             x = layer(x)
             if index in self._taps:
                 taps.append(x)
+        return x, taps
+
+    def forward_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """images: (N, 3, H, W) float 0..1 -> (N, 48) raw outputs before the bounding functions."""
+        x, taps = self._features(images)
         raw = self.out(self.fc(x))
+        if not taps:
+            return raw
         a = self.n_sliders
         b = a + 3 * self.n_colors
         colors = raw[:, a:b] + self._pooled_colors(images, *taps).flatten(1)
         return torch.cat([raw[:, :a], colors, raw[:, b:]], dim=1)
+
+    def color_attention(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 5, h, w) weights, each summing to 1: where each colour of `COLOR_NAMES`
+        looks on the first stage's map (h = w = 64 for a 128 px crop); needs `color_pool`."""
+        if not self.config.color_pool:
+            raise ValueError(f"{self.config.name} has no colour pool")
+        _, (first, second) = self._features(images)
+        n, _, h, w = first.shape
+        return self._color_weights(first, second).view(n, self.n_colors, h, w)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         raw = self.forward_logits(images)

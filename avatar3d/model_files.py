@@ -15,7 +15,7 @@ from typing import Any
 from .errors import ChibiError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_MODEL = "chibinet-m"
+DEFAULT_MODEL = "chibinet-mce"
 
 
 def sha256_file(path: str | Path) -> str:

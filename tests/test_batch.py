@@ -521,8 +521,9 @@ def test_the_driver_pins_the_model_without_importing_torch(tmp_path):
         "import sys\n"
         "from server.batch import JobOptions, pin_model, plan_inputs\n"
         f"plan_inputs({str(tmp_path)!r}, {str(tmp_path / 'out')!r}, 'vrm1', None)\n"
+        "from avatar3d.model_files import DEFAULT_MODEL\n"
         "options = pin_model(JobOptions())\n"
-        "assert options.model_id.startswith('chibinet-m:'), options.model_id\n"
+        "assert options.model_id.startswith(DEFAULT_MODEL + ':'), options.model_id\n"
         "heavy = [m for m in ('torch', 'mediapipe', 'pyrender') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

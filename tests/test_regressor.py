@@ -108,7 +108,10 @@ def test_color_pool_reads_the_pixels_where_it_looks():
         assert (model(image)["colors"][0].argmax(1) == 2).all()
         image[:, :, 40:44, 80:84] = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
         colors = model(image)["colors"][0]
+        where = model.color_attention(image)
     assert (colors[:, 0] > 0.95).all() and (colors[:, 1:] < 0.05).all()
+    assert where.shape == (1, model.n_colors, 32, 32)
+    assert torch.allclose(where[0, :, 10, 20], torch.ones(model.n_colors))
 
 
 def test_exposure_norm_keeps_the_sliders_and_leaves_the_colours_to_the_pixels():

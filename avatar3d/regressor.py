@@ -104,7 +104,7 @@ class ChibiNetConfig:
       positions of the first stage's map (from the second stage's features and a
       learned position bias) says where, and the input pixels and first-stage features
       are averaged there. Without it the colours share the slider trunk's flattened
-      map, and no shipped model ever learned the irises (README, session 14).
+      map, and no model without it learned the irises (README, session 14).
     color_layout: start each colour's position bias as bumps where that colour lies in
       the canonical crop (`COLOR_LAYOUT`), so where it looks first does not depend on
       the initial weights (only with `color_pool`).
@@ -147,16 +147,17 @@ class ChibiNetConfig:
 
 
 MODEL_CONFIGS: dict[str, ChibiNetConfig] = {
-    # the shipped model: its first stage keeps the stem's 64 px, so the last feature map
-    # is 8x8; chibinet-s halves it there and ends at 4x4, which read the few-pixel face
-    # sliders worse (held-out slider MAE 0.177 against 0.158, README)
+    # shipped in sessions 13-14: its first stage keeps the stem's 64 px, so the last
+    # feature map is 8x8; chibinet-s halves it there and ends at 4x4, which read the
+    # few-pixel face sliders worse (held-out slider MAE 0.177 against 0.158, README)
     "chibinet-m": ChibiNetConfig(name="chibinet-m"),
     # chibinet-m with colours that pool where they look: every colour better, fairness
     # within the goal, but the irises only for some initial seeds and the CNN's
     # head_size / hair_length less stable under brightness (README, session 14)
     "chibinet-mc": ChibiNetConfig(name="chibinet-mc", color_pool=True),
-    # chibinet-mc whose colours start looking where they lie in the canonical crop and
-    # whose trunk sees every crop at the same exposure (README, session 15)
+    # the shipped model: chibinet-mc whose colours start looking where they lie in the
+    # canonical crop (the irises found from any start) and whose trunk sees every crop
+    # at the same exposure (head_size / hair_length steady under brightness; README)
     "chibinet-mce": ChibiNetConfig(
         name="chibinet-mce", color_pool=True, color_layout=True, exposure_norm=True
     ),

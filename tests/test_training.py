@@ -97,6 +97,22 @@ def test_short_training_run_lowers_the_loss(tiny_set):
     assert history.seconds < 60
 
 
+def test_training_is_reproducible_tensor_for_tensor(tiny_set):
+    """The same seed gives the same weights, colour pool and exposure scaling included:
+    the shipped weights must come back from `chibi train` exactly."""
+    torch.set_num_threads(1)
+    data = as_training_set(tiny_set)
+    config = {**create_model("chibinet-xs").config.to_dict(), "color_pool": True,
+              "color_layout": True, "exposure_norm": True}  # fmt: skip
+    states = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = create_model(config)
+        train_model(model, data, None, LoopOptions(epochs=2, batch_size=6, lr=3e-3))
+        states.append(model.state_dict())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
 def test_teacher_labels_mask_the_fields_they_lack():
     records = [
         {"shape": {"eye_size": 0.7}, "expression": {"smile": 0.4},

@@ -43,7 +43,7 @@ def _photo_crops() -> list[np.ndarray]:
 
     crops = []
     for _, data in real_photos():
-        try:  # the cameraman's face is too small and turned away: no_face
+        try:  # the cameraman looks down and away: face_too_rotated
             crops.append(thread_analyzer().analyze(decode_image(data))[0].crop)
         except ChibiError:
             pass

@@ -13,7 +13,7 @@ from skimage.color import rgb2lab
 
 from avatar3d.fusion import FusionTable
 from avatar3d.params import GLASSES, HAIR_STYLES, SHAPE_SLIDERS, AvatarParams
-from avatar3d.regressor import COLOR_NAMES, SLIDER_FIELDS, create_model
+from avatar3d.regressor import COLOR_NAMES, MODEL_CONFIGS, SLIDER_FIELDS, create_model
 from avatar3d.synth import MONK_SKIN_TONES, SetSpec, as_training_set, load_or_render, sample_params
 from avatar3d.training import (
     LoopOptions,
@@ -102,7 +102,7 @@ def test_training_is_reproducible_tensor_for_tensor(tiny_set):
     the shipped weights must come back from `chibi train` exactly."""
     torch.set_num_threads(1)
     data = as_training_set(tiny_set)
-    config = {**create_model("chibinet-xs").config.to_dict(), "color_pool": True,
+    config = {**MODEL_CONFIGS["chibinet-xs"].to_dict(), "color_pool": True,
               "color_layout": True, "exposure_norm": True}  # fmt: skip
     states = []
     for _ in range(2):

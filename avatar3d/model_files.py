@@ -15,7 +15,7 @@ from typing import Any
 from .errors import ChibiError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_MODEL = "chibinet-mce"
+DEFAULT_MODEL = "chibinet-mcer"
 
 
 def sha256_file(path: str | Path) -> str:

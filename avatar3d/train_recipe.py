@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .color_refiner import fit_color_refiner
 from .model_files import DEFAULT_MODEL
 from .regressor import COLOR_NAMES, SLIDER_FIELDS
 from .training import (
@@ -78,6 +79,9 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> P
     extra = f" + {len(real)} teacher-labelled" if real else ""
     log(f"training {model.config.name}: {len(train)} synthetic{extra} crops, {loop.epochs} epochs")
     history = train_model(model, train, real, loop, log)
+    refiner_losses = None
+    if model.config.color_refine:
+        refiner_losses = fit_color_refiner(model, train, options.seed, log=log)
     pred = predict_arrays(model, val.crops)
     errors = field_errors(pred.sliders, pred.colors, val.targets.sliders, val.targets.colors)
     metrics = {
@@ -95,6 +99,8 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> P
         "teacher_samples": len(real) if real else 0, "epoch_losses": history.losses,
         "seconds": round(history.seconds, 1), "torch": torch.__version__, **metrics,
     }}  # fmt: skip
+    if refiner_losses is not None:
+        info["training"]["color_refiner_lab_l1"] = [round(v, 4) for v in refiner_losses[::50]]
     path = save_weights(model, options.out or WEIGHTS_DIR, name, info)
     log(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) in {history.seconds:.0f}s of training")
     return path

@@ -1,6 +1,6 @@
 """Where ChibiNet's colours look: a picture of the colour pool's softmax weights.
 
-For a model with `color_pool` (the shipped `chibinet-mce`), each colour averages the
+For a model with `color_pool` (the shipped `chibinet-mcer`), each colour averages the
 crop's pixels and first-stage features over a softmax of the 64x64 positions of its
 first stage (`ChibiNet.color_attention`). This script draws, for a few random
 synthetic renders (made like the training set, `synth.photo_and_crop`) and the sample

@@ -11,9 +11,16 @@ from PIL import Image
 from skimage import data as skdata
 from skimage.color import rgb2lab
 
+from avatar3d.color_refiner import fit_color_refiner
 from avatar3d.fusion import FusionTable
 from avatar3d.params import GLASSES, HAIR_STYLES, SHAPE_SLIDERS, AvatarParams
-from avatar3d.regressor import COLOR_NAMES, MODEL_CONFIGS, SLIDER_FIELDS, create_model
+from avatar3d.regressor import (
+    COLOR_NAMES,
+    MODEL_CONFIGS,
+    SLIDER_FIELDS,
+    create_model,
+    crops_to_tensor,
+)
 from avatar3d.synth import MONK_SKIN_TONES, SetSpec, as_training_set, load_or_render, sample_params
 from avatar3d.training import (
     LoopOptions,
@@ -260,3 +267,53 @@ def test_eval_report_prints_each_fairness_verdict_with_its_chance_level():
     assert "found per swatch: " + "100%, " * 9 + "0%" in text
     assert "skin dE2000 per swatch: " + "  3.0 " * 9 + "    -" in text
     assert all(name in text for name in CLASS_FIELDS)
+
+
+def test_color_refiner_leaves_training_alone_then_learns_the_colours(tiny_set):
+    """With `color_refine` the network trains exactly as without (the refiner is built
+    last, frozen and zero at its output); `fit_color_refiner` then lowers the colour error
+    and changes nothing else."""
+    torch.set_num_threads(1)
+    data = as_training_set(tiny_set)
+    config = {**MODEL_CONFIGS["chibinet-xs"].to_dict(), "color_pool": True}
+    models = []
+    for refine in (0, 16):
+        torch.manual_seed(0)
+        model = create_model({**config, "color_refine": refine})
+        train_model(model, data, None, LoopOptions(epochs=2, batch_size=6, lr=3e-3))
+        models.append(model)
+    plain, refined = models
+    trunk = plain.state_dict()
+    assert all(torch.equal(trunk[k], refined.state_dict()[k]) for k in trunk)
+    images = crops_to_tensor(tiny_set["crops"])
+    with torch.inference_mode():
+        assert torch.equal(refined(images)["colors"], plain(images)["colors"])
+
+    losses = fit_color_refiner(refined, data, epochs=200)
+    assert losses[-1] < 0.7 * losses[0], losses[::20]
+    assert all(torch.equal(trunk[k], refined.state_dict()[k]) for k in trunk)
+    assert not any(p.requires_grad for p in refined.color_refiner.parameters())
+    before, after = (predict_arrays(m, tiny_set["crops"]) for m in (plain, refined))
+    assert np.array_equal(before.sliders, after.sliders)
+    error = [np.abs(p.colors - tiny_set["colors"]).mean() for p in (before, after)]
+    assert error[1] < 0.8 * error[0], error
+
+
+def test_train_command_fits_the_refiner_and_saves_loadable_weights(tmp_path, capsys):
+    """`chibi train` with the default model, shrunk: renders, trains, fits the colour
+    refiner, writes weights that load by name with their checksum."""
+    from avatar3d.model_files import DEFAULT_MODEL
+    from avatar3d.regressor import load_pretrained
+
+    assert MODEL_CONFIGS[DEFAULT_MODEL].color_refine
+    out = tmp_path / "weights"
+    args = ["train", "--avatars", "4", "--epochs", "1", "--workers", "1", "--no-eval",
+            "--cache", str(tmp_path / "synth"), "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    log = capsys.readouterr().err
+    assert "colour refiner: Lab L1" in log
+    info = json.loads((out / f"{DEFAULT_MODEL}.json").read_text())
+    losses = info["training"]["color_refiner_lab_l1"]
+    assert losses[-1] < losses[0]
+    model = load_pretrained(DEFAULT_MODEL, out)
+    assert model.config.color_refine and model.color_refiner[-1].weight.abs().sum() > 0

@@ -1,12 +1,12 @@
 """Fitting ChibiNet's colour refiner: the second step of `chibi train` for a model
 whose config has `color_refine`.
 
-The trained network's colours err systematically: a small MLP on its five colour
-logits and the face's mean exposure, fitted on its own outputs over the training
-crops, takes a good part of the error away (README, session 16). The rest of the
-network stays as it was: its outputs on every training crop and its mirror image
-(the pipeline averages both) are computed once, then only `color_refiner` trains,
-on the colour loss `chibi train` uses (Lab L1).
+The trained network's colours err partly systematically: a small MLP on its five
+colour logits, the face's mean exposure and the pixels each colour pooled, fitted on
+its own outputs over the training crops, takes a good part of the error away (README,
+session 16). The rest of the network stays as it was: its outputs on every training
+crop and its mirror image (the pipeline averages both) are computed once, then only
+`color_refiner` trains, on the colour loss `chibi train` uses (Lab L1).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ REFINE_WEIGHT_DECAY = 1e-4
 def refiner_data(
     model: ChibiNet, data: TrainingSet, batch_size: int = 256
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The network's view of every crop and its mirror image: (inputs (2N, 18), colour
+    """The network's view of every crop and its mirror image: (inputs (2N, 33), colour
     logits (2N, 15), target colours (2N, 5, 3) sRGB 0..1, colour mask (2N, 5))."""
     model.eval()
     a = model.n_sliders
@@ -41,8 +41,8 @@ def refiner_data(
                 images = crops_to_tensor(data.crops[start : start + batch_size])
                 if mirrored:
                     images = images.flip(-1).contiguous(memory_format=torch.channels_last)
-                raw = model.unrefined_logits(images)
-                inputs.append(model.refiner_inputs(images, raw))
+                raw, pixels = model.unrefined_logits(images)
+                inputs.append(model.refiner_inputs(images, raw, pixels))
                 logits.append(raw[:, a:b])
     colors = torch.from_numpy(np.asarray(data.targets.colors, np.float32))
     mask = torch.from_numpy(np.asarray(data.color_mask, np.float32))

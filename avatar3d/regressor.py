@@ -112,11 +112,11 @@ class ChibiNetConfig:
       middle of the face (`EXPOSURE_WINDOW`), so the sliders cannot follow the photo's
       exposure; only the colour pool reads the pixels as they are (needs `color_pool`).
     color_refine: width of a small MLP that corrects the colour logits from all five
-      colours' logits and the log mean RGB of the middle of the face
-      (`EXPOSURE_WINDOW`); 0 for none. It starts at zero, is frozen while the rest
-      trains and is fitted afterwards on the trained network's own outputs
-      (`avatar3d.color_refiner`): the colours' errors are systematic (a refiner fitted
-      this way took the held-out hair error from 6.1 to 5.0 dE2000; README).
+      colours' logits, the log mean RGB of the middle of the face (`EXPOSURE_WINDOW`)
+      and the log of the pixels each colour pooled; 0 for none (needs `color_pool`).
+      It starts at zero, is frozen while the rest trains and is fitted afterwards on
+      the trained network's own outputs (`avatar3d.color_refiner`): the colours'
+      errors are partly systematic (README, session 16).
     """
 
     name: str = DEFAULT_MODEL
@@ -133,8 +133,8 @@ class ChibiNetConfig:
     color_refine: int = 0
 
     def __post_init__(self) -> None:
-        if (self.color_layout or self.exposure_norm) and not self.color_pool:
-            raise ValueError("color_layout and exposure_norm need color_pool")
+        if (self.color_layout or self.exposure_norm or self.color_refine) and not self.color_pool:
+            raise ValueError("color_layout, exposure_norm and color_refine need color_pool")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -261,7 +261,7 @@ class ChibiNet(nn.Module):
             # frozen here and zero at its output, so training the rest is unchanged too
             width, colors = config.color_refine, 3 * self.n_colors
             self.color_refiner = nn.Sequential(
-                nn.Linear(colors + 3, width), nn.ReLU(),
+                nn.Linear(2 * colors + 3, width), nn.ReLU(),
                 nn.Linear(width, width), nn.ReLU(),
                 nn.Linear(width, colors),
             )  # fmt: skip
@@ -279,16 +279,16 @@ class ChibiNet(nn.Module):
 
     def _pooled_colors(
         self, images: torch.Tensor, first: torch.Tensor, second: torch.Tensor
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 5, 3) colour logits from the pixels and first-stage features averaged over
-        where each colour looks."""
+        where each colour looks, and (N, 5, 3) the pixels' averages alone."""
         n, _, h, w = first.shape
         weights = self._color_weights(first, second)
         pixels = nn.functional.adaptive_avg_pool2d(images, (h, w))
         # (N, h*w, C) views of the maps: free for channels_last, the inference layout
         flat = [m.permute(0, 2, 3, 1).reshape(n, h * w, -1) for m in (first, pixels)]
         pooled = torch.cat([torch.bmm(weights, f) for f in flat], dim=2)  # (N, 5, C + 3)
-        return torch.einsum("nkc,kcd->nkd", pooled, self.color_weight)
+        return torch.einsum("nkc,kcd->nkd", pooled, self.color_weight), pooled[..., -3:]
 
     @staticmethod
     def _window(images: torch.Tensor) -> torch.Tensor:
@@ -323,31 +323,36 @@ class ChibiNet(nn.Module):
 
     def forward_logits(self, images: torch.Tensor) -> torch.Tensor:
         """images: (N, 3, H, W) float 0..1 -> (N, 48) raw outputs before the bounding functions."""
-        raw = self.unrefined_logits(images)
+        raw, pixels = self.unrefined_logits(images)
         if not self.config.color_refine:
             return raw
         a = self.n_sliders
         b = a + 3 * self.n_colors
-        colors = raw[:, a:b] + self.color_refiner(self.refiner_inputs(images, raw))
+        colors = raw[:, a:b] + self.color_refiner(self.refiner_inputs(images, raw, pixels))
         return torch.cat([raw[:, :a], colors, raw[:, b:]], dim=1)
 
-    def refiner_inputs(self, images: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
-        """(N, 18) what `color_refiner` reads: the colour logits of `unrefined_logits`
-        and the log mean RGB of the middle of the face."""
+    def refiner_inputs(
+        self, images: torch.Tensor, raw: torch.Tensor, pixels: torch.Tensor
+    ) -> torch.Tensor:
+        """(N, 33) what `color_refiner` reads: the colour logits of `raw`, the log mean RGB
+        of the middle of the face and the log of the pixels (N, 5, 3) each colour pooled."""
         a = self.n_sliders
-        exposure = torch.log(self._window(images).mean(dim=(2, 3)).clamp(min=0.02))
-        return torch.cat([raw[:, a : a + 3 * self.n_colors], exposure], dim=1)
+        exposure = self._window(images).mean(dim=(2, 3))
+        logs = torch.log(torch.cat([exposure, pixels.flatten(1)], dim=1).clamp(min=0.02))
+        return torch.cat([raw[:, a : a + 3 * self.n_colors], logs], dim=1)
 
-    def unrefined_logits(self, images: torch.Tensor) -> torch.Tensor:
-        """`forward_logits` before the colour refiner (the same without `color_refine`)."""
+    def unrefined_logits(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`forward_logits` before the colour refiner (the same without `color_refine`),
+        and with `color_pool` the mean pixels (N, 5, 3) each colour pooled (else None)."""
         x, taps = self._features(images)
         raw = self.out(self.fc(x))
         if not taps:
-            return raw
+            return raw, None
         a = self.n_sliders
         b = a + 3 * self.n_colors
-        colors = raw[:, a:b] + self._pooled_colors(images, *taps).flatten(1)
-        return torch.cat([raw[:, :a], colors, raw[:, b:]], dim=1)
+        pooled, pixels = self._pooled_colors(images, *taps)
+        colors = raw[:, a:b] + pooled.flatten(1)
+        return torch.cat([raw[:, :a], colors, raw[:, b:]], dim=1), pixels
 
     def color_attention(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 5, h, w) weights, each summing to 1: where each colour of `COLOR_NAMES`

@@ -46,8 +46,9 @@ def refiner_data(
                 logits.append(raw[:, a:b])
     colors = torch.from_numpy(np.asarray(data.targets.colors, np.float32))
     mask = torch.from_numpy(np.asarray(data.color_mask, np.float32))
+    # concatenated outside inference_mode: plain tensors, which autograd may save
     return (
-        torch.cat(inputs).clone(), torch.cat(logits).clone(),
+        torch.cat(inputs), torch.cat(logits),
         torch.cat([colors, colors]), torch.cat([mask, mask]),
     )  # fmt: skip
 

@@ -62,8 +62,8 @@ def fit_color_refiner(
 ) -> list[float]:
     """Fit `model.color_refiner` in place on `data` (the rest of `model` unchanged).
 
-    Returns the mean colour loss (Lab L1, summed over L, a, b) per epoch; the first
-    entry is before any step, the network's own error."""
+    Returns the colour loss (Lab L1, summed over L, a, b; summed over the refiners) per
+    epoch; the first entry is before any step, the network's own error."""
     refiner = model.color_refiner
     inputs, logits, colors, mask = refiner_data(model, data)
     generator = torch.Generator().manual_seed(seed)
@@ -73,8 +73,9 @@ def fit_color_refiner(
     target_lab = srgb_to_lab(colors)
 
     def loss_of(index: torch.Tensor) -> torch.Tensor:
-        refined = logits[index] + refiner(inputs[index])
-        lab = srgb_to_lab(torch.sigmoid(refined).view(-1, model.n_colors, 3))
+        """Each refiner's own loss, summed: they train side by side, independently."""
+        refined = logits[index] + refiner.members(inputs[index])  # (refiners, B, 15)
+        lab = srgb_to_lab(torch.sigmoid(refined).view(len(refined), -1, model.n_colors, 3))
         error = (lab - target_lab[index]).abs().sum(-1)
         return (error * mask[index]).sum() / mask[index].sum().clamp_min(1.0)
 
@@ -94,6 +95,7 @@ def fit_color_refiner(
     refiner.requires_grad_(False)
     model.eval()
     if log:
-        log(f"colour refiner: Lab L1 {losses[0]:.3f} -> {losses[-1]:.3f} on "
-            f"{len(inputs)} crops ({time.perf_counter() - start:.0f}s)")  # fmt: skip
+        count, seconds = len(refiner.weights[0]), time.perf_counter() - start
+        log(f"colour refiner: Lab L1 {losses[0] / count:.3f} -> {losses[-1] / count:.3f} "
+            f"(each of {count}) on {len(inputs)} crops ({seconds:.0f}s)")  # fmt: skip
     return losses

@@ -17,6 +17,7 @@ Nothing here predicts gender, age or ethnicity.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -117,6 +118,8 @@ class ChibiNetConfig:
       It starts at zero, is frozen while the rest trains and is fitted afterwards on
       the trained network's own outputs (`avatar3d.color_refiner`): the colours'
       errors are partly systematic (README, session 16).
+    color_refiners: how many such MLPs, from different initial weights, are fitted
+      side by side; their corrections are averaged.
     """
 
     name: str = DEFAULT_MODEL
@@ -131,6 +134,7 @@ class ChibiNetConfig:
     color_layout: bool = False
     exposure_norm: bool = False
     color_refine: int = 0
+    color_refiners: int = 1
 
     def __post_init__(self) -> None:
         if (self.color_layout or self.exposure_norm or self.color_refine) and not self.color_pool:
@@ -172,7 +176,7 @@ MODEL_CONFIGS: dict[str, ChibiNetConfig] = {
     # fitted on its outputs: every colour, and the fairness figure, better (README)
     "chibinet-mcer": ChibiNetConfig(
         name="chibinet-mcer", color_pool=True, color_layout=True, exposure_norm=True,
-        color_refine=64,
+        color_refine=64, color_refiners=6,
     ),  # fmt: skip
     "chibinet-s": ChibiNetConfig(
         name="chibinet-s", stages=((32, 2, 1), (64, 2, 2), (112, 2, 2), (160, 2, 2))
@@ -209,6 +213,41 @@ class _SeparableBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.pointwise(self.depthwise(x))
         return nn.functional.relu6(x + y) if self.residual else y
+
+
+class MLPEnsemble(nn.Module):
+    """`count` MLPs (inputs -> width -> width -> outputs, ReLU) run as batched matrix
+    products; `members` gives each one's output (count, N, outputs), calling the module
+    their mean (N, outputs). The last layer starts at zero, so the output does too."""
+
+    def __init__(self, count: int, inputs: int, width: int, outputs: int):
+        super().__init__()
+
+        def uniform(fan_in: int, *shape: int) -> nn.Parameter:  # nn.Linear's default bounds
+            bound = 1.0 / math.sqrt(fan_in)
+            return nn.Parameter(torch.empty(count, *shape).uniform_(-bound, bound))
+
+        def zeros(*shape: int) -> nn.Parameter:
+            return nn.Parameter(torch.zeros(count, *shape))
+
+        self.weights = nn.ParameterList(
+            [uniform(inputs, inputs, width), uniform(width, width, width), zeros(width, outputs)]
+        )
+        self.biases = nn.ParameterList(
+            [uniform(inputs, 1, width), uniform(width, 1, width), zeros(1, outputs)]
+        )
+
+    def members(self, x: torch.Tensor) -> torch.Tensor:
+        """x (N, inputs) -> (count, N, outputs)."""
+        h = x.unsqueeze(0).expand(len(self.weights[0]), -1, -1)
+        for index, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
+            h = torch.baddbmm(bias, h, weight)
+            if index < len(self.weights) - 1:
+                h = torch.relu(h)
+        return h
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.members(x).mean(dim=0)
 
 
 class ChibiNet(nn.Module):
@@ -259,14 +298,10 @@ class ChibiNet(nn.Module):
         if config.color_refine:
             # built last, so every other layer draws the initial weights it would without;
             # frozen here and zero at its output, so training the rest is unchanged too
-            width, colors = config.color_refine, 3 * self.n_colors
-            self.color_refiner = nn.Sequential(
-                nn.Linear(2 * colors + 3, width), nn.ReLU(),
-                nn.Linear(width, width), nn.ReLU(),
-                nn.Linear(width, colors),
-            )  # fmt: skip
-            nn.init.zeros_(self.color_refiner[-1].weight)
-            nn.init.zeros_(self.color_refiner[-1].bias)
+            colors = 3 * self.n_colors
+            self.color_refiner = MLPEnsemble(
+                config.color_refiners, 2 * colors + 3, config.color_refine, colors
+            )
             self.color_refiner.requires_grad_(False)
 
     def _color_weights(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:

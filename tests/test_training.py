@@ -279,7 +279,7 @@ def test_color_refiner_leaves_training_alone_then_learns_the_colours(tiny_set):
     models = []
     for refine in (0, 16):
         torch.manual_seed(0)
-        model = create_model({**config, "color_refine": refine})
+        model = create_model({**config, "color_refine": refine, "color_refiners": 2})
         train_model(model, data, None, LoopOptions(epochs=2, batch_size=6, lr=3e-3))
         models.append(model)
     plain, refined = models
@@ -316,4 +316,4 @@ def test_train_command_fits_the_refiner_and_saves_loadable_weights(tmp_path, cap
     losses = info["training"]["color_refiner_lab_l1"]
     assert losses[-1] < losses[0]
     model = load_pretrained(DEFAULT_MODEL, out)
-    assert model.config.color_refine and model.color_refiner[-1].weight.abs().sum() > 0
+    assert model.config.color_refine and model.color_refiner.weights[-1].abs().sum() > 0

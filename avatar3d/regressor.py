@@ -172,8 +172,8 @@ MODEL_CONFIGS: dict[str, ChibiNetConfig] = {
     "chibinet-mce": ChibiNetConfig(
         name="chibinet-mce", color_pool=True, color_layout=True, exposure_norm=True
     ),
-    # the shipped model: chibinet-mce (trained exactly as it is) and then a colour refiner
-    # fitted on its outputs: every colour, and the fairness figure, better (README)
+    # the shipped model: chibinet-mce (trained exactly as it is) and then six colour
+    # refiners fitted on its outputs: every colour, and the fairness figure, better (README)
     "chibinet-mcer": ChibiNetConfig(
         name="chibinet-mcer", color_pool=True, color_layout=True, exposure_norm=True,
         color_refine=64, color_refiners=6,

@@ -116,10 +116,12 @@ class ChibiNetConfig:
       colours' logits, the log mean RGB of the middle of the face (`EXPOSURE_WINDOW`)
       and the log of the pixels each colour pooled; 0 for none (needs `color_pool`).
       It starts at zero, is frozen while the rest trains and is fitted afterwards on
-      the trained network's own outputs (`avatar3d.color_refiner`): the colours'
+      the trained network's own outputs (`avatar3d.refiners`): the colours'
       errors are partly systematic (README, session 16).
     color_refiners: how many such MLPs, from different initial weights, are fitted
       side by side; their corrections are averaged.
+    slider_refine, slider_refiners: the same for the slider logits, from all 48 outputs
+      before any refiner; fitted with the colour refiners (README, session 17).
     """
 
     name: str = DEFAULT_MODEL
@@ -135,6 +137,8 @@ class ChibiNetConfig:
     exposure_norm: bool = False
     color_refine: int = 0
     color_refiners: int = 1
+    slider_refine: int = 0
+    slider_refiners: int = 1
 
     def __post_init__(self) -> None:
         if (self.color_layout or self.exposure_norm or self.color_refine) and not self.color_pool:
@@ -173,10 +177,12 @@ MODEL_CONFIGS: dict[str, ChibiNetConfig] = {
         name="chibinet-mce", color_pool=True, color_layout=True, exposure_norm=True
     ),
     # the shipped model: chibinet-mce (trained exactly as it is) and then six colour
-    # refiners fitted on its outputs: every colour, and the fairness figure, better (README)
+    # refiners fitted on its outputs: every colour, and the fairness figure, better.
+    # Session 16: width 64, fitted on the training crops. Session 17: width 128, and six
+    # slider refiners, fitted on those and on renders the network never saw (README)
     "chibinet-mcer": ChibiNetConfig(
         name="chibinet-mcer", color_pool=True, color_layout=True, exposure_norm=True,
-        color_refine=64, color_refiners=6,
+        color_refine=64, color_refiners=6, slider_refine=64, slider_refiners=6,
     ),  # fmt: skip
     "chibinet-s": ChibiNetConfig(
         name="chibinet-s", stages=((32, 2, 1), (64, 2, 2), (112, 2, 2), (160, 2, 2))
@@ -303,6 +309,13 @@ class ChibiNet(nn.Module):
                 config.color_refiners, 2 * colors + 3, config.color_refine, colors
             )
             self.color_refiner.requires_grad_(False)
+        if config.slider_refine:
+            # after the colour refiner, so that one draws the initial weights it would without
+            outputs = self.out.out_features
+            self.slider_refiner = MLPEnsemble(
+                config.slider_refiners, outputs, config.slider_refine, self.n_sliders
+            )
+            self.slider_refiner.requires_grad_(False)
 
     def _color_weights(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
         """(N, 5, h*w): where each colour looks, a softmax over the first stage's positions."""
@@ -359,12 +372,14 @@ class ChibiNet(nn.Module):
     def forward_logits(self, images: torch.Tensor) -> torch.Tensor:
         """images: (N, 3, H, W) float 0..1 -> (N, 48) raw outputs before the bounding functions."""
         raw, pixels = self.unrefined_logits(images)
-        if not self.config.color_refine:
-            return raw
         a = self.n_sliders
         b = a + 3 * self.n_colors
-        colors = raw[:, a:b] + self.color_refiner(self.refiner_inputs(images, raw, pixels))
-        return torch.cat([raw[:, :a], colors, raw[:, b:]], dim=1)
+        sliders, colors = raw[:, :a], raw[:, a:b]
+        if self.config.slider_refine:
+            sliders = sliders + self.slider_refiner(raw)
+        if self.config.color_refine:
+            colors = colors + self.color_refiner(self.refiner_inputs(images, raw, pixels))
+        return torch.cat([sliders, colors, raw[:, b:]], dim=1)
 
     def refiner_inputs(
         self, images: torch.Tensor, raw: torch.Tensor, pixels: torch.Tensor
@@ -377,8 +392,8 @@ class ChibiNet(nn.Module):
         return torch.cat([raw[:, a : a + 3 * self.n_colors], logs], dim=1)
 
     def unrefined_logits(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`forward_logits` before the colour refiner (the same without `color_refine`),
-        and with `color_pool` the mean pixels (N, 5, 3) each colour pooled (else None)."""
+        """`forward_logits` before the refiners (the same without them), and with
+        `color_pool` the mean pixels (N, 5, 3) each colour pooled (else None)."""
         x, taps = self._features(images)
         raw = self.out(self.fc(x))
         if not taps:
@@ -608,11 +623,11 @@ class Prediction:
         )  # fmt: skip
 
 
-# Slider index permutation that mirrors a prediction (left/right fields swapped).
-_MIRROR = list(range(len(SLIDER_FIELDS)))
+# Slider index permutation that mirrors a prediction or a label (left/right fields swapped).
+SLIDER_MIRROR = list(range(len(SLIDER_FIELDS)))
 for _a, _b in MIRRORED_SLIDERS:
     _i, _j = SLIDER_FIELDS.index(_a), SLIDER_FIELDS.index(_b)
-    _MIRROR[_i], _MIRROR[_j] = _j, _i
+    SLIDER_MIRROR[_i], SLIDER_MIRROR[_j] = _j, _i
 
 
 def predict_tensor(
@@ -637,7 +652,7 @@ def predict_tensor(
         hair = torch.softmax(out["hair_style"].float(), 1)
         glasses = torch.softmax(out["glasses"].float(), 1)
         if flip_average:
-            sliders = 0.5 * (sliders[:n] + sliders[n:][:, _MIRROR])
+            sliders = 0.5 * (sliders[:n] + sliders[n:][:, SLIDER_MIRROR])
             colors, hair, glasses = (0.5 * (t[:n] + t[n:]) for t in (colors, hair, glasses))
     return {
         "sliders": sliders.cpu().numpy(),

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .color_refiner import fit_color_refiner
 from .model_files import DEFAULT_MODEL
+from .refiners import fit_refiners
 from .regressor import COLOR_NAMES, SLIDER_FIELDS
 from .training import (
     LoopOptions,
@@ -26,6 +26,10 @@ from .training import (
     train_model,
 )
 
+# The colour refiners' extra renders are drawn from seed + 3: seeds 1 and 2 draw
+# `chibi eval`'s held-out and Monk sets.
+REFINE_SEED_OFFSET = 3
+
 
 @dataclass
 class TrainOptions:
@@ -35,6 +39,8 @@ class TrainOptions:
     in at `LoopOptions.real_fraction`; `init`: start from shipped weights (a name) or a
     .pt file, with fine-tuning defaults (fewer epochs, lower rate). `init_seed` draws
     the initial weights alone (default: `seed`), to tell a recipe from its luck.
+    `refine_avatars`: for a model with refiners, renders the network never trains on,
+    added to its training crops to fit them (default: twice `avatars`).
     """
 
     model: str = DEFAULT_MODEL
@@ -46,6 +52,7 @@ class TrainOptions:
     lr: float | None = None
     seed: int = 0
     init_seed: int | None = None
+    refine_avatars: int | None = None
     real: str | None = None
     init: str | None = None
     out: str | None = None
@@ -79,9 +86,19 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> P
     extra = f" + {len(real)} teacher-labelled" if real else ""
     log(f"training {model.config.name}: {len(train)} synthetic{extra} crops, {loop.epochs} epochs")
     history = train_model(model, train, real, loop, log)
-    refiner_losses = None
-    if model.config.color_refine:
-        refiner_losses = fit_color_refiner(model, train, options.seed, log=log)
+    refiner_losses, refine_spec = None, None
+    if model.config.color_refine or model.config.slider_refine:
+        refine_avatars = options.refine_avatars
+        if refine_avatars is None:
+            refine_avatars = 2 * options.avatars
+        refiner_data = train
+        if refine_avatars:
+            refine_spec = SetSpec(
+                "refine", refine_avatars, options.views, options.seed + REFINE_SEED_OFFSET
+            )
+            fresh = load_or_render(refine_spec, options.cache, options.workers, log)
+            refiner_data = train.joined(as_training_set(fresh))
+        refiner_losses = fit_refiners(model, refiner_data, options.seed, log=log)
     pred = predict_arrays(model, val.crops)
     errors = field_errors(pred.sliders, pred.colors, val.targets.sliders, val.targets.colors)
     metrics = {
@@ -100,7 +117,9 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> P
         "seconds": round(history.seconds, 1), "torch": torch.__version__, **metrics,
     }}  # fmt: skip
     if refiner_losses is not None:
-        info["training"]["color_refiner_lab_l1"] = [round(v, 4) for v in refiner_losses[::50]]
+        info["training"]["refine_set"] = refine_spec.cache_name() if refine_spec else None
+        for kind, losses in refiner_losses.items():  # every 50th epoch, summed over members
+            info["training"][f"{kind}_refiner_loss"] = [round(v, 4) for v in losses[::50]]
     path = save_weights(model, options.out or WEIGHTS_DIR, name, info)
     log(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) in {history.seconds:.0f}s of training")
     return path

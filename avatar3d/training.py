@@ -83,6 +83,18 @@ class TrainingSet:
             np.ones(n, np.float32), source,
         )  # fmt: skip
 
+    def joined(self, other: TrainingSet) -> TrainingSet:
+        """This set followed by `other` (the source stays this set's)."""
+        a, b = self.targets, other.targets
+        return TrainingSet(
+            np.concatenate([self.crops, other.crops]),
+            ParamTargets(*(np.concatenate([getattr(a, f), getattr(b, f)])
+                           for f in ("sliders", "colors", "hair_style", "glasses"))),
+            *(np.concatenate([getattr(self, f), getattr(other, f)])
+              for f in ("slider_mask", "color_mask", "class_mask")),
+            self.source,
+        )  # fmt: skip
+
     def subset(self, index: np.ndarray) -> TrainingSet:
         t = self.targets
         return TrainingSet(

@@ -25,6 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=d.seed, help="data, augmentation and weights")
     parser.add_argument("--init-seed", type=int, help="initial weights alone (default: --seed)")
+    parser.add_argument(
+        "--refine-avatars", type=int,
+        help="renders the network never sees, to fit the colour refiners (default: 2x --avatars; "
+        "0: the training crops only)",
+    )  # fmt: skip
     parser.add_argument("--real", metavar="LABELS.jsonl", help="teacher labels from `chibi label`")
     parser.add_argument("--init", metavar="NAME|FILE.pt", help="start from weights ('default')")
     parser.add_argument("--out", metavar="DIR", help="weights folder (default: avatar3d/weights)")
@@ -40,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     options = TrainOptions(
         model=args.model, name=args.name, avatars=args.avatars, views=args.views,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        init_seed=args.init_seed,
+        init_seed=args.init_seed, refine_avatars=args.refine_avatars,
         real=args.real, init=args.init, out=args.out, cache=args.cache,
         workers=args.workers, threads=args.threads,
     )  # fmt: skip

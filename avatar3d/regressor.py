@@ -178,8 +178,8 @@ MODEL_CONFIGS: dict[str, ChibiNetConfig] = {
     ),
     # the shipped model: chibinet-mce (trained exactly as it is) and then six colour
     # refiners fitted on its outputs: every colour, and the fairness figure, better.
-    # Session 16: width 64, fitted on the training crops. Session 17: width 128, and six
-    # slider refiners, fitted on those and on renders the network never saw (README)
+    # Session 16: fitted on the training crops. Session 17: six slider refiners too, all
+    # fitted on those crops and on renders the network never saw (README)
     "chibinet-mcer": ChibiNetConfig(
         name="chibinet-mcer", color_pool=True, color_layout=True, exposure_norm=True,
         color_refine=64, color_refiners=6, slider_refine=64, slider_refiners=6,

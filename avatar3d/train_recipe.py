@@ -26,7 +26,7 @@ from .training import (
     train_model,
 )
 
-# The colour refiners' extra renders are drawn from seed + 3: seeds 1 and 2 draw
+# The refiners' extra renders are drawn from seed + 3: seeds 1 and 2 draw
 # `chibi eval`'s held-out and Monk sets.
 REFINE_SEED_OFFSET = 3
 

@@ -92,12 +92,11 @@ def fit_refiners(
     optimiser and the same batches for both; their parameters and losses are apart,
     so each fits as it would alone."""
     view = refiner_data(model, data)
-    a = model.n_sliders
-    b = a + 3 * model.n_colors
+    a, colors = model.n_sliders, model.color_slice
     target_lab = srgb_to_lab(view.colors)
 
     def color_loss(index: torch.Tensor) -> torch.Tensor:
-        refined = view.raw[index, a:b] + model.color_refiner.members(view.color_inputs[index])
+        refined = view.raw[index, colors] + model.color_refiner.members(view.color_inputs[index])
         lab = srgb_to_lab(torch.sigmoid(refined).view(len(refined), -1, model.n_colors, 3))
         error = (lab - target_lab[index]).abs().sum(-1)  # (refiners, B, 5)
         mask = view.color_mask[index]

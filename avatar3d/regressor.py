@@ -286,6 +286,8 @@ class ChibiNet(nn.Module):
         )
         self.n_sliders = len(SLIDER_FIELDS)
         self.n_colors = len(COLOR_NAMES)
+        # the colour logits' columns among the outputs (after the sliders')
+        self.color_slice = slice(self.n_sliders, self.n_sliders + 3 * self.n_colors)
         self.out = nn.Linear(
             config.hidden, self.n_sliders + 3 * self.n_colors + len(HAIR_STYLES) + len(GLASSES)
         )
@@ -372,8 +374,7 @@ class ChibiNet(nn.Module):
     def forward_logits(self, images: torch.Tensor) -> torch.Tensor:
         """images: (N, 3, H, W) float 0..1 -> (N, 48) raw outputs before the bounding functions."""
         raw, pixels = self.unrefined_logits(images)
-        a = self.n_sliders
-        b = a + 3 * self.n_colors
+        a, b = self.color_slice.start, self.color_slice.stop
         sliders, colors = raw[:, :a], raw[:, a:b]
         if self.config.slider_refine:
             sliders = sliders + self.slider_refiner(raw)
@@ -386,10 +387,9 @@ class ChibiNet(nn.Module):
     ) -> torch.Tensor:
         """(N, 33) what `color_refiner` reads: the colour logits of `raw`, the log mean RGB
         of the middle of the face and the log of the pixels (N, 5, 3) each colour pooled."""
-        a = self.n_sliders
         exposure = self._window(images).mean(dim=(2, 3))
         logs = torch.log(torch.cat([exposure, pixels.flatten(1)], dim=1).clamp(min=0.02))
-        return torch.cat([raw[:, a : a + 3 * self.n_colors], logs], dim=1)
+        return torch.cat([raw[:, self.color_slice], logs], dim=1)
 
     def unrefined_logits(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """`forward_logits` before the refiners (the same without them), and with
@@ -398,8 +398,7 @@ class ChibiNet(nn.Module):
         raw = self.out(self.fc(x))
         if not taps:
             return raw, None
-        a = self.n_sliders
-        b = a + 3 * self.n_colors
+        a, b = self.color_slice.start, self.color_slice.stop
         pooled, pixels = self._pooled_colors(images, *taps)
         colors = raw[:, a:b] + pooled.flatten(1)
         return torch.cat([raw[:, :a], colors, raw[:, b:]], dim=1), pixels
@@ -415,8 +414,7 @@ class ChibiNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         raw = self.forward_logits(images)
-        a = self.n_sliders
-        b = a + 3 * self.n_colors
+        a, b = self.color_slice.start, self.color_slice.stop
         c = b + len(HAIR_STYLES)
         return {
             "slider_logits": raw[:, :a],

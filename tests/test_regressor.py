@@ -93,13 +93,11 @@ def test_color_pool_reads_the_pixels_where_it_looks():
     """Every colour looking at one cell of the first stage's map (rows 40-43, columns
     80-83 of a 128 px crop for chibinet-xs) reports the colour of those pixels."""
     model = create_model({**MODEL_CONFIGS["chibinet-xs"].to_dict(), "color_pool": True}).eval()
-    a = model.n_sliders
-    b = a + 3 * model.n_colors
     with torch.no_grad():
         for weights in (model.out.weight, model.out.bias, model.color_where.weight,
                         model.color_where.bias, model.color_weight):  # fmt: skip
             weights.zero_()
-        model.out.bias[a:b] = -4.0
+        model.out.bias[model.color_slice] = -4.0
         model.color_position.fill_(-1e4)
         model.color_position[:, 10, 20] = 0.0
         model.color_weight[:, -3:, :] = 8.0 * torch.eye(3)  # colour = sigmoid(8 rgb - 4)

@@ -33,7 +33,7 @@ from .fusion import (
     FusionTable,
     fuse_arrays,
 )
-from .regressor import COLOR_NAMES, MIRRORED_SLIDERS, SLIDER_FIELDS, ChibiNet
+from .regressor import COLOR_NAMES, MIRRORED_SLIDERS, SLIDER_FIELDS, Forward
 
 SLIDER_GOAL = 0.05
 COLOR_GOAL = 5.0  # dE2000
@@ -96,7 +96,7 @@ def field_goal(name: str) -> float:
 
 # --------------------------------------------------------------------------- synthetic
 def evaluate_synthetic(
-    model: ChibiNet, table: FusionTable, arrays: dict[str, np.ndarray]
+    model: Forward, table: FusionTable, arrays: dict[str, np.ndarray]
 ) -> dict[str, Any]:
     """CNN / teacher / fused errors on a synthetic set rendered with `teacher=True`."""
     from .training import predict_arrays
@@ -144,7 +144,7 @@ def evaluate_synthetic(
 
 
 def evaluate_fairness(
-    model: ChibiNet, arrays: dict[str, np.ndarray], table: FusionTable | None = None
+    model: Forward, arrays: dict[str, np.ndarray], table: FusionTable | None = None
 ) -> dict[str, Any]:
     """Skin colour dE2000 per Monk swatch (CNN; teacher where it measured the skin), and
     per swatch the share of faces FaceMesh found at all ('found': the photo path
@@ -466,7 +466,7 @@ def run_evaluation(
     from .tinted import evaluate_tinted
 
     pipeline = PhotoPipeline(model_name, weights_dir, device="cpu")
-    model = pipeline.regressor.model
+    model = pipeline.regressor.forward  # what the photo path runs (ONNX Runtime on the CPU)
     if log:
         log(f"model {pipeline.model_name}: real photos ...")
     real = evaluate_real(pipeline, log)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -334,7 +335,8 @@ class ChibiNet(nn.Module):
         where each colour looks, and (N, 5, 3) the pixels' averages alone."""
         n, _, h, w = first.shape
         weights = self._color_weights(first, second)
-        pixels = nn.functional.adaptive_avg_pool2d(images, (h, w))
+        # a fixed kernel (the crop's size is the config's), so the ONNX export is static
+        pixels = nn.functional.avg_pool2d(images, self.config.input_size // w)
         # (N, h*w, C) views of the maps: free for channels_last, the inference layout
         flat = [m.permute(0, 2, 3, 1).reshape(n, h * w, -1) for m in (first, pixels)]
         pooled = torch.cat([torch.bmm(weights, f) for f in flat], dim=2)  # (N, 5, C + 3)
@@ -413,16 +415,22 @@ class ChibiNet(nn.Module):
         return self._color_weights(first, second).view(n, self.n_colors, h, w)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        raw = self.forward_logits(images)
-        a, b = self.color_slice.start, self.color_slice.stop
-        c = b + len(HAIR_STYLES)
-        return {
-            "slider_logits": raw[:, :a],
-            "sliders": torch.sigmoid(raw[:, :a]),
-            "colors": torch.sigmoid(raw[:, a:b]).view(-1, self.n_colors, 3),
-            "hair_style": raw[:, b:c],
-            "glasses": raw[:, c:],
-        }
+        return split_heads(self.forward_logits(images))
+
+
+def split_heads(raw: torch.Tensor) -> dict[str, torch.Tensor]:
+    """(N, 48) raw outputs -> the bounded heads: slider_logits and sliders (N, 23),
+    colors (N, 5, 3) sRGB 0..1, hair_style (N, 7) and glasses (N, 3) logits."""
+    a = len(SLIDER_FIELDS)
+    b = a + 3 * len(COLOR_NAMES)
+    c = b + len(HAIR_STYLES)
+    return {
+        "slider_logits": raw[:, :a],
+        "sliders": torch.sigmoid(raw[:, :a]),
+        "colors": torch.sigmoid(raw[:, a:b]).view(-1, len(COLOR_NAMES), 3),
+        "hair_style": raw[:, b:c],
+        "glasses": raw[:, c:],
+    }
 
 
 def create_model(name_or_config: str | ChibiNetConfig | dict[str, Any] = DEFAULT_MODEL) -> ChibiNet:
@@ -628,11 +636,19 @@ for _a, _b in MIRRORED_SLIDERS:
     SLIDER_MIRROR[_i], SLIDER_MIRROR[_j] = _j, _i
 
 
+# What runs the network: a ChibiNet, or anything called like one (`cpu_runtime.OnnxChibiNet`):
+# images (N, 3, H, W) float 0..1 -> the heads of `split_heads`.
+Forward = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+
+
 def predict_tensor(
-    model: ChibiNet, images: torch.Tensor, flip_average: bool = True
+    model: Forward,
+    images: torch.Tensor,
+    flip_average: bool = True,
 ) -> dict[str, np.ndarray]:
     """Bounded outputs for (N, 3, H, W) 0..1 images as numpy: sliders (N, 23), colors
     (N, 5, 3), hair_style / glasses class probabilities.
+
 
     flip_average: also run the mirrored image and average (mirrored fields swapped
     back), so the prediction is exactly symmetric under a horizontal flip of the photo.
@@ -660,20 +676,42 @@ def predict_tensor(
     }
 
 
+BACKENDS = ("auto", "onnxruntime", "torch")
+
+
 class Regressor:
     """A loaded ChibiNet ready for inference (BN folded, channels_last, inference_mode).
 
     flip_average: average each face with its mirror image (see `predict_tensor`);
     twice the compute, exact flip symmetry.
+    backend: what runs the network. 'auto' is ONNX Runtime on the CPU (2.4-2.7x faster
+    than PyTorch there at batch 1, outputs within 1e-5; `avatar3d.cpu_runtime`) and
+    PyTorch on CUDA; 'torch' forces PyTorch (`model` is the PyTorch module either way).
     """
 
     def __init__(
-        self, model: ChibiNet, device: str | torch.device | None = None, flip_average: bool = True
+        self,
+        model: ChibiNet,
+        device: str | torch.device | None = None,
+        flip_average: bool = True,
+        backend: str = "auto",
     ):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
         self.device = pick_device(str(device) if device is not None else None)
         self.model = fuse_batchnorm(model.to(self.device)).to(memory_format=torch.channels_last)
         self.config = model.config
         self.flip_average = flip_average
+        if backend == "auto":
+            backend = "onnxruntime" if self.device.type == "cpu" else "torch"
+        if backend == "onnxruntime" and self.device.type != "cpu":
+            raise ValueError("the onnxruntime backend runs on the CPU only")
+        self.backend = backend
+        self.forward: Forward = self.model
+        if backend == "onnxruntime":
+            from .cpu_runtime import OnnxChibiNet
+
+            self.forward = OnnxChibiNet(self.model, threads=torch.get_num_threads())
 
     @classmethod
     def pretrained(cls, name: str = "default", device: str | None = None) -> Regressor:
@@ -681,7 +719,7 @@ class Regressor:
 
     def predict(self, crops: np.ndarray) -> list[Prediction]:
         """crops (N, 128, 128, 3) uint8 aligned faces -> N predictions."""
-        out = predict_tensor(self.model, crops_to_tensor(crops, self.device), self.flip_average)
+        out = predict_tensor(self.forward, crops_to_tensor(crops, self.device), self.flip_average)
         return [
             Prediction(out["sliders"][i], out["colors"][i], out["hair_style"][i], out["glasses"][i])
             for i in range(len(out["sliders"]))

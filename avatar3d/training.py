@@ -29,6 +29,7 @@ from .regressor import (
     MIRRORED_SLIDERS,
     SLIDER_FIELDS,
     ChibiNet,
+    Forward,
     ParamTargets,
     create_model,
     crops_to_tensor,
@@ -361,16 +362,18 @@ def train_model(
 
 
 def predict_arrays(
-    model: ChibiNet, crops: np.ndarray, batch_size: int = 128, flip_average: bool = True
+    model: Forward, crops: np.ndarray, batch_size: int = 128, flip_average: bool = True
 ) -> ParamTargets:
-    """Run `model` over crops (N, 128, 128, 3) uint8 -> predicted ParamTargets (argmax
-    classes), the same way the pipeline does (`regressor.predict_tensor`).
+    """Run `model` (a ChibiNet, or a `Regressor.forward`) over crops (N, 128, 128, 3)
+    uint8 -> predicted ParamTargets (argmax classes), the same way the pipeline does
+    (`regressor.predict_tensor`).
 
     `extra` holds the class probabilities ('hair_style_probs', 'glasses_probs').
     """
     from .regressor import predict_tensor
 
-    model.eval()
+    if isinstance(model, torch.nn.Module):
+        model.eval()
     parts = [
         predict_tensor(model, crops_to_tensor(crops[i : i + batch_size]), flip_average)
         for i in range(0, len(crops), batch_size)

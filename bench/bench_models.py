@@ -5,9 +5,9 @@
 For each model (shipped weights by name, or `<DIR>/<NAME>.pt` written by `chibi train
 --out DIR`): ms a face at batch 1 on one thread, with and without the mirror average
 the pipeline uses, and photo -> VRM bytes p50 / p95 beside the FaceMesh pass alone
-(the astronaut as a 512 px JPEG). The timed calls alternate between the models, so a
-slower or busier machine slows them alike: compare the ratios, not the figures of
-two runs.
+(the astronaut as a 512 px JPEG). The timed calls alternate between the models (the
+CNN's in blocks of 100, the whole path call by call), so a slower or busier machine
+slows them alike: compare the ratios, not the figures of two runs.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     from avatar3d.pipeline import PhotoPipeline
     from avatar3d.regressor import Regressor, load_pretrained
     from bench.bench_regressor import photo_to_vrm
-    from bench.common import median, percentile, time_interleaved
+    from bench.common import median, percentile, time_blocks, time_interleaved
     from server.process_setup import chibi_process_setup
 
     chibi_process_setup()
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         for flip in (False, True):
             regressor = Regressor(load_pretrained(name, folder, "cpu"), "cpu", flip_average=flip)
             fns[f"{spec} {flip}"] = lambda r=regressor: r.predict(crop)
-    cnn = time_interleaved(fns, repeat=300, warmup=20)
+    cnn = time_blocks(fns, repeat=100)  # each warm, as alone (see bench_regressor)
     fns = {"facemesh": lambda: thread_analyzer().analyze(rgb)}
     for spec, (name, folder) in models.items():
         pipeline = PhotoPipeline(name, folder, device="cpu")

@@ -23,7 +23,7 @@ from avatar3d.regressor import Regressor, load_pretrained, parameter_count
 from exporters import export, export_file
 from exporters.preview import render_thumbnail
 
-from .common import median, percentile, time_interleaved, time_runs
+from .common import median, percentile, time_blocks, time_interleaved, time_runs
 
 
 def photo_to_vrm(pipeline: PhotoPipeline, data: bytes, thumbnail: bool = True) -> bytes:
@@ -51,28 +51,55 @@ def main() -> None:
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    regressor = Regressor(load_pretrained("default", device="cpu"), "cpu", flip_average=False)
+    backends = {
+        f"{backend} {flip}": Regressor(
+            load_pretrained("default", device="cpu"), "cpu", flip_average=flip, backend=backend
+        )
+        for backend in ("onnxruntime", "torch")
+        for flip in (False, True)
+    }
+    regressor = backends["onnxruntime False"]
     print(
         f"== ChibiNet ({regressor.config.name}, {parameter_count(regressor.model):,} "
-        f"parameters, CPU) =="
+        "parameters, CPU; what the pipeline runs, ONNX Runtime, beside PyTorch) =="
     )
-    one = time_runs(lambda: regressor.predict(crop[None]), repeat=300, warmup=20)
+    # in blocks, in turn: each warm, as alone, and both under the same machine load
+    # (called alternately, each evicts the other's weights: 1.8 against 1.2 ms)
+    one = time_blocks(
+        {key: (lambda r=r: r.predict(crop[None])) for key, r in backends.items()}, repeat=100
+    )
+    ort, eager = median(one["onnxruntime False"]), median(one["torch False"])
     print(
-        f"batch 1, 1 thread       {median(one):8.2f} ms/face   (p95 {percentile(one, 95):.2f})"
-        "   target < 2 ms"
+        f"batch 1, 1 thread       {ort:8.2f} ms/face   (p95 "
+        f"{percentile(one['onnxruntime False'], 95):.2f})   target < 2 ms;"
+        f"  PyTorch {eager:.2f} ms ({eager / ort:.2f}x)"
     )
-    flip = Regressor(load_pretrained("default", device="cpu"), "cpu", flip_average=True)
-    both = time_runs(lambda: flip.predict(crop[None]), repeat=300, warmup=20)
-    print(f"  + mirror average (pipeline default) {median(both):6.2f} ms/face")
+    ort, eager = median(one["onnxruntime True"]), median(one["torch True"])
+    print(
+        f"  + mirror average (pipeline default) {ort:6.2f} ms/face;"
+        f"  PyTorch {eager:.2f} ms ({eager / ort:.2f}x)"
+    )
     batch = np.repeat(crop[None], 32, axis=0)
-    b1 = median(time_runs(lambda: regressor.predict(batch), repeat=30, warmup=3))
-    print(f"batch 32, 1 thread      {32000 / b1:8.0f} faces/s")
+    b1 = time_blocks(
+        {
+            key: (lambda r=backends[key]: r.predict(batch))
+            for key in ("onnxruntime False", "torch False")
+        },
+        repeat=10,
+        warmup=2,
+    )
+    ort, eager = (32000 / median(b1[f"{key} False"]) for key in ("onnxruntime", "torch"))
+    print(f"batch 32, 1 thread      {ort:8.0f} faces/s;  PyTorch {eager:.0f} faces/s")
     torch.set_num_threads(threads)
-    bn = median(time_runs(lambda: regressor.predict(batch), repeat=30, warmup=3))
+    # ONNX Runtime's threads are fixed when its session is made
+    wide = Regressor(load_pretrained("default", device="cpu"), "cpu", flip_average=False)
+    bn = median(time_runs(lambda: wide.predict(batch), repeat=30, warmup=3))
     print(f"batch 32, {threads} threads     {32000 / bn:8.0f} faces/s")
 
     print("== FaceMesh and the whole photo -> VRM path (astronaut 512 px JPEG) ==")
     pipeline = PhotoPipeline(device="cpu")
+    eager = PhotoPipeline(device="cpu")
+    eager.regressor = Regressor(load_pretrained("default", device="cpu"), "cpu", backend="torch")
     # in turn, so the ratio compares them under the same load (the thumbnail render moved
     # 27-40 ms between runs measured one after the other)
     runs = time_interleaved(
@@ -80,6 +107,7 @@ def main() -> None:
             "facemesh": lambda: thread_analyzer().analyze(rgb),
             "whole": lambda: photo_to_vrm(pipeline, photo),
             "bare": lambda: photo_to_vrm(pipeline, photo, False),
+            "eager": lambda: photo_to_vrm(eager, photo),
         },
         repeat=30,
         warmup=3,
@@ -90,6 +118,10 @@ def main() -> None:
     print(
         f"photo -> VRM bytes   p50 {median(whole):8.1f} ms   p95 {percentile(whole, 95):8.1f} ms"
         f"   p50 / FaceMesh = {ratio:.1f}x (target <= 4x)"
+    )
+    print(
+        f"  with the CNN in PyTorch p50 {median(runs['eager']):6.1f} ms"
+        f"   p50 / FaceMesh = {median(runs['eager']) / median(facemesh):.1f}x"
     )
     print(
         f"  without the thumbnail p50 {median(bare):8.1f} ms   p95 {percentile(bare, 95):8.1f} ms"

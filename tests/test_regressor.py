@@ -220,3 +220,33 @@ def test_cuda_is_picked_when_present_and_predicts_what_the_cpu_does():
         assert np.abs(a.colors - b.colors).max() < 2e-5
         assert a.hair_style_probs.argmax() == b.hair_style_probs.argmax()
         assert a.glasses_probs.argmax() == b.glasses_probs.argmax()
+
+
+def test_the_pipeline_runs_the_cnn_in_onnxruntime_with_pytorchs_results():
+    """On the CPU the photo path runs ChibiNet through ONNX Runtime (the graph exported
+    in memory from the checked weights); it must give what PyTorch gives, for one face
+    and for several at once, with and without the mirror average."""
+    from skimage import data
+
+    from avatar3d.cpu_runtime import OnnxChibiNet
+    from avatar3d.pipeline import PhotoPipeline
+
+    pipeline = PhotoPipeline(device="cpu")
+    assert pipeline.regressor.backend == "onnxruntime"
+    assert isinstance(pipeline.regressor.forward, OnnxChibiNet)
+    photo = data.astronaut()
+    crops = np.stack(
+        [photo[y : y + INPUT_SIZE, x : x + INPUT_SIZE] for y in (0, 96, 192) for x in (96, 192)]
+    )
+    for flip in (True, False):
+        eager = Regressor(load_pretrained(), "cpu", flip_average=flip, backend="torch")
+        onnx = Regressor(load_pretrained(), "cpu", flip_average=flip)
+        assert (eager.backend, onnx.backend) == ("torch", "onnxruntime")
+        for batch in (crops, crops[2:3]):
+            for a, b in zip(eager.predict(batch), onnx.predict(batch), strict=True):
+                assert np.abs(a.sliders - b.sliders).max() < 2e-5
+                assert np.abs(a.colors - b.colors).max() < 2e-5
+                assert np.abs(a.hair_style_probs - b.hair_style_probs).max() < 2e-5
+                assert np.abs(a.glasses_probs - b.glasses_probs).max() < 2e-5
+    with pytest.raises(ValueError, match="backend must be one of"):
+        Regressor(load_pretrained(), "cpu", backend="tensorrt")

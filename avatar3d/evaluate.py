@@ -117,6 +117,7 @@ def evaluate_synthetic(
         "default": default,
         "hair_style_accuracy": float(np.mean(pred.hair_style == arrays["hair_style"])),
         "glasses_accuracy": float(np.mean(pred.glasses == arrays["glasses"])),
+        "iris_by_eye_opening": iris_by_eye_opening(pred.colors, truth_s, truth_c),
     }
     if "teacher_sliders" in arrays:
         conf_s, conf_c = arrays["teacher_slider_conf"], arrays["teacher_color_conf"]
@@ -141,6 +142,31 @@ def evaluate_synthetic(
         result["fused"] = field_errors(fused_s, fused_c, truth_s, truth_c)
         result["teacher_found"] = float(np.mean(arrays["teacher_found"]))
     return result
+
+
+# How far the more open eye is shut (its blink slider), in bands: (name, low, high).
+EYE_OPENING_BANDS = (
+    ("open", 0.0, 0.01),
+    ("partly shut", 0.01, 0.5),
+    ("half shut or more", 0.5, 1.01),
+)
+
+
+def iris_by_eye_opening(
+    colors: np.ndarray, true_sliders: np.ndarray, true_colors: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """The CNN's iris error (mean dE2000) and face count per `EYE_OPENING_BANDS` band of
+    the more open eye: where both eyes are shut the render shows no iris to read."""
+    k = COLOR_NAMES.index("iris_color")
+    blinks = [SLIDER_FIELDS.index(f"expression.blink_{side}") for side in ("left", "right")]
+    shut = true_sliders[:, blinks].min(axis=1)
+    errors = delta_e(colors[:, k], true_colors[:, k])
+    out = {}
+    for name, low, high in EYE_OPENING_BANDS:
+        keep = (shut >= low) & (shut < high)
+        mean = float(errors[keep].mean()) if keep.any() else float("nan")
+        out[name] = {"error": mean, "count": float(keep.sum())}
+    return out
 
 
 def evaluate_fairness(

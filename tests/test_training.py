@@ -248,7 +248,9 @@ def test_eval_report_prints_each_fairness_verdict_with_its_chance_level():
     report = {
         "model": "m",
         "synthetic": {"count": 3, "cnn": per_field, "default": per_field,
-                      "hair_style_accuracy": 1.0, "glasses_accuracy": 1.0},
+                      "hair_style_accuracy": 1.0, "glasses_accuracy": 1.0,
+                      "iris_by_eye_opening": {"open": {"error": 5.7, "count": 202},
+                                              "shut": {"error": 17.7, "count": 17}}},
         "real": {"photos": [], "agreement": per_field},
         "fusion": FusionTable.teacher_first().to_dict(),
         "stability": {"fused": per_field, "cnn": per_field, "class_changes": {"count": 0},
@@ -267,6 +269,27 @@ def test_eval_report_prints_each_fairness_verdict_with_its_chance_level():
     assert "found per swatch: " + "100%, " * 9 + "0%" in text
     assert "skin dE2000 per swatch: " + "  3.0 " * 9 + "    -" in text
     assert all(name in text for name in CLASS_FIELDS)
+    assert "eye is shut (the blink sliders): open 5.70 (202 faces), shut 17.70 (17 faces)" in text
+
+
+def test_iris_error_is_split_by_how_far_the_more_open_eye_is_shut():
+    from avatar3d.evaluate import delta_e, iris_by_eye_opening
+
+    blinks = [SLIDER_FIELDS.index(f"expression.blink_{s}") for s in ("left", "right")]
+    sliders = np.zeros((5, len(SLIDER_FIELDS)))
+    # open; a wink (one eye open is open); partly shut; both shut; both half shut
+    sliders[:, blinks] = [[0.0, 0.0], [1.0, 0.0], [0.3, 0.9], [1.0, 1.0], [0.5, 0.7]]
+    truth = np.full((5, len(COLOR_NAMES), 3), 0.5)
+    predicted = truth.copy()
+    iris = COLOR_NAMES.index("iris_color")
+    predicted[:, iris] = [[0.5, 0.5, 0.5], [0.6, 0.5, 0.5], [0.5, 0.6, 0.5], [0.2, 0.2, 0.6],
+                          [0.5, 0.5, 0.9]]  # fmt: skip
+    errors = delta_e(predicted[:, iris], truth[:, iris])
+    bands = iris_by_eye_opening(predicted, sliders, truth)
+    assert list(bands) == ["open", "partly shut", "half shut or more"]
+    assert bands["open"] == {"error": pytest.approx(errors[:2].mean()), "count": 2.0}
+    assert bands["partly shut"] == {"error": pytest.approx(errors[2]), "count": 1.0}
+    assert bands["half shut or more"] == {"error": pytest.approx(errors[3:].mean()), "count": 2.0}
 
 
 def test_refiners_leave_training_alone_then_learn_colours_and_sliders(tiny_set):

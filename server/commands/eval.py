@@ -87,6 +87,11 @@ def format_report(report: dict[str, Any]) -> str:
         f"   hair_style accuracy {syn['hair_style_accuracy']:.3f}, "
         f"glasses accuracy {syn['glasses_accuracy']:.3f}"
     )
+    bands = syn.get("iris_by_eye_opening", {})
+    lines.append(
+        "   iris_color by how far the more open eye is shut (the blink sliders): "
+        + ", ".join(f"{b} {v['error']:.2f} ({v['count']:.0f} faces)" for b, v in bands.items())
+    )
     lines.append(
         f"   => {met['slider']}/{len(SLIDER_FIELDS)} sliders meet <= {SLIDER_GOAL}, "
         f"{met['color']}/{len(COLOR_NAMES)} colours meet dE2000 <= {COLOR_GOAL:g}"

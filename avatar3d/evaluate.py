@@ -33,7 +33,8 @@ from .fusion import (
     FusionTable,
     fuse_arrays,
 )
-from .regressor import COLOR_NAMES, MIRRORED_SLIDERS, SLIDER_FIELDS, Forward
+from .inference import Forward
+from .regressor import COLOR_NAMES, MIRRORED_SLIDERS, SLIDER_FIELDS
 
 SLIDER_GOAL = 0.05
 COLOR_GOAL = 5.0  # dE2000

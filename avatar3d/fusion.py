@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from .inference import Prediction
 from .model_files import WEIGHTS_DIR
 from .params import AvatarParams
 from .regressor import (
     COLOR_NAMES,
     SLIDER_FIELDS,
-    Prediction,
     decode_params,
     encode_params,
 )

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from .fusion import FusionTable, fuse, load_fusion_table
+from .inference import Prediction, Regressor
 from .model_files import WEIGHTS_DIR, resolve_name
 from .params import AvatarParams
-from .regressor import Prediction, Regressor, load_pretrained
+from .regressor import load_pretrained
 
 
 @dataclass

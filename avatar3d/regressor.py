@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -613,127 +611,8 @@ def crops_to_tensor(crops: np.ndarray, device: torch.device | str = "cpu") -> to
     return tensor.contiguous(memory_format=torch.channels_last)
 
 
-@dataclass
-class Prediction:
-    """Raw CNN output for one face: sliders (23,), colors (5, 3) sRGB, class probabilities."""
-
-    sliders: np.ndarray
-    colors: np.ndarray
-    hair_style_probs: np.ndarray
-    glasses_probs: np.ndarray
-
-    def to_params(self, name: str = "Chibi") -> AvatarParams:
-        return decode_params(
-            self.sliders, self.colors,
-            int(self.hair_style_probs.argmax()), int(self.glasses_probs.argmax()), name,
-        )  # fmt: skip
-
-
 # Slider index permutation that mirrors a prediction or a label (left/right fields swapped).
 SLIDER_MIRROR = list(range(len(SLIDER_FIELDS)))
 for _a, _b in MIRRORED_SLIDERS:
     _i, _j = SLIDER_FIELDS.index(_a), SLIDER_FIELDS.index(_b)
     SLIDER_MIRROR[_i], SLIDER_MIRROR[_j] = _j, _i
-
-
-# What runs the network: a ChibiNet, or anything called like one (`cpu_runtime.OnnxChibiNet`):
-# images (N, 3, H, W) float 0..1 -> the heads of `split_heads`.
-Forward = Callable[[torch.Tensor], dict[str, torch.Tensor]]
-
-
-def predict_tensor(
-    model: Forward,
-    images: torch.Tensor,
-    flip_average: bool = True,
-) -> dict[str, np.ndarray]:
-    """Bounded outputs for (N, 3, H, W) 0..1 images as numpy: sliders (N, 23), colors
-    (N, 5, 3), hair_style / glasses class probabilities.
-
-
-    flip_average: also run the mirrored image and average (mirrored fields swapped
-    back), so the prediction is exactly symmetric under a horizontal flip of the photo.
-    """
-    n = images.shape[0]
-    # cuDNN runs float32 convolutions in TF32 unless told not to: on an H200 the outputs
-    # then moved up to 6e-4 from the CPU's, which changed the rounded params of all 32
-    # test faces (5.5e-7 and none without). The pipeline's batches (a photo's faces) are
-    # launch-bound there either way; only batches of hundreds ran faster with TF32.
-    with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-        batch = torch.cat([images, images.flip(-1)]) if flip_average else images
-        out = model(batch.contiguous(memory_format=torch.channels_last))
-        sliders = out["sliders"].float()
-        colors = out["colors"].float()
-        hair = torch.softmax(out["hair_style"].float(), 1)
-        glasses = torch.softmax(out["glasses"].float(), 1)
-        if flip_average:
-            sliders = 0.5 * (sliders[:n] + sliders[n:][:, SLIDER_MIRROR])
-            colors, hair, glasses = (0.5 * (t[:n] + t[n:]) for t in (colors, hair, glasses))
-    return {
-        "sliders": sliders.cpu().numpy(),
-        "colors": colors.cpu().numpy(),
-        "hair_style": hair.cpu().numpy(),
-        "glasses": glasses.cpu().numpy(),
-    }
-
-
-BACKENDS = ("auto", "onnxruntime", "torch")
-
-
-class Regressor:
-    """A loaded ChibiNet ready for inference (BN folded, channels_last, inference_mode).
-
-    flip_average: average each face with its mirror image (see `predict_tensor`);
-    twice the compute, exact flip symmetry.
-    backend: what runs the network. 'auto' is ONNX Runtime on the CPU (2.4-2.7x faster
-    than PyTorch there at batch 1, outputs within 1e-5; `avatar3d.cpu_runtime`) and
-    PyTorch on CUDA; 'torch' forces PyTorch (`model` is the PyTorch module either way).
-    """
-
-    def __init__(
-        self,
-        model: ChibiNet,
-        device: str | torch.device | None = None,
-        flip_average: bool = True,
-        backend: str = "auto",
-    ):
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
-        self.device = pick_device(str(device) if device is not None else None)
-        self.model = fuse_batchnorm(model.to(self.device)).to(memory_format=torch.channels_last)
-        self.config = model.config
-        self.flip_average = flip_average
-        if backend == "auto":
-            backend = "onnxruntime" if self.device.type == "cpu" else "torch"
-        if backend == "onnxruntime" and self.device.type != "cpu":
-            raise ValueError("the onnxruntime backend runs on the CPU only")
-        self.backend = backend
-        self.forward: Forward = self.model
-        if backend == "onnxruntime":
-            from .cpu_runtime import OnnxChibiNet
-
-            self.forward = OnnxChibiNet(self.model, threads=torch.get_num_threads())
-
-    @classmethod
-    def pretrained(cls, name: str = "default", device: str | None = None) -> Regressor:
-        return cls(load_pretrained(name, device=device), device)
-
-    def predict(self, crops: np.ndarray) -> list[Prediction]:
-        """crops (N, 128, 128, 3) uint8 aligned faces -> N predictions."""
-        out = predict_tensor(self.forward, crops_to_tensor(crops, self.device), self.flip_average)
-        return [
-            Prediction(out["sliders"][i], out["colors"][i], out["hair_style"][i], out["glasses"][i])
-            for i in range(len(out["sliders"]))
-        ]
-
-
-def time_inference(regressor: Regressor, batch: int, repeats: int = 50) -> float:
-    """Median seconds per forward pass of a random uint8 batch (warm)."""
-    crops = np.random.default_rng(0).integers(0, 256, (batch, INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
-    for _ in range(5):
-        regressor.predict(crops)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        regressor.predict(crops)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))

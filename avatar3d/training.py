@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .inference import Forward
 from .params import hex_to_rgb
 from .photo_formats import PHOTO_SUFFIXES
 from .regressor import (
@@ -29,7 +30,6 @@ from .regressor import (
     MIRRORED_SLIDERS,
     SLIDER_FIELDS,
     ChibiNet,
-    Forward,
     ParamTargets,
     create_model,
     crops_to_tensor,
@@ -366,11 +366,11 @@ def predict_arrays(
 ) -> ParamTargets:
     """Run `model` (a ChibiNet, or a `Regressor.forward`) over crops (N, 128, 128, 3)
     uint8 -> predicted ParamTargets (argmax classes), the same way the pipeline does
-    (`regressor.predict_tensor`).
+    (`inference.predict_tensor`).
 
     `extra` holds the class probabilities ('hair_style_probs', 'glasses_probs').
     """
-    from .regressor import predict_tensor
+    from .inference import predict_tensor
 
     if isinstance(model, torch.nn.Module):
         model.eval()

@@ -32,8 +32,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from avatar3d.face import thread_analyzer
     from avatar3d.imageio import decode_image
+    from avatar3d.inference import Regressor
     from avatar3d.pipeline import PhotoPipeline
-    from avatar3d.regressor import Regressor, load_pretrained
+    from avatar3d.regressor import load_pretrained
     from bench.bench_regressor import photo_to_vrm
     from bench.common import median, percentile, time_blocks, time_interleaved
     from server.process_setup import chibi_process_setup

@@ -18,8 +18,9 @@ from skimage import data as skdata
 from avatar3d.build import build_avatar
 from avatar3d.face import thread_analyzer
 from avatar3d.imageio import decode_image
+from avatar3d.inference import Regressor
 from avatar3d.pipeline import PhotoPipeline
-from avatar3d.regressor import Regressor, load_pretrained, parameter_count
+from avatar3d.regressor import load_pretrained, parameter_count
 from exporters import export, export_file
 from exporters.preview import render_thumbnail
 

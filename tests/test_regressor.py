@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from avatar3d.errors import ChibiError
+from avatar3d.inference import Regressor
 from avatar3d.model_files import WEIGHTS_DIR, sha256_file, weights_info
 from avatar3d.params import GLASSES, HAIR_STYLES, AvatarParams
 from avatar3d.regressor import (
@@ -17,7 +18,6 @@ from avatar3d.regressor import (
     MODEL_CONFIGS,
     SLIDER_FIELDS,
     ChibiNetConfig,
-    Regressor,
     color_layout_bias,
     create_model,
     decode_params,
@@ -228,7 +228,7 @@ def test_the_pipeline_runs_the_cnn_in_onnxruntime_with_pytorchs_results():
     and for several at once, with and without the mirror average."""
     from skimage import data
 
-    from avatar3d.cpu_runtime import OnnxChibiNet
+    from avatar3d.inference import OnnxChibiNet
     from avatar3d.pipeline import PhotoPipeline
 
     pipeline = PhotoPipeline(device="cpu")

@@ -47,6 +47,8 @@ SLIDER_FIELDS: tuple[str, ...] = (
     + ("hair_length",)
 )
 COLOR_NAMES: tuple[str, ...] = tuple(COLOR_FIELDS)
+# The colour logits' columns among the raw outputs (after the sliders', before the classes').
+COLOR_COLUMNS = slice(len(SLIDER_FIELDS), len(SLIDER_FIELDS) + 3 * len(COLOR_NAMES))
 CATEGORICAL_FIELDS: dict[str, tuple[str, ...]] = {"hair_style": HAIR_STYLES, "glasses": GLASSES}
 # Slider pairs that swap when the image is mirrored (the subject's left becomes right).
 MIRRORED_SLIDERS: tuple[tuple[str, str], ...] = (
@@ -285,8 +287,7 @@ class ChibiNet(nn.Module):
         )
         self.n_sliders = len(SLIDER_FIELDS)
         self.n_colors = len(COLOR_NAMES)
-        # the colour logits' columns among the outputs (after the sliders')
-        self.color_slice = slice(self.n_sliders, self.n_sliders + 3 * self.n_colors)
+        self.color_slice = COLOR_COLUMNS
         self.out = nn.Linear(
             config.hidden, self.n_sliders + 3 * self.n_colors + len(HAIR_STYLES) + len(GLASSES)
         )
@@ -419,8 +420,7 @@ class ChibiNet(nn.Module):
 def split_heads(raw: torch.Tensor) -> dict[str, torch.Tensor]:
     """(N, 48) raw outputs -> the bounded heads: slider_logits and sliders (N, 23),
     colors (N, 5, 3) sRGB 0..1, hair_style (N, 7) and glasses (N, 3) logits."""
-    a = len(SLIDER_FIELDS)
-    b = a + 3 * len(COLOR_NAMES)
+    a, b = COLOR_COLUMNS.start, COLOR_COLUMNS.stop
     c = b + len(HAIR_STYLES)
     return {
         "slider_logits": raw[:, :a],

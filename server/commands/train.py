@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--avatars", type=int, default=d.avatars, help="synthetic avatars")
     parser.add_argument("--views", type=int, default=d.views, help="renders per avatar")
-    parser.add_argument("--epochs", type=int, help="default 40 (6 with --init)")
+    parser.add_argument("--epochs", type=int, help="default 80 (6 with --init)")
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument(
         "--lr", type=float, help="peak learning rate (default 3e-3, 1e-3 with --init)"

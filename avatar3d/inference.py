@@ -131,7 +131,6 @@ class OnnxChibiNet:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.config = model.config
         self.session = onnxruntime.InferenceSession(
             export_onnx(model), options, providers=["CPUExecutionProvider"]
         )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .regressor import SLIDER_MIRROR, ChibiNet, crops_to_tensor
+from .regressor import COLOR_COLUMNS, SLIDER_MIRROR, ChibiNet, crops_to_tensor
 from .training import TrainingSet, srgb_to_lab
 
 REFINE_EPOCHS = 300
@@ -92,7 +92,7 @@ def fit_refiners(
     optimiser and the same batches for both; their parameters and losses are apart,
     so each fits as it would alone."""
     view = refiner_data(model, data)
-    a, colors = model.n_sliders, model.color_slice
+    a, colors = model.n_sliders, COLOR_COLUMNS
     target_lab = srgb_to_lab(view.colors)
 
     def color_loss(index: torch.Tensor) -> torch.Tensor:

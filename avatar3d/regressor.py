@@ -287,7 +287,6 @@ class ChibiNet(nn.Module):
         )
         self.n_sliders = len(SLIDER_FIELDS)
         self.n_colors = len(COLOR_NAMES)
-        self.color_slice = COLOR_COLUMNS
         self.out = nn.Linear(
             config.hidden, self.n_sliders + 3 * self.n_colors + len(HAIR_STYLES) + len(GLASSES)
         )
@@ -375,7 +374,7 @@ class ChibiNet(nn.Module):
     def forward_logits(self, images: torch.Tensor) -> torch.Tensor:
         """images: (N, 3, H, W) float 0..1 -> (N, 48) raw outputs before the bounding functions."""
         raw, pixels = self.unrefined_logits(images)
-        a, b = self.color_slice.start, self.color_slice.stop
+        a, b = COLOR_COLUMNS.start, COLOR_COLUMNS.stop
         sliders, colors = raw[:, :a], raw[:, a:b]
         if self.config.slider_refine:
             sliders = sliders + self.slider_refiner(raw)
@@ -390,7 +389,7 @@ class ChibiNet(nn.Module):
         of the middle of the face and the log of the pixels (N, 5, 3) each colour pooled."""
         exposure = self._window(images).mean(dim=(2, 3))
         logs = torch.log(torch.cat([exposure, pixels.flatten(1)], dim=1).clamp(min=0.02))
-        return torch.cat([raw[:, self.color_slice], logs], dim=1)
+        return torch.cat([raw[:, COLOR_COLUMNS], logs], dim=1)
 
     def unrefined_logits(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """`forward_logits` before the refiners (the same without them), and with
@@ -399,7 +398,7 @@ class ChibiNet(nn.Module):
         raw = self.out(self.fc(x))
         if not taps:
             return raw, None
-        a, b = self.color_slice.start, self.color_slice.stop
+        a, b = COLOR_COLUMNS.start, COLOR_COLUMNS.stop
         pooled, pixels = self._pooled_colors(images, *taps)
         colors = raw[:, a:b] + pooled.flatten(1)
         return torch.cat([raw[:, :a], colors, raw[:, b:]], dim=1), pixels

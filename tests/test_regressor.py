@@ -12,6 +12,7 @@ from avatar3d.inference import Regressor
 from avatar3d.model_files import WEIGHTS_DIR, sha256_file, weights_info
 from avatar3d.params import GLASSES, HAIR_STYLES, AvatarParams
 from avatar3d.regressor import (
+    COLOR_COLUMNS,
     COLOR_LAYOUT,
     COLOR_NAMES,
     INPUT_SIZE,
@@ -97,7 +98,7 @@ def test_color_pool_reads_the_pixels_where_it_looks():
         for weights in (model.out.weight, model.out.bias, model.color_where.weight,
                         model.color_where.bias, model.color_weight):  # fmt: skip
             weights.zero_()
-        model.out.bias[model.color_slice] = -4.0
+        model.out.bias[COLOR_COLUMNS] = -4.0
         model.color_position.fill_(-1e4)
         model.color_position[:, 10, 20] = 0.0
         model.color_weight[:, -3:, :] = 8.0 * torch.eye(3)  # colour = sigmoid(8 rgb - 4)

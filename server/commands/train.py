@@ -9,7 +9,7 @@ HELP = "Train the ChibiNet regressor (defaults reproduce the shipped weights)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from avatar3d.train_recipe import TrainOptions
+    from avatar3d.train_recipe import TRAIN_EPOCHS, TrainOptions
 
     d = TrainOptions()
     parser.add_argument("--model", default=d.model, help="architecture name (factory)")
@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--avatars", type=int, default=d.avatars, help="synthetic avatars")
     parser.add_argument("--views", type=int, default=d.views, help="renders per avatar")
-    parser.add_argument("--epochs", type=int, help="default 80 (6 with --init)")
+    parser.add_argument("--epochs", type=int, help=f"default {TRAIN_EPOCHS} (6 with --init)")
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument(
         "--lr", type=float, help="peak learning rate (default 3e-3, 1e-3 with --init)"

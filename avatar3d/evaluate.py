@@ -42,12 +42,14 @@ STABILITY_GOAL = 0.05  # slider units; colours: sRGB channel units 0..1
 FAIRNESS_GOAL = 1.2  # worst swatch error / mean error
 CLASS_GOAL = 0.9  # synthetic accuracy a class head needs before the pipeline uses it
 INFORMATIVE = 0.8  # CNN error / always-the-default error below which the CNN may fill in
-# What is known for certain about the sample photos (used to check the class heads).
-# Grace Hopper wears browline frames, angular above: the nearest of GLASSES is "square".
-REAL_ANNOTATIONS: dict[str, dict[str, str]] = {
-    "astronaut": {"glasses": "none"},
-    "grace_hopper": {"glasses": "square"},
-    "cameraman": {"glasses": "none"},
+# What is known for certain about the sample photos (used to check the class heads):
+# per field, every answer that is right. Grace Hopper wears browline frames, angular
+# above: the nearest of GLASSES is "square"; her cap hides all but short hair at the
+# sides (a bun could be under it). The astronaut's hair is cut above the ears.
+REAL_ANNOTATIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "astronaut": {"glasses": ("none",), "hair_style": ("short",)},
+    "grace_hopper": {"glasses": ("square",), "hair_style": ("short", "bun")},
+    "cameraman": {"glasses": ("none",)},
 }
 HELDOUT_AVATARS = 300
 MST_FACES_PER_TONE = 96
@@ -436,7 +438,7 @@ def class_accuracy_real(readings: dict[str, dict[str, FaceReading]]) -> dict[str
     out = {}
     for name in CLASS_FIELDS:
         hits = [
-            getattr(reading, name) == labels[name].index(REAL_ANNOTATIONS[photo][name])
+            labels[name][getattr(reading, name)] in REAL_ANNOTATIONS[photo][name]
             for photo, variants in readings.items()
             if name in REAL_ANNOTATIONS.get(photo, {})
             for reading in variants.values()
@@ -456,7 +458,8 @@ def fusion_from_real(
     meets the goal, and fills in for a missing teacher only where its synthetic error
     is at most INFORMATIVE x that of always answering the default; its class heads
     are used only where their synthetic accuracy reaches CLASS_GOAL and they are right
-    on every annotated sample photo. Other fields take the default."""
+    on every annotated sample photo, of which there must be one at least (renders alone
+    do not show that a head reads real photos). Other fields take the default."""
     basis = {name: "real photos" for name in FUSION_FIELDS}
     cnn, default = synthetic["cnn"], synthetic["default"]
     qualified = {n for n in FUSION_FIELDS if cnn.get(n, np.inf) <= field_goal(n)}
@@ -465,7 +468,7 @@ def fusion_from_real(
     for name in CLASS_FIELDS:
         synthetic_acc = synthetic[f"{name}_accuracy"]
         real_acc = real_class_accuracy.get(name, float("nan"))
-        ok = synthetic_acc >= CLASS_GOAL and (not np.isfinite(real_acc) or real_acc == 1.0)
+        ok = synthetic_acc >= CLASS_GOAL and real_acc == 1.0  # NaN (no photo) is not
         table.choices[name] = "cnn" if ok else "default"
         table.evidence[name] = {
             "cnn_synthetic_accuracy": round(synthetic_acc, 4),

@@ -132,7 +132,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(
             f"   {name}: CNN accuracy synthetic {_fmt(ev.get('cnn_synthetic_accuracy'), 5)}, "
             f"annotated sample photos {_fmt(class_acc.get(name), 5)} (goal {CLASS_GOAL} and "
-            f"all photos right) -> {fusion['choices'].get(name, 'cnn')}"
+            f"right on every annotated photo, one at least) -> {fusion['choices'].get(name, 'cnn')}"
         )
     # 3. stability
     stab = report["stability"]

@@ -9,7 +9,7 @@ HELP = "Train the ChibiNet regressor (defaults reproduce the shipped weights)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from avatar3d.train_recipe import TRAIN_EPOCHS, TrainOptions
+    from avatar3d.train_recipe import REFINE_AVATARS_MAX, TRAIN_EPOCHS, TrainOptions
 
     d = TrainOptions()
     parser.add_argument("--model", default=d.model, help="architecture name (factory)")
@@ -27,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-seed", type=int, help="initial weights alone (default: --seed)")
     parser.add_argument(
         "--refine-avatars", type=int,
-        help="renders the network never sees, to fit the colour refiners (default: 2x --avatars; "
-        "0: the training crops only)",
+        help="renders the network never sees, to fit the refiners (default: 2x --avatars, at most "
+        f"{REFINE_AVATARS_MAX}; 0: the training crops only)",
     )  # fmt: skip
     parser.add_argument("--real", metavar="LABELS.jsonl", help="teacher labels from `chibi label`")
     parser.add_argument("--init", metavar="NAME|FILE.pt", help="start from weights ('default')")

@@ -59,7 +59,8 @@ class FusionTable:
     @classmethod
     def teacher_first(cls) -> FusionTable:
         """The prior before any measurement: landmark geometry and colour samples win,
-        the CNN supplies what the teacher does not measure."""
+        the CNN supplies what the teacher does not measure; the class heads stay unused
+        (the default hair style and glasses) until `chibi eval` finds them right."""
         return cls({name: "teacher" for name in FUSION_FIELDS})
 
     @classmethod
@@ -103,7 +104,9 @@ class FusionTable:
         return cls(choices, evidence)
 
     def source(self, name: str) -> str:
-        return self.choices.get(name, "cnn" if name in CLASS_FIELDS else "teacher")
+        """The field's source; a class field the table leaves out takes the default,
+        since only a measurement (`evaluate.fusion_from_real`) lets a class head in."""
+        return self.choices.get(name, "default" if name in CLASS_FIELDS else "teacher")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

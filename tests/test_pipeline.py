@@ -81,6 +81,26 @@ def test_photo_to_params_on_a_real_photo(astronaut, pipeline):
     assert not any(word in text for word in ("gender", 'age"', "ethnic", "race"))
 
 
+def test_weights_without_a_fusion_table_leave_the_class_heads_unused(tmp_path, astronaut):
+    """Weights from `chibi train --no-eval` (or anyone's) come without a measured
+    fusion table: the teacher-first prior then applies, in which no class head
+    is trusted, whatever it reads (the shipped network calls the astronaut's hair spiky)."""
+    import shutil
+
+    from avatar3d.model_files import DEFAULT_MODEL, WEIGHTS_DIR
+
+    for suffix in (".pt", ".json"):
+        shutil.copy(WEIGHTS_DIR / f"{DEFAULT_MODEL}{suffix}", tmp_path)
+    unmeasured = PhotoPipeline(DEFAULT_MODEL, tmp_path)
+    assert not unmeasured.fusion.choices.keys() & {"hair_style", "glasses"}
+    (result,) = unmeasured.analyze(astronaut)
+    sources = result.sources(unmeasured.fusion)
+    assert sources["hair_style"] == sources["glasses"] == "default"
+    assert result.params.hair_style == AvatarParams().hair_style
+    assert result.params.glasses == AvatarParams().glasses
+    assert sources["skin_color"] == "teacher"
+
+
 def test_params_command_prints_valid_json(tmp_path, astronaut, capsys):
     photo = tmp_path / "astronaut.png"
     photo.write_bytes(astronaut)

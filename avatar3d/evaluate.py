@@ -15,6 +15,7 @@ slider units 0..1, colours in CIEDE2000):
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from skimage.color import deltaE_ciede2000, rgb2lab
+from skimage.color import deltaE_ciede2000, lab2rgb, rgb2lab
 
 from .fusion import (
     CLASS_FIELDS,
@@ -34,6 +35,7 @@ from .fusion import (
     fuse_arrays,
 )
 from .inference import Forward
+from .params import hex_to_rgb
 from .regressor import COLOR_NAMES, MIRRORED_SLIDERS, SLIDER_FIELDS
 
 SLIDER_GOAL = 0.05
@@ -121,6 +123,7 @@ def evaluate_synthetic(
         "hair_style_accuracy": float(np.mean(pred.hair_style == arrays["hair_style"])),
         "glasses_accuracy": float(np.mean(pred.glasses == arrays["glasses"])),
         "iris_by_eye_opening": iris_by_eye_opening(pred.colors, truth_s, truth_c),
+        "lips_from_skin": lips_from_skin(pred.colors, truth_c),
     }
     if "teacher_sliders" in arrays:
         conf_s, conf_c = arrays["teacher_slider_conf"], arrays["teacher_color_conf"]
@@ -170,6 +173,38 @@ def iris_by_eye_opening(
         mean = float(errors[keep].mean()) if keep.any() else float("nan")
         out[name] = {"error": mean, "count": float(keep.sum())}
     return out
+
+
+@functools.cache
+def render_lip_offset(draws: int = 1000) -> np.ndarray:
+    """(3,) the mean Lab offset from skin to lips of the renders' avatars
+    (`synth.sample_params`, `draws` draws of a fixed seed)."""
+    from .synth import sample_params
+
+    params = [sample_params(np.random.default_rng([20, i])) for i in range(draws)]
+    skin = np.array([hex_to_rgb(p.skin_color) for p in params])
+    lips = np.array([hex_to_rgb(p.lip_color) for p in params])
+    return (rgb2lab(lips) - rgb2lab(skin)).mean(axis=0)
+
+
+def lips_from_skin(colors: np.ndarray, true_colors: np.ndarray) -> dict[str, float]:
+    """How much of the CNN's lip colour comes from the lip pixels. Mean dE2000 on the
+    true lips of: the CNN's lips ('cnn'); its skin plus the renders' mean skin-to-lip
+    offset ('from_cnn_skin', what a model reading no lip pixel at all gives); the true
+    skin plus that offset ('from_true_skin', the best such a model can do).
+    colors, true_colors: (N, 5, 3) sRGB 0..1."""
+    skin, lips = COLOR_NAMES.index("skin_color"), COLOR_NAMES.index("lip_color")
+    offset = render_lip_offset()
+
+    def lips_of(skin_rgb: np.ndarray) -> np.ndarray:
+        return lab2rgb(rgb2lab(np.clip(skin_rgb, 0, 1)) + offset)
+
+    truth = true_colors[:, lips]
+    return {
+        "cnn": float(delta_e(colors[:, lips], truth).mean()),
+        "from_cnn_skin": float(delta_e(lips_of(colors[:, skin]), truth).mean()),
+        "from_true_skin": float(delta_e(lips_of(true_colors[:, skin]), truth).mean()),
+    }
 
 
 def evaluate_fairness(

@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 from skimage import data as skdata
-from skimage.color import rgb2lab
+from skimage.color import lab2rgb, rgb2lab
 
 from avatar3d.fusion import FusionTable
-from avatar3d.params import GLASSES, HAIR_STYLES, SHAPE_SLIDERS, AvatarParams
+from avatar3d.params import GLASSES, HAIR_STYLES, SHAPE_SLIDERS, AvatarParams, hex_to_rgb
 from avatar3d.refiners import fit_refiners
 from avatar3d.regressor import (
     COLOR_NAMES,
@@ -250,7 +250,9 @@ def test_eval_report_prints_each_fairness_verdict_with_its_chance_level():
         "synthetic": {"count": 3, "cnn": per_field, "default": per_field,
                       "hair_style_accuracy": 1.0, "glasses_accuracy": 1.0,
                       "iris_by_eye_opening": {"open": {"error": 5.7, "count": 202},
-                                              "shut": {"error": 17.7, "count": 17}}},
+                                              "shut": {"error": 17.7, "count": 17}},
+                      "lips_from_skin": {"cnn": 5.79, "from_cnn_skin": 5.83,
+                                         "from_true_skin": 5.27}},
         "real": {"photos": [], "agreement": per_field},
         "fusion": FusionTable.teacher_first().to_dict(),
         "stability": {"fused": per_field, "cnn": per_field, "class_changes": {"count": 0},
@@ -270,6 +272,28 @@ def test_eval_report_prints_each_fairness_verdict_with_its_chance_level():
     assert "skin dE2000 per swatch: " + "  3.0 " * 9 + "    -" in text
     assert all(name in text for name in CLASS_FIELDS)
     assert "eye is shut (the blink sliders): open 5.70 (202 faces), shut 17.70 (17 faces)" in text
+    assert "from the CNN's skin 5.83, from the true skin 5.27; the CNN's lips 5.79" in text
+
+
+def test_lips_from_skin_tells_a_model_that_reads_the_lips_from_one_that_guesses():
+    """A lip colour guessed from the skin (the renders' mean offset) scores the
+    'from skin' figure; one that reads the lips exactly scores 0 against it."""
+    from avatar3d.evaluate import lips_from_skin, render_lip_offset
+
+    params = [sample_params(np.random.default_rng([9, i])) for i in range(200)]
+    order = ("skin_color", "hair_color", "iris_color", "lip_color", "brow_color")
+    assert COLOR_NAMES == order
+    truth = np.array([[hex_to_rgb(getattr(p, name)) for name in order] for p in params])
+    exact = lips_from_skin(truth, truth)
+    assert exact["cnn"] == pytest.approx(0.0, abs=1e-9)
+    assert exact["from_cnn_skin"] == exact["from_true_skin"]
+    # the renders' lips scatter around skin + offset by ~6 Lab units a channel
+    assert 3.0 < exact["from_true_skin"] < 8.0
+    guessed = truth.copy()
+    lips, skin = order.index("lip_color"), order.index("skin_color")
+    guessed[:, lips] = lab2rgb(rgb2lab(truth[:, skin]) + render_lip_offset())
+    guess = lips_from_skin(guessed, truth)
+    assert guess["cnn"] == pytest.approx(guess["from_true_skin"], rel=1e-3)
 
 
 def test_iris_error_is_split_by_how_far_the_more_open_eye_is_shut():

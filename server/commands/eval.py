@@ -92,6 +92,13 @@ def format_report(report: dict[str, Any]) -> str:
         "   iris_color by how far the more open eye is shut (the blink sliders): "
         + ", ".join(f"{b} {v['error']:.2f} ({v['count']:.0f} faces)" for b, v in bands.items())
     )
+    lips = syn.get("lips_from_skin")
+    if lips:
+        lines.append(
+            f"   lip_color from the skin alone (plus the renders' mean skin-to-lip offset, no lip "
+            f"pixel read): from the CNN's skin {lips['from_cnn_skin']:.2f}, from the true skin "
+            f"{lips['from_true_skin']:.2f}; the CNN's lips {lips['cnn']:.2f}"
+        )
     lines.append(
         f"   => {met['slider']}/{len(SLIDER_FIELDS)} sliders meet <= {SLIDER_GOAL}, "
         f"{met['color']}/{len(COLOR_NAMES)} colours meet dE2000 <= {COLOR_GOAL:g}"

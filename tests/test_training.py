@@ -281,16 +281,14 @@ def test_lips_from_skin_tells_a_model_that_reads_the_lips_from_one_that_guesses(
     from avatar3d.evaluate import lips_from_skin, render_lip_offset
 
     params = [sample_params(np.random.default_rng([9, i])) for i in range(200)]
-    order = ("skin_color", "hair_color", "iris_color", "lip_color", "brow_color")
-    assert COLOR_NAMES == order
-    truth = np.array([[hex_to_rgb(getattr(p, name)) for name in order] for p in params])
+    truth = np.array([[hex_to_rgb(getattr(p, name)) for name in COLOR_NAMES] for p in params])
     exact = lips_from_skin(truth, truth)
     assert exact["cnn"] == pytest.approx(0.0, abs=1e-9)
     assert exact["from_cnn_skin"] == exact["from_true_skin"]
     # the renders' lips scatter around skin + offset by ~6 Lab units a channel
     assert 3.0 < exact["from_true_skin"] < 8.0
     guessed = truth.copy()
-    lips, skin = order.index("lip_color"), order.index("skin_color")
+    lips, skin = COLOR_NAMES.index("lip_color"), COLOR_NAMES.index("skin_color")
     guessed[:, lips] = lab2rgb(rgb2lab(truth[:, skin]) + render_lip_offset())
     guess = lips_from_skin(guessed, truth)
     assert guess["cnn"] == pytest.approx(guess["from_true_skin"], rel=1e-3)

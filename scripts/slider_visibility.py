@@ -1,7 +1,7 @@
-"""How visible each slider is in ChibiNet's input: a second probe for issue #4.
+"""How visible each slider and colour is in ChibiNet's input: a second probe for issue #4.
 
 For every shape and expression slider it renders `--avatars` random avatars the way
-the training set is made (`synth.photo_and_crop`: random pose, light, background,
+the training set is made (`synth.photo_and_points`: random pose, light, background,
 camera noise and JPEG), once with the slider at 0 and once at 1, under the same
 random draw, and compares the two aligned 128 px crops. For reference, it also
 compares two renders of the same avatar under two random draws (the nuisance
@@ -13,27 +13,38 @@ A slider error of 0.05 (the goal) is a twentieth of the full range, so a slider
 whose whole range changes a few hundred pixels slightly has to be read from a
 change of a few pixels, under a nuisance that changes every pixel by ~50 levels.
 
-    .venv/bin/python scripts/slider_visibility.py [--avatars 12] [--seed 7]
+For every colour it does the same with the colour black and white, and also prints
+how many pixels' worth of that colour the crop shows: the summed change over 255
+(a pixel wholly of the colour, fully lit, counts 1). A colour shown on a handful of
+pixels, partly mixed with the skin, cannot be read to 5 dE2000 whatever the network.
 
-About 30 s on 2 cores.
+    .venv/bin/python scripts/slider_visibility.py [--avatars 12] [--seed 7]
+        [--align-weights 1,1,0,0,0]
+
+About 40 s on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 
 import numpy as np
 
 CHANGED_LEVELS = 24  # a change of more than this many levels counts as a changed pixel
+BLACK_WHITE = ("#000000", "#ffffff")
 
 
-def _crop(params, seed: int) -> np.ndarray:
+def _crop(params, seed: int, align_weights: np.ndarray) -> np.ndarray:
+    """The aligned 128 px crop of one training-like render (int16, for differences)."""
     from avatar3d.build import build_avatar
-    from avatar3d.synth import photo_and_crop
+    from avatar3d.landmarks import CANONICAL_CROP_POINTS, CROP_SIZE, similarity_fit, warp_image
+    from avatar3d.synth import photo_and_points
 
-    _, crop = photo_and_crop(build_avatar(params), params, np.random.default_rng(seed))
-    return crop.astype(np.int16)
+    photo, points = photo_and_points(build_avatar(params), params, np.random.default_rng(seed))
+    transform = similarity_fit(points, CANONICAL_CROP_POINTS, align_weights)
+    return warp_image(photo, transform, CROP_SIZE).astype(np.int16)
 
 
 def _change(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
@@ -46,17 +57,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--avatars", type=int, default=12)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--align-weights", default=None,
+        help="five weights of the alignment points (eyes, nose tip, mouth corners) instead of "
+        "landmarks.ALIGN_WEIGHTS, e.g. 1,1,0,0,0 aligns on the eyes alone",
+    )  # fmt: skip
     args = parser.parse_args()
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
-    from avatar3d.params import EXPRESSION_SLIDERS, SHAPE_SLIDERS, AvatarParams
+    from avatar3d.landmarks import ALIGN_WEIGHTS
+    from avatar3d.params import COLOR_FIELDS, EXPRESSION_SLIDERS, SHAPE_SLIDERS, AvatarParams
     from avatar3d.synth import sample_params
     from server.process_setup import chibi_process_setup
 
     chibi_process_setup()  # one BLAS thread, as every chibi process (renders are the same)
+    weights = ALIGN_WEIGHTS
+    if args.align_weights:
+        weights = np.array([float(w) for w in args.align_weights.split(",")])
+
+    def crop(params, seed: int) -> np.ndarray:
+        return _crop(params, seed, weights)
 
     bases = [sample_params(np.random.default_rng([args.seed, i])) for i in range(args.avatars)]
-    nuisance = [_change(_crop(p, 2 * i), _crop(p, 2 * i + 1)) for i, p in enumerate(bases)]
+    nuisance = [_change(crop(p, 2 * i), crop(p, 2 * i + 1)) for i, p in enumerate(bases)]
     rows = []
     for group, names in (("shape", SHAPE_SLIDERS), ("expression", EXPRESSION_SLIDERS)):
         for name in names:
@@ -66,15 +89,26 @@ def main() -> None:
                 for value in (0.0, 1.0):
                     data = base.to_dict()
                     data[group][name] = value
-                    ends.append(_crop(AvatarParams.from_dict(data), 1000 + i))
+                    ends.append(crop(AvatarParams.from_dict(data), 1000 + i))
                 changes.append(_change(*ends))
             rows.append((f"{group}.{name}", *np.median(np.array(changes), axis=0)))
-    print(f"aligned 128 px crops, medians over {args.avatars} random avatars")
+    print(f"128 px crops aligned with weights {weights.tolist()}", end="")
+    print(f", medians over {args.avatars} random avatars")
     print(f"{'slider 0 -> 1':28}{'mean change':>12}{'pixels > 24':>13}")
     for name, mean, pixels in sorted(rows, key=lambda row: row[1]):
         print(f"{name:28}{mean:12.2f}{pixels:13.0f}")
     mean, pixels = np.median(np.array(nuisance), axis=0)
     print(f"{'nuisance (two random draws)':28}{mean:12.2f}{pixels:13.0f}")
+    print(f"\n{'colour black -> white':28}{'mean change':>12}{'pixels > 24':>13}", end="")
+    print(f"{'pixels of it':>14}")
+    for name in COLOR_FIELDS:
+        changes = []
+        for i, base in enumerate(bases):
+            black, white = (crop(replace(base, **{name: c}), 1000 + i) for c in BLACK_WHITE)
+            worth = float(np.abs(black - white).max(axis=2).sum()) / 255.0
+            changes.append((*_change(black, white), worth))
+        mean, pixels, worth = np.median(np.array(changes), axis=0)
+        print(f"{name:28}{mean:12.2f}{pixels:13.0f}{worth:14.0f}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ test: setup
 bench: setup
 	$(PY) -m bench
 
-# Reproduces avatar3d/weights/chibinet-mcer.* (seed 0; about 80 minutes on 2 cores).
+# Reproduces avatar3d/weights/chibinet-mcer.* (seed 0; about 2 hours on 2 cores).
 weights: setup
 	$(PY) -m server.cli train
 

@@ -105,8 +105,8 @@ def main() -> None:
         changes = []
         for i, base in enumerate(bases):
             black, white = (crop(replace(base, **{name: c}), 1000 + i) for c in BLACK_WHITE)
-            worth = float(np.abs(black - white).max(axis=2).sum()) / 255.0
-            changes.append((*_change(black, white), worth))
+            mean, pixels = _change(black, white)
+            changes.append((mean, pixels, mean * black[..., 0].size / 255.0))
         mean, pixels, worth = np.median(np.array(changes), axis=0)
         print(f"{name:28}{mean:12.2f}{pixels:13.0f}{worth:14.0f}")
 

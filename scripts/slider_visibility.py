@@ -19,9 +19,15 @@ how many pixels' worth of that colour the crop shows: the summed change over 255
 pixels, partly mixed with the skin, cannot be read to 5 dE2000 whatever the network.
 
     .venv/bin/python scripts/slider_visibility.py [--avatars 12] [--seed 7]
-        [--align-weights 1,1,0,0,0]
+        [--align-weights 1,1,0,0,0] [--zoom 3 --zoom-centre 64,63 --render-size 1024]
 
-About 40 s on 2 cores.
+`--zoom` asks whether a second, magnified crop of the mouth (issue #4's third option)
+would show what the whole crop does not: it magnifies the aligned crop around
+`--zoom-centre` (crop pixels; 64,63 is where the mouth sits when aligned on the eyes
+alone), sampled from a render of `--render-size` pixels instead of the training's 256.
+Colours' pixels' worth then stays in units of the whole crop's pixels.
+
+About 40 s on 2 cores (3 min at --render-size 1024).
 """
 
 from __future__ import annotations
@@ -36,15 +42,25 @@ CHANGED_LEVELS = 24  # a change of more than this many levels counts as a change
 BLACK_WHITE = ("#000000", "#ffffff")
 
 
-def _crop(params, seed: int, align_weights: np.ndarray) -> np.ndarray:
-    """The aligned 128 px crop of one training-like render (int16, for differences)."""
+def _crop(
+    params, seed: int, align_weights: np.ndarray, zoom: np.ndarray, render_size: int
+) -> np.ndarray:
+    """The aligned 128 px crop of one training-like render (int16, for differences),
+    magnified by `zoom` (2, 3): crop pixels -> output pixels."""
     from avatar3d.build import build_avatar
     from avatar3d.landmarks import CANONICAL_CROP_POINTS, CROP_SIZE, similarity_fit, warp_image
     from avatar3d.synth import photo_and_points
 
-    photo, points = photo_and_points(build_avatar(params), params, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    photo, points = photo_and_points(build_avatar(params), params, rng, render_size)
     transform = similarity_fit(points, CANONICAL_CROP_POINTS, align_weights)
+    transform = zoom @ np.vstack([transform, [0.0, 0.0, 1.0]])
     return warp_image(photo, transform, CROP_SIZE).astype(np.int16)
+
+
+def _zoom_about(factor: float, centre: np.ndarray) -> np.ndarray:
+    """(2, 3) magnification by `factor` about crop point `centre` (which stays put)."""
+    return np.c_[factor * np.eye(2), (1.0 - factor) * centre]
 
 
 def _change(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
@@ -62,12 +78,15 @@ def main() -> None:
         help="five weights of the alignment points (eyes, nose tip, mouth corners) instead of "
         "landmarks.ALIGN_WEIGHTS, e.g. 1,1,0,0,0 aligns on the eyes alone",
     )  # fmt: skip
+    parser.add_argument("--zoom", type=float, default=1.0, help="magnify the crop this much")
+    parser.add_argument("--zoom-centre", default="64,63", help="crop pixel to magnify about")
+    parser.add_argument("--render-size", type=int, default=None, help="default: the training's")
     args = parser.parse_args()
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
     from avatar3d.landmarks import ALIGN_WEIGHTS
     from avatar3d.params import COLOR_FIELDS, EXPRESSION_SLIDERS, SHAPE_SLIDERS, AvatarParams
-    from avatar3d.synth import sample_params
+    from avatar3d.synth import RENDER_SIZE, sample_params
     from server.process_setup import chibi_process_setup
 
     chibi_process_setup()  # one BLAS thread, as every chibi process (renders are the same)
@@ -75,8 +94,12 @@ def main() -> None:
     if args.align_weights:
         weights = np.array([float(w) for w in args.align_weights.split(",")])
 
+    centre = np.array([float(c) for c in args.zoom_centre.split(",")])
+    zoom = _zoom_about(args.zoom, centre)
+    render_size = args.render_size or RENDER_SIZE
+
     def crop(params, seed: int) -> np.ndarray:
-        return _crop(params, seed, weights)
+        return _crop(params, seed, weights, zoom, render_size)
 
     bases = [sample_params(np.random.default_rng([args.seed, i])) for i in range(args.avatars)]
     nuisance = [_change(crop(p, 2 * i), crop(p, 2 * i + 1)) for i, p in enumerate(bases)]
@@ -93,6 +116,9 @@ def main() -> None:
                 changes.append(_change(*ends))
             rows.append((f"{group}.{name}", *np.median(np.array(changes), axis=0)))
     print(f"128 px crops aligned with weights {weights.tolist()}", end="")
+    if args.zoom != 1.0:
+        print(f", magnified {args.zoom:g}x about {centre.tolist()}", end="")
+    print(f", from {render_size} px renders", end="")
     print(f", medians over {args.avatars} random avatars")
     print(f"{'slider 0 -> 1':28}{'mean change':>12}{'pixels > 24':>13}")
     for name, mean, pixels in sorted(rows, key=lambda row: row[1]):
@@ -106,7 +132,7 @@ def main() -> None:
         for i, base in enumerate(bases):
             black, white = (crop(replace(base, **{name: c}), 1000 + i) for c in BLACK_WHITE)
             mean, pixels = _change(black, white)
-            changes.append((mean, pixels, mean * black[..., 0].size / 255.0))
+            changes.append((mean, pixels, mean * black[..., 0].size / 255.0 / args.zoom**2))
         mean, pixels, worth = np.median(np.array(changes), axis=0)
         print(f"{name:28}{mean:12.2f}{pixels:13.0f}{worth:14.0f}")
 

@@ -27,7 +27,7 @@ would show what the whole crop does not: it magnifies the aligned crop around
 alone), sampled from a render of `--render-size` pixels instead of the training's 256.
 Colours' pixels' worth then stays in units of the whole crop's pixels.
 
-About 40 s on 2 cores (3 min at --render-size 1024).
+About 40 s on 2 cores (6 min at --render-size 1024).
 """
 
 from __future__ import annotations

@@ -67,6 +67,7 @@ class TrainOptions:
     cache: str | None = None
     workers: int = 2
     threads: int = 2
+    device: str = "cpu"
 
 
 def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> Path:
@@ -81,6 +82,7 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> P
     loop = LoopOptions(
         epochs=options.epochs or (6 if fine_tune else TRAIN_EPOCHS), batch_size=options.batch_size,
         lr=options.lr or (1e-3 if fine_tune else 3e-3), seed=options.seed,
+        device=options.device,
     )  # fmt: skip
     spec = SetSpec("train", options.avatars, options.views, options.seed)
     arrays = load_or_render(spec, options.cache, options.workers, log)

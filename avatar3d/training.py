@@ -223,17 +223,22 @@ def augment(
 
     Horizontal flips also swap the mirrored sliders in `batch`. Geometric jitter stays
     within what landmark alignment leaves (a few pixels, a few degrees, +-4 % scale).
+    `generator` is a CPU one whatever the images' device: every random draw is made on
+    the CPU, so a CUDA run sees the same augmentation as a CPU run with the same seed.
     """
-    n = images.shape[0]
+    n, device = images.shape[0], images.device
+
+    def draw(sample: torch.Tensor) -> torch.Tensor:
+        return sample.to(device)
 
     def uniform(lo: float, hi: float, *shape: int) -> torch.Tensor:
-        return lo + (hi - lo) * torch.rand(n, *shape, generator=generator)
+        return draw(lo + (hi - lo) * torch.rand(n, *shape, generator=generator))
 
-    flip = torch.rand(n, generator=generator) < 0.5
+    flip = draw(torch.rand(n, generator=generator) < 0.5)
     if flip.any():
         images[flip] = images[flip].flip(-1)
         for key in ("sliders", "slider_mask"):
-            batch[key][flip] = batch[key][flip][:, MIRROR_PERMUTATION]
+            batch[key][flip] = batch[key][flip][:, MIRROR_PERMUTATION.to(device)]
     # small similarity jitter (alignment noise)
     angle = uniform(-JITTER_ANGLE, JITTER_ANGLE)
     scale = uniform(1.0 - JITTER_SCALE, 1.0 + JITTER_SCALE)
@@ -252,13 +257,13 @@ def augment(
     images = ((images - mean) * contrast + mean) * gain * white
     images = images.clamp(0.0, 1.0) ** uniform(0.85, 1.15, 1, 1, 1)
     # resolution loss for a third of the batch, sensor noise for all
-    low = torch.rand(n, generator=generator) < 0.33
+    low = draw(torch.rand(n, generator=generator) < 0.33)
     if low.any():
         size = images.shape[-1]
         small = nn.functional.interpolate(images[low], scale_factor=0.5, mode="area")
         images[low] = nn.functional.interpolate(small, size=(size, size), mode="bilinear",
                                                 align_corners=False)  # fmt: skip
-    noise = torch.randn(images.shape, generator=generator) * uniform(0.0, 0.03, 1, 1, 1)
+    noise = draw(torch.randn(images.shape, generator=generator)) * uniform(0.0, 0.03, 1, 1, 1)
     return (images + noise).clamp(0.0, 1.0).contiguous(memory_format=torch.channels_last)
 
 
@@ -285,6 +290,7 @@ class LoopOptions:
     seed: int = 0
     real_fraction: float = 0.3  # share of each batch drawn from the teacher-labelled set
     augment: bool = True
+    device: str = "cpu"  # where the network trains ('cuda': a GPU); the data stays on the CPU
 
 
 @dataclass
@@ -304,9 +310,15 @@ def train_model(
     """Train `model` in place with AdamW and a one-cycle schedule; returns per-epoch losses.
 
     With both sets, each batch takes `real_fraction` of its samples from `real`; an
-    epoch is one pass over the larger share.
+    epoch is one pass over the larger share. On `options.device` 'cuda' the network and
+    each batch move to the GPU (cuDNN's deterministic kernels, no TF32) and the model is
+    moved back to the CPU at the end; the batches and the augmentation's random draws
+    are the CPU run's.
     """
     options = options or LoopOptions()
+    device = torch.device(options.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("training on 'cuda' needs a GPU that torch can see")
     torch.manual_seed(options.seed)
     rng = np.random.default_rng(options.seed)
     generator = torch.Generator().manual_seed(options.seed)
@@ -320,44 +332,52 @@ def train_model(
         shares = [options.batch_size]
     steps = max(1, max(len(s) // k for s, k in zip(sources, shares, strict=True)))
     model.train()
-    model.to(memory_format=torch.channels_last)
+    model.to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), options.lr, weight_decay=options.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, options.lr, total_steps=steps * options.epochs, pct_start=0.15
     )
     history = History()
     start = time.perf_counter()
-    for epoch in range(options.epochs):
-        orders = [rng.permutation(len(s)) for s in sources]
-        totals: dict[str, float] = {}
-        epoch_loss = 0.0
-        for step in range(steps):
-            parts_batches = []
-            for source, order, share in zip(sources, orders, shares, strict=True):
-                idx = order[(np.arange(share) + step * share) % len(source)]
-                parts_batches.append(
-                    (crops_to_tensor(source.crops[idx]), _batch_tensors(source, idx))
-                )
-            images = torch.cat([p[0] for p in parts_batches])
-            batch = {k: torch.cat([p[1][k] for p in parts_batches]) for k in parts_batches[0][1]}
-            if options.augment:
-                images = augment(images, batch, generator)
-            loss, parts = compute_loss(model(images), batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            epoch_loss += loss.item()
-            for k, v in parts.items():
-                totals[k] = totals.get(k, 0.0) + v
-        history.losses.append(epoch_loss / steps)
-        history.parts.append({k: v / steps for k, v in totals.items()})
-        if log:
-            detail = " ".join(f"{k}={v:.4f}" for k, v in history.parts[-1].items())
-            log(f"epoch {epoch + 1}/{options.epochs} loss={history.losses[-1]:.4f} {detail} "
-                f"({time.perf_counter() - start:.0f}s)")  # fmt: skip
+    deterministic = torch.backends.cudnn.flags(
+        enabled=True, benchmark=False, deterministic=True, allow_tf32=False
+    )
+    with deterministic:
+        for epoch in range(options.epochs):
+            orders = [rng.permutation(len(s)) for s in sources]
+            totals: dict[str, float] = {}
+            epoch_loss = 0.0
+            for step in range(steps):
+                parts_batches = []
+                for source, order, share in zip(sources, orders, shares, strict=True):
+                    idx = order[(np.arange(share) + step * share) % len(source)]
+                    parts_batches.append(
+                        (crops_to_tensor(source.crops[idx]), _batch_tensors(source, idx))
+                    )
+                images = torch.cat([p[0] for p in parts_batches]).to(device)
+                batch = {
+                    k: torch.cat([p[1][k] for p in parts_batches]).to(device)
+                    for k in parts_batches[0][1]
+                }
+                if options.augment:
+                    images = augment(images, batch, generator)
+                loss, parts = compute_loss(model(images), batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                epoch_loss += loss.item()
+                for k, v in parts.items():
+                    totals[k] = totals.get(k, 0.0) + v
+            history.losses.append(epoch_loss / steps)
+            history.parts.append({k: v / steps for k, v in totals.items()})
+            if log:
+                detail = " ".join(f"{k}={v:.4f}" for k, v in history.parts[-1].items())
+                log(f"epoch {epoch + 1}/{options.epochs} loss={history.losses[-1]:.4f} "
+                    f"{detail} ({time.perf_counter() - start:.0f}s)")  # fmt: skip
     history.seconds = time.perf_counter() - start
     model.eval()
+    model.to("cpu")
     return history
 
 

@@ -120,6 +120,36 @@ def test_training_is_reproducible_tensor_for_tensor(tiny_set):
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without a GPU")
+def test_training_on_cuda_without_a_gpu_is_refused_before_any_work(tiny_set, tmp_path, capsys):
+    model = create_model("chibinet-xs")
+    with pytest.raises(ValueError, match="needs a GPU"):
+        train_model(model, as_training_set(tiny_set), None, LoopOptions(device="cuda"))
+    cache = tmp_path / "synth"
+    assert main(["train", "--device", "cuda", "--avatars", "4", "--cache", str(cache)]) == 2
+    assert "torch sees no GPU" in capsys.readouterr().err
+    assert not cache.exists()  # nothing rendered
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (a GPU machine)")
+def test_training_on_cuda_follows_the_cpu_run_and_returns_a_cpu_model(tiny_set):
+    """`chibi train --device cuda`: the same batches and augmentation as on the CPU (every
+    random draw is made there), so the losses follow the CPU run's, and the trained
+    model comes back on the CPU for the refiners and the evaluation."""
+    torch.set_num_threads(1)
+    data = as_training_set(tiny_set)
+    runs = {}
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(0)
+        model = create_model("chibinet-xs")
+        options = LoopOptions(epochs=4, batch_size=6, lr=3e-3, device=device)
+        runs[device] = (model, train_model(model, data, None, options).losses)
+    model, losses = runs["cuda"]
+    assert all(p.device.type == "cpu" for p in model.parameters())
+    assert np.allclose(losses, runs["cpu"][1], rtol=0.02), (losses, runs["cpu"][1])
+    predict_arrays(model, tiny_set["crops"][:2])
+
+
 def test_teacher_labels_mask_the_fields_they_lack():
     records = [
         {"shape": {"eye_size": 0.7}, "expression": {"smile": 0.4},

@@ -36,18 +36,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", metavar="DIR", help="synthetic data cache (.cache/synth)")
     parser.add_argument("--workers", type=int, default=d.workers, help="render processes")
     parser.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default=d.device,
+        help="where the network trains (the renders, the refiners and the evaluation stay on "
+        "the CPU); the shipped weights were trained on the CPU",
+    )  # fmt: skip
     parser.add_argument("--no-eval", action="store_true", help="skip measuring the fusion table")
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from avatar3d.train_recipe import TrainOptions, run_training
 
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("chibi train: --device cuda, but torch sees no GPU here", file=sys.stderr)
+        return 2
     options = TrainOptions(
         model=args.model, name=args.name, avatars=args.avatars, views=args.views,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         init_seed=args.init_seed, refine_avatars=args.refine_avatars,
         real=args.real, init=args.init, out=args.out, cache=args.cache,
-        workers=args.workers, threads=args.threads,
+        workers=args.workers, threads=args.threads, device=args.device,
     )  # fmt: skip
 
     def log(message: str) -> None:

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from skimage.color import deltaE_ciede2000, lab2rgb, rgb2lab
@@ -37,6 +37,9 @@ from .fusion import (
 from .inference import Forward
 from .params import hex_to_rgb
 from .regressor import COLOR_NAMES, MIRRORED_SLIDERS, SLIDER_FIELDS
+
+if TYPE_CHECKING:
+    from .synth import SetSpec
 
 SLIDER_GOAL = 0.05
 COLOR_GOAL = 5.0  # dE2000
@@ -56,6 +59,14 @@ REAL_ANNOTATIONS: dict[str, dict[str, tuple[str, ...]]] = {
 HELDOUT_AVATARS = 300
 MST_FACES_PER_TONE = 96
 CHANCE_SHUFFLES = 1000  # shuffles behind `chance_ratio`'s median
+
+
+def heldout_spec() -> SetSpec:
+    """The `synth.SetSpec` of the held-out renders section 1 scores (seed 1; the
+    training draws seed 0, the Monk set seed 2, the refiners' renders seed 3)."""
+    from .synth import SetSpec
+
+    return SetSpec("heldout", HELDOUT_AVATARS, seed=1, teacher=True)
 
 
 def delta_e(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -536,9 +547,7 @@ def run_evaluation(
         log(f"model {pipeline.model_name}: real photos ...")
     real = evaluate_real(pipeline, log)
     errors = real_field_errors(real["readings"])
-    heldout = load_or_render(
-        SetSpec("heldout", HELDOUT_AVATARS, seed=1, teacher=True), cache_dir, workers, log
-    )
+    heldout = load_or_render(heldout_spec(), cache_dir, workers, log)
     synthetic_cnn = evaluate_synthetic(model, FusionTable.teacher_first(), heldout)
     class_real = class_accuracy_real(real["readings"])
     if real["readings"]:

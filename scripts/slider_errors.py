@@ -68,19 +68,22 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
-    from avatar3d.evaluate import HELDOUT_AVATARS
+    from avatar3d.evaluate import heldout_spec
     from avatar3d.pipeline import PhotoPipeline
     from avatar3d.regressor import SLIDER_FIELDS
     from avatar3d.synth import SetSpec, load_or_render
-    from avatar3d.train_recipe import REFINE_SEED_OFFSET, TrainOptions
+    from avatar3d.train_recipe import REFINE_AVATARS_MAX, REFINE_SEED_OFFSET, TrainOptions
     from avatar3d.training import predict_arrays
 
     pipeline = PhotoPipeline(args.model, device="cpu")
-    recipe = TrainOptions()
+    recipe = TrainOptions()  # the shipped recipe's sets, as `train_recipe.run_training` draws them
+    refine_avatars = min(2 * recipe.avatars, REFINE_AVATARS_MAX)
     specs = {
         "trained on": SetSpec("train", recipe.avatars, recipe.views, recipe.seed),
-        "refiners'": SetSpec("refine", 12000, recipe.views, recipe.seed + REFINE_SEED_OFFSET),
-        "held out": SetSpec("heldout", HELDOUT_AVATARS, seed=1, teacher=True),
+        "refiners'": SetSpec(
+            "refine", refine_avatars, recipe.views, recipe.seed + REFINE_SEED_OFFSET
+        ),
+        "held out": heldout_spec(),
     }
     errors, heldout = {}, {}
     for label, spec in specs.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ from .training import (
     train_model,
 )
 
+if TYPE_CHECKING:
+    from .synth import SetSpec
+
 # The refiners' extra renders are drawn from seed + 3: seeds 1 and 2 draw
 # `chibi eval`'s held-out and Monk sets.
 REFINE_SEED_OFFSET = 3
@@ -36,6 +40,8 @@ REFINE_SEED_OFFSET = 3
 TRAIN_EPOCHS = 40
 # Session 17: past 6,000 fresh renders the refiners gained little; 12,000 is the most rendered
 REFINE_AVATARS_MAX = 12000
+# every VALIDATION_EVERY-th avatar (all its views) is held out to watch generalisation
+VALIDATION_EVERY = 20
 
 
 @dataclass
@@ -69,6 +75,17 @@ class TrainOptions:
     threads: int = 2
     device: str = "cpu"
 
+    def refine_spec(self) -> SetSpec | None:
+        """The refiners' extra renders (None: the training crops only)."""
+        from .synth import SetSpec
+
+        count = self.refine_avatars
+        if count is None:
+            count = min(2 * self.avatars, REFINE_AVATARS_MAX)
+        if not count:
+            return None
+        return SetSpec("refine", count, self.views, self.seed + REFINE_SEED_OFFSET)
+
 
 def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> Path:
     """Render (or load) the data, train, save `<name>.pt` + `.json`; returns the .pt path."""
@@ -87,8 +104,7 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> P
     spec = SetSpec("train", options.avatars, options.views, options.seed)
     arrays = load_or_render(spec, options.cache, options.workers, log)
     data = as_training_set(arrays)
-    # every 20th avatar (all its views) is held out to watch generalisation
-    held = arrays["avatar_index"] % 20 == 0
+    held = arrays["avatar_index"] % VALIDATION_EVERY == 0
     train, val = data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held))
     real = load_labelled(options.real, log) if options.real else None
     torch.manual_seed(options.seed if options.init_seed is None else options.init_seed)
@@ -98,14 +114,9 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> P
     history = train_model(model, train, real, loop, log)
     refiner_losses, refine_spec = None, None
     if model.config.color_refine or model.config.slider_refine:
-        refine_avatars = options.refine_avatars
-        if refine_avatars is None:
-            refine_avatars = min(2 * options.avatars, REFINE_AVATARS_MAX)
         refiner_data = train
-        if refine_avatars:
-            refine_spec = SetSpec(
-                "refine", refine_avatars, options.views, options.seed + REFINE_SEED_OFFSET
-            )
+        refine_spec = options.refine_spec()
+        if refine_spec:
             fresh = load_or_render(refine_spec, options.cache, options.workers, log)
             refiner_data = train.joined(as_training_set(fresh))
         refiner_losses = fit_refiners(model, refiner_data, options.seed, log=log)

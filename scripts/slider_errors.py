@@ -19,7 +19,7 @@ that this is the render's camera by rendering the first face again and comparing
 
     .venv/bin/python scripts/slider_errors.py [--model chibinet-mcer] [--faces 3000]
 
-About 1 minute with the renders cached (`chibi train` and `chibi eval` make them).
+About 40 s with the renders cached (`chibi train` and `chibi eval` make them).
 """
 
 from __future__ import annotations
@@ -72,25 +72,22 @@ def main() -> None:
     from avatar3d.pipeline import PhotoPipeline
     from avatar3d.regressor import SLIDER_FIELDS
     from avatar3d.synth import SetSpec, load_or_render
-    from avatar3d.train_recipe import REFINE_AVATARS_MAX, REFINE_SEED_OFFSET, TrainOptions
+    from avatar3d.train_recipe import VALIDATION_EVERY, TrainOptions
     from avatar3d.training import predict_arrays
 
     pipeline = PhotoPipeline(args.model, device="cpu")
     recipe = TrainOptions()  # the shipped recipe's sets, as `train_recipe.run_training` draws them
-    refine_avatars = min(2 * recipe.avatars, REFINE_AVATARS_MAX)
     specs = {
         "trained on": SetSpec("train", recipe.avatars, recipe.views, recipe.seed),
-        "refiners'": SetSpec(
-            "refine", refine_avatars, recipe.views, recipe.seed + REFINE_SEED_OFFSET
-        ),
+        "refiners'": recipe.refine_spec(),
         "held out": heldout_spec(),
     }
     errors, heldout = {}, {}
     for label, spec in specs.items():
         arrays = load_or_render(spec, log=print)
         count = args.faces if label != "held out" else spec.count
-        if label == "trained on":  # `chibi train` keeps every 20th avatar out to validate
-            rows = np.flatnonzero(arrays["avatar_index"] % 20 != 0)[:count]
+        if label == "trained on":  # `chibi train` keeps these avatars out to validate
+            rows = np.flatnonzero(arrays["avatar_index"] % VALIDATION_EVERY != 0)[:count]
         else:
             rows = np.arange(min(count, spec.count))
         pred = predict_arrays(pipeline.regressor.forward, arrays["crops"][rows])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 HELP = "Evaluate the regressor and the fusion: synthetic error, real photos, stability, fairness."
@@ -18,13 +20,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--write-fusion", action="store_true",
                         help="store the measured fusion table next to the weights")  # fmt: skip
     parser.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
+    parser.add_argument("--sheet", metavar="PNG",
+                        help="also draw held-out faces (true avatar beside the CNN's, best to "
+                        "worst) and the sample photos' avatars into this picture")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
+    from avatar3d.errors import ChibiError
     from avatar3d.evaluate import run_evaluation
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
+
+    for path in (args.json, args.sheet):  # before minutes of work, not after
+        if path and not Path(path).resolve().parent.is_dir():
+            raise ChibiError("io_error", f"output folder does not exist: {Path(path).parent}")
 
     report = run_evaluation(args.model, args.weights_dir, args.cache, args.workers,
                             write_fusion=args.write_fusion, log=log)  # fmt: skip
@@ -33,7 +43,25 @@ def run(args: argparse.Namespace) -> int:
         from server.commands.avatar import write_atomic
 
         write_atomic(args.json, json.dumps(report_json(report), indent=1).encode())
+    if args.sheet:
+        write_sheet(args, log)
     return 0
+
+
+def write_sheet(args: argparse.Namespace, log: Callable[[str], None]) -> None:
+    """`--sheet`: `avatar3d.eval_sheet`'s picture, written atomically as PNG."""
+    import io
+
+    from PIL import Image
+
+    from avatar3d.eval_sheet import evaluation_sheet
+    from server.commands.avatar import write_atomic
+
+    image = evaluation_sheet(args.model, args.weights_dir, args.cache, args.workers, log=log)
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "PNG", optimize=False)
+    write_atomic(args.sheet, buffer.getvalue())
+    log(f"wrote {args.sheet} ({image.shape[1]}x{image.shape[0]})")
 
 
 def _fmt(value: float | None, width: int = 8, digits: int = 3) -> str:

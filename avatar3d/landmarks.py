@@ -141,8 +141,26 @@ def alignment_transform(landmarks: np.ndarray) -> np.ndarray:
     corners to `CANONICAL_CROP_POINTS`.
     """
     lm = np.asarray(landmarks, dtype=np.float64)[:, :2]
-    src = np.stack([lm[list(group)].mean(0) for group in ALIGN_LANDMARKS])
-    return similarity_fit(src, CANONICAL_CROP_POINTS, ALIGN_WEIGHTS)
+    return crop_transform(np.stack([lm[list(group)].mean(0) for group in ALIGN_LANDMARKS]))
+
+
+def crop_transform(
+    points: np.ndarray,
+    weights: np.ndarray = ALIGN_WEIGHTS,
+    zoom: float = 1.0,
+    centre: tuple[float, float] = (CROP_SIZE / 2, CROP_SIZE / 2),
+) -> np.ndarray:
+    """(2, 3) image pixels -> crop pixels from the 5 alignment points (5, 2) pixels, in
+    `ALIGN_LANDMARKS`' order: the weighted fit onto `CANONICAL_CROP_POINTS`, magnified
+    `zoom` times about crop point `centre` (which stays put). The probes in `scripts/`
+    try other weights and zooms; the pipeline and the training renders use the defaults.
+    """
+    fit = similarity_fit(points, CANONICAL_CROP_POINTS, weights)
+    if zoom == 1.0:
+        return fit
+    magnified = zoom * fit
+    magnified[:, 2] += (1.0 - zoom) * np.asarray(centre, np.float64)
+    return magnified
 
 
 def similarity_fit(src: np.ndarray, dst: np.ndarray, weights: np.ndarray) -> np.ndarray:

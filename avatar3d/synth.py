@@ -159,17 +159,10 @@ def photo_and_crop(
     avatar: Avatar, params: AvatarParams, rng: np.random.Generator, size: int = RENDER_SIZE
 ) -> tuple[np.ndarray, np.ndarray]:
     """One photo-like render (size, size, 3) uint8 and its aligned crop (128, 128, 3) uint8."""
-    from .landmarks import (
-        ALIGN_WEIGHTS,
-        CANONICAL_CROP_POINTS,
-        CROP_SIZE,
-        similarity_fit,
-        warp_image,
-    )
+    from .landmarks import CROP_SIZE, crop_transform, warp_image
 
     photo, points = photo_and_points(avatar, params, rng, size)
-    transform = similarity_fit(points, CANONICAL_CROP_POINTS, ALIGN_WEIGHTS)
-    return photo, warp_image(photo, transform, CROP_SIZE)
+    return photo, warp_image(photo, crop_transform(points), CROP_SIZE)
 
 
 @dataclass(frozen=True)

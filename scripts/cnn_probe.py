@@ -33,24 +33,15 @@ HELD_OUT = 300
 def _render(job: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, str]:
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     from avatar3d.build import build_avatar
-    from avatar3d.landmarks import (
-        ALIGN_WEIGHTS,
-        CANONICAL_CROP_POINTS,
-        CROP_SIZE,
-        similarity_fit,
-        warp_image,
-    )
+    from avatar3d.landmarks import ALIGN_WEIGHTS, CROP_SIZE, crop_transform, warp_image
     from avatar3d.synth import photo_and_points, sample_params
 
     seed, index = job
     rng = np.random.default_rng([seed, index])
     params = sample_params(rng)
     photo, points = photo_and_points(build_avatar(params), params, rng)
-    aligned = similarity_fit(points, CANONICAL_CROP_POINTS, ALIGN_WEIGHTS)
-    cx, cy = ZOOM_CENTRE
-    zoom = np.array([[ZOOM, 0.0, cx - ZOOM * cx], [0.0, ZOOM, cy - ZOOM * cy], [0, 0, 1]])
-    zoomed = (zoom @ np.vstack([aligned, [0.0, 0.0, 1.0]]))[:2]
-    crops = [warp_image(photo, t, CROP_SIZE) for t in (aligned, zoomed)]
+    transforms = [crop_transform(points, ALIGN_WEIGHTS, zoom, ZOOM_CENTRE) for zoom in (1.0, ZOOM)]
+    crops = [warp_image(photo, t, CROP_SIZE) for t in transforms]
     return crops[0], crops[1], params.to_json(indent=None)
 
 

@@ -70,10 +70,9 @@ def main() -> None:
     pairs = DEFAULT_PAIRS
     if args.pairs:
         pairs = tuple(tuple(pair.split(":")) for pair in args.pairs.split(","))
-    identity = np.eye(3)[:2]
 
     def crop(params, seed: int) -> np.ndarray:
-        return _crop(params, seed, ALIGN_WEIGHTS, identity, RENDER_SIZE)
+        return _crop(params, seed, ALIGN_WEIGHTS, RENDER_SIZE)
 
     rng = np.random.default_rng(args.seed)
     print(f"A moved by {args.step:+.2f}; B searched over {OFFSETS[0]:+.2f}..{OFFSETS[-1]:+.2f};")

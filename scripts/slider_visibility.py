@@ -43,24 +43,23 @@ BLACK_WHITE = ("#000000", "#ffffff")
 
 
 def _crop(
-    params, seed: int, align_weights: np.ndarray, zoom: np.ndarray, render_size: int
+    params,
+    seed: int,
+    align_weights: np.ndarray,
+    render_size: int,
+    zoom: float = 1.0,
+    centre: tuple[float, float] = (64.0, 64.0),
 ) -> np.ndarray:
     """The aligned 128 px crop of one training-like render (int16, for differences),
-    magnified by `zoom` (2, 3): crop pixels -> output pixels."""
+    magnified `zoom` times about crop point `centre`."""
     from avatar3d.build import build_avatar
-    from avatar3d.landmarks import CANONICAL_CROP_POINTS, CROP_SIZE, similarity_fit, warp_image
+    from avatar3d.landmarks import CROP_SIZE, crop_transform, warp_image
     from avatar3d.synth import photo_and_points
 
     rng = np.random.default_rng(seed)
     photo, points = photo_and_points(build_avatar(params), params, rng, render_size)
-    transform = similarity_fit(points, CANONICAL_CROP_POINTS, align_weights)
-    transform = zoom @ np.vstack([transform, [0.0, 0.0, 1.0]])
+    transform = crop_transform(points, align_weights, zoom, centre)
     return warp_image(photo, transform, CROP_SIZE).astype(np.int16)
-
-
-def _zoom_about(factor: float, centre: np.ndarray) -> np.ndarray:
-    """(2, 3) magnification by `factor` about crop point `centre` (which stays put)."""
-    return np.c_[factor * np.eye(2), (1.0 - factor) * centre]
 
 
 def _change(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
@@ -94,12 +93,11 @@ def main() -> None:
     if args.align_weights:
         weights = np.array([float(w) for w in args.align_weights.split(",")])
 
-    centre = np.array([float(c) for c in args.zoom_centre.split(",")])
-    zoom = _zoom_about(args.zoom, centre)
+    centre = tuple(float(c) for c in args.zoom_centre.split(","))
     render_size = args.render_size or RENDER_SIZE
 
     def crop(params, seed: int) -> np.ndarray:
-        return _crop(params, seed, weights, zoom, render_size)
+        return _crop(params, seed, weights, render_size, args.zoom, centre)
 
     bases = [sample_params(np.random.default_rng([args.seed, i])) for i in range(args.avatars)]
     nuisance = [_change(crop(p, 2 * i), crop(p, 2 * i + 1)) for i, p in enumerate(bases)]
@@ -117,7 +115,7 @@ def main() -> None:
             rows.append((f"{group}.{name}", *np.median(np.array(changes), axis=0)))
     print(f"128 px crops aligned with weights {weights.tolist()}", end="")
     if args.zoom != 1.0:
-        print(f", magnified {args.zoom:g}x about {centre.tolist()}", end="")
+        print(f", magnified {args.zoom:g}x about {list(centre)}", end="")
     print(f", from {render_size} px renders", end="")
     print(f", medians over {args.avatars} random avatars")
     print(f"{'slider 0 -> 1':28}{'mean change':>12}{'pixels > 24':>13}")

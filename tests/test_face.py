@@ -16,7 +16,13 @@ from skimage import data
 from avatar3d.errors import ChibiError
 from avatar3d.face import FaceAnalyzer, analyze_image
 from avatar3d.imageio import ImageLimits
-from avatar3d.landmarks import CANONICAL_CROP_POINTS, CROP_SIZE, head_pose, warp_image
+from avatar3d.landmarks import (
+    CANONICAL_CROP_POINTS,
+    CROP_SIZE,
+    crop_transform,
+    head_pose,
+    warp_image,
+)
 
 
 def jpeg_bytes(rgb: np.ndarray, quality: int = 92, **kwargs) -> bytes:
@@ -63,6 +69,23 @@ def test_crop_puts_the_eyes_at_the_canonical_positions(astronaut_face):
         eye_patch = gray[y - 2 : y + 3, x - 2 : x + 3]
         cheek_patch = gray[y + 12 : y + 17, x - 2 : x + 3]
         assert eye_patch.mean() < cheek_patch.mean()
+
+
+def test_a_magnified_crop_keeps_its_centre_and_scales_about_it():
+    """`crop_transform(zoom=...)`, as the probes in scripts/ use it: the five points land
+    on the canonical ones at zoom 1, and `zoom` times as far from `centre` otherwise."""
+    rng = np.random.default_rng(4)
+    angle, scale, shift = 0.3, 2.5, np.array([40.0, -7.0])
+    rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    points = (CANONICAL_CROP_POINTS - shift) @ np.linalg.inv(rotation).T
+    points += rng.normal(0.0, 0.01, points.shape)
+    fit = crop_transform(points)
+    assert np.abs(points @ fit[:, :2].T + fit[:, 2] - CANONICAL_CROP_POINTS).max() < 0.05
+    centre = np.array([64.0, 63.0])
+    zoomed = crop_transform(points, zoom=3.0, centre=tuple(centre))
+    at_zoom = points @ zoomed[:, :2].T + zoomed[:, 2]
+    at_one = points @ fit[:, :2].T + fit[:, 2]
+    assert np.allclose(at_zoom - centre, 3.0 * (at_one - centre))
 
 
 def test_no_face(analyzer):

@@ -182,6 +182,6 @@ def evaluation_sheet(
                 ["photo: the CNN's input", "fused (what a user gets)", "the CNN alone"],
                 photo_rows(pipeline, real_photos(), size),
             ),
-        ],  # fmt: skip
+        ],
         size,
     )

@@ -11,11 +11,13 @@ sheet's frontal studio view (`avatar3d.eval_sheet.head_picture`, expressions pos
 - the same with every slider off by exactly the goal, 0.05, in a random direction;
 - the same with the default sliders (what a CNN that reads nothing would give);
 and prints the mean change per pixel (0..255 levels, mean over channels) of each
-against the true avatar, with the median and 90th percentile over the faces.
+against the true avatar, with the median and 90th percentile over the faces. Then, for
+`--range-faces` of them, how much each slider alone changes the picture over its whole
+range (0 -> 1, the others as they are): the weight each slider's error has on the look.
 
-    .venv/bin/python scripts/slider_look.py [--faces 300] [--seed 5]
+    .venv/bin/python scripts/slider_look.py [--faces 300] [--seed 5] [--range-faces 4]
 
-About 1.7 min for 300 faces on 2 cores with the held-out renders cached.
+About 2 min for 300 faces on 2 cores with the held-out renders cached.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=300)
     parser.add_argument("--seed", type=int, default=5, help="draws the goal's directions")
     parser.add_argument("--model", default="default")
+    parser.add_argument("--range-faces", type=int, default=4)
     args = parser.parse_args()
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
@@ -40,7 +43,7 @@ def main() -> None:
     from avatar3d.evaluate import SLIDER_GOAL, heldout_spec
     from avatar3d.fusion import DEFAULT_SLIDERS
     from avatar3d.pipeline import PhotoPipeline
-    from avatar3d.regressor import decode_params
+    from avatar3d.regressor import SLIDER_FIELDS, decode_params
     from avatar3d.synth import load_or_render
     from avatar3d.training import predict_arrays
     from server.process_setup import chibi_process_setup
@@ -51,20 +54,21 @@ def main() -> None:
     forward = PhotoPipeline(args.model, device="cpu").regressor.forward
     predicted = predict_arrays(forward, arrays["crops"][:faces]).sliders
     rng = np.random.default_rng(args.seed)
+
+    def picture(sliders: np.ndarray, i: int) -> np.ndarray:
+        """Held-out face i's avatar with `sliders` (its own colours and classes)."""
+        params = decode_params(
+            sliders, arrays["colors"][i], arrays["hair_style"][i], arrays["glasses"][i]
+        )
+        return head_picture(params).astype(np.float32)
+
     changes = np.zeros((faces, len(VARIANTS)))
     for i in range(faces):
         truth = arrays["sliders"][i]
         off_by_goal = np.clip(truth + SLIDER_GOAL * rng.choice([-1.0, 1.0], truth.shape), 0, 1)
-
-        def picture(sliders: np.ndarray, i: int = i) -> np.ndarray:
-            params = decode_params(
-                sliders, arrays["colors"][i], arrays["hair_style"][i], arrays["glasses"][i]
-            )
-            return head_picture(params).astype(np.float32)
-
-        reference = picture(truth)
+        reference = picture(truth, i)
         for k, sliders in enumerate((predicted[i], off_by_goal, DEFAULT_SLIDERS)):
-            changes[i, k] = np.abs(picture(sliders) - reference).mean()
+            changes[i, k] = np.abs(picture(sliders, i) - reference).mean()
     print(f"change of the true avatar's studio picture, levels a pixel, {faces} held-out faces")
     print(f"{'sliders':28}{'mean':>8}{'median':>8}{'p90':>8}")
     for k, name in enumerate(VARIANTS):
@@ -73,6 +77,19 @@ def main() -> None:
               f"{np.percentile(column, 90):8.2f}")  # fmt: skip
     share = np.mean(changes[:, 0] <= changes[:, 1])
     print(f"faces where the CNN's sliders change the picture no more than the goal's: {share:.0%}")
+
+    ranges = np.zeros((min(args.range_faces, faces), len(SLIDER_FIELDS)))
+    for i in range(len(ranges)):
+        for j in range(len(SLIDER_FIELDS)):
+            ends = []
+            for value in (0.0, 1.0):
+                sliders = arrays["sliders"][i].copy()
+                sliders[j] = value
+                ends.append(picture(sliders, i))
+            ranges[i, j] = np.abs(ends[1] - ends[0]).mean()
+    print(f"\none slider 0 -> 1, levels a pixel, median of {len(ranges)} faces")
+    for j in np.argsort(np.median(ranges, axis=0)):
+        print(f"{SLIDER_FIELDS[j]:28}{np.median(ranges[:, j]):8.2f}")
 
 
 if __name__ == "__main__":

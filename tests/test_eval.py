@@ -3,7 +3,9 @@
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
+from test_scripts import run_script
 
 from avatar3d.eval_sheet import CAPTION_PX, HEADER_PX
 from avatar3d.model_files import WEIGHTS_DIR
@@ -13,10 +15,16 @@ from server.cli import main
 SIZE = 256  # the sheet's default picture size
 
 
-def test_eval_reports_the_shipped_weights_and_draws_their_sheet(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """The module's synthetic renders: `chibi eval` makes the held-out set once."""
+    return tmp_path_factory.mktemp("synth")
+
+
+def test_eval_reports_the_shipped_weights_and_draws_their_sheet(cache, tmp_path, capsys):
     """Renders the held-out and Monk sets from nothing (about 2.5 minutes on 2 cores)."""
     report_path, sheet_path = tmp_path / "report.json", tmp_path / "sheet.png"
-    argv = ["eval", "--cache", str(tmp_path / "cache"), "--json", str(report_path)]
+    argv = ["eval", "--cache", str(cache), "--json", str(report_path)]
     assert main([*argv, "--sheet", str(sheet_path)]) == 0
     text = capsys.readouterr().out
     assert "1. Synthetic held-out renders: 300 faces" in text
@@ -42,3 +50,17 @@ def test_eval_reports_the_shipped_weights_and_draws_their_sheet(tmp_path, capsys
         assert truth.std() > 20  # a head, not an empty square
         gaps.append(np.abs(truth - predicted).mean())
     assert gaps[0] < gaps[1]
+
+
+def test_slider_look_weighs_the_slider_errors_on_the_avatar(cache):
+    out = run_script(
+        "slider_look.py", "--faces", "3", "--range-faces", "1", env={"CHIBI_CACHE": str(cache)}
+    )
+    means = {}
+    for name in ("the CNN's sliders", "every slider off by 0.05", "the default sliders"):
+        line = next(row for row in out.splitlines() if row.startswith(name))
+        means[name] = float(line[len(name) :].split()[0])
+    assert 0 < means["the CNN's sliders"] < means["the default sliders"]
+    ranges = {row.split()[0]: float(row.split()[1]) for row in out.splitlines()[-23:]}
+    assert set(ranges) == set(SLIDER_FIELDS)
+    assert ranges["shape.eye_spacing"] > ranges["expression.smile"]

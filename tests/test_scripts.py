@@ -1,5 +1,6 @@
 """The probes in scripts/ that the README quotes still run, shrunk (those that need no
-training set or held-out renders; about 30 s in all)."""
+training set or held-out renders; about 30 s in all; `slider_look.py` runs in
+test_eval.py, on the held-out renders `chibi eval` makes there)."""
 
 import os
 import subprocess
@@ -11,8 +12,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_script(name: str, *args: str) -> str:
-    env = {**os.environ, "PYOPENGL_PLATFORM": "egl", "PYTHONPATH": str(ROOT)}
+def run_script(name: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run scripts/NAME with `args` (and `env` added) from the repo root; its stdout."""
+    env = {**os.environ, "PYOPENGL_PLATFORM": "egl", "PYTHONPATH": str(ROOT), **(env or {})}
     done = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / name), *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,

@@ -12,20 +12,17 @@ Each row's caption gives the face's errors (held out) or its fusion sources (pho
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # before pyrender loads OpenGL: no display
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
-import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw, ImageFont  # noqa: E402
-
-from .params import AvatarParams  # noqa: E402
-from .regressor import COLOR_NAMES, decode_params  # noqa: E402
-from .synth_render import View, render_view  # noqa: E402
+from .params import AvatarParams
+from .regressor import COLOR_NAMES, decode_params
+from .synth_render import View, render_view, to_uint8
 
 SHEET_BACKGROUND = (0.93, 0.93, 0.95)  # behind the heads, sRGB 0..1
 # frontal, the whole head in frame, a soft key light from the upper left
@@ -51,8 +48,7 @@ def head_picture(params: AvatarParams, size: int = 256) -> np.ndarray:
     from .build import build_avatar
 
     rgb, alpha, _ = render_view(build_avatar(params), params, STUDIO_VIEW, size)
-    image = rgb * alpha[..., None] + np.array(SHEET_BACKGROUND) * (1.0 - alpha[..., None])
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return to_uint8(rgb * alpha[..., None] + np.array(SHEET_BACKGROUND) * (1.0 - alpha[..., None]))
 
 
 def _enlarged(crop: np.ndarray, size: int) -> np.ndarray:

@@ -10,13 +10,16 @@ context; the display stays initialised for the life of the process.
 
 from __future__ import annotations
 
+import os
 import types
 from typing import Any
 
 
 def offscreen_renderer(width: int, height: int) -> Any:
     """A `pyrender.OffscreenRenderer` (width x height pixels) whose `delete()` leaves
-    the shared EGL display alone."""
+    the shared EGL display alone. EGL unless `PYOPENGL_PLATFORM` says otherwise (a
+    process that loaded OpenGL before this keeps the platform it chose then)."""
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # no display here
     import pyrender
 
     renderer = pyrender.OffscreenRenderer(width, height)

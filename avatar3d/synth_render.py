@@ -104,13 +104,13 @@ def camera_finish(image: np.ndarray, rng: np.random.Generator, jpeg: bool = True
         image = cv2.GaussianBlur(image.astype(np.float32), (0, 0), sigma)
     if rng.random() < 0.25:  # a low-resolution camera, upscaled back
         factor = rng.uniform(0.45, 0.85)
-        small = Image.fromarray(_to_uint8(image)).resize(
+        small = Image.fromarray(to_uint8(image)).resize(
             (max(8, int(w * factor)), max(8, int(h * factor))), Image.BILINEAR
         )
         image = np.asarray(small.resize((w, h), Image.BILINEAR), np.float32) / 255.0
     noise = rng.normal(0.0, 1.0, image.shape) * rng.uniform(0.0, 0.02)
     shot = rng.normal(0.0, 1.0, image.shape) * np.sqrt(np.clip(image, 0, 1)) * rng.uniform(0, 0.03)
-    out = _to_uint8(image + noise + shot)
+    out = to_uint8(image + noise + shot)
     if jpeg:
         buffer = io.BytesIO()
         Image.fromarray(out).save(buffer, "JPEG", quality=int(rng.integers(35, 96)))
@@ -118,7 +118,8 @@ def camera_finish(image: np.ndarray, rng: np.random.Generator, jpeg: bool = True
     return out
 
 
-def _to_uint8(image: np.ndarray) -> np.ndarray:
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """(..., 3) float sRGB 0..1 -> uint8, clipped and rounded."""
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 

@@ -55,12 +55,18 @@ def load_params(path: str | None) -> AvatarParams:
     return AvatarParams.from_json(raw)
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """`server.atomic.write_atomic` for the CLI: failures become ChibiError("io_error")."""
+def check_output_folder(path: str | os.PathLike) -> None:
+    """ChibiError("io_error") unless the folder `path` would be written into exists."""
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise ChibiError("io_error", f"output folder does not exist: {folder}")
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """`server.atomic.write_atomic` for the CLI: failures become ChibiError("io_error")."""
+    target = Path(path)
+    check_output_folder(target)
     try:
         atomic.write_atomic(target, data)
     except OSError as exc:

@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 HELP = "Evaluate the regressor and the fusion: synthetic error, real photos, stability, fairness."
@@ -26,15 +25,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avatar3d.errors import ChibiError
     from avatar3d.evaluate import run_evaluation
+    from server.commands.avatar import check_output_folder
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
     for path in (args.json, args.sheet):  # before minutes of work, not after
-        if path and not Path(path).resolve().parent.is_dir():
-            raise ChibiError("io_error", f"output folder does not exist: {Path(path).parent}")
+        if path:
+            check_output_folder(path)
 
     report = run_evaluation(args.model, args.weights_dir, args.cache, args.workers,
                             write_fusion=args.write_fusion, log=log)  # fmt: skip
@@ -50,17 +49,12 @@ def run(args: argparse.Namespace) -> int:
 
 def write_sheet(args: argparse.Namespace, log: Callable[[str], None]) -> None:
     """`--sheet`: `avatar3d.eval_sheet`'s picture, written atomically as PNG."""
-    import io
-
-    from PIL import Image
-
     from avatar3d.eval_sheet import evaluation_sheet
+    from exporters.gltf_writer import encode_png
     from server.commands.avatar import write_atomic
 
     image = evaluation_sheet(args.model, args.weights_dir, args.cache, args.workers, log=log)
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, "PNG", optimize=False)
-    write_atomic(args.sheet, buffer.getvalue())
+    write_atomic(args.sheet, encode_png(image))
     log(f"wrote {args.sheet} ({image.shape[1]}x{image.shape[0]})")
 
 

@@ -64,3 +64,10 @@ def test_slider_look_weighs_the_slider_errors_on_the_avatar(cache):
     ranges = {row.split()[0]: float(row.split()[1]) for row in out.splitlines()[-23:]}
     assert set(ranges) == set(SLIDER_FIELDS)
     assert ranges["shape.eye_spacing"] > ranges["expression.smile"]
+
+
+def test_eval_refuses_a_missing_output_folder_before_any_work(tmp_path, capsys):
+    missing = tmp_path / "no such folder" / "sheet.png"
+    assert main(["eval", "--cache", str(tmp_path / "cache"), "--sheet", str(missing)]) == 3
+    assert "error [io_error]: output folder does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()  # nothing was rendered

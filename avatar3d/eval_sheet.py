@@ -51,6 +51,17 @@ def head_picture(params: AvatarParams, size: int = 256) -> np.ndarray:
     return to_uint8(rgb * alpha[..., None] + np.array(SHEET_BACKGROUND) * (1.0 - alpha[..., None]))
 
 
+def heldout_params(
+    arrays: dict[str, np.ndarray], i: int, sliders: np.ndarray | None = None
+) -> AvatarParams:
+    """Face i of a synthetic set's arrays as AvatarParams; `sliders` (23,) in place of
+    its own if given (its colours, hair style and glasses kept)."""
+    return decode_params(
+        arrays["sliders"][i] if sliders is None else sliders,
+        arrays["colors"][i], arrays["hair_style"][i], arrays["glasses"][i],
+    )  # fmt: skip
+
+
 def _enlarged(crop: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(crop).resize((size, size), Image.Resampling.BILINEAR))
 
@@ -76,9 +87,7 @@ def heldout_rows(
     colour_errors = delta_e(pred.colors, arrays["colors"])  # (N, 5)
     rows = []
     for rank, i in enumerate(spread_picks(errors, count)):
-        true_params = decode_params(
-            truth[i], arrays["colors"][i], arrays["hair_style"][i], arrays["glasses"][i]
-        )
+        true_params = heldout_params(arrays, i)
         cnn_params = decode_params(
             pred.sliders[i], pred.colors[i], pred.hair_style[i], pred.glasses[i]
         )

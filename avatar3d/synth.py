@@ -248,7 +248,6 @@ def _teacher_record(photo: np.ndarray) -> dict[str, Any] | None:
 
 
 def _worker_init() -> None:
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     import torch
 
     torch.set_num_threads(1)

@@ -21,7 +21,6 @@ group of 1500 avatars on one thread.
 from __future__ import annotations
 
 import argparse
-import os
 
 import numpy as np
 
@@ -31,7 +30,6 @@ HELD_OUT = 300
 
 
 def _render(job: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, str]:
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     from avatar3d.build import build_avatar
     from avatar3d.landmarks import ALIGN_WEIGHTS, CROP_SIZE, crop_transform, warp_image
     from avatar3d.synth import photo_and_points, sample_params

@@ -16,7 +16,6 @@ About 10 s on 2 cores. The photos stay in memory; only the picture is written.
 from __future__ import annotations
 
 import argparse
-import os
 
 import numpy as np
 
@@ -74,7 +73,6 @@ def main() -> None:
     parser.add_argument("--renders", type=int, default=4, help="synthetic renders to show")
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args()
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
     import torch
     from PIL import Image

@@ -24,7 +24,6 @@ About 2 min on 2 cores for the default pairs (four, and one unrelated for refere
 from __future__ import annotations
 
 import argparse
-import os
 
 import numpy as np
 
@@ -58,7 +57,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--pairs", default=None, help="A:B,A:B (dotted slider names)")
     args = parser.parse_args()
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
     from slider_visibility import _change, _crop
 

@@ -25,7 +25,6 @@ About 40 s with the renders cached (`chibi train` and `chibi eval` make them).
 from __future__ import annotations
 
 import argparse
-import os
 
 import numpy as np
 
@@ -66,7 +65,6 @@ def main() -> None:
     parser.add_argument("--model", default="default", help="weights name (default: the shipped)")
     parser.add_argument("--faces", type=int, default=3000, help="of the training set and refiners'")
     args = parser.parse_args()
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
     from avatar3d.evaluate import heldout_spec
     from avatar3d.pipeline import PhotoPipeline

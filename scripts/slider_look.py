@@ -23,7 +23,6 @@ About 2 min for 300 faces on 2 cores with the held-out renders cached.
 from __future__ import annotations
 
 import argparse
-import os
 
 import numpy as np
 
@@ -37,13 +36,12 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--range-faces", type=int, default=4)
     args = parser.parse_args()
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
-    from avatar3d.eval_sheet import head_picture
+    from avatar3d.eval_sheet import head_picture, heldout_params
     from avatar3d.evaluate import SLIDER_GOAL, heldout_spec
     from avatar3d.fusion import DEFAULT_SLIDERS
     from avatar3d.pipeline import PhotoPipeline
-    from avatar3d.regressor import SLIDER_FIELDS, decode_params
+    from avatar3d.regressor import SLIDER_FIELDS
     from avatar3d.synth import load_or_render
     from avatar3d.training import predict_arrays
     from server.process_setup import chibi_process_setup
@@ -57,10 +55,7 @@ def main() -> None:
 
     def picture(sliders: np.ndarray, i: int) -> np.ndarray:
         """Held-out face i's avatar with `sliders` (its own colours and classes)."""
-        params = decode_params(
-            sliders, arrays["colors"][i], arrays["hair_style"][i], arrays["glasses"][i]
-        )
-        return head_picture(params).astype(np.float32)
+        return head_picture(heldout_params(arrays, i, sliders)).astype(np.float32)
 
     changes = np.zeros((faces, len(VARIANTS)))
     for i in range(faces):

@@ -33,7 +33,6 @@ About 40 s on 2 cores (6 min at --render-size 1024).
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import replace
 
 import numpy as np
@@ -81,7 +80,6 @@ def main() -> None:
     parser.add_argument("--zoom-centre", default="64,63", help="crop pixel to magnify about")
     parser.add_argument("--render-size", type=int, default=None, help="default: the training's")
     args = parser.parse_args()
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
     from avatar3d.landmarks import ALIGN_WEIGHTS
     from avatar3d.params import COLOR_FIELDS, EXPRESSION_SLIDERS, SHAPE_SLIDERS, AvatarParams

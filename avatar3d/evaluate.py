@@ -33,6 +33,7 @@ from .fusion import (
     FUSION_FIELDS,
     FusionTable,
     fuse_arrays,
+    fuse_glasses,
 )
 from .inference import Forward
 from .params import hex_to_rgb
@@ -45,7 +46,7 @@ SLIDER_GOAL = 0.05
 COLOR_GOAL = 5.0  # dE2000
 STABILITY_GOAL = 0.05  # slider units; colours: sRGB channel units 0..1
 FAIRNESS_GOAL = 1.2  # worst swatch error / mean error
-CLASS_GOAL = 0.9  # synthetic accuracy a class head needs before the pipeline uses it
+CLASS_GOAL = 0.9  # synthetic accuracy a class source needs before the pipeline uses it
 INFORMATIVE = 0.8  # CNN error / always-the-default error below which the CNN may fill in
 # What is known for certain about the sample photos (used to check the class heads):
 # per field, every answer that is right. Grace Hopper wears browline frames, angular
@@ -158,7 +159,27 @@ def evaluate_synthetic(
         )
         result["fused"] = field_errors(fused_s, fused_c, truth_s, truth_c)
         result["teacher_found"] = float(np.mean(arrays["teacher_found"]))
+        result.update(synthetic_glasses(pred.extra["glasses_probs"], arrays, table))
     return result
+
+
+def synthetic_glasses(
+    glasses_probs: np.ndarray, arrays: dict[str, np.ndarray], table: FusionTable
+) -> dict[str, float]:
+    """The teacher's frame-or-none reading on renders: its accuracy where it is sure
+    (confidence >= the table's minimum), on what share of the faces it is sure, and
+    the accuracy of the glasses the table's source gives (N,) over every face."""
+    sure = arrays["teacher_glasses_conf"] >= table.min_confidence
+    has_frame = arrays["glasses"] > 0
+    right = arrays["teacher_glasses"] == has_frame
+    fused = fuse_glasses(
+        glasses_probs, arrays["teacher_glasses"], arrays["teacher_glasses_conf"], table
+    )
+    return {
+        "teacher_glasses_accuracy": float(np.mean(right[sure])) if sure.any() else float("nan"),
+        "teacher_glasses_sure": float(np.mean(sure)),
+        "fused_glasses_accuracy": float(np.mean(fused == arrays["glasses"])),
+    }
 
 
 # How far the more open eye is shut (its blink slider), in bands: (name, low, high).
@@ -342,16 +363,20 @@ class FaceReading:
     teacher_color_conf: np.ndarray
     hair_style: int
     glasses: int
+    glasses_probs: np.ndarray
+    teacher_glasses: np.ndarray  # (1,) 1 = a frame seen
+    teacher_glasses_conf: np.ndarray  # (1,)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def read_face(pipeline: Any, data: bytes, flipped: bool = False) -> FaceReading:
     """Run the pipeline's CNN and teacher on the largest face (flip-corrected when flipped)."""
-    from .fusion import teacher_record
+    from .fusion import teacher_glasses, teacher_record
     from .training import teacher_targets
 
     result = pipeline.analyze(data)[0]
-    targets, slider_conf, color_conf = teacher_targets([teacher_record(result.teacher)])
+    record = teacher_record(result.teacher)
+    targets, slider_conf, color_conf = teacher_targets([record])
     reading = FaceReading(
         result.prediction.sliders.copy(),
         result.prediction.colors.copy(),
@@ -361,6 +386,8 @@ def read_face(pipeline: Any, data: bytes, flipped: bool = False) -> FaceReading:
         color_conf[0],
         int(result.prediction.hair_style_probs.argmax()),
         int(result.prediction.glasses_probs.argmax()),
+        result.prediction.glasses_probs.copy(),
+        *teacher_glasses([record]),
     )
     if flipped:
         reading.cnn_sliders = mirror_sliders(reading.cnn_sliders)
@@ -468,28 +495,40 @@ def _fused(reading: FaceReading, table: FusionTable) -> tuple[np.ndarray, np.nda
     return s[0], c[0]
 
 
-def _classes(reading: FaceReading, table: FusionTable) -> tuple[int | str, int | str]:
-    """The final (hair style, glasses) of a reading: the CNN's, or 'default'."""
-    return tuple(  # type: ignore[return-value]
-        "default" if table.source(name) == "default" else getattr(reading, name)
-        for name in CLASS_FIELDS
-    )
+def _classes(reading: FaceReading, table: FusionTable) -> tuple[int | str, int]:
+    """The final (hair style, glasses) of a reading: the CNN's style or 'default', and
+    the glasses index the table's source gives."""
+    hair = reading.hair_style if table.source("hair_style") == "cnn" else "default"
+    return hair, int(_reading_glasses(reading, table))
+
+
+def _reading_glasses(reading: Any, table: FusionTable) -> int:
+    probs = reading.glasses_probs[None]
+    return int(fuse_glasses(probs, reading.teacher_glasses, reading.teacher_glasses_conf, table)[0])
 
 
 def class_accuracy_real(readings: dict[str, dict[str, FaceReading]]) -> dict[str, float]:
-    """Accuracy of the CNN's class heads on the annotated sample photos (all variants)."""
+    """Accuracy on the annotated sample photos (all variants) of the CNN's class heads,
+    and ('glasses_teacher') of the glasses the teacher's frame reading gives."""
     from .params import GLASSES, HAIR_STYLES
 
     labels = {"hair_style": HAIR_STYLES, "glasses": GLASSES}
+    teacher_table = FusionTable({"glasses": "teacher"})
+    answers = {
+        "hair_style": lambda r: r.hair_style,
+        "glasses": lambda r: r.glasses,
+        "glasses_teacher": lambda r: _reading_glasses(r, teacher_table),
+    }
     out = {}
-    for name in CLASS_FIELDS:
+    for key, answer in answers.items():
+        name = key.partition("_teacher")[0]
         hits = [
-            labels[name][getattr(reading, name)] in REAL_ANNOTATIONS[photo][name]
+            labels[name][answer(reading)] in REAL_ANNOTATIONS[photo][name]
             for photo, variants in readings.items()
             if name in REAL_ANNOTATIONS.get(photo, {})
             for reading in variants.values()
         ]
-        out[name] = float(np.mean(hits)) if hits else float("nan")
+        out[key] = float(np.mean(hits)) if hits else float("nan")
     return out
 
 
@@ -505,24 +544,42 @@ def fusion_from_real(
     is at most INFORMATIVE x that of always answering the default; its class heads
     are used only where their synthetic accuracy reaches CLASS_GOAL and they are right
     on every annotated sample photo, of which there must be one at least (renders alone
-    do not show that a head reads real photos). Other fields take the default."""
+    do not show that a head reads real photos). The teacher's glasses (its frame-or-none
+    reading, the CNN's frame) pass the same test, and come first when both do (a
+    measurement on the photo, like the other teacher fields). Other fields take the
+    default."""
     basis = {name: "real photos" for name in FUSION_FIELDS}
     cnn, default = synthetic["cnn"], synthetic["default"]
     qualified = {n for n in FUSION_FIELDS if cnn.get(n, np.inf) <= field_goal(n)}
     informative = {n for n in FUSION_FIELDS if cnn.get(n, np.inf) <= INFORMATIVE * default[n]}
     table = FusionTable.from_errors(errors["cnn"], errors["teacher"], basis, qualified, informative)
+
+    def passes(synthetic_acc: float, real_acc: float) -> bool:
+        return synthetic_acc >= CLASS_GOAL and real_acc == 1.0  # NaN (no photo) is not
+
     for name in CLASS_FIELDS:
         synthetic_acc = synthetic[f"{name}_accuracy"]
         real_acc = real_class_accuracy.get(name, float("nan"))
-        ok = synthetic_acc >= CLASS_GOAL and real_acc == 1.0  # NaN (no photo) is not
-        table.choices[name] = "cnn" if ok else "default"
+        table.choices[name] = "cnn" if passes(synthetic_acc, real_acc) else "default"
         table.evidence[name] = {
-            "cnn_synthetic_accuracy": round(synthetic_acc, 4),
-            "cnn_real_accuracy": None if not np.isfinite(real_acc) else round(real_acc, 4),
+            "cnn_synthetic_accuracy": _rounded(synthetic_acc),
+            "cnn_real_accuracy": _rounded(real_acc),
             "unit": "accuracy",
             "basis": "synthetic + annotated sample photos",
         }
+    teacher_synthetic = synthetic.get("teacher_glasses_accuracy", float("nan"))
+    teacher_real = real_class_accuracy.get("glasses_teacher", float("nan"))
+    if passes(teacher_synthetic, teacher_real):
+        table.choices["glasses"] = "teacher"
+    table.evidence["glasses"] |= {
+        "teacher_synthetic_accuracy": _rounded(teacher_synthetic),
+        "teacher_real_accuracy": _rounded(teacher_real),
+    }
     return table
+
+
+def _rounded(value: float) -> float | None:
+    return round(float(value), 4) if np.isfinite(value) else None
 
 
 # --------------------------------------------------------------------------- the report

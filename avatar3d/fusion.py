@@ -13,6 +13,9 @@ under flips, exposure, scale and JPEG); the CNN may only beat the teacher on a f
 where its synthetic error meets the goal, and fills in for a missing teacher only
 where it beats the default; the class heads (hair style, glasses) are used only where
 they are accurate on synthetic renders and right on the annotated sample photos.
+Glasses may also come from the teacher, which sees whether a frame crosses the nose
+(`teacher_glasses`): then a face without one gets "none", a face with one the CNN's
+likelier frame, and an unsure reading the default. The same rule lets it in.
 The table shipped next to the weights is the result.
 """
 
@@ -155,7 +158,36 @@ def teacher_record(labels: Any) -> dict[str, Any]:
         "expression": dict(getattr(labels, "expression", {}) or {}),
         "colors": dict(getattr(labels, "colors", {}) or {}),
         "confidence": getattr(labels, "confidence", 1.0),
+        "glasses": bool(getattr(labels, "glasses", False)),
     }
+
+
+def teacher_glasses(records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Teacher label records -> (N,) int64 1 where a frame was seen, and (N,) float32
+    confidences (0 where a record has no glasses reading)."""
+    seen, confidence = np.zeros(len(records), np.int64), np.zeros(len(records), np.float32)
+    for i, record in enumerate(records):
+        field_confidence = record.get("confidence")
+        if "glasses" in record and isinstance(field_confidence, dict):
+            seen[i] = bool(record["glasses"])
+            confidence[i] = field_confidence.get("glasses", 0.0)
+    return seen, confidence
+
+
+def fuse_glasses(
+    glasses_probs: np.ndarray, seen: np.ndarray, confidence: np.ndarray, table: FusionTable
+) -> np.ndarray:
+    """(N,) `GLASSES` indices: the CNN's (N, 3) probabilities, the teacher's frame
+    readings (N,) and their confidences (N,), as the table's glasses source says."""
+    source = table.source("glasses")
+    default = np.full(len(glasses_probs), _DEFAULTS.glasses[0], np.int64)
+    if source == "cnn":
+        return glasses_probs.argmax(axis=1).astype(np.int64)
+    if source != "teacher":
+        return default
+    frame = 1 + glasses_probs[:, 1:].argmax(axis=1)  # the likelier frame, never "none"
+    sure = confidence >= table.min_confidence
+    return np.where(sure, np.where(seen == 1, frame, 0), default).astype(np.int64)
 
 
 def fuse_arrays(
@@ -218,9 +250,8 @@ def fuse(
         table,
     )
     hair = int(prediction.hair_style_probs.argmax())
-    glasses = int(prediction.glasses_probs.argmax())
-    if table.source("hair_style") == "default":
+    if table.source("hair_style") != "cnn":  # nothing else reads a hair style
         hair = int(_DEFAULTS.hair_style[0])
-    if table.source("glasses") == "default":
-        glasses = int(_DEFAULTS.glasses[0])
+    seen, confidence = teacher_glasses([record])
+    glasses = int(fuse_glasses(prediction.glasses_probs[None], seen, confidence, table)[0])
     return decode_params(sliders[0], colors[0], hair, glasses, name)

@@ -39,10 +39,11 @@ class FaceResult:
 
     def sources(self, table: FusionTable) -> dict[str, str]:
         """field -> 'teacher', 'cnn' or 'default': where each fused value came from."""
-        from .fusion import CLASS_FIELDS, FUSION_FIELDS, teacher_record
+        from .fusion import FUSION_FIELDS, teacher_glasses, teacher_record
         from .training import teacher_targets
 
-        _, slider_conf, color_conf = teacher_targets([teacher_record(self.teacher)])
+        record = teacher_record(self.teacher)
+        _, slider_conf, color_conf = teacher_targets([record])
         conf = np.concatenate([slider_conf[0], color_conf[0]])
         out = {}
         for name, c in zip(FUSION_FIELDS, conf, strict=True):
@@ -51,7 +52,11 @@ class FaceResult:
                 trusted = table.evidence.get(name, {}).get("cnn_informative", True)
                 source = "cnn" if trusted else "default"
             out[name] = source
-        return out | {name: table.source(name) for name in CLASS_FIELDS}
+        out["hair_style"] = "cnn" if table.source("hair_style") == "cnn" else "default"
+        out["glasses"] = table.source("glasses")
+        if out["glasses"] == "teacher" and teacher_glasses([record])[1][0] < table.min_confidence:
+            out["glasses"] = "default"
+        return out
 
 
 class PhotoPipeline:

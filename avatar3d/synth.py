@@ -27,6 +27,7 @@ import numpy as np
 from skimage import color as skcolor
 
 from .avatar import Avatar
+from .fusion import teacher_glasses
 from .params import (
     EXPRESSION_SLIDERS,
     GLASSES,
@@ -204,7 +205,14 @@ def source_digest(teacher: bool = False) -> str:
     ]
     if teacher:  # the teacher also runs FaceMesh, so all of face analysis counts
         files += [
-            root / name for name in ("teacher.py", "teacher_colors.py", "face.py", "landmarks.py")
+            root / name
+            for name in (
+                "teacher.py",
+                "teacher_colors.py",
+                "teacher_glasses.py",
+                "face.py",
+                "landmarks.py",
+            )  # fmt: skip
         ]
     digest = hashlib.sha256(f"r{SYNTH_VERSION}".encode())
     for path in files:
@@ -288,8 +296,10 @@ def render_set(
     if spec.teacher:
         records = [s["teacher"] or {} for s in samples]
         t, slider_conf, color_conf = teacher_targets(records)
+        glasses, glasses_conf = teacher_glasses(records)
         arrays.update(teacher_sliders=t.sliders, teacher_slider_conf=slider_conf,
                       teacher_colors=t.colors, teacher_color_conf=color_conf,
+                      teacher_glasses=glasses, teacher_glasses_conf=glasses_conf,
                       teacher_found=np.array([bool(r) for r in records]))  # fmt: skip
     return arrays
 
@@ -309,7 +319,8 @@ def load_or_render(
     Arrays: crops (N, 128, 128, 3) uint8; sliders (N, 23); colors (N, 5, 3) sRGB;
     hair_style, glasses (N,) int; avatar_index (N,); with `teacher`: teacher_sliders,
     teacher_slider_conf (N, 23), teacher_colors (N, 5, 3), teacher_color_conf (N, 5),
-    teacher_found (N,) bool.
+    teacher_glasses (N,) int 1 = a frame seen, teacher_glasses_conf (N,), teacher_found
+    (N,) bool.
     """  # fmt: skip
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = directory / spec.cache_name()

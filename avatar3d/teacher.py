@@ -47,6 +47,8 @@ smile, brows beyond +1 sd for brow_raise (a high-browed face and raised brows
 look alike in one photo, hence the lower confidence).
 
 Colours: `avatar3d.teacher_colors` (robust Lab medians over landmark regions).
+Glasses: `avatar3d.teacher_glasses` (a frame's edge across the nose bridge); only
+whether a frame is there, not its shape.
 
 "left"/"right" are the person's own (MediaPipe's convention), i.e. the image's
 right/left side in a non-mirrored photo. Nothing about gender, age or
@@ -70,6 +72,7 @@ from .landmarks import (
 )
 from .params import EXPRESSION_SLIDERS, SHAPE_SLIDERS, AvatarParams
 from .teacher_colors import sample_colors
+from .teacher_glasses import bridge_contrast, glasses_reading
 
 # -- landmark groups (MediaPipe FaceMesh indices) -------------------------------------
 # Vertically matched outer/inner lip points (midline first).
@@ -123,9 +126,10 @@ class TeacherLabels:
     expression: every `EXPRESSION_SLIDERS` name -> 0..1.
     colors: every `COLOR_FIELDS` name -> "#rrggbb" sRGB (the default where no
         pixels could be sampled, with confidence 0).
-    confidence: every field name above -> 0..1; 0 = not measured.
+    confidence: every field name above, and "glasses" -> 0..1; 0 = not measured.
     measurements: raw frontal measurements behind the sliders (unitless ratios,
-        degrees for eye_tilt), for refitting the mapping constants.
+        degrees for eye_tilt) and "bridge_contrast", for refitting the constants.
+    glasses: whether a glasses frame crosses the nose bridge.
     """
 
     shape: dict[str, float]
@@ -133,6 +137,7 @@ class TeacherLabels:
     colors: dict[str, str]
     confidence: dict[str, float]
     measurements: dict[str, float] = field(default_factory=dict)
+    glasses: bool = False
 
 
 def measure(
@@ -172,12 +177,16 @@ def measure(
 
     colors, color_confidence = sample_colors(rgb, landmarks, person_mask, expression)
     confidence.update({name: c * pose_factor for name, c in color_confidence.items()})
+    contrast = bridge_contrast(rgb, landmarks, face.eye_centres)
+    glasses, glasses_confidence = glasses_reading(contrast)
+    confidence["glasses"] = glasses_confidence * pose_factor * size_factor
     return TeacherLabels(
         shape=shape,
         expression=expression,
         colors=colors,
         confidence={k: round(float(v), 4) for k, v in confidence.items()},
-        measurements=raw,
+        measurements=raw | {"bridge_contrast": contrast},
+        glasses=glasses,
     )
 
 
@@ -186,7 +195,8 @@ def labels_to_params(
 ) -> AvatarParams:
     """`base` (default: a default AvatarParams) with every field measured at
     confidence >= `min_confidence` replaced by the measurement. Fields the
-    teacher does not measure (hair style/length, glasses, name) keep `base`'s."""
+    teacher does not measure (hair style/length, name) keep `base`'s; a frame seen
+    gives `base`'s glasses, or "round" where `base` has none."""
     params = AvatarParams.from_dict(base.to_dict()) if base is not None else AvatarParams()
     for name, value in labels.shape.items():
         if labels.confidence.get(name, 0.0) >= min_confidence:
@@ -197,6 +207,11 @@ def labels_to_params(
     for name, value in labels.colors.items():
         if labels.confidence.get(name, 0.0) >= min_confidence:
             setattr(params, name, value)
+    if labels.confidence.get("glasses", 0.0) >= min_confidence:
+        if not labels.glasses:
+            params.glasses = "none"
+        elif params.glasses == "none":
+            params.glasses = "round"
     params.validate()
     return params
 

@@ -63,7 +63,9 @@ def test_photo_to_params_on_a_real_photo(astronaut, pipeline):
     sources = result.sources(pipeline.fusion)
     # where the fusion table picks the teacher, the output is the teacher's measurement
     for name, source in sources.items():
-        if source == "teacher":
+        if name == "glasses" and source == "teacher":  # a frame seen, or not
+            expected = _cnn_value(result, name) if result.teacher.glasses else "none"
+        elif source == "teacher":
             expected = _value(result.teacher, name)
         elif source == "cnn":
             expected = _cnn_value(result, name)
@@ -107,6 +109,22 @@ def test_params_command_prints_valid_json(tmp_path, astronaut, capsys):
     assert main(["params", str(photo)]) == 0
     params = AvatarParams.from_json(capsys.readouterr().out)
     assert params.hair_style
+    assert params.glasses == "none"
+
+
+def test_glasses_on_the_photo_are_glasses_on_the_avatar(tmp_path, capsys):
+    """Grace Hopper's browline frames give the avatar square glasses; the astronaut
+    (above) gets none, though the CNN alone sees glasses on her too."""
+    from matplotlib import cbook
+
+    photo = tmp_path / "hopper.jpg"
+    with cbook.get_sample_data("grace_hopper.jpg") as handle:
+        photo.write_bytes(handle.read())
+    assert main(["params", str(photo)]) == 0
+    assert AvatarParams.from_json(capsys.readouterr().out).glasses == "square"
+    out = tmp_path / "hopper.vrm"
+    assert main(["convert", str(photo), "-o", str(out)]) == 0
+    assert_valid_file(out.read_bytes(), "hopper.vrm", DEFAULT_BUDGET)
 
 
 def test_convert_a_real_photo_to_a_valid_vrm(tmp_path, astronaut):
@@ -244,3 +262,20 @@ def test_fusion_table_picks_the_more_reliable_source_per_field():
     assert colors[0, 0, 0] == 1.0  # skin from the teacher
     ear = list(FUSION_FIELDS).index("shape.ear_size")
     assert sliders[0, ear] == pytest.approx(0.5)  # the default, not the CNN's 0.1
+
+
+def test_glasses_fuse_the_teachers_frame_or_none_with_the_cnns_frame():
+    from avatar3d.fusion import FusionTable, fuse_glasses
+    from avatar3d.params import GLASSES
+
+    probs = np.array([[0.6, 0.1, 0.3]] * 3)  # the CNN: most likely none, else square
+    seen, confidence = np.array([1, 0, 1]), np.array([0.9, 0.9, 0.1])
+    answers = {}
+    for source in ("teacher", "cnn", "default"):
+        table = FusionTable({"glasses": source})
+        answers[source] = [GLASSES[i] for i in fuse_glasses(probs, seen, confidence, table)]
+    assert answers["teacher"] == ["square", "none", "none"]  # the last: unsure, the default
+    assert answers["cnn"] == ["none"] * 3
+    assert answers["default"] == ["none"] * 3
+    # the prior without a measured table leaves glasses at the default
+    assert FusionTable.teacher_first().source("glasses") == "default"

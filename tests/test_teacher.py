@@ -23,6 +23,7 @@ from avatar3d.params import (
 )
 from avatar3d.teacher import labels_to_params, measure
 from avatar3d.teacher_colors import LEFT_EYE_RING, RIGHT_EYE_RING
+from avatar3d.teacher_glasses import GLASSES_CONTRAST, bridge_contrast, glasses_reading
 
 MIRRORED = {"blink_left": "blink_right", "blink_right": "blink_left"}
 SLIDER_TOLERANCE = 0.05
@@ -70,9 +71,7 @@ def test_every_field_is_present_and_in_range(labels):
     assert set(labels.shape) == set(SHAPE_SLIDERS)
     assert set(labels.expression) == set(EXPRESSION_SLIDERS)
     assert set(labels.colors) == set(COLOR_FIELDS)
-    assert set(labels.confidence) == set(SHAPE_SLIDERS) | set(EXPRESSION_SLIDERS) | set(
-        COLOR_FIELDS
-    )
+    assert set(labels.confidence) == {*SHAPE_SLIDERS, *EXPRESSION_SLIDERS, *COLOR_FIELDS, "glasses"}
     for value in [*labels.shape.values(), *labels.expression.values(), *labels.confidence.values()]:
         assert 0.0 <= value <= 1.0
     # Not measurable from a face: default value, zero confidence.
@@ -303,3 +302,74 @@ def test_sample_faces_tinted_to_every_monk_swatch_are_found_and_measured():
     # what the photo path returns follows the tone: within 8 dE2000 on every swatch (the
     # largest errors, 6-7.5, are on the lightest three, where the lit cheeks clip to white)
     assert max(result["photo_path"]) < 8
+
+
+# -- glasses -----------------------------------------------------------------------------------
+def grace_hopper() -> np.ndarray:
+    from matplotlib import cbook
+
+    with cbook.get_sample_data("grace_hopper.jpg") as handle:
+        return np.asarray(Image.open(handle).convert("RGB"))
+
+
+def paint_line(rgb: np.ndarray, face, start: int, end: int, drop: float) -> np.ndarray:
+    """A dark line, as thick as a plastic frame, from landmark `start` to `end`, moved
+    `drop` eye distances down (negative: up)."""
+    eyes = face.eye_centres
+    distance = float(np.linalg.norm(eyes[1] - eyes[0]))
+    shift = np.array([0.0, drop * distance])
+    a, b = (face.landmarks[i, :2] + shift for i in (start, end))
+    painted = rgb.copy()
+    thickness = max(2, round(0.06 * distance))
+    cv2.line(painted, tuple(map(round, a)), tuple(map(round, b)), (45, 35, 30), thickness)
+    return painted
+
+
+def test_glasses_are_seen_on_grace_hopper_and_not_on_the_astronaut(analyzer, labels, astronaut):
+    assert labels.glasses is False and labels.confidence["glasses"] >= 0.9
+    hopper = grace_hopper()
+    larger = cv2.resize(hopper, None, fx=2.5, fy=2.5, interpolation=cv2.INTER_CUBIC)
+    for variant in (hopper, hopper[:, ::-1], brighten(hopper, 0.8), jpeg(hopper, 50), larger):
+        seen = teach(analyzer, variant)
+        assert seen.glasses is True and seen.confidence["glasses"] >= 0.9
+    darker = teach(analyzer, brighten(astronaut, 0.8))
+    assert darker.glasses is False and darker.confidence["glasses"] >= 0.9
+
+
+def test_a_bridge_across_the_nose_is_glasses_and_a_line_elsewhere_is_not(
+    analyzer, astronaut, astronaut_face
+):
+    """The reading looks for an edge across the nose between the eyes, and only there:
+    the same dark line drawn between the inner eye corners reads as a frame, drawn
+    across the forehead above the brows or across the chin it does not."""
+    inner_corners = (133, 362)
+    bridge = teach(analyzer, paint_line(astronaut, astronaut_face, *inner_corners, 0.0))
+    assert bridge.glasses is True and bridge.confidence["glasses"] >= 0.5
+    for drop in (-0.55, 1.3):  # above the brows; across the chin
+        elsewhere = teach(analyzer, paint_line(astronaut, astronaut_face, *inner_corners, drop))
+        assert elsewhere.glasses is False, drop
+    bare = bridge_contrast(astronaut, astronaut_face.landmarks, astronaut_face.eye_centres)
+    assert bridge.measurements["bridge_contrast"] > 3 * bare
+
+
+def test_glasses_reading_and_its_confidence():
+    assert glasses_reading(2 * GLASSES_CONTRAST) == (True, 1.0)
+    assert glasses_reading(GLASSES_CONTRAST / 2) == (False, 1.0)
+    present, unsure = glasses_reading(1.1 * GLASSES_CONTRAST)
+    assert present and 0.0 < unsure < 0.2
+    assert glasses_reading(float("nan")) == (False, 0.0)
+    assert glasses_reading(0.0) == (False, 1.0)
+
+
+def test_the_glasses_reading_holds_on_every_monk_swatch(analyzer, astronaut, astronaut_face):
+    """A dark frame on dark skin shows less contrast: with their skin tinted to each of
+    the ten swatches, Grace Hopper still wears glasses and the astronaut still does not."""
+    from avatar3d.synth import MONK_SKIN_TONES
+    from avatar3d.tinted import tint_skin
+
+    hopper = grace_hopper()
+    hopper_face = analyzer.analyze(hopper)[0]
+    for rgb, face, wears in ((astronaut, astronaut_face, False), (hopper, hopper_face, True)):
+        for tone in MONK_SKIN_TONES:
+            labels = teach(analyzer, tint_skin(rgb, face.landmarks, tone))
+            assert labels.glasses is wears and labels.confidence["glasses"] >= 0.5, tone

@@ -353,27 +353,44 @@ def test_a_class_head_is_used_only_where_annotated_real_photos_show_it_right():
     from avatar3d.evaluate import class_accuracy_real, fusion_from_real
     from avatar3d.fusion import FUSION_FIELDS
 
-    def reading(style: str, glasses: str) -> SimpleNamespace:
-        return SimpleNamespace(hair_style=HAIR_STYLES.index(style), glasses=GLASSES.index(glasses))
+    def reading(style: str, glasses: str, frame_seen: bool) -> SimpleNamespace:
+        probs = np.eye(len(GLASSES))[GLASSES.index(glasses)] * 0.5 + [0.2, 0.2, 0.1]
+        return SimpleNamespace(
+            hair_style=HAIR_STYLES.index(style), glasses=GLASSES.index(glasses),
+            glasses_probs=probs, teacher_glasses=np.array([int(frame_seen)]),
+            teacher_glasses_conf=np.array([1.0]),
+        )  # fmt: skip
 
     readings = {
-        "astronaut": {"photo": reading("short", "none"), "flip": reading("short", "none")},
-        "grace_hopper": {"photo": reading("bun", "square")},  # one of the right answers
-        "cameraman": {"photo": reading("long", "none")},  # its hair style is not annotated
-    }
-    assert class_accuracy_real(readings) == {"hair_style": 1.0, "glasses": 1.0}
-    readings["astronaut"]["flip"] = reading("spiky", "round")
+        "astronaut": {"photo": reading("short", "none", False),
+                      "flip": reading("short", "none", False)},
+        "grace_hopper": {"photo": reading("bun", "square", True)},  # one of the right answers
+        "cameraman": {"photo": reading("long", "none", False)},  # its hair style: not annotated
+    }  # fmt: skip
+    all_right = {"hair_style": 1.0, "glasses": 1.0, "glasses_teacher": 1.0}
+    assert class_accuracy_real(readings) == all_right
+    # the CNN sees round glasses on the mirror image, the teacher still no frame
+    readings["astronaut"]["flip"] = reading("spiky", "round", False)
     accuracy = class_accuracy_real(readings)  # 3 readings of hair style, 4 of glasses
-    assert accuracy == {"hair_style": pytest.approx(2 / 3), "glasses": 0.75}
+    assert accuracy == {"hair_style": pytest.approx(2 / 3), "glasses": 0.75, "glasses_teacher": 1.0}
+    readings["grace_hopper"]["photo"] = reading("bun", "none", True)  # the teacher: a frame,
+    assert class_accuracy_real(readings)["glasses_teacher"] == 0.75  # the CNN's likelier: round
 
     errors = {source: {name: 0.1 for name in FUSION_FIELDS} for source in ("cnn", "teacher")}
     synthetic = {"cnn": errors["cnn"], "default": {name: 0.2 for name in FUSION_FIELDS},
                  "hair_style_accuracy": 0.95, "glasses_accuracy": 0.85}  # fmt: skip
-    choices = fusion_from_real(errors, synthetic, {"hair_style": 1.0, "glasses": 1.0}).choices
+    choices = fusion_from_real(errors, synthetic, all_right).choices
     assert choices["hair_style"] == "cnn" and choices["glasses"] == "default"  # 0.85 < 0.9
     for real in (0.75, float("nan")):  # wrong once; no annotated photo at all
-        table = fusion_from_real(errors, synthetic, {"hair_style": real, "glasses": 1.0})
+        table = fusion_from_real(errors, synthetic, all_right | {"hair_style": real})
         assert table.choices["hair_style"] == "default"
+    # the teacher's glasses pass the same test, and come before the CNN's
+    synthetic |= {"glasses_accuracy": 0.95, "teacher_glasses_accuracy": 0.92}
+    assert fusion_from_real(errors, synthetic, all_right).choices["glasses"] == "teacher"
+    wrong_once = all_right | {"glasses_teacher": 0.75}
+    assert fusion_from_real(errors, synthetic, wrong_once).choices["glasses"] == "cnn"
+    synthetic["teacher_glasses_accuracy"] = 0.85
+    assert fusion_from_real(errors, synthetic, all_right).choices["glasses"] == "cnn"
 
 
 def test_refiners_leave_training_alone_then_learn_colours_and_sliders(tiny_set):

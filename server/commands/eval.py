@@ -109,6 +109,13 @@ def format_report(report: dict[str, Any]) -> str:
         f"   hair_style accuracy {syn['hair_style_accuracy']:.3f}, "
         f"glasses accuracy {syn['glasses_accuracy']:.3f}"
     )
+    if "teacher_glasses_accuracy" in syn:
+        lines.append(
+            "   glasses, the teacher's frame-or-none reading: accuracy "
+            f"{_fmt(syn['teacher_glasses_accuracy'], 5)} on the "
+            f"{100 * syn['teacher_glasses_sure']:.0f}% of faces it is sure of; the fused glasses "
+            f"{_fmt(syn['fused_glasses_accuracy'], 5)}"
+        )
     bands = syn.get("iris_by_eye_opening", {})
     lines.append(
         "   iris_color by how far the more open eye is shut (the blink sliders): "
@@ -158,11 +165,21 @@ def format_report(report: dict[str, Any]) -> str:
     class_acc = real.get("class_accuracy", {})
     for name in CLASS_FIELDS:
         ev = fusion["evidence"].get(name, {})
-        lines.append(
+        line = (
             f"   {name}: CNN accuracy synthetic {_fmt(ev.get('cnn_synthetic_accuracy'), 5)}, "
-            f"annotated sample photos {_fmt(class_acc.get(name), 5)} (goal {CLASS_GOAL} and "
-            f"right on every annotated photo, one at least) -> {fusion['choices'].get(name, 'cnn')}"
+            f"annotated sample photos {_fmt(class_acc.get(name), 5)}"
         )
+        if "teacher_synthetic_accuracy" in ev:
+            line += (
+                f"; teacher (frame or none, the CNN's frame) synthetic "
+                f"{_fmt(ev['teacher_synthetic_accuracy'], 5)}, annotated sample photos "
+                f"{_fmt(class_acc.get(f'{name}_teacher'), 5)}"
+            )
+        lines += [
+            line,
+            f"      (goal {CLASS_GOAL} and right on every annotated photo, one at least) -> "
+            f"{fusion['choices'].get(name, 'default')}",
+        ]
     # 3. stability
     stab = report["stability"]
     lines += [

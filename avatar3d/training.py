@@ -431,12 +431,14 @@ def label_folder(
 ) -> list[dict[str, Any]]:
     """Teacher labels for every photo in `folder` (sorted, recursive).
 
-    Returns records {"path", "face", "labels": {shape, expression, colors, confidence}};
+    Returns records {"path", "face", "labels": `fusion.teacher_record`'s dict (shape,
+    expression, colors, confidence, glasses)};
     photos without a usable face are skipped with their error code in the log.
     Only derived labels are returned: no pixels.
     """
     from .errors import ChibiError
     from .face import analyze_image
+    from .fusion import teacher_record
     from .teacher import measure
 
     folder = Path(folder)
@@ -452,11 +454,9 @@ def label_folder(
             continue
         for index, face in enumerate(faces):
             labels = measure(rgb, face)
-            records.append({
-                "path": str(path.resolve()), "face": index,
-                "labels": {"shape": labels.shape, "expression": labels.expression,
-                           "colors": labels.colors, "confidence": labels.confidence},
-            })  # fmt: skip
+            records.append(
+                {"path": str(path.resolve()), "face": index, "labels": teacher_record(labels)}
+            )
     return records
 
 

@@ -499,7 +499,7 @@ def _classes(reading: FaceReading, table: FusionTable) -> tuple[int | str, int]:
     """The final (hair style, glasses) of a reading: the CNN's style or 'default', and
     the glasses index the table's source gives."""
     hair = reading.hair_style if table.source("hair_style") == "cnn" else "default"
-    return hair, int(_reading_glasses(reading, table))
+    return hair, _reading_glasses(reading, table)
 
 
 def _reading_glasses(reading: Any, table: FusionTable) -> int:

@@ -215,10 +215,8 @@ def test_label_command_then_training_on_teacher_labels(tmp_path):
     records = [json.loads(line) for line in labels.read_text().splitlines()]
     assert [r["path"].endswith("astronaut.png") for r in records] == [True]
     assert "data" not in json.dumps(records)  # labels only, never pixels
-    assert (
-        records[0]["labels"]["glasses"] is False
-        and records[0]["labels"]["confidence"]["glasses"] > 0.9
-    )
+    astronaut = records[0]["labels"]
+    assert astronaut["glasses"] is False and astronaut["confidence"]["glasses"] > 0.9
     real = load_labelled(labels)
     assert isinstance(real, TrainingSet) and len(real) == 1 and real.source == "teacher"
     assert real.class_mask.sum() == 0  # no hair style / glasses labels from the teacher

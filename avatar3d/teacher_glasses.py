@@ -10,8 +10,8 @@ does not depend on the photo's exposure, resolution or head roll.
 `GLASSES_CONTRAST` splits "none" from "a frame". Over the two real portraits the
 machine has and the perturbations `chibi eval` applies (flip, +-20 % brightness,
 0.8-1.2x scale, JPEG 50), the astronaut (no glasses) measures 0.014-0.018 and Grace
-Hopper (heavy browline frames) 0.104-0.120; with their skin tinted to each Monk
-swatch, 0.010-0.022 and 0.092-0.141. The threshold sits near the geometric middle of
+Hopper (heavy browline frames) 0.104-0.124; with their skin tinted to each Monk
+swatch, 0.010-0.022 and 0.098-0.147. The threshold sits near the geometric middle of
 the two ranges. On the held-out renders (`chibi eval`, section 1) the reading is
 right on 96 % of the faces it is sure of. Only the presence is read here: which
 frame (round or square) is the CNN's to say (`fusion.fuse_glasses`).
@@ -31,6 +31,7 @@ GLASSES_CONTRAST = 0.045
 FULL_CONFIDENCE_FACTOR = 2.0  # a contrast this far from the threshold is read with certainty
 # FaceMesh's lower contour of the inner brow ends (the strip starts just below them)
 INNER_BROW_LOWER = (55, 65, 285, 295)
+NOSE_ROOT = 168  # FaceMesh's point on the nose between the eyes
 STRIP_HALF_WIDTH = 0.125  # of the eye distance, either side of the midpoint
 STRIP_BELOW_EYES = 0.2  # of the eye distance, below the eye line
 LUMINANCE_FLOOR = 8.0  # grey levels added to the mean, so near-black strips stay finite
@@ -72,11 +73,14 @@ def bridge_contrast(rgb: np.ndarray, landmarks: np.ndarray, eye_centres: np.ndar
     transform = np.column_stack([rotation, offset])
     level = cv2.warpAffine(window, transform, (side, side), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
-    brows = ((xy[list(INNER_BROW_LOWER)] - origin) * reduce) @ transform[:, :2].T + offset
-    top = max(1, int(round(brows[:, 1].mean() + 0.04 * EYE_DISTANCE_PX)))
+    marks = ((xy[[*INNER_BROW_LOWER, NOSE_ROOT]] - origin) * reduce) @ transform[:, :2].T + offset
+    top = max(1, int(round(marks[:-1, 1].mean() + 0.04 * EYE_DISTANCE_PX)))
     bottom = int(round(centre + STRIP_BELOW_EYES * EYE_DISTANCE_PX))
+    # centred on the nose, not between the eyes: a turned head moves the nose toward
+    # the far eye, and the strip must not reach that eye's lids
     half = STRIP_HALF_WIDTH * EYE_DISTANCE_PX
-    first, last = int(round(centre - half)), int(round(centre + half))
+    nose = float(np.clip(marks[-1, 0], half, side - half))
+    first, last = int(round(nose - half)), int(round(nose + half))
     if bottom - top < 3:
         return float("nan")
     grey = cv2.cvtColor(level, cv2.COLOR_RGB2GRAY).astype(np.float32)

@@ -373,3 +373,22 @@ def test_the_glasses_reading_holds_on_every_monk_swatch(analyzer, astronaut, ast
         for tone in MONK_SKIN_TONES:
             labels = teach(analyzer, tint_skin(rgb, face.landmarks, tone))
             assert labels.glasses is wears and labels.confidence["glasses"] >= 0.5, tone
+
+
+@pytest.mark.parametrize("darker", [0.3, 0.7])
+@pytest.mark.parametrize("softness", [0.05, 0.2])
+def test_a_shadow_edge_across_the_nose_is_not_glasses(
+    analyzer, astronaut, astronaut_face, darker, softness
+):
+    """A cap's brim or the noon sun can draw a hard shadow across the nose: one edge,
+    where a frame has two. The face above the edge is `darker`, the edge `softness` eye
+    distances wide, half way from the brows down to the eyes."""
+    eyes = astronaut_face.eye_centres
+    distance = float(np.linalg.norm(eyes[1] - eyes[0]))
+    brows = astronaut_face.landmarks[[55, 65, 285, 295], 1].mean()
+    edge = (brows + eyes[:, 1].mean()) / 2
+    rows = np.arange(astronaut.shape[0], dtype=np.float64)[:, None, None]
+    light = np.clip((rows - edge) / (softness * distance) + 0.5, 0.0, 1.0)
+    shaded = (astronaut * (1.0 - darker * (1.0 - light))).round().astype(np.uint8)
+    labels = teach(analyzer, shaded)
+    assert labels.glasses is False and labels.confidence["glasses"] >= 0.5

@@ -47,7 +47,7 @@ smile, brows beyond +1 sd for brow_raise (a high-browed face and raised brows
 look alike in one photo, hence the lower confidence).
 
 Colours: `avatar3d.teacher_colors` (robust Lab medians over landmark regions).
-Glasses: `avatar3d.teacher_glasses` (a frame's edge across the nose bridge); only
+Glasses: `avatar3d.teacher_glasses` (a frame's bar across the nose bridge); only
 whether a frame is there, not its shape.
 
 "left"/"right" are the person's own (MediaPipe's convention), i.e. the image's

@@ -335,6 +335,21 @@ def test_photo_over_the_wire_equals_chibi_convert(server, tmp_path, name):
     assert_same_model(result.data, expected.read_bytes())
 
 
+@pytest.mark.skipif(PHOTO_PATH_MISSING, reason=PHOTO_SKIP_REASON)
+def test_the_glasses_on_a_photo_come_back_with_the_avatar(server):
+    """Grace Hopper's frames, read by the landmark teacher, reach a client's params."""
+    from matplotlib import cbook
+
+    with cbook.get_sample_data("grace_hopper.jpg") as handle:
+        photo = handle.read()
+
+    async def scenario():
+        async with await ChibiClient.connect(server.url) as client:
+            return await client.generate(photo, format="glb", return_params=True)
+
+    assert run(scenario()).params["glasses"] == "square"
+
+
 # -- auth, TLS, rate limit -------------------------------------------------------------------
 TOKEN = "s3cret-token-for-tests"
 TOKEN2 = "another-token-for-tests"  # its own rate-limit bucket

@@ -392,3 +392,22 @@ def test_a_shadow_edge_across_the_nose_is_not_glasses(
     shaded = (astronaut * (1.0 - darker * (1.0 - light))).round().astype(np.uint8)
     labels = teach(analyzer, shaded)
     assert labels.glasses is False and labels.confidence["glasses"] >= 0.5
+
+
+WEBCAM_FLAWS = {
+    "jpeg 10": lambda rgb: jpeg(rgb, 10),
+    "sensor noise": lambda rgb: np.clip(
+        rgb + np.random.default_rng(0).normal(0.0, 16.0, rgb.shape), 0, 255
+    ).astype(np.uint8),
+    "out of focus": lambda rgb: cv2.GaussianBlur(rgb, (0, 0), 1.5),
+    "motion blur": lambda rgb: cv2.filter2D(rgb, -1, np.ones((1, 9)) / 9),
+    "dark gamma": lambda rgb: (255 * (rgb / 255.0) ** 2).astype(np.uint8),
+    "greyscale": lambda rgb: np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, 2),
+}
+
+
+@pytest.mark.parametrize("flaw", list(WEBCAM_FLAWS))
+def test_the_glasses_reading_survives_a_poor_camera(analyzer, astronaut, flaw):
+    for rgb, wears in ((astronaut, False), (grace_hopper(), True)):
+        labels = teach(analyzer, WEBCAM_FLAWS[flaw](rgb))
+        assert labels.glasses is wears and labels.confidence["glasses"] >= 0.5

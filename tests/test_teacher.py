@@ -305,18 +305,26 @@ def test_sample_faces_tinted_to_every_monk_swatch_are_found_and_measured():
 
 
 # -- glasses -----------------------------------------------------------------------------------
-def grace_hopper() -> np.ndarray:
+@pytest.fixture(scope="module")
+def hopper() -> np.ndarray:
     from matplotlib import cbook
 
     with cbook.get_sample_data("grace_hopper.jpg") as handle:
         return np.asarray(Image.open(handle).convert("RGB"))
 
 
+def assert_glasses(labels, wears: bool, sure: float = 0.5) -> None:
+    assert labels.glasses is wears and labels.confidence["glasses"] >= sure
+
+
+def eye_distance(face) -> float:
+    return float(np.linalg.norm(face.eye_centres[1] - face.eye_centres[0]))
+
+
 def paint_line(rgb: np.ndarray, face, start: int, end: int, drop: float) -> np.ndarray:
     """A dark line, as thick as a plastic frame, from landmark `start` to `end`, moved
     `drop` eye distances down (negative: up)."""
-    eyes = face.eye_centres
-    distance = float(np.linalg.norm(eyes[1] - eyes[0]))
+    distance = eye_distance(face)
     shift = np.array([0.0, drop * distance])
     a, b = (face.landmarks[i, :2] + shift for i in (start, end))
     painted = rgb.copy()
@@ -325,26 +333,25 @@ def paint_line(rgb: np.ndarray, face, start: int, end: int, drop: float) -> np.n
     return painted
 
 
-def test_glasses_are_seen_on_grace_hopper_and_not_on_the_astronaut(analyzer, labels, astronaut):
-    assert labels.glasses is False and labels.confidence["glasses"] >= 0.9
-    hopper = grace_hopper()
+def test_glasses_are_seen_on_grace_hopper_and_not_on_the_astronaut(
+    analyzer, labels, astronaut, hopper
+):
+    assert_glasses(labels, False, 0.9)
     larger = cv2.resize(hopper, None, fx=2.5, fy=2.5, interpolation=cv2.INTER_CUBIC)
     for variant in (hopper, hopper[:, ::-1], brighten(hopper, 0.8), jpeg(hopper, 50), larger):
-        seen = teach(analyzer, variant)
-        assert seen.glasses is True and seen.confidence["glasses"] >= 0.9
-    darker = teach(analyzer, brighten(astronaut, 0.8))
-    assert darker.glasses is False and darker.confidence["glasses"] >= 0.9
+        assert_glasses(teach(analyzer, variant), True, 0.9)
+    assert_glasses(teach(analyzer, brighten(astronaut, 0.8)), False, 0.9)
 
 
 def test_a_bridge_across_the_nose_is_glasses_and_a_line_elsewhere_is_not(
     analyzer, astronaut, astronaut_face
 ):
-    """The reading looks for an edge across the nose between the eyes, and only there:
+    """The reading looks for a bar across the nose between the eyes, and only there:
     the same dark line drawn between the inner eye corners reads as a frame, drawn
     across the forehead above the brows or across the chin it does not."""
     inner_corners = (133, 362)
     bridge = teach(analyzer, paint_line(astronaut, astronaut_face, *inner_corners, 0.0))
-    assert bridge.glasses is True and bridge.confidence["glasses"] >= 0.5
+    assert_glasses(bridge, True)
     for drop in (-0.55, 1.3):  # above the brows; across the chin
         elsewhere = teach(analyzer, paint_line(astronaut, astronaut_face, *inner_corners, drop))
         assert elsewhere.glasses is False, drop
@@ -361,18 +368,18 @@ def test_glasses_reading_and_its_confidence():
     assert glasses_reading(0.0) == (False, 1.0)
 
 
-def test_the_glasses_reading_holds_on_every_monk_swatch(analyzer, astronaut, astronaut_face):
+def test_the_glasses_reading_holds_on_every_monk_swatch(
+    analyzer, astronaut, astronaut_face, hopper
+):
     """A dark frame on dark skin shows less contrast: with their skin tinted to each of
     the ten swatches, Grace Hopper still wears glasses and the astronaut still does not."""
     from avatar3d.synth import MONK_SKIN_TONES
     from avatar3d.tinted import tint_skin
 
-    hopper = grace_hopper()
     hopper_face = analyzer.analyze(hopper)[0]
     for rgb, face, wears in ((astronaut, astronaut_face, False), (hopper, hopper_face, True)):
         for tone in MONK_SKIN_TONES:
-            labels = teach(analyzer, tint_skin(rgb, face.landmarks, tone))
-            assert labels.glasses is wears and labels.confidence["glasses"] >= 0.5, tone
+            assert_glasses(teach(analyzer, tint_skin(rgb, face.landmarks, tone)), wears)
 
 
 @pytest.mark.parametrize("darker", [0.3, 0.7])
@@ -383,15 +390,12 @@ def test_a_shadow_edge_across_the_nose_is_not_glasses(
     """A cap's brim or the noon sun can draw a hard shadow across the nose: one edge,
     where a frame has two. The face above the edge is `darker`, the edge `softness` eye
     distances wide, half way from the brows down to the eyes."""
-    eyes = astronaut_face.eye_centres
-    distance = float(np.linalg.norm(eyes[1] - eyes[0]))
     brows = astronaut_face.landmarks[[55, 65, 285, 295], 1].mean()
-    edge = (brows + eyes[:, 1].mean()) / 2
+    edge = (brows + astronaut_face.eye_centres[:, 1].mean()) / 2
     rows = np.arange(astronaut.shape[0], dtype=np.float64)[:, None, None]
-    light = np.clip((rows - edge) / (softness * distance) + 0.5, 0.0, 1.0)
+    light = np.clip((rows - edge) / (softness * eye_distance(astronaut_face)) + 0.5, 0.0, 1.0)
     shaded = (astronaut * (1.0 - darker * (1.0 - light))).round().astype(np.uint8)
-    labels = teach(analyzer, shaded)
-    assert labels.glasses is False and labels.confidence["glasses"] >= 0.5
+    assert_glasses(teach(analyzer, shaded), False)
 
 
 WEBCAM_FLAWS = {
@@ -407,7 +411,6 @@ WEBCAM_FLAWS = {
 
 
 @pytest.mark.parametrize("flaw", list(WEBCAM_FLAWS))
-def test_the_glasses_reading_survives_a_poor_camera(analyzer, astronaut, flaw):
-    for rgb, wears in ((astronaut, False), (grace_hopper(), True)):
-        labels = teach(analyzer, WEBCAM_FLAWS[flaw](rgb))
-        assert labels.glasses is wears and labels.confidence["glasses"] >= 0.5
+def test_the_glasses_reading_survives_a_poor_camera(analyzer, astronaut, hopper, flaw):
+    for rgb, wears in ((astronaut, False), (hopper, True)):
+        assert_glasses(teach(analyzer, WEBCAM_FLAWS[flaw](rgb)), wears)

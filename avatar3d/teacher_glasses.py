@@ -15,12 +15,14 @@ machine has and the perturbations `chibi eval` applies (flip, +-20 % brightness,
 Hopper (heavy browline frames) 0.099-0.123; with their skin tinted to each Monk
 swatch, 0.006-0.011 and 0.072-0.126; with a hard shadow edge drawn across the
 astronaut's nose (30-70 % darker above it, over 0.05-0.4 eye distances), at most
-0.019. The threshold sits nearer the astronaut's side, so thinner frames than Grace
-Hopper's still count (the renders' thin wire frames want it there). On the held-out
-renders (`chibi eval`, section 1) the reading is right on 95 % of the faces it is
-sure of. Only the presence is read here: which frame (round or square) is the CNN's
-to say (`fusion.fuse_glasses`). Two real faces are not a population: rimless frames,
-creases across the nose root and very low brows are the cases to check on more photos.
+0.019 (`scripts/glasses_reading.py` prints these). The threshold sits nearer the
+astronaut's side, so thinner frames than Grace Hopper's still count (the renders' thin
+wire frames want it there). On the held-out renders (`chibi eval`, section 1) the
+reading is right on 95 % of the faces it is sure of. A hard shadow lying along a frame
+can hide it (Grace Hopper's drop to 0.009 under some). Only the presence is read
+here: which frame (round or square) is the CNN's to say (`fusion.fuse_glasses`). Two
+real faces are not a population: rimless frames, creases across the nose root and
+very low brows are the cases to check on more photos.
 """
 
 from __future__ import annotations

@@ -45,6 +45,12 @@ def test_color_attention_draws_its_picture(tmp_path):
         assert image.width > 128 and image.height >= 128
 
 
+def test_glasses_reading_prints_each_group_for_both_photos():
+    out = run_script("glasses_reading.py")
+    assert out.count("a poor camera") == 2 and "cameraman: skipped" in out
+    assert "(12/12 faces found)" in out  # the shadow grid
+
+
 def test_teacher_noise_lists_every_teacher_slider():
     out = run_script("teacher_noise.py", "--draws", "2")
     assert "shape.lip_fullness" in out

@@ -159,7 +159,7 @@ def test_an_iphone_heic_converts_like_the_same_photo_as_png(tmp_path, astronaut,
     assert np.abs(skin).max() < 0.03
 
 
-def test_convert_all_faces_writes_one_file_per_face(tmp_path):
+def test_convert_all_faces_writes_one_file_per_face(tmp_path, capsys):
     from matplotlib import cbook
 
     with cbook.get_sample_data("grace_hopper.jpg") as handle:
@@ -173,6 +173,10 @@ def test_convert_all_faces_writes_one_file_per_face(tmp_path):
     assert written == ["two.glb", "two_1.glb"]
     for name in written:
         assert (tmp_path / name).read_bytes()[:4] == b"glTF"
+    capsys.readouterr()
+    assert main(["params", str(photo), "--all-faces"]) == 0
+    faces = json.loads(capsys.readouterr().out)
+    assert sorted(face["glasses"] for face in faces) == ["none", "square"]  # each face its own
 
 
 def _bad_inputs(tmp_path):

@@ -56,6 +56,10 @@ REAL_ANNOTATIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "astronaut": {"glasses": ("none",), "hair_style": ("short",)},
     "grace_hopper": {"glasses": ("square",), "hair_style": ("short", "bun")},
     "cameraman": {"glasses": ("none",)},
+    **{
+        name: {"glasses": ("none",), "hair_style": ("short",)}
+        for name in ("obama", "obama_speaking", "obama_standing", "biden")
+    },
 }
 HELDOUT_AVATARS = 300
 MST_FACES_PER_TONE = 96
@@ -307,9 +311,12 @@ def chance_ratio(errors: np.ndarray, groups: np.ndarray, draws: int = CHANCE_SHU
 
 # --------------------------------------------------------------------------- real photos
 def real_photos() -> list[tuple[str, bytes]]:
-    """(name, encoded bytes) of the face photos installed packages ship."""
+    """(name, encoded bytes) of the face photos installed packages ship, and of those
+    `sample_photos` fetched at set-up."""
     from PIL import Image
     from skimage import data
+
+    from .sample_photos import installed as installed_sample_photos
 
     photos = []
     for name, loader in (("astronaut", data.astronaut), ("cameraman", data.camera)):
@@ -323,7 +330,7 @@ def real_photos() -> list[tuple[str, bytes]]:
             photos.append(("grace_hopper", handle.read()))
     except (ImportError, OSError, ValueError):
         pass
-    return photos
+    return photos + installed_sample_photos()
 
 
 PERTURBATIONS = ("flip", "brighter_20", "darker_20", "scale_0.8", "scale_1.2", "jpeg_50")

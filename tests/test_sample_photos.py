@@ -1,0 +1,46 @@
+"""The real photos fetched at set-up (`avatar3d.sample_photos`)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from avatar3d import sample_photos
+from avatar3d.imageio import decode_image
+
+
+def test_setup_fetched_every_photo_and_each_decodes():
+    photos = dict(sample_photos.installed())
+    assert list(photos) == list(sample_photos.PHOTOS)
+    for data in photos.values():
+        assert decode_image(data).shape[2] == 3
+
+
+def test_a_photo_that_differs_from_its_hash_is_not_used(tmp_path, monkeypatch):
+    for filename, _ in sample_photos.PHOTOS.values():
+        shutil.copy(sample_photos.photo_dir() / filename, tmp_path / filename)
+    monkeypatch.setenv("CHIBI_PHOTOS", str(tmp_path))
+    assert len(sample_photos.installed()) == 4
+    (tmp_path / "obama.jpg").write_bytes(b"\xff\xd8 not the photo")
+    (tmp_path / "biden.jpg").unlink()
+    assert [name for name, _ in sample_photos.installed()] == ["obama_speaking", "obama_standing"]
+
+
+def test_the_real_photos_evaluation_reads_include_them():
+    from avatar3d.evaluate import REAL_ANNOTATIONS, real_photos
+
+    names = [name for name, _ in real_photos()]
+    assert names[-4:] == list(sample_photos.PHOTOS)
+    assert all(REAL_ANNOTATIONS[name]["glasses"] == ("none",) for name in sample_photos.PHOTOS)
+
+
+@pytest.mark.parametrize("broken", ["pip", "member"])
+def test_fetch_fails_clearly_and_writes_nothing(tmp_path, monkeypatch, broken):
+    if broken == "pip":  # a release pip cannot find
+        monkeypatch.setattr(sample_photos, "RELEASE", "face_recognition==0.0.0")
+    else:  # the right release, but a file it does not hold
+        monkeypatch.setitem(sample_photos.PHOTOS, "nobody", ("nobody.jpg", "0" * 64))
+    with pytest.raises(RuntimeError, match="failed|missing"):
+        sample_photos.fetch(tmp_path / "photos")
+    assert not list((tmp_path / "photos").glob("*.jpg"))

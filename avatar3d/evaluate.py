@@ -4,11 +4,13 @@ Sections (all numbers are mean absolute errors unless said otherwise; sliders in
 slider units 0..1, colours in CIEDE2000):
 1. synthetic held-out renders (exact labels): CNN, teacher and fused error per field;
 2. real photos the machine has (scikit-image's astronaut, matplotlib's Grace Hopper,
-   scikit-image's cameraman): CNN agreement with the teacher, the yardstick on real
-   photos, and the teacher's own noise (its change under the perturbations below);
+   scikit-image's cameraman, the White House photos of `sample_photos`): CNN agreement
+   with the teacher, the yardstick on real photos, and the teacher's own noise (its
+   change under the perturbations below);
    the fusion table is chosen from these;
 3. stability of the final params under horizontal flip (mirrored fields swapped),
-   +-20 % brightness, 0.8x / 1.2x scale and JPEG quality 50;
+   +-20 % brightness, 0.8x / 1.2x scale and JPEG quality 50, and how far one person's
+   params move between different photos of them;
 4. fairness: skin colour error on synthetic faces tinted to each Monk Skin Tone, and
    the sample photos with their skin tinted to each (`tinted`).
 """
@@ -489,6 +491,42 @@ def stability(
     return out
 
 
+def same_person_spread(
+    readings: dict[str, dict[str, FaceReading]], table: FusionTable
+) -> dict[str, Any]:
+    """How far one person's final params move between different photos of them
+    (`sample_photos.PERSON`: Obama grinning, speaking, standing), per field: the largest
+    change between any two of the photos, in `stability`'s units. Expressions are left
+    out (they are meant to follow the photo); so are people with fewer than two photos."""
+    from .sample_photos import PERSON
+
+    people: dict[str, list[FaceReading]] = {}
+    for photo, variants in readings.items():
+        if photo in PERSON:
+            people.setdefault(PERSON[photo], []).append(variants["original"])
+    fields = [n for n in FUSION_FIELDS if not n.startswith("expression.")]
+    keep = np.array([n in fields for n in FUSION_FIELDS])
+    worst = {"fused": np.zeros(len(FUSION_FIELDS)), "cnn": np.zeros(len(FUSION_FIELDS))}
+    photos = {}
+    for person, faces in people.items():
+        if len(faces) < 2:
+            continue
+        photos[person] = [p for p in readings if PERSON.get(p) == person]
+        fused = [_fused(face, table) for face in faces]
+        cnn = [(face.cnn_sliders, face.cnn_colors) for face in faces]
+        for key, values in (("fused", fused), ("cnn", cnn)):
+            sliders = np.stack([v[0] for v in values])
+            colors = np.stack([v[1] for v in values])
+            spread = np.concatenate([np.ptp(sliders, axis=0), np.ptp(colors, axis=0).max(axis=1)])
+            worst[key] = np.maximum(worst[key], spread)
+    out: dict[str, Any] = {
+        key: {n: float(v) for n, v, k in zip(FUSION_FIELDS, values, keep, strict=True) if k}
+        for key, values in worst.items()
+    }
+    out["photos"] = photos
+    return out
+
+
 def _fused(reading: FaceReading, table: FusionTable) -> tuple[np.ndarray, np.ndarray]:
     s, c = fuse_arrays(
         reading.cnn_sliders[None],
@@ -639,6 +677,7 @@ def run_evaluation(
         "synthetic": evaluate_synthetic(model, table, heldout),
         "real": {"photos": real["photos"], **errors, "class_accuracy": class_real},
         "stability": stability(real["readings"], table),
+        "same_person": same_person_spread(real["readings"], table),
         "fairness": fairness,
         "fusion": table.to_dict(),
     }

@@ -203,6 +203,23 @@ def format_report(report: dict[str, Any]) -> str:
         f"{STABILITY_GOAL}; hair style or glasses changed in "
         f"{int(stab['class_changes']['count'])} perturbed variants"
     )
+    same = report["same_person"]
+    if same["photos"]:
+        people = "; ".join(f"{p}: {', '.join(photos)}" for p, photos in same["photos"].items())
+        lines += [
+            "",
+            f"   One person, several photos ({people}): largest change of the final params",
+            "   between two photos of one person (expressions left out: they follow the photo)",
+            f"   {'field':28}{'fused':>8}{'CNN only':>10}  within {STABILITY_GOAL}",
+        ]
+        close = 0
+        for name, value in same["fused"].items():
+            close += int(value <= STABILITY_GOAL)
+            lines.append(
+                f"   {name:28}{_fmt(value)}{_fmt(same['cnn'][name], 10)}  "
+                f"{'yes' if value <= STABILITY_GOAL else 'no'}"
+            )
+        lines.append(f"   => {close}/{len(same['fused'])} fields within {STABILITY_GOAL}")
     # 4. fairness
     fair = report["fairness"]
     lines += [

@@ -42,9 +42,11 @@ mesh's two brow rows, which follow a template more than the hairs (low
 confidence).
 
 Expressions (0 neutral .. 1 full) are thresholds on the same frontal geometry:
-eye aspect ratio for blinks, lip gap for mouth_open, mouth-corner lift for
-smile, brows beyond +1 sd for brow_raise (a high-browed face and raised brows
-look alike in one photo, hence the lower confidence).
+eye aspect ratio for blinks, lip gap for mouth_open, the mouth corners' lift
+above the upper lip and toward the nose for smile, brows beyond +1 sd for
+brow_raise (a high-browed face and raised brows look alike in one photo, hence
+the lower confidence). Shape fields an expression distorts lose
+confidence with it (`EXPRESSION_CONFOUNDS`).
 
 Colours: `avatar3d.teacher_colors` (robust Lab medians over landmark regions).
 Glasses: `avatar3d.teacher_glasses` (a frame's bar across the nose bridge); only
@@ -101,6 +103,10 @@ SHAPE_MAPPING: dict[str, tuple[float, float, str]] = {
 EYE_ASPECT_REF = 0.2342  # eye aspect ratio of the canonical open eye (the narrowest anchor)
 SMILE_LIFT_REF = -0.0370  # (upper inner lip y - mouth corner y) / U on the canonical face
 SMILE_LIFT_RANGE = 0.09  # a broad smile lifts the corners ~9% of U (~8 mm) above neutral
+# (mouth corner y - nose base y) / U - JAW_CARRY x lip gap on the canonical face; a
+# broad smile raises the corners toward the nose by SMILE_LIFT_RANGE
+SMILE_DROP_REF = 0.2220
+JAW_CARRY = 0.3  # share of the lip gap by which a dropping jaw carries the corners down
 MOUTH_OPEN_RANGE = 0.45  # lip gap / U at a wide-open mouth (~4 cm)
 
 # Base confidence of each landmark measurement on a frontal, well-resolved face.
@@ -112,6 +118,14 @@ SHAPE_CONFIDENCE: dict[str, float] = {
     "mouth_width": 0.6,  # widened by a smile
     "lip_fullness": 0.6,
     "cheek_fullness": 0.5,
+}
+# Shape fields an expression moves: their confidence is multiplied by (1 - expression)
+# for each one listed, so a grin or an open mouth leaves them to the fallback (one
+# person in three photos, `chibi eval`: his open mouth read lip_fullness 0.85, his grin
+# 0.3, his closed smile 0.7).
+EXPRESSION_CONFOUNDS: dict[str, tuple[str, ...]] = {
+    "lip_fullness": ("smile", "mouth_open"),  # lips stretched thin; rolled out
+    "mouth_height": ("mouth_open",),  # the upper lip lifted
 }
 DEFAULT_SHAPE_CONFIDENCE = 0.8
 EXPRESSION_CONFIDENCE = {"brow_raise": 0.5}
@@ -160,16 +174,18 @@ def measure(
     iod_px = float(np.linalg.norm(face.eye_centres[1] - face.eye_centres[0]))
     size_factor = float(np.clip(iod_px / 40.0, 0.25, 1.0))
 
+    expression = expression_from_measurements(raw)
     shape, confidence = {}, {}
     for name in SHAPE_SLIDERS:
         if name in SHAPE_MAPPING and math.isfinite(raw[name]):
             shape[name] = slider_from_measurement(name, raw[name])
             base = SHAPE_CONFIDENCE.get(name, DEFAULT_SHAPE_CONFIDENCE)
+            for cause in EXPRESSION_CONFOUNDS.get(name, ()):
+                base *= 1.0 - expression[cause]
             confidence[name] = base * pose_factor * size_factor
         else:
             shape[name] = 0.5
             confidence[name] = 0.0
-    expression = expression_from_measurements(raw)
     geometry_ok = all(math.isfinite(v) for v in raw.values())
     for name in EXPRESSION_SLIDERS:
         base = EXPRESSION_CONFIDENCE.get(name, DEFAULT_EXPRESSION_CONFIDENCE)
@@ -254,6 +270,7 @@ def frontal_measurements(f: np.ndarray) -> dict[str, float]:
         [f[list(RIGHT_BROW_LOWER), 1] - f[list(RIGHT_BROW_UPPER), 1],
          f[list(LEFT_BROW_LOWER), 1] - f[list(LEFT_BROW_UPPER), 1]]
     )  # fmt: skip
+    corner_y = 0.5 * (f[61, 1] + f[291, 1])
     nose_width = abs(f[358, 0] - f[129, 0])
     nose_length = f[2, 1] - f[168, 1]
     # Vermilion heights, averaged over five outer/inner lip pairs per lip.
@@ -280,7 +297,8 @@ def frontal_measurements(f: np.ndarray) -> dict[str, float]:
         "eye_aspect_right": _eye_aspect(f, (33, 133), ((160, 144), (158, 153))),
         "eye_aspect_left": _eye_aspect(f, (263, 362), ((387, 373), (385, 380))),
         "lip_gap": float(gap),
-        "smile_lift": float(f[13, 1] - 0.5 * (f[61, 1] + f[291, 1])),
+        "smile_lift": float(f[13, 1] - corner_y),
+        "corner_drop": float(corner_y - f[2, 1] - JAW_CARRY * gap),
     }
 
 
@@ -306,7 +324,11 @@ def expression_from_measurements(raw: dict[str, float]) -> dict[str, float]:
     brow_ref, brow_sd, _ = SHAPE_MAPPING["brow_height"]
     brow_z = math.log(max(raw["brow_height"], 1e-9) / brow_ref) / brow_sd
     return {
-        "smile": _ramp(raw["smile_lift"], SMILE_LIFT_REF, SMILE_LIFT_REF + SMILE_LIFT_RANGE),
+        # two cues, averaged: corners above the upper lip (misses a grin that bares the
+        # teeth, whose upper lip rises with the corners) and corners raised toward the
+        # nose (reads a long upper lip as a frown)
+        "smile": 0.5 * _ramp(raw["smile_lift"], SMILE_LIFT_REF, SMILE_LIFT_REF + SMILE_LIFT_RANGE)
+        + 0.5 * _ramp(raw["corner_drop"], SMILE_DROP_REF, SMILE_DROP_REF - SMILE_LIFT_RANGE),
         "mouth_open": _ramp(raw["lip_gap"], 0.02, MOUTH_OPEN_RANGE),
         "blink_left": blink(raw["eye_aspect_left"]),
         "blink_right": blink(raw["eye_aspect_right"]),

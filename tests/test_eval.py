@@ -36,6 +36,10 @@ def test_eval_reports_the_shipped_weights_and_draws_their_sheet(cache, tmp_path,
     # the fusion table measured here is the one shipped beside the weights
     shipped = json.loads((WEIGHTS_DIR / "chibinet-mcer.fusion.json").read_text())
     assert report["fusion"]["choices"] == shipped["choices"]
+    # one man in three photos (sample_photos): how far his params move between them
+    assert "One person, several photos (obama: obama, obama_speaking, obama_standing)" in text
+    same = report["same_person"]["fused"]
+    assert "expression.smile" not in same and 0 <= same["shape.face_width"] < 1
 
     sheet = np.asarray(Image.open(sheet_path)).astype(np.int16)
     assert sheet.shape[1] == 3 * SIZE

@@ -284,3 +284,47 @@ def test_glasses_fuse_the_teachers_frame_or_none_with_the_cnns_frame():
     assert answers["default"] == ["none"] * 3
     # the prior without a measured table leaves glasses at the default
     assert FusionTable.teacher_first().source("glasses") == "default"
+
+
+def _sample_photo(name: str) -> bytes:
+    from avatar3d.sample_photos import installed
+
+    return dict(installed())[name]
+
+
+def _params_with_sources(tmp_path, capsys, name: str) -> dict:
+    photo = tmp_path / f"{name}.jpg"
+    photo.write_bytes(_sample_photo(name))
+    capsys.readouterr()
+    assert main(["params", "--sources", str(photo)]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_one_man_grinning_speaking_and_smiling_gets_those_expressions(tmp_path, capsys):
+    """Obama's three photos (`sample_photos`): a grin that bares the teeth reads as a
+    broad smile (the corners' lift above the upper lip alone read it 0.43); speaking, as
+    an open mouth and no smile; standing, as a closed mouth with a faint smile. While
+    the mouth is open, the lips' fullness is not read from it."""
+    grin, speaking, standing = (
+        _params_with_sources(tmp_path, capsys, name)
+        for name in ("obama", "obama_speaking", "obama_standing")
+    )
+    assert grin["params"]["expression"]["smile"] > 0.6
+    assert speaking["params"]["expression"]["smile"] < 0.1
+    assert speaking["params"]["expression"]["mouth_open"] > 0.4
+    assert standing["params"]["expression"]["mouth_open"] < 0.05
+    assert 0.05 < standing["params"]["expression"]["smile"] < 0.4
+    for printed in (grin, speaking, standing):
+        assert printed["sources"]["expression.smile"] == "teacher"
+        assert printed["params"]["glasses"] == "none"
+    assert speaking["sources"]["shape.lip_fullness"] != "teacher"
+    assert standing["sources"]["shape.lip_fullness"] == "teacher"
+
+
+def test_convert_a_full_length_photo_to_a_valid_vrm(tmp_path):
+    """Biden standing: a 970x2204 photo whose face is a tenth of its width."""
+    photo = tmp_path / "biden.jpg"
+    photo.write_bytes(_sample_photo("biden"))
+    out = tmp_path / "biden.vrm"
+    assert main(["convert", str(photo), "--format", "vrm0", "-o", str(out)]) == 0
+    assert_valid_file(out.read_bytes(), "biden.vrm", DEFAULT_BUDGET)

@@ -21,7 +21,7 @@ from avatar3d.params import (
     hex_to_rgb,
     rgb_to_hex,
 )
-from avatar3d.teacher import labels_to_params, measure
+from avatar3d.teacher import EXPRESSION_CONFOUNDS, labels_to_params, measure
 from avatar3d.teacher_colors import LEFT_EYE_RING, RIGHT_EYE_RING
 from avatar3d.teacher_glasses import GLASSES_CONTRAST, bridge_contrast, glasses_reading
 
@@ -77,9 +77,12 @@ def test_every_field_is_present_and_in_range(labels):
     # Not measurable from a face: default value, zero confidence.
     for name in ("head_size", "ear_size"):
         assert labels.shape[name] == 0.5 and labels.confidence[name] == 0.0
-    # Everything else was measured with real confidence on this frontal portrait.
-    measured = set(SHAPE_SLIDERS) - {"head_size", "ear_size", "brow_thickness"}
+    # Everything else was measured with real confidence on this frontal portrait,
+    # but what her broad smile and parted lips distort.
+    distorted = set(EXPRESSION_CONFOUNDS)
+    measured = set(SHAPE_SLIDERS) - {"head_size", "ear_size", "brow_thickness"} - distorted
     assert min(labels.confidence[name] for name in measured) >= 0.45
+    assert labels.confidence["lip_fullness"] < 0.1  # smile 0.87: lips stretched thin
     assert min(labels.confidence[name] for name in COLOR_FIELDS) >= 0.4
 
 

@@ -290,6 +290,9 @@ def test_eval_report_prints_each_fairness_verdict_with_its_chance_level():
         "fusion": FusionTable.teacher_first().to_dict(),
         "stability": {"fused": per_field, "cnn": per_field, "class_changes": {"count": 0},
                       "worst_under": {name: "flip" for name in FUSION_FIELDS}},
+        "same_person": {"fused": {"shape.face_width": 0.02, "skin_color": 0.2},
+                        "cnn": {"shape.face_width": 0.1, "skin_color": 0.1},
+                        "photos": {"p": ["p_smiling", "p_speaking"]}},
         "fairness": {"tones": tones, "cnn": [1.0] * 9 + [2.0], "cnn_chance": 1.05,
                      "teacher": [3.0] * 10, "teacher_chance": 1.1,
                      "photo_path": [2.0] * 9 + [2.3], "photo_path_chance": 1.12,
@@ -306,6 +309,9 @@ def test_eval_report_prints_each_fairness_verdict_with_its_chance_level():
     assert all(name in text for name in CLASS_FIELDS)
     assert "eye is shut (the blink sliders): open 5.70 (202 faces), shut 17.70 (17 faces)" in text
     assert "from the CNN's skin 5.83, from the true skin 5.27; the CNN's lips 5.79" in text
+    assert "One person, several photos (p: p_smiling, p_speaking)" in text
+    assert "   skin_color                     0.200     0.100  no" in text
+    assert "   => 1/2 fields within 0.05" in text
 
 
 def test_lips_from_skin_tells_a_model_that_reads_the_lips_from_one_that_guesses():

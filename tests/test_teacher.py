@@ -300,7 +300,7 @@ def test_sample_faces_tinted_to_every_monk_swatch_are_found_and_measured():
     from avatar3d.tinted import evaluate_tinted
 
     result = evaluate_tinted(PhotoPipeline(), real_photos(), MONK_SKIN_TONES)
-    # the cameraman looks sideways; the White House photos come from scripts/setup.sh
+    # the cameraman looks sideways; the White House photos come from `make photos`
     assert result["photos"] == [
         "astronaut", "grace_hopper", "obama", "obama_speaking", "obama_standing", "biden"
     ]  # fmt: skip

@@ -54,3 +54,9 @@ def test_glasses_reading_prints_each_group_for_every_photo():
 def test_teacher_noise_lists_every_teacher_slider():
     out = run_script("teacher_noise.py", "--draws", "2")
     assert "shape.lip_fullness" in out
+
+
+def test_framing_prints_each_framing_of_a_photo():
+    out = run_script("framing.py", "--photos", "grace_hopper")
+    assert out.count("crop outside") == 9  # the whole photo and its 8 framings
+    assert "below chin      0.0" in out and "head_size" in out

@@ -314,7 +314,7 @@ def chance_ratio(errors: np.ndarray, groups: np.ndarray, draws: int = CHANCE_SHU
 # --------------------------------------------------------------------------- real photos
 def real_photos() -> list[tuple[str, bytes]]:
     """(name, encoded bytes) of the face photos installed packages ship, and of those
-    `sample_photos` fetched at set-up."""
+    `sample_photos` fetched (`make photos`)."""
     from PIL import Image
     from skimage import data
 

@@ -1,4 +1,4 @@
-"""More real face photos for evaluation and tests, fetched from PyPI at set-up.
+"""More real face photos for evaluation and tests, fetched from PyPI by `make photos`.
 
 scikit-image and matplotlib ship two usable faces (the astronaut, Grace Hopper).
 The source release of `face_recognition` 1.3.0 on PyPI (MIT) carries, as test data,
@@ -7,10 +7,10 @@ speaking behind a microphone, standing full length) and Joe Biden standing. They
 a darker skin tone, a grin, an open mouth, small faces in large photos, grey hair and
 one person in three photos (how far one person's avatar moves between photos).
 
-`python -m avatar3d.sample_photos` (`make photos`, which `make test` runs) downloads the release
-with pip, pinned by hash, and writes the four photos, each checked by its own hash,
-to `.cache/photos/` (gitignored; `CHIBI_PHOTOS` moves it). Nothing else of the
-package is kept or installed.
+`python -m avatar3d.sample_photos` (`make photos`, which `make test` runs) downloads
+the release with pip, pinned by hash, and writes the four photos, each checked by its
+own hash, to `.cache/photos/` (gitignored; `CHIBI_PHOTOS` moves it). Nothing else of
+the package is kept or installed.
 """
 
 from __future__ import annotations

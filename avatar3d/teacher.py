@@ -45,8 +45,8 @@ Expressions (0 neutral .. 1 full) are thresholds on the same frontal geometry:
 eye aspect ratio for blinks, lip gap for mouth_open, the mouth corners' lift
 above the upper lip and toward the nose for smile, brows beyond +1 sd for
 brow_raise (a high-browed face and raised brows look alike in one photo, hence
-the lower confidence). Shape fields an expression distorts lose
-confidence with it (`EXPRESSION_CONFOUNDS`).
+the lower confidence). Shape fields an expression distorts lose confidence with
+it (`EXPRESSION_CONFOUNDS`).
 
 Colours: `avatar3d.teacher_colors` (robust Lab medians over landmark regions).
 Glasses: `avatar3d.teacher_glasses` (a frame's bar across the nose bridge); only
@@ -326,7 +326,7 @@ def expression_from_measurements(raw: dict[str, float]) -> dict[str, float]:
     return {
         # two cues, averaged: corners above the upper lip (misses a grin that bares the
         # teeth, whose upper lip rises with the corners) and corners raised toward the
-        # nose (reads a long upper lip as a frown)
+        # nose (reads a long upper lip as less of a smile)
         "smile": 0.5 * _ramp(raw["smile_lift"], SMILE_LIFT_REF, SMILE_LIFT_REF + SMILE_LIFT_RANGE)
         + 0.5 * _ramp(raw["corner_drop"], SMILE_DROP_REF, SMILE_DROP_REF - SMILE_LIFT_RANGE),
         "mouth_open": _ramp(raw["lip_gap"], 0.02, MOUTH_OPEN_RANGE),

@@ -408,12 +408,13 @@ def read_face(pipeline: Any, data: bytes, flipped: bool = False) -> FaceReading:
 def evaluate_real(pipeline: Any, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Agreement with the teacher, the teacher's own noise, and the fusion evidence."""
     from .imageio import decode_image
-    from .sample_photos import installed
+    from .sample_photos import PHOTOS
 
-    if log and not installed():
+    photos = real_photos()
+    if log and not any(name in PHOTOS for name, _ in photos):
         log("  the White House photos are not fetched (`make photos`): fewer real faces")
     readings: dict[str, dict[str, FaceReading]] = {}
-    for name, data in real_photos():
+    for name, data in photos:
         try:
             base = read_face(pipeline, data)
         except Exception as exc:  # noqa: BLE001 - a photo without a usable face is reported
@@ -503,18 +504,14 @@ def same_person_spread(
     out (they are meant to follow the photo); so are people with fewer than two photos."""
     from .sample_photos import PERSON
 
-    people: dict[str, list[FaceReading]] = {}
-    for photo, variants in readings.items():
+    photos: dict[str, list[str]] = {}
+    for photo in readings:
         if photo in PERSON:
-            people.setdefault(PERSON[photo], []).append(variants["original"])
-    fields = [n for n in FUSION_FIELDS if not n.startswith("expression.")]
-    keep = np.array([n in fields for n in FUSION_FIELDS])
+            photos.setdefault(PERSON[photo], []).append(photo)
+    photos = {person: names for person, names in photos.items() if len(names) >= 2}
     worst = {"fused": np.zeros(len(FUSION_FIELDS)), "cnn": np.zeros(len(FUSION_FIELDS))}
-    photos = {}
-    for person, faces in people.items():
-        if len(faces) < 2:
-            continue
-        photos[person] = [p for p in readings if PERSON.get(p) == person]
+    for names in photos.values():
+        faces = [readings[name]["original"] for name in names]
         fused = [_fused(face, table) for face in faces]
         cnn = [(face.cnn_sliders, face.cnn_colors) for face in faces]
         for key, values in (("fused", fused), ("cnn", cnn)):
@@ -523,7 +520,11 @@ def same_person_spread(
             spread = np.concatenate([np.ptp(sliders, axis=0), np.ptp(colors, axis=0).max(axis=1)])
             worst[key] = np.maximum(worst[key], spread)
     out: dict[str, Any] = {
-        key: {n: float(v) for n, v, k in zip(FUSION_FIELDS, values, keep, strict=True) if k}
+        key: {
+            name: float(value)
+            for name, value in zip(FUSION_FIELDS, values, strict=True)
+            if not name.startswith("expression.")
+        }
         for key, values in worst.items()
     }
     out["photos"] = photos

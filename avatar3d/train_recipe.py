@@ -69,6 +69,7 @@ class TrainOptions:
     refine_avatars: int | None = None
     real: str | None = None
     init: str | None = None
+    framing: float = 0.0
     out: str | None = None
     cache: str | None = None
     workers: int = 2
@@ -99,7 +100,7 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> P
     loop = LoopOptions(
         epochs=options.epochs or (6 if fine_tune else TRAIN_EPOCHS), batch_size=options.batch_size,
         lr=options.lr or (1e-3 if fine_tune else 3e-3), seed=options.seed,
-        device=options.device,
+        framing=options.framing, device=options.device,
     )  # fmt: skip
     spec = SetSpec("train", options.avatars, options.views, options.seed)
     arrays = load_or_render(spec, options.cache, options.workers, log)

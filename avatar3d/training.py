@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .inference import Forward
+from .landmarks import CROP_BORDER_VALUE
 from .params import hex_to_rgb
 from .photo_formats import PHOTO_SUFFIXES
 from .regressor import (
@@ -52,6 +53,14 @@ LAB_SCALE = 50.0
 JITTER_ANGLE = 0.08
 JITTER_SCALE = 0.04
 JITTER_SHIFT = 0.04
+# Tight framing (`LoopOptions.framing`): a photo that ends just below the chin, above the
+# forehead or beside the face leaves the crop grey past its edge, as the pipeline fills
+# it (`landmarks.CROP_BORDER_VALUE`). Where that edge may fall, as fractions of the crop,
+# and how often on each side: in the sample photos' crops the chin lies near 0.80, the
+# upper forehead near 0.21, the face's sides near 0.24 and 0.76 (`scripts/framing.py`
+# shows what such a photo does to a network trained without it).
+FRAMING_EDGES = ((0.77, 1.0), (0.0, 0.21), (0.0, 0.23), (0.77, 1.0))  # below, above, left, right
+FRAMING_SIDE_SHARES = (0.5, 0.25, 0.125, 0.125)
 
 
 # --------------------------------------------------------------------------- data
@@ -217,12 +226,17 @@ MIRROR_PERMUTATION = torch.from_numpy(_SWAP.copy())
 
 
 def augment(
-    images: torch.Tensor, batch: dict[str, torch.Tensor], generator: torch.Generator
+    images: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    generator: torch.Generator,
+    framing: float = 0.0,
 ) -> torch.Tensor:
     """Photometric and small geometric jitter on (N, 3, H, W) 0..1 images, in place on batch.
 
     Horizontal flips also swap the mirrored sliders in `batch`. Geometric jitter stays
     within what landmark alignment leaves (a few pixels, a few degrees, +-4 % scale).
+    `framing`: the share of the images cut by a tight photo edge (`frame_tightly`); 0
+    draws nothing more, so the augmentation is exactly as without the option.
     `generator` is a CPU one whatever the images' device: every random draw is made on
     the CPU, so a CUDA run sees the same augmentation as a CPU run with the same seed.
     """
@@ -264,7 +278,31 @@ def augment(
         images[low] = nn.functional.interpolate(small, size=(size, size), mode="bilinear",
                                                 align_corners=False)  # fmt: skip
     noise = draw(torch.randn(images.shape, generator=generator)) * uniform(0.0, 0.03, 1, 1, 1)
-    return (images + noise).clamp(0.0, 1.0).contiguous(memory_format=torch.channels_last)
+    images = (images + noise).clamp(0.0, 1.0)
+    if framing > 0:
+        images = frame_tightly(images, framing, generator)
+    return images.contiguous(memory_format=torch.channels_last)
+
+
+def frame_tightly(images: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
+    """(N, 3, H, W) 0..1 images, `share` of them flat grey past a random straight photo
+    edge: below the chin, above the forehead or beside the face (`FRAMING_EDGES`)."""
+    n, _, height, width = images.shape
+    cut = torch.rand(n, generator=generator) < share
+    side = torch.multinomial(
+        torch.tensor(FRAMING_SIDE_SHARES), n, replacement=True, generator=generator
+    )
+    low, high = torch.tensor(FRAMING_EDGES)[side].unbind(1)
+    edge = (low + (high - low) * torch.rand(n, generator=generator)).view(n, 1, 1)
+    side = side.view(n, 1, 1)
+    ys = ((torch.arange(height) + 0.5) / height).view(1, height, 1)
+    xs = ((torch.arange(width) + 0.5) / width).view(1, 1, width)
+    outside = (
+        ((side == 0) & (ys > edge)) | ((side == 1) & (ys < edge))
+        | ((side == 2) & (xs < edge)) | ((side == 3) & (xs > edge))
+    ) & cut.view(n, 1, 1)  # fmt: skip
+    grey = torch.tensor(CROP_BORDER_VALUE, dtype=images.dtype).view(1, 3, 1, 1) / 255.0
+    return torch.where(outside.unsqueeze(1).to(images.device), grey.to(images.device), images)
 
 
 def _batch_tensors(data: TrainingSet, index: np.ndarray) -> dict[str, torch.Tensor]:
@@ -290,6 +328,7 @@ class LoopOptions:
     seed: int = 0
     real_fraction: float = 0.3  # share of each batch drawn from the teacher-labelled set
     augment: bool = True
+    framing: float = 0.0  # share of each batch cut by a tight photo edge (`frame_tightly`)
     device: str = "cpu"  # where the network trains ('cuda': a GPU); the data stays on the CPU
 
 
@@ -360,7 +399,7 @@ def train_model(
                     for k in parts_batches[0][1]
                 }
                 if options.augment:
-                    images = augment(images, batch, generator)
+                    images = augment(images, batch, generator, options.framing)
                 loss, parts = compute_loss(model(images), batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -407,14 +446,24 @@ def predict_arrays(
 
 
 def new_model(name: str, init: str | None) -> ChibiNet:
-    """A fresh model from the factory, or one initialised from shipped weights / a .pt file."""
+    """A fresh model from the factory, or one initialised from shipped weights / a .pt file.
+
+    An initialised model's refiners restart from the factory's initial weights (their
+    output zero): `chibi train` refits them after the network, which therefore
+    fine-tunes exactly as it would without them, like a fresh network does."""
     from .regressor import load_pretrained, load_weights_file
 
     if init is None:
         return create_model(name)
     if init.endswith(".pt"):
-        return load_weights_file(init, "cpu")
-    return load_pretrained(init, device="cpu")
+        model = load_weights_file(init, "cpu")
+    else:
+        model = load_pretrained(init, device="cpu")
+    fresh = create_model(model.config)
+    for part in ("color_refiner", "slider_refiner"):
+        if hasattr(model, part):
+            getattr(model, part).load_state_dict(getattr(fresh, part).state_dict())
+    return model
 
 
 def options_dict(options: Any) -> dict[str, Any]:

@@ -184,6 +184,54 @@ def test_flip_augmentation_swaps_the_mirrored_sliders():
     assert torch.equal(batch["sliders"][:, left] == 1.0, ~flipped)
 
 
+def test_tight_framing_greys_the_crop_past_one_photo_edge():
+    """`--framing`: a share of the crops is flat grey (the pipeline's fill past a photo's
+    edge) below a line under the chin, above one over the forehead or beside the face."""
+    from avatar3d.training import FRAMING_EDGES, frame_tightly
+
+    images = torch.rand(2000, 3, 32, 32) * 0.4  # never the grey fill itself
+    out = frame_tightly(images.clone(), 0.3, torch.Generator().manual_seed(0))
+    grey = (out == 128 / 255).all(dim=1)  # (N, H, W)
+    cut = grey.flatten(1).any(dim=1)
+    assert 0.25 < cut.float().mean() < 0.35
+    assert torch.equal(out[~cut], images[~cut])
+    sides = {"below": 0, "above": 0, "left": 0, "right": 0}
+    for mask in grey[cut]:
+        rows, cols = mask.all(dim=1), mask.all(dim=0)  # whole grey rows / columns
+        assert torch.equal(mask, rows[:, None] | cols[None, :])  # one straight edge
+        if rows.any():
+            side, where = (
+                ("below", rows.float().argmax() / 32)
+                if rows[-1]
+                else ("above", rows.float().argmin() / 32)
+            )
+        else:
+            side, where = (
+                ("right", cols.float().argmax() / 32)
+                if cols[-1]
+                else ("left", cols.float().argmin() / 32)
+            )
+        low, high = FRAMING_EDGES[list(sides).index(side)]
+        assert low - 1 / 32 <= where <= high + 1 / 32, (side, where)
+        sides[side] += 1
+    assert sides["below"] > sides["above"] > 0 and sides["left"] > 0 and sides["right"] > 0
+
+
+def test_augmentation_without_framing_draws_as_before_and_framing_only_adds_grey():
+    """Framing draws after everything else, so with it off the augmentation (and the
+    shipped recipe's weights) stay as they were, and with it on only the grey differs."""
+    images = torch.rand(64, 3, 64, 64)
+    batch = {"sliders": torch.rand(64, len(SLIDER_FIELDS)), "slider_mask": torch.ones(64, 23)}
+    outs = []
+    for framing in (0.0, 0.5):
+        copy = {k: v.clone() for k, v in batch.items()}
+        outs.append(augment(images.clone(), copy, torch.Generator().manual_seed(3), framing))
+    plain, framed = outs
+    differs = (plain != framed).any(dim=1)
+    assert differs.flatten(1).any(dim=1).float().mean() > 0.3
+    assert (framed.permute(0, 2, 3, 1)[differs] == 128 / 255).all()
+
+
 def test_lab_conversion_matches_scikit_image():
     rgb = np.random.default_rng(0).random((50, 3))
     ours = srgb_to_lab(torch.from_numpy(rgb)).numpy()
@@ -466,3 +514,21 @@ def test_train_command_fits_the_refiner_and_saves_loadable_weights(tmp_path, cap
     model = load_pretrained(DEFAULT_MODEL, out)
     for refiner in (model.color_refiner, model.slider_refiner):
         assert refiner.weights[-1].abs().sum() > 0
+
+    # fine-tuning those weights, with tight framing: the network trains without the
+    # refiners (restarted at zero, as a fresh network's are), then they are fitted again
+    from avatar3d.training import new_model
+
+    started = new_model(DEFAULT_MODEL, str(out / f"{DEFAULT_MODEL}.pt"))
+    assert started.slider_refiner.weights[-1].abs().sum() == 0
+    assert started.color_refiner.weights[-1].abs().sum() == 0
+    assert torch.equal(started.out.weight, model.out.weight)
+    args = ["train", "--init", str(out / f"{DEFAULT_MODEL}.pt"), "--framing", "0.5",
+            "--avatars", "4", "--epochs", "1", "--workers", "1", "--no-eval",
+            "--cache", str(tmp_path / "synth"), "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    assert "slider refiners: L1" in capsys.readouterr().err
+    tuned = json.loads((out / f"{DEFAULT_MODEL}-finetuned.json").read_text())["training"]
+    assert tuned["loop"]["framing"] == 0.5 and tuned["options"]["init"].endswith(".pt")
+    model = load_pretrained(f"{DEFAULT_MODEL}-finetuned", out)
+    assert model.slider_refiner.weights[-1].abs().sum() > 0

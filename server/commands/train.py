@@ -32,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--real", metavar="LABELS.jsonl", help="teacher labels from `chibi label`")
     parser.add_argument("--init", metavar="NAME|FILE.pt", help="start from weights ('default')")
+    parser.add_argument(
+        "--framing", type=float, default=d.framing,
+        help="share of each batch cut by a tight photo edge below the chin, above the forehead "
+        "or beside the face (default 0)",
+    )  # fmt: skip
     parser.add_argument("--out", metavar="DIR", help="weights folder (default: avatar3d/weights)")
     parser.add_argument("--cache", metavar="DIR", help="synthetic data cache (.cache/synth)")
     parser.add_argument("--workers", type=int, default=d.workers, help="render processes")
@@ -56,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.model, name=args.name, avatars=args.avatars, views=args.views,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         init_seed=args.init_seed, refine_avatars=args.refine_avatars,
-        real=args.real, init=args.init, out=args.out, cache=args.cache,
+        real=args.real, init=args.init, framing=args.framing, out=args.out, cache=args.cache,
         workers=args.workers, threads=args.threads, device=args.device,
     )  # fmt: skip
 

@@ -9,7 +9,7 @@ prints the share of the crop outside the photo and the change of the CNN's
 `head_size` and `hair_length` and of the teacher's `chin_length` against the whole
 photo.
 
-    .venv/bin/python scripts/framing.py [--photos astronaut,grace_hopper]
+    .venv/bin/python scripts/framing.py [--photos astronaut,grace_hopper] [--model NAME[:DIR]]
 
 About 30 s for the six photos.
 """
@@ -67,9 +67,12 @@ def values(result) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", help="comma-separated sample photo names (default: all)")
+    parser.add_argument("--model", default="default", help="weights NAME[:DIR] (default: shipped)")
     args = parser.parse_args()
     wanted = set(args.photos.split(",")) if args.photos else None
-    pipeline = PhotoPipeline()
+    model, _, directory = args.model.partition(":")
+    pipeline = PhotoPipeline(model, directory or None)
+    changes_seen: dict[str, list[float]] = {field: [] for field in FIELDS}
 
     def analyse(rgb: np.ndarray):
         buffer = io.BytesIO()
@@ -94,12 +97,15 @@ def main() -> None:
             except ChibiError as exc:
                 print(f"  {side} {margin:.1f}: {exc.code}")
                 continue
-            changes = "  ".join(
-                f"{field} {value - reference[field]:+.2f}"
-                for field, value in values(result).items()
-            )
+            change = {f: value - reference[f] for f, value in values(result).items()}
+            for field, value in change.items():
+                changes_seen[field].append(abs(value))
+            changes = "  ".join(f"{field} {value:+.2f}" for field, value in change.items())
             share = 100 * crop_outside(result.observation)
             print(f"  {side:15s}{margin:4.1f}  crop outside {share:4.1f} %  {changes}")
+    print("over every framing, largest / mean change: " + ", ".join(
+        f"{f} {max(v):.2f} / {np.mean(v):.3f}" for f, v in changes_seen.items() if v
+    ))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -60,3 +60,4 @@ def test_framing_prints_each_framing_of_a_photo():
     out = run_script("framing.py", "--photos", "grace_hopper")
     assert out.count("crop outside") == 9  # the whole photo and its 8 framings
     assert "below chin      0.0" in out and "head_size" in out
+    assert "largest / mean change: head_size" in out

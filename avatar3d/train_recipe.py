@@ -138,6 +138,8 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> P
         "teacher_samples": len(real) if real else 0, "epoch_losses": history.losses,
         "seconds": round(history.seconds, 1), "torch": torch.__version__, **metrics,
     }}  # fmt: skip
+    if fine_tune:  # which weights it started from, whatever their name means later
+        info["training"]["init_sha256"] = _init_sha256(options.init)
     if refiner_losses is not None:
         info["training"]["refine_set"] = refine_spec.cache_name() if refine_spec else None
         for kind, losses in refiner_losses.items():  # every 50th epoch, summed over members
@@ -145,3 +147,10 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> P
     path = save_weights(model, options.out or WEIGHTS_DIR, name, info)
     log(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) in {history.seconds:.0f}s of training")
     return path
+
+
+def _init_sha256(init: str) -> str:
+    """sha256 of the weights file `--init` names (a .pt path, or shipped weights by name)."""
+    from .model_files import sha256_file, weights_info
+
+    return sha256_file(init) if init.endswith(".pt") else weights_info(init)["sha256"]

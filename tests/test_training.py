@@ -530,5 +530,6 @@ def test_train_command_fits_the_refiner_and_saves_loadable_weights(tmp_path, cap
     assert "slider refiners: L1" in capsys.readouterr().err
     tuned = json.loads((out / f"{DEFAULT_MODEL}-finetuned.json").read_text())["training"]
     assert tuned["loop"]["framing"] == 0.5 and tuned["options"]["init"].endswith(".pt")
+    assert tuned["init_sha256"] == json.loads((out / f"{DEFAULT_MODEL}.json").read_text())["sha256"]
     model = load_pretrained(f"{DEFAULT_MODEL}-finetuned", out)
     assert model.slider_refiner.weights[-1].abs().sum() > 0

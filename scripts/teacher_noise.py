@@ -1,14 +1,14 @@
 """How much the landmark teacher's sliders jitter on the same face: a third probe for #4.
 
-`chibi eval`'s stability goal takes, per field, the largest change over the sample photos
-x 6 fixed perturbations, so a field whose noise is a third of the goal fails now and
-then by chance. This probe measures the noise itself: each sample photo (scikit-image's
-astronaut, matplotlib's Grace Hopper, the White House photos of `sample_photos`; the
-cameraman looks too far sideways) goes through
-the photo path under `--draws` random perturbations (crops of up to 23 px a side, scale
-and brightness 0.85-1.15, JPEG quality 60-95, a horizontal flip half of the time, with
-mirrored fields swapped back), and it prints each teacher slider's standard deviation
-(mean over the photos), noisiest first, and their mean.
+`chibi eval`'s stability goal takes, per field, the largest change over the sample
+photos x 6 fixed perturbations, so a field whose noise is a third of the goal fails now
+and then by chance. This probe measures the noise itself: each sample photo
+(scikit-image's astronaut, matplotlib's Grace Hopper, the White House photos of
+`sample_photos`; the cameraman looks too far sideways) goes through the photo path under
+`--draws` random perturbations (crops of up to 23 px a side, scale and brightness
+0.85-1.15, JPEG quality 60-95, a horizontal flip half of the time, with mirrored fields
+swapped back), and it prints each teacher slider's standard deviation (mean over the
+photos), noisiest first, and their mean.
 
     .venv/bin/python scripts/teacher_noise.py [--draws 30] [--seed 0]
 

@@ -199,18 +199,11 @@ def test_tight_framing_greys_the_crop_past_one_photo_edge():
     for mask in grey[cut]:
         rows, cols = mask.all(dim=1), mask.all(dim=0)  # whole grey rows / columns
         assert torch.equal(mask, rows[:, None] | cols[None, :])  # one straight edge
-        if rows.any():
-            side, where = (
-                ("below", rows.float().argmax() / 32)
-                if rows[-1]
-                else ("above", rows.float().argmin() / 32)
-            )
+        if rows.any():  # the edge's place: the share of the crop kept
+            side, grey_share = ("below" if rows[-1] else "above"), rows.float().mean()
         else:
-            side, where = (
-                ("right", cols.float().argmax() / 32)
-                if cols[-1]
-                else ("left", cols.float().argmin() / 32)
-            )
+            side, grey_share = ("right" if cols[-1] else "left"), cols.float().mean()
+        where = 1 - grey_share if side in ("below", "right") else grey_share
         low, high = FRAMING_EDGES[list(sides).index(side)]
         assert low - 1 / 32 <= where <= high + 1 / 32, (side, where)
         sides[side] += 1
@@ -221,7 +214,8 @@ def test_augmentation_without_framing_draws_as_before_and_framing_only_adds_grey
     """Framing draws after everything else, so with it off the augmentation (and the
     shipped recipe's weights) stay as they were, and with it on only the grey differs."""
     images = torch.rand(64, 3, 64, 64)
-    batch = {"sliders": torch.rand(64, len(SLIDER_FIELDS)), "slider_mask": torch.ones(64, 23)}
+    sliders = torch.rand(64, len(SLIDER_FIELDS))
+    batch = {"sliders": sliders, "slider_mask": torch.ones_like(sliders)}
     outs = []
     for framing in (0.0, 0.5):
         copy = {k: v.clone() for k, v in batch.items()}

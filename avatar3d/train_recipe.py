@@ -54,7 +54,8 @@ class TrainOptions:
     the initial weights alone (default: `seed`), to tell a recipe from its luck.
     `refine_avatars`: for a model with refiners, renders the network never trains on,
     added to its training crops to fit them (default: twice `avatars`, at most
-    `REFINE_AVATARS_MAX`).
+    `REFINE_AVATARS_MAX`). `checkpoint`: a file the network's training saves itself to
+    after every epoch and resumes from (`training.train_model`).
     """
 
     model: str = DEFAULT_MODEL
@@ -70,6 +71,7 @@ class TrainOptions:
     real: str | None = None
     init: str | None = None
     framing: float = 0.0
+    checkpoint: str | None = None
     out: str | None = None
     cache: str | None = None
     workers: int = 2
@@ -112,7 +114,7 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> P
     model = new_model(options.model, options.init)
     extra = f" + {len(real)} teacher-labelled" if real else ""
     log(f"training {model.config.name}: {len(train)} synthetic{extra} crops, {loop.epochs} epochs")
-    history = train_model(model, train, real, loop, log)
+    history = train_model(model, train, real, loop, log, options.checkpoint)
     refiner_losses, refine_spec = None, None
     if model.config.color_refine or model.config.slider_refine:
         refiner_data = train

@@ -12,6 +12,7 @@ Everything is seeded; one command reproduces the shipped weights (`train_recipe.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -34,6 +35,12 @@ from .regressor import (
     ParamTargets,
     create_model,
     crops_to_tensor,
+)
+from .train_checkpoint import (
+    generator_states,
+    load_checkpoint,
+    restore_generators,
+    save_checkpoint,
 )
 
 # Loss weights. Sliders use cross-entropy on soft targets (minus the targets' own
@@ -345,6 +352,7 @@ def train_model(
     real: TrainingSet | None = None,
     options: LoopOptions | None = None,
     log: Callable[[str], None] | None = None,
+    checkpoint: str | os.PathLike | None = None,
 ) -> History:
     """Train `model` in place with AdamW and a one-cycle schedule; returns per-epoch losses.
 
@@ -353,6 +361,11 @@ def train_model(
     each batch move to the GPU (cuDNN's deterministic kernels, no TF32) and the model is
     moved back to the CPU at the end; the batches and the augmentation's random draws
     are the CPU run's.
+
+    checkpoint: a file the loop's state is saved to after every epoch; when it exists at
+    the start (a run of the same options and data that was stopped), training resumes
+    after its last epoch and ends with the weights the whole run would have given
+    (`avatar3d.train_checkpoint`). The file is left in place at the end.
     """
     options = options or LoopOptions()
     device = torch.device(options.device)
@@ -377,12 +390,25 @@ def train_model(
         optimizer, options.lr, total_steps=steps * options.epochs, pct_start=0.15
     )
     history = History()
+    fingerprint = {"loop": options_dict(options), "model": model.config.to_dict(),
+                   "sizes": [len(s) for s in sources], "shares": shares}  # fmt: skip
+    first_epoch, seconds_before = 0, 0.0
+    state = load_checkpoint(checkpoint, fingerprint) if checkpoint is not None else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        restore_generators(state["generators"], rng, generator)
+        history = History(**state["history"])
+        first_epoch, seconds_before = state["epoch"], history.seconds
+        if log:
+            log(f"resuming from {checkpoint} after epoch {first_epoch}/{options.epochs}")
     start = time.perf_counter()
     deterministic = torch.backends.cudnn.flags(
         enabled=True, benchmark=False, deterministic=True, allow_tf32=False
     )
     with deterministic:
-        for epoch in range(options.epochs):
+        for epoch in range(first_epoch, options.epochs):
             orders = [rng.permutation(len(s)) for s in sources]
             totals: dict[str, float] = {}
             epoch_loss = 0.0
@@ -410,11 +436,19 @@ def train_model(
                     totals[k] = totals.get(k, 0.0) + v
             history.losses.append(epoch_loss / steps)
             history.parts.append({k: v / steps for k, v in totals.items()})
+            history.seconds = seconds_before + time.perf_counter() - start
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, {
+                    "fingerprint": fingerprint, "epoch": epoch + 1,
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "generators": generator_states(rng, generator), "history": asdict(history),
+                })  # fmt: skip
             if log:
                 detail = " ".join(f"{k}={v:.4f}" for k, v in history.parts[-1].items())
                 log(f"epoch {epoch + 1}/{options.epochs} loss={history.losses[-1]:.4f} "
-                    f"{detail} ({time.perf_counter() - start:.0f}s)")  # fmt: skip
-    history.seconds = time.perf_counter() - start
+                    f"{detail} ({history.seconds:.0f}s)")  # fmt: skip
+    history.seconds = seconds_before + time.perf_counter() - start
     model.eval()
     model.to("cpu")
     return history

@@ -120,6 +120,48 @@ def test_training_is_reproducible_tensor_for_tensor(tiny_set):
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
 
+def test_a_stopped_training_resumes_from_its_checkpoint_to_the_same_weights(tiny_set, tmp_path):
+    """A run killed after an epoch (here: its log raises right after epoch 2 of 3 is
+    saved) and started again on a fresh network ends tensor for tensor where the run
+    that was never stopped ends, with its losses; another run's options are refused."""
+    torch.set_num_threads(1)
+    data = as_training_set(tiny_set)
+    options = LoopOptions(epochs=3, batch_size=6, lr=3e-3, framing=0.5)
+    torch.manual_seed(0)
+    whole = create_model("chibinet-xs")
+    expected = train_model(whole, data, None, options)
+
+    class Stopped(Exception):
+        pass
+
+    def stop_after_2(message: str) -> None:
+        if message.startswith("epoch 2/3"):
+            raise Stopped
+
+    checkpoint = tmp_path / "run.ckpt"
+    torch.manual_seed(0)
+    with pytest.raises(Stopped):
+        train_model(create_model("chibinet-xs"), data, None, options, stop_after_2, checkpoint)
+    assert [p.name for p in tmp_path.iterdir()] == ["run.ckpt"]  # no temporary file left
+    torch.manual_seed(1)  # other initial weights: what counts is the checkpoint's
+    resumed = create_model("chibinet-xs")
+    logged = []
+    history = train_model(resumed, data, None, options, logged.append, checkpoint)
+    assert logged[0] == f"resuming from {checkpoint} after epoch 2/3"
+    assert len(logged) == 2 and logged[1].startswith("epoch 3/3")
+    assert history.losses == expected.losses
+    final = resumed.state_dict()
+    assert all(torch.equal(v, final[k]) for k, v in whole.state_dict().items())
+
+    with pytest.raises(ValueError, match=r"another run \(differs in: loop\)"):
+        train_model(create_model("chibinet-xs"), data, None,
+                    LoopOptions(epochs=3, batch_size=6, lr=1e-3), None, checkpoint)  # fmt: skip
+    (tmp_path / "garbage.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="is not a training checkpoint"):
+        train_model(create_model("chibinet-xs"), data, None, options, None,
+                    tmp_path / "garbage.ckpt")  # fmt: skip
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without a GPU")
 def test_training_on_cuda_without_a_gpu_is_refused_before_any_work(tiny_set, tmp_path, capsys):
     model = create_model("chibinet-xs")
@@ -493,9 +535,11 @@ def test_train_command_fits_the_refiner_and_saves_loadable_weights(tmp_path, cap
     assert MODEL_CONFIGS[DEFAULT_MODEL].color_refine
     out = tmp_path / "weights"
     args = ["train", "--avatars", "4", "--epochs", "1", "--workers", "1", "--no-eval",
-            "--cache", str(tmp_path / "synth"), "--out", str(out)]  # fmt: skip
+            "--cache", str(tmp_path / "synth"), "--out", str(out),
+            "--checkpoint", str(tmp_path / "run.ckpt")]  # fmt: skip
     assert main(args) == 0
     log = capsys.readouterr().err
+    assert "resuming" not in log and (tmp_path / "run.ckpt").exists()
     # 3 training avatars (avatar 0 is held out) and 2 x 4 fresh ones, each also mirrored
     assert "colour refiners: Lab L1" in log and "slider refiners: L1" in log
     assert "on 22 crops" in log
@@ -508,6 +552,11 @@ def test_train_command_fits_the_refiner_and_saves_loadable_weights(tmp_path, cap
     model = load_pretrained(DEFAULT_MODEL, out)
     for refiner in (model.color_refiner, model.slider_refiner):
         assert refiner.weights[-1].abs().sum() > 0
+    # the same command again takes the finished network from its checkpoint, refits the
+    # refiners and writes the same weights
+    assert main(args) == 0
+    assert f"resuming from {tmp_path / 'run.ckpt'} after epoch 1/1" in capsys.readouterr().err
+    assert json.loads((out / f"{DEFAULT_MODEL}.json").read_text())["sha256"] == info["sha256"]
 
     # fine-tuning those weights, with tight framing: the network trains without the
     # refiners (restarted at zero, as a fresh network's are), then they are fitted again

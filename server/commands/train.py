@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="share of each batch cut by a tight photo edge below the chin, above the forehead "
         "or beside the face (default 0)",
     )  # fmt: skip
+    parser.add_argument(
+        "--checkpoint", metavar="FILE",
+        help="save the training's state here after every epoch; if FILE exists, a run with "
+        "the same options resumes from it (delete it to start afresh)",
+    )  # fmt: skip
     parser.add_argument("--out", metavar="DIR", help="weights folder (default: avatar3d/weights)")
     parser.add_argument("--cache", metavar="DIR", help="synthetic data cache (.cache/synth)")
     parser.add_argument("--workers", type=int, default=d.workers, help="render processes")
@@ -61,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         model=args.model, name=args.name, avatars=args.avatars, views=args.views,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         init_seed=args.init_seed, refine_avatars=args.refine_avatars,
-        real=args.real, init=args.init, framing=args.framing, out=args.out, cache=args.cache,
+        real=args.real, init=args.init, framing=args.framing, checkpoint=args.checkpoint,
+        out=args.out, cache=args.cache,
         workers=args.workers, threads=args.threads, device=args.device,
     )  # fmt: skip
 

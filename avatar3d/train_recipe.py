@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from .labelling import load_labelled
 from .model_files import DEFAULT_MODEL
 from .refiners import fit_refiners
 from .regressor import COLOR_NAMES, SLIDER_FIELDS
 from .training import (
     LoopOptions,
-    load_labelled,
     new_model,
     options_dict,
     predict_arrays,

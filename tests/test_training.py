@@ -12,6 +12,7 @@ from skimage import data as skdata
 from skimage.color import lab2rgb, rgb2lab
 
 from avatar3d.fusion import FusionTable
+from avatar3d.labelling import load_labelled
 from avatar3d.params import GLASSES, HAIR_STYLES, SHAPE_SLIDERS, AvatarParams, hex_to_rgb
 from avatar3d.refiners import fit_refiners
 from avatar3d.regressor import (
@@ -26,7 +27,6 @@ from avatar3d.training import (
     LoopOptions,
     TrainingSet,
     augment,
-    load_labelled,
     predict_arrays,
     srgb_to_lab,
     teacher_targets,

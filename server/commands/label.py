@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avatar3d.training import label_folder
+    from avatar3d.labelling import label_folder
     from server.commands.avatar import write_atomic
 
     def log(message: str) -> None:

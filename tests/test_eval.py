@@ -9,7 +9,7 @@ from test_scripts import run_script
 
 from avatar3d.eval_sheet import CAPTION_PX, HEADER_PX
 from avatar3d.model_files import WEIGHTS_DIR
-from avatar3d.regressor import SLIDER_FIELDS
+from avatar3d.regressor import COLOR_NAMES, SLIDER_FIELDS
 from server.cli import main
 
 SIZE = 256  # the sheet's default picture size
@@ -40,6 +40,27 @@ def test_eval_reports_the_shipped_weights_and_draws_their_sheet(cache, tmp_path,
     assert "One person, several photos (obama: obama, obama_speaking, obama_standing)" in text
     same = report["same_person"]["fused"]
     assert "expression.smile" not in same and 0 <= same["shape.face_width"] < 1
+
+    # scripts/compare_eval.py, against a copy whose face_length meets the goal and whose
+    # glasses come from another source: the rows and counts that moved, and nothing else
+    other = json.loads(report_path.read_bytes())
+    other["model"] = "changed"
+    before_length = report["synthetic"]["cnn"]["shape.face_length"]
+    other["synthetic"]["cnn"]["shape.face_length"] = 0.04
+    other["fusion"]["choices"]["glasses"] = "default"
+    other_path = tmp_path / "other.json"
+    other_path.write_text(json.dumps(other))
+    lines = run_script("compare_eval.py", str(report_path), str(other_path)).splitlines()
+    assert lines[0].startswith("before: chibinet-mcer   after: changed")
+    rows = {line.split()[0]: line.split()[1:] for line in lines[3:31]}
+    assert list(rows) == [*SLIDER_FIELDS, *COLOR_NAMES]
+    assert rows["shape.face_length"][:3] == [f"{before_length:.3f}", "0.040*",
+                                             f"{0.04 - before_length:+.3f}"]  # fmt: skip
+    assert all(row[2] == "+0.000" for name, row in rows.items() if name != "shape.face_length")
+    met = [line.split("sliders <= 0.05: ")[1].split("/")[0] for line in lines[32:34]]
+    assert int(met[1]) == int(met[0]) + (before_length > 0.05)
+    choice = report["fusion"]["choices"]["glasses"]
+    assert lines[-1] == f"fusion choices changed: glasses: {choice} -> default"
 
     sheet = np.asarray(Image.open(sheet_path)).astype(np.int16)
     assert sheet.shape[1] == 3 * SIZE

@@ -31,10 +31,6 @@ def _cell(value: float | None, goal: float) -> str:
     return f"{value:8.3f}{'*' if value <= goal else ' '}"
 
 
-def _worst_over_mean(errors: list[float]) -> float:
-    return float(max(errors) / np.mean(errors))
-
-
 def compare(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """The comparison's lines for two `chibi eval --json` reports."""
     lines = [
@@ -58,7 +54,8 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     lines.append("")
     for label, report in (("before", before), ("after", after)):
         mae = np.mean([report["synthetic"]["cnn"][name] for name in SLIDER_FIELDS])
-        fairness = _worst_over_mean(report["fairness"]["cnn"])
+        swatches = report["fairness"]["cnn"]  # the CNN's skin error per Monk swatch
+        fairness = max(swatches) / np.mean(swatches)
         lines.append(
             f"{label:7} sliders <= {SLIDER_GOAL}: {met[label]['sliders']}/{len(SLIDER_FIELDS)} "
             f"(MAE {mae:.4f}); colours <= {COLOR_GOAL:g}: {met[label]['colours']}/"

@@ -557,6 +557,9 @@ def test_train_command_fits_the_refiner_and_saves_loadable_weights(tmp_path, cap
     assert main(args) == 0
     assert f"resuming from {tmp_path / 'run.ckpt'} after epoch 1/1" in capsys.readouterr().err
     assert json.loads((out / f"{DEFAULT_MODEL}.json").read_text())["sha256"] == info["sha256"]
+    # ... and with other options it refuses that checkpoint, before training anything
+    assert main([*args, "--epochs", "2"]) == 2
+    assert "was written by another run (differs in: loop)" in capsys.readouterr().err
 
     # fine-tuning those weights, with tight framing: the network trains without the
     # refiners (restarted at zero, as a fresh network's are), then they are fitted again

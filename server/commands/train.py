@@ -74,7 +74,11 @@ def run(args: argparse.Namespace) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    path = run_training(options, log)
+    try:
+        path = run_training(options, log)
+    except ValueError as exc:  # the user's input: a checkpoint of another run, a bad labels file
+        print(f"chibi train: {exc}", file=sys.stderr)
+        return 2
     if not args.no_eval:
         from avatar3d.evaluate import run_evaluation
         from server.commands.eval import format_report

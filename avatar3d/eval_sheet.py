@@ -5,7 +5,7 @@ Two sections, one row a face, every head rendered from the same frontal studio v
 - held-out synthetic faces (`evaluate.heldout_spec`) picked at even steps of the CNN's
   mean slider error, from the best to the worst: the aligned crop the CNN read, the
   avatar of the true params, the avatar of the CNN's;
-- the sample photos (`evaluate.real_photos`): the aligned crop, the avatar the photo
+- the sample photos (`evaluate_real.real_photos`): the aligned crop, the avatar the photo
   path gives (fused: what a user gets), the avatar of the CNN alone.
 Each row's caption gives the face's errors (held out) or its fusion sources (photos).
 """
@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .param_arrays import COLOR_NAMES, decode_params
 from .params import AvatarParams
-from .regressor import COLOR_NAMES, decode_params
 from .synth_render import View, render_view, to_uint8
 
 SHEET_BACKGROUND = (0.93, 0.93, 0.95)  # behind the heads, sRGB 0..1
@@ -171,7 +171,8 @@ def evaluation_sheet(
     log: Callable[[str], None] | None = None,
 ) -> np.ndarray:
     """The picture (see the module doc) for the named weights, as (H, W, 3) uint8."""
-    from .evaluate import heldout_spec, real_photos
+    from .evaluate import heldout_spec
+    from .evaluate_real import real_photos
     from .pipeline import PhotoPipeline
     from .synth import load_or_render
 

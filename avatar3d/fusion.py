@@ -30,13 +30,8 @@ import numpy as np
 
 from .inference import Prediction
 from .model_files import WEIGHTS_DIR
+from .param_arrays import COLOR_NAMES, SLIDER_FIELDS, decode_params, encode_params
 from .params import AvatarParams
-from .regressor import (
-    COLOR_NAMES,
-    SLIDER_FIELDS,
-    decode_params,
-    encode_params,
-)
 
 FUSION_FIELDS: tuple[str, ...] = SLIDER_FIELDS + COLOR_NAMES
 CLASS_FIELDS: tuple[str, ...] = ("hair_style", "glasses")

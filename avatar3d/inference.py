@@ -22,16 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .param_arrays import SLIDER_MIRROR, decode_params
 from .params import AvatarParams
-from .regressor import (
-    SLIDER_MIRROR,
-    ChibiNet,
-    crops_to_tensor,
-    decode_params,
-    fuse_batchnorm,
-    pick_device,
-    split_heads,
-)
+from .regressor import ChibiNet, crops_to_tensor, fuse_batchnorm, pick_device, split_heads
 
 
 @dataclass

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .regressor import COLOR_COLUMNS, SLIDER_MIRROR, ChibiNet, crops_to_tensor
+from .param_arrays import SLIDER_MIRROR
+from .regressor import COLOR_COLUMNS, ChibiNet, crops_to_tensor
 from .training import TrainingSet, srgb_to_lab
 
 REFINE_EPOCHS = 300

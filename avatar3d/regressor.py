@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,32 +28,13 @@ from torch import nn
 
 from .errors import ChibiError
 from .model_files import DEFAULT_MODEL, WEIGHTS_DIR, sha256_file, weights_info
-from .params import (
-    COLOR_FIELDS,
-    EXPRESSION_SLIDERS,
-    GLASSES,
-    HAIR_STYLES,
-    SHAPE_SLIDERS,
-    AvatarParams,
-    rgb_to_hex,
-)
+from .param_arrays import COLOR_NAMES, SLIDER_FIELDS
+from .params import GLASSES, HAIR_STYLES
 
 INPUT_SIZE = 128
 
-# The order of the slider head's outputs: dotted names as used in reports.
-SLIDER_FIELDS: tuple[str, ...] = (
-    tuple(f"shape.{n}" for n in SHAPE_SLIDERS)
-    + tuple(f"expression.{n}" for n in EXPRESSION_SLIDERS)
-    + ("hair_length",)
-)
-COLOR_NAMES: tuple[str, ...] = tuple(COLOR_FIELDS)
 # The colour logits' columns among the raw outputs (after the sliders', before the classes').
 COLOR_COLUMNS = slice(len(SLIDER_FIELDS), len(SLIDER_FIELDS) + 3 * len(COLOR_NAMES))
-CATEGORICAL_FIELDS: dict[str, tuple[str, ...]] = {"hair_style": HAIR_STYLES, "glasses": GLASSES}
-# Slider pairs that swap when the image is mirrored (the subject's left becomes right).
-MIRRORED_SLIDERS: tuple[tuple[str, str], ...] = (
-    ("expression.blink_left", "expression.blink_right"),
-)
 
 # Per-channel statistics used to normalise the input inside the model.
 _MEAN = (0.5, 0.45, 0.42)
@@ -447,68 +428,6 @@ def parameter_count(model: nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
-# --------------------------------------------------------------------------- targets
-@dataclass
-class ParamTargets:
-    """A batch of AvatarParams as arrays (the training targets / decoded predictions).
-
-    sliders (N, 23) float32 0..1 in `SLIDER_FIELDS` order; colors (N, 5, 3) float32 sRGB
-    0..1 in `COLOR_NAMES` order; hair_style (N,) int64; glasses (N,) int64.
-    """
-
-    sliders: np.ndarray
-    colors: np.ndarray
-    hair_style: np.ndarray
-    glasses: np.ndarray
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.sliders)
-
-
-def encode_params(params_list: list[AvatarParams]) -> ParamTargets:
-    """AvatarParams (N of them) -> ParamTargets arrays."""
-    sliders = np.array([slider_vector(p) for p in params_list], np.float32).reshape(
-        -1, len(SLIDER_FIELDS)
-    )
-    colors = np.array(
-        [[p.color_rgb(name) for name in COLOR_NAMES] for p in params_list], np.float32
-    ).reshape(-1, len(COLOR_NAMES), 3)
-    hair = np.array([HAIR_STYLES.index(p.hair_style) for p in params_list], np.int64)
-    glasses = np.array([GLASSES.index(p.glasses) for p in params_list], np.int64)
-    return ParamTargets(sliders, colors, hair, glasses)
-
-
-def slider_vector(params: AvatarParams) -> list[float]:
-    """The 23 slider values of one AvatarParams in `SLIDER_FIELDS` order."""
-    return (
-        [params.shape[n] for n in SHAPE_SLIDERS]
-        + [params.expression[n] for n in EXPRESSION_SLIDERS]
-        + [params.hair_length]
-    )
-
-
-def decode_params(
-    sliders: np.ndarray, colors: np.ndarray, hair_style: int, glasses: int, name: str = "Chibi"
-) -> AvatarParams:
-    """One prediction (sliders (23,), colors (5, 3) sRGB, class indices) -> AvatarParams."""
-    values = np.clip(np.asarray(sliders, np.float64), 0.0, 1.0)
-    n_shape = len(SHAPE_SLIDERS)
-    n_expr = len(EXPRESSION_SLIDERS)
-    return AvatarParams(
-        shape={k: round(float(v), 4) for k, v in zip(SHAPE_SLIDERS, values[:n_shape], strict=True)},
-        expression={
-            k: round(float(v), 4)
-            for k, v in zip(EXPRESSION_SLIDERS, values[n_shape : n_shape + n_expr], strict=True)
-        },
-        hair_length=round(float(values[n_shape + n_expr]), 4),
-        **{c: rgb_to_hex(rgb) for c, rgb in zip(COLOR_NAMES, np.asarray(colors), strict=True)},
-        hair_style=HAIR_STYLES[int(hair_style)],
-        glasses=GLASSES[int(glasses)],
-        name=name,
-    )
-
-
 # --------------------------------------------------------------------------- weights
 def save_weights(
     model: ChibiNet, directory: str | Path, name: str, info: dict[str, Any] | None = None
@@ -608,10 +527,3 @@ def crops_to_tensor(crops: np.ndarray, device: torch.device | str = "cpu") -> to
         crops = crops[None]
     tensor = torch.from_numpy(crops).to(device).permute(0, 3, 1, 2).float().div_(255.0)
     return tensor.contiguous(memory_format=torch.channels_last)
-
-
-# Slider index permutation that mirrors a prediction or a label (left/right fields swapped).
-SLIDER_MIRROR = list(range(len(SLIDER_FIELDS)))
-for _a, _b in MIRRORED_SLIDERS:
-    _i, _j = SLIDER_FIELDS.index(_a), SLIDER_FIELDS.index(_b)
-    SLIDER_MIRROR[_i], SLIDER_MIRROR[_j] = _j, _i

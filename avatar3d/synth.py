@@ -28,6 +28,7 @@ from skimage import color as skcolor
 
 from .avatar import Avatar
 from .fusion import teacher_glasses
+from .param_arrays import ParamTargets, encode_params
 from .params import (
     EXPRESSION_SLIDERS,
     GLASSES,
@@ -36,7 +37,6 @@ from .params import (
     AvatarParams,
     rgb_to_hex,
 )
-from .regressor import ParamTargets, encode_params
 from .synth_render import RENDER_SIZE, View, background, camera_finish, render_view, surface_detail
 from .training import TrainingSet, teacher_targets
 

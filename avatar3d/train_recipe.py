@@ -17,8 +17,8 @@ import torch
 
 from .labelling import load_labelled
 from .model_files import DEFAULT_MODEL
+from .param_arrays import COLOR_NAMES, SLIDER_FIELDS
 from .refiners import fit_refiners
-from .regressor import COLOR_NAMES, SLIDER_FIELDS
 from .training import (
     LoopOptions,
     new_model,

@@ -24,16 +24,9 @@ from torch import nn
 
 from .inference import Forward
 from .landmarks import CROP_BORDER_VALUE
+from .param_arrays import COLOR_NAMES, MIRRORED_SLIDERS, SLIDER_FIELDS, ParamTargets
 from .params import hex_to_rgb
-from .regressor import (
-    COLOR_NAMES,
-    MIRRORED_SLIDERS,
-    SLIDER_FIELDS,
-    ChibiNet,
-    ParamTargets,
-    create_model,
-    crops_to_tensor,
-)
+from .regressor import ChibiNet, create_model, crops_to_tensor
 from .train_checkpoint import (
     generator_states,
     load_checkpoint,

@@ -75,7 +75,7 @@ def main() -> None:
     from server.process_setup import chibi_process_setup
 
     chibi_process_setup()  # as `chibi train` runs: its render workers inherit one BLAS thread
-    from avatar3d.regressor import SLIDER_FIELDS, encode_params
+    from avatar3d.param_arrays import SLIDER_FIELDS, encode_params
 
     torch.set_num_threads(1)
     jobs = [(args.seed, i) for i in range(args.avatars)]

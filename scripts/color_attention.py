@@ -36,7 +36,7 @@ def _render_crops(count: int, seed: int) -> list[np.ndarray]:
 
 def _photo_crops() -> list[np.ndarray]:
     from avatar3d.errors import ChibiError
-    from avatar3d.evaluate import real_photos
+    from avatar3d.evaluate_real import real_photos
     from avatar3d.face import thread_analyzer
     from avatar3d.imageio import decode_image
 
@@ -77,7 +77,8 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from avatar3d.regressor import COLOR_NAMES, crops_to_tensor, load_pretrained
+    from avatar3d.param_arrays import COLOR_NAMES
+    from avatar3d.regressor import crops_to_tensor, load_pretrained
 
     torch.set_num_threads(1)
     model = load_pretrained(args.model, args.weights_dir, device="cpu").eval()

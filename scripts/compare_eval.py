@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from avatar3d.evaluate import COLOR_GOAL, FAIRNESS_GOAL, SLIDER_GOAL, STABILITY_GOAL
-from avatar3d.regressor import COLOR_NAMES, SLIDER_FIELDS
+from avatar3d.param_arrays import COLOR_NAMES, SLIDER_FIELDS
 
 
 def _cell(value: float | None, goal: float) -> str:

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from avatar3d.errors import ChibiError
-from avatar3d.evaluate import real_photos
+from avatar3d.evaluate_real import real_photos
 from avatar3d.imageio import decode_image
 from avatar3d.landmarks import CROP_SIZE
 from avatar3d.pipeline import PhotoPipeline

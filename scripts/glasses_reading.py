@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from avatar3d.errors import ChibiError
-from avatar3d.evaluate import PERTURBATIONS, perturb, real_photos
+from avatar3d.evaluate_real import PERTURBATIONS, perturb, real_photos
 from avatar3d.face import thread_analyzer
 from avatar3d.imageio import decode_image
 from avatar3d.synth import MONK_SKIN_TONES

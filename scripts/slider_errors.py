@@ -67,8 +67,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from avatar3d.evaluate import heldout_spec
+    from avatar3d.param_arrays import SLIDER_FIELDS
     from avatar3d.pipeline import PhotoPipeline
-    from avatar3d.regressor import SLIDER_FIELDS
     from avatar3d.synth import SetSpec, load_or_render
     from avatar3d.train_recipe import VALIDATION_EVERY, TrainOptions
     from avatar3d.training import predict_arrays

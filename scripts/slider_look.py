@@ -40,8 +40,8 @@ def main() -> None:
     from avatar3d.eval_sheet import head_picture, heldout_params
     from avatar3d.evaluate import SLIDER_GOAL, heldout_spec
     from avatar3d.fusion import DEFAULT_SLIDERS
+    from avatar3d.param_arrays import SLIDER_FIELDS
     from avatar3d.pipeline import PhotoPipeline
-    from avatar3d.regressor import SLIDER_FIELDS
     from avatar3d.synth import load_or_render
     from avatar3d.training import predict_arrays
     from server.process_setup import chibi_process_setup

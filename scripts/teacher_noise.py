@@ -54,10 +54,10 @@ def main() -> None:
 
     chibi_process_setup()
     from avatar3d.errors import ChibiError
-    from avatar3d.evaluate import read_face, real_photos
+    from avatar3d.evaluate_real import read_face, real_photos
     from avatar3d.imageio import decode_image
+    from avatar3d.param_arrays import SLIDER_FIELDS
     from avatar3d.pipeline import PhotoPipeline
-    from avatar3d.regressor import SLIDER_FIELDS
 
     pipeline = PhotoPipeline(device="cpu")
     rng = np.random.default_rng(args.seed)

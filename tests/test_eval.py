@@ -9,7 +9,7 @@ from test_scripts import run_script
 
 from avatar3d.eval_sheet import CAPTION_PX, HEADER_PX
 from avatar3d.model_files import WEIGHTS_DIR
-from avatar3d.regressor import COLOR_NAMES, SLIDER_FIELDS
+from avatar3d.param_arrays import COLOR_NAMES, SLIDER_FIELDS
 from server.cli import main
 
 SIZE = 256  # the sheet's default picture size

@@ -35,7 +35,7 @@ def _value(record, name: str):
 
 
 def _cnn_value(result, name: str):
-    from avatar3d.regressor import COLOR_NAMES, SLIDER_FIELDS
+    from avatar3d.param_arrays import COLOR_NAMES, SLIDER_FIELDS
 
     if name in ("hair_style", "glasses"):
         return getattr(result.prediction.to_params(), name)

@@ -10,19 +10,16 @@ import torch
 from avatar3d.errors import ChibiError
 from avatar3d.inference import Regressor
 from avatar3d.model_files import WEIGHTS_DIR, sha256_file, weights_info
+from avatar3d.param_arrays import COLOR_NAMES, SLIDER_FIELDS, decode_params, encode_params
 from avatar3d.params import GLASSES, HAIR_STYLES, AvatarParams
 from avatar3d.regressor import (
     COLOR_COLUMNS,
     COLOR_LAYOUT,
-    COLOR_NAMES,
     INPUT_SIZE,
     MODEL_CONFIGS,
-    SLIDER_FIELDS,
     ChibiNetConfig,
     color_layout_bias,
     create_model,
-    decode_params,
-    encode_params,
     fuse_batchnorm,
     load_pretrained,
     save_weights,

@@ -28,7 +28,7 @@ def test_a_photo_that_differs_from_its_hash_is_not_used(tmp_path, monkeypatch):
 
 
 def test_the_real_photos_evaluation_reads_include_them():
-    from avatar3d.evaluate import REAL_ANNOTATIONS, real_photos
+    from avatar3d.evaluate_real import REAL_ANNOTATIONS, real_photos
 
     names = [name for name, _ in real_photos()]
     assert names[-4:] == list(sample_photos.PHOTOS)

@@ -294,7 +294,7 @@ def test_tint_skin_recolours_the_skin_and_nothing_else(astronaut, astronaut_face
 
 
 def test_sample_faces_tinted_to_every_monk_swatch_are_found_and_measured():
-    from avatar3d.evaluate import real_photos
+    from avatar3d.evaluate_real import real_photos
     from avatar3d.pipeline import PhotoPipeline
     from avatar3d.synth import MONK_SKIN_TONES
     from avatar3d.tinted import evaluate_tinted

@@ -13,15 +13,10 @@ from skimage.color import lab2rgb, rgb2lab
 
 from avatar3d.fusion import FusionTable
 from avatar3d.labelling import load_labelled
+from avatar3d.param_arrays import COLOR_NAMES, SLIDER_FIELDS
 from avatar3d.params import GLASSES, HAIR_STYLES, SHAPE_SLIDERS, AvatarParams, hex_to_rgb
 from avatar3d.refiners import fit_refiners
-from avatar3d.regressor import (
-    COLOR_NAMES,
-    MODEL_CONFIGS,
-    SLIDER_FIELDS,
-    create_model,
-    crops_to_tensor,
-)
+from avatar3d.regressor import MODEL_CONFIGS, create_model, crops_to_tensor
 from avatar3d.synth import MONK_SKIN_TONES, SetSpec, as_training_set, load_or_render, sample_params
 from avatar3d.training import (
     LoopOptions,
@@ -442,7 +437,8 @@ def test_a_class_head_is_used_only_where_annotated_real_photos_show_it_right():
     style of 92 % of the held-out renders, and calls the astronaut's hair 'spiky'."""
     from types import SimpleNamespace
 
-    from avatar3d.evaluate import class_accuracy_real, fusion_from_real
+    from avatar3d.evaluate import fusion_from_real
+    from avatar3d.evaluate_real import class_accuracy_real
     from avatar3d.fusion import FUSION_FIELDS
 
     def reading(style: str, glasses: str, frame_seen: bool) -> SimpleNamespace:

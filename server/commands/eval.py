@@ -75,13 +75,13 @@ def format_report(report: dict[str, Any]) -> str:
         COLOR_GOAL,
         FAIRNESS_GOAL,
         INFORMATIVE,
-        PERTURBATIONS,
         SLIDER_GOAL,
         STABILITY_GOAL,
     )
     from avatar3d.evaluate import field_goal as _goal
+    from avatar3d.evaluate_real import PERTURBATIONS
     from avatar3d.fusion import CLASS_FIELDS, FUSION_FIELDS
-    from avatar3d.regressor import COLOR_NAMES, SLIDER_FIELDS
+    from avatar3d.param_arrays import COLOR_NAMES, SLIDER_FIELDS
 
     lines: list[str] = [f"ChibiNet evaluation - model {report['model']}", ""]
     syn, real, fusion = report["synthetic"], report["real"], report["fusion"]

@@ -1,0 +1,104 @@
+"""`AvatarParams` as arrays: the order of the sliders and colours the regressor predicts,
+the training targets, and the way back to `AvatarParams`.
+
+sliders (N, 23) float32 0..1 in `SLIDER_FIELDS` order (17 shape, 5 expression, then
+hair_length); colors (N, 5, 3) float32 sRGB 0..1 in `COLOR_NAMES` order; the class
+fields as indices into `CATEGORICAL_FIELDS`. No torch here: fusion, evaluation and the
+reports read these without loading the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .params import (
+    COLOR_FIELDS,
+    EXPRESSION_SLIDERS,
+    GLASSES,
+    HAIR_STYLES,
+    SHAPE_SLIDERS,
+    AvatarParams,
+    rgb_to_hex,
+)
+
+# The order of the slider head's outputs: dotted names as used in reports.
+SLIDER_FIELDS: tuple[str, ...] = (
+    tuple(f"shape.{n}" for n in SHAPE_SLIDERS)
+    + tuple(f"expression.{n}" for n in EXPRESSION_SLIDERS)
+    + ("hair_length",)
+)
+COLOR_NAMES: tuple[str, ...] = tuple(COLOR_FIELDS)
+CATEGORICAL_FIELDS: dict[str, tuple[str, ...]] = {"hair_style": HAIR_STYLES, "glasses": GLASSES}
+# Slider pairs that swap when the image is mirrored (the subject's left becomes right).
+MIRRORED_SLIDERS: tuple[tuple[str, str], ...] = (
+    ("expression.blink_left", "expression.blink_right"),
+)
+# Slider index permutation that mirrors a prediction or a label (left/right fields swapped).
+SLIDER_MIRROR = list(range(len(SLIDER_FIELDS)))
+for _a, _b in MIRRORED_SLIDERS:
+    _i, _j = SLIDER_FIELDS.index(_a), SLIDER_FIELDS.index(_b)
+    SLIDER_MIRROR[_i], SLIDER_MIRROR[_j] = _j, _i
+
+
+@dataclass
+class ParamTargets:
+    """A batch of AvatarParams as arrays (the training targets / decoded predictions).
+
+    sliders (N, 23) float32 0..1 in `SLIDER_FIELDS` order; colors (N, 5, 3) float32 sRGB
+    0..1 in `COLOR_NAMES` order; hair_style (N,) int64; glasses (N,) int64.
+    """
+
+    sliders: np.ndarray
+    colors: np.ndarray
+    hair_style: np.ndarray
+    glasses: np.ndarray
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.sliders)
+
+
+def encode_params(params_list: list[AvatarParams]) -> ParamTargets:
+    """AvatarParams (N of them) -> ParamTargets arrays."""
+    sliders = np.array([slider_vector(p) for p in params_list], np.float32).reshape(
+        -1, len(SLIDER_FIELDS)
+    )
+    colors = np.array(
+        [[p.color_rgb(name) for name in COLOR_NAMES] for p in params_list], np.float32
+    ).reshape(-1, len(COLOR_NAMES), 3)
+    hair = np.array([HAIR_STYLES.index(p.hair_style) for p in params_list], np.int64)
+    glasses = np.array([GLASSES.index(p.glasses) for p in params_list], np.int64)
+    return ParamTargets(sliders, colors, hair, glasses)
+
+
+def slider_vector(params: AvatarParams) -> list[float]:
+    """The 23 slider values of one AvatarParams in `SLIDER_FIELDS` order."""
+    return (
+        [params.shape[n] for n in SHAPE_SLIDERS]
+        + [params.expression[n] for n in EXPRESSION_SLIDERS]
+        + [params.hair_length]
+    )
+
+
+def decode_params(
+    sliders: np.ndarray, colors: np.ndarray, hair_style: int, glasses: int, name: str = "Chibi"
+) -> AvatarParams:
+    """One prediction (sliders (23,), colors (5, 3) sRGB, class indices) -> AvatarParams."""
+    values = np.clip(np.asarray(sliders, np.float64), 0.0, 1.0)
+    n_shape = len(SHAPE_SLIDERS)
+    n_expr = len(EXPRESSION_SLIDERS)
+    return AvatarParams(
+        shape={k: round(float(v), 4) for k, v in zip(SHAPE_SLIDERS, values[:n_shape], strict=True)},
+        expression={
+            k: round(float(v), 4)
+            for k, v in zip(EXPRESSION_SLIDERS, values[n_shape : n_shape + n_expr], strict=True)
+        },
+        hair_length=round(float(values[n_shape + n_expr]), 4),
+        **{c: rgb_to_hex(rgb) for c, rgb in zip(COLOR_NAMES, np.asarray(colors), strict=True)},
+        hair_style=HAIR_STYLES[int(hair_style)],
+        glasses=GLASSES[int(glasses)],
+        name=name,
+    )

@@ -3,8 +3,8 @@ the training targets, and the way back to `AvatarParams`.
 
 sliders (N, 23) float32 0..1 in `SLIDER_FIELDS` order (17 shape, 5 expression, then
 hair_length); colors (N, 5, 3) float32 sRGB 0..1 in `COLOR_NAMES` order; the class
-fields as indices into `CATEGORICAL_FIELDS`. No torch here: fusion, evaluation and the
-reports read these without loading the network.
+fields as indices into `CATEGORICAL_FIELDS`. Plain numpy: nothing here needs the
+network (`regressor`) or torch.
 """
 
 from __future__ import annotations

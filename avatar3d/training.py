@@ -24,7 +24,7 @@ from torch import nn
 
 from .inference import Forward
 from .landmarks import CROP_BORDER_VALUE
-from .param_arrays import COLOR_NAMES, MIRRORED_SLIDERS, SLIDER_FIELDS, ParamTargets
+from .param_arrays import COLOR_NAMES, SLIDER_FIELDS, SLIDER_MIRROR, ParamTargets
 from .params import hex_to_rgb
 from .regressor import ChibiNet, create_model, crops_to_tensor
 from .train_checkpoint import (
@@ -216,11 +216,7 @@ def compute_loss(
 
 
 # --------------------------------------------------------------------------- augmentation
-_SWAP = np.arange(len(SLIDER_FIELDS))
-for _a, _b in MIRRORED_SLIDERS:
-    _i, _j = SLIDER_FIELDS.index(_a), SLIDER_FIELDS.index(_b)
-    _SWAP[_i], _SWAP[_j] = _j, _i
-MIRROR_PERMUTATION = torch.from_numpy(_SWAP.copy())
+MIRROR_PERMUTATION = torch.tensor(SLIDER_MIRROR, dtype=torch.int64)
 
 
 def augment(

@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import textwrap
 
 import numpy as np
 import pytest
@@ -17,7 +18,14 @@ from avatar3d.param_arrays import COLOR_NAMES, SLIDER_FIELDS
 from avatar3d.params import GLASSES, HAIR_STYLES, SHAPE_SLIDERS, AvatarParams, hex_to_rgb
 from avatar3d.refiners import fit_refiners
 from avatar3d.regressor import MODEL_CONFIGS, create_model, crops_to_tensor
-from avatar3d.synth import MONK_SKIN_TONES, SetSpec, as_training_set, load_or_render, sample_params
+from avatar3d.synth import (
+    MONK_SKIN_TONES,
+    SetSpec,
+    as_training_set,
+    code_fingerprint,
+    load_or_render,
+    sample_params,
+)
 from avatar3d.training import (
     LoopOptions,
     TrainingSet,
@@ -60,6 +68,46 @@ def test_synthetic_set_has_exact_labels_and_photo_like_crops(tiny_set):
     assert np.abs(crops[0].astype(int) - crops[1].astype(int)).mean() > 10
     # not a flat render: a textured background and noise give many distinct values
     assert len(np.unique(crops[0].reshape(-1, 3), axis=0)) > 2000
+
+
+def test_render_cache_names_follow_the_code_not_its_comments_docstrings_or_imports():
+    def fingerprint(text: str) -> str:
+        return code_fingerprint(textwrap.dedent(text))
+
+    base = fingerprint('''
+        """Module docstring."""
+        from .regressor import encode_params
+
+
+        class Painter:
+            """Paints."""
+
+            def paint(self, x):
+                """Returns x darker."""
+                return x * 0.5  # half
+        ''')
+    reworded = fingerprint('''
+        """Another docstring."""
+        from typing import Any
+
+        from .param_arrays import encode_params  # moved
+
+
+        class Painter:
+            def paint(self, x):
+                """Says it differently."""
+                return x * 0.5
+        ''')
+    darker = fingerprint("""
+        from .regressor import encode_params
+
+
+        class Painter:
+            def paint(self, x):
+                return x * 0.6
+        """)
+    assert reworded == base and darker != base
+    assert SetSpec("train", 10).cache_name() != SetSpec("train", 10, teacher=True).cache_name()
 
 
 def test_crops_are_aligned_like_real_photos():

@@ -7,8 +7,9 @@
 Prints, per field, the CNN's error on the synthetic held-out renders and the largest
 change of the final params under the stability perturbations, before and after, with a
 star where the goal is met (`evaluate.SLIDER_GOAL`, `COLOR_GOAL`, `STABILITY_GOAL`);
-then the goals met, the slider MAE, the fairness ratio and every fusion choice that
-differs. Whether new weights are better is then read from one table rather than from
+then the goals met, the slider MAE, the fairness ratio (with the worst swatch and the
+mean it divides: a ratio also rises when the other swatches improve) and every fusion
+choice that differs. Whether new weights are better is then read from one table rather than from
 two reports of 150 lines each.
 """
 
@@ -61,7 +62,8 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
             f"(MAE {mae:.4f}); colours <= {COLOR_GOAL:g}: {met[label]['colours']}/"
             f"{len(COLOR_NAMES)}; stable: {met[label]['stable']}/"
             f"{len(SLIDER_FIELDS) + len(COLOR_NAMES)}; CNN fairness {fairness:.3f} "
-            f"(goal <= {FAIRNESS_GOAL}, chance {report['fairness']['cnn_chance']:.3f})"
+            f"(worst {max(swatches):.2f} / mean {np.mean(swatches):.2f} dE2000; goal <= "
+            f"{FAIRNESS_GOAL}, chance {report['fairness']['cnn_chance']:.3f})"
         )
     changed = [
         f"{name}: {choice} -> {after['fusion']['choices'].get(name)}"

@@ -59,6 +59,8 @@ def test_eval_reports_the_shipped_weights_and_draws_their_sheet(cache, tmp_path,
     assert all(row[2] == "+0.000" for name, row in rows.items() if name != "shape.face_length")
     met = [line.split("sliders <= 0.05: ")[1].split("/")[0] for line in lines[32:34]]
     assert int(met[1]) == int(met[0]) + (before_length > 0.05)
+    swatches = report["fairness"]["cnn"]
+    assert f"(worst {max(swatches):.2f} / mean {np.mean(swatches):.2f} dE2000;" in lines[32]
     choice = report["fusion"]["choices"]["glasses"]
     assert lines[-1] == f"fusion choices changed: glasses: {choice} -> default"
 

@@ -9,8 +9,8 @@ change of the final params under the stability perturbations, before and after, 
 star where the goal is met (`evaluate.SLIDER_GOAL`, `COLOR_GOAL`, `STABILITY_GOAL`);
 then the goals met, the slider MAE, the fairness ratio (with the worst swatch and the
 mean it divides: a ratio also rises when the other swatches improve) and every fusion
-choice that differs. Whether new weights are better is then read from one table rather than from
-two reports of 150 lines each.
+choice that differs. Whether new weights are better is then read from one table rather
+than from two reports of 150 lines each.
 """
 
 from __future__ import annotations

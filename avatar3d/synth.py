@@ -236,21 +236,16 @@ def code_fingerprint(source: str) -> str:
     36,000 avatars again (23 min on two cores, then 9 for the refiners' 12,000). The
     imported modules are not hashed either way.
     """
+    documented = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
     tree = ast.parse(source)
     for node in list(ast.walk(tree)):
         body = getattr(node, "body", None)
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            first = body[0] if body else None
-            if (
-                isinstance(first, ast.Expr)
-                and isinstance(first.value, ast.Constant)
-                and isinstance(first.value.value, str)
-            ):
-                body[:] = body[1:] or [ast.Pass()]
-        if isinstance(body, list):
-            body[:] = [n for n in body if not isinstance(n, (ast.Import, ast.ImportFrom))] or [
-                ast.Pass()
-            ]
+        if not isinstance(body, list):
+            continue
+        if isinstance(node, documented) and ast.get_docstring(node, clean=False) is not None:
+            body = body[1:]
+        code = [n for n in body if not isinstance(n, (ast.Import, ast.ImportFrom))]
+        node.body = code or [ast.Pass()]
     return ast.dump(tree)
 
 

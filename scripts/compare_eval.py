@@ -56,13 +56,13 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     for label, report in (("before", before), ("after", after)):
         mae = np.mean([report["synthetic"]["cnn"][name] for name in SLIDER_FIELDS])
         swatches = report["fairness"]["cnn"]  # the CNN's skin error per Monk swatch
-        fairness = max(swatches) / np.mean(swatches)
+        worst, mean = max(swatches), np.mean(swatches)
         lines.append(
             f"{label:7} sliders <= {SLIDER_GOAL}: {met[label]['sliders']}/{len(SLIDER_FIELDS)} "
             f"(MAE {mae:.4f}); colours <= {COLOR_GOAL:g}: {met[label]['colours']}/"
             f"{len(COLOR_NAMES)}; stable: {met[label]['stable']}/"
-            f"{len(SLIDER_FIELDS) + len(COLOR_NAMES)}; CNN fairness {fairness:.3f} "
-            f"(worst {max(swatches):.2f} / mean {np.mean(swatches):.2f} dE2000; goal <= "
+            f"{len(SLIDER_FIELDS) + len(COLOR_NAMES)}; CNN fairness {worst / mean:.3f} "
+            f"(worst {worst:.2f} / mean {mean:.2f} dE2000; goal <= "
             f"{FAIRNESS_GOAL}, chance {report['fairness']['cnn_chance']:.3f})"
         )
     changed = [

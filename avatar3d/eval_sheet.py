@@ -121,6 +121,7 @@ def photo_rows(pipeline: Any, photos: list[tuple[str, bytes]], size: int = 256) 
             rows.append(SheetRow([], [f"{name}: {exc.code}"]))
             continue
         sources = result.sources(pipeline.fusion)
+        sources.pop("glasses_frame", None)  # a part of the glasses, not a field of its own
         counts = {s: sum(v == s for v in sources.values()) for s in ("teacher", "cnn", "default")}
         rows.append(
             SheetRow(

@@ -34,6 +34,7 @@ from .fusion import (
     FusionTable,
     fuse_arrays,
     fuse_glasses,
+    likelier_frame,
 )
 from .inference import Forward
 from .param_arrays import COLOR_NAMES, SLIDER_FIELDS
@@ -116,6 +117,7 @@ def evaluate_synthetic(
         "default": default,
         "hair_style_accuracy": float(np.mean(pred.hair_style == arrays["hair_style"])),
         "glasses_accuracy": float(np.mean(pred.glasses == arrays["glasses"])),
+        "glasses_frame_accuracy": frame_accuracy(pred.extra["glasses_probs"], arrays["glasses"]),
         "iris_by_eye_opening": iris_by_eye_opening(pred.colors, truth_s, truth_c),
         "lips_from_skin": lips_from_skin(pred.colors, truth_c),
     }
@@ -143,6 +145,15 @@ def evaluate_synthetic(
         result["teacher_found"] = float(np.mean(arrays["teacher_found"]))
         result.update(synthetic_glasses(pred.extra["glasses_probs"], arrays, table))
     return result
+
+
+def frame_accuracy(glasses_probs: np.ndarray, glasses: np.ndarray) -> float:
+    """How often the CNN's likelier frame (N, 3 probabilities) is the true one (N,
+    `GLASSES` indices), over the faces that wear a frame (NaN if none does)."""
+    framed = glasses > 0
+    if not framed.any():
+        return float("nan")
+    return float(np.mean(likelier_frame(glasses_probs[framed]) == glasses[framed]))
 
 
 def synthetic_glasses(
@@ -300,8 +311,9 @@ def fusion_from_real(
     is at most INFORMATIVE x that of always answering the default; its class heads
     are used only where their synthetic accuracy reaches CLASS_GOAL and they are right
     on every annotated sample photo, of which there must be one at least (renders alone
-    do not show that a head reads real photos). The teacher's glasses (its frame-or-none
-    reading, the CNN's frame) pass the same test, and come first when both do (a
+    do not show that a head reads real photos). So is the CNN's likelier frame
+    ("glasses_frame"), on the renders and photos that show a frame. The teacher's
+    frame-or-none reading passes the same test, and comes first when both do (a
     measurement on the photo, like the other teacher fields). Other fields take the
     default."""
     basis = {name: "real photos" for name in FUSION_FIELDS}

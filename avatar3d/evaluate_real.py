@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .evaluate import delta_e
-from .fusion import FUSION_FIELDS, FusionTable, fuse_arrays, fuse_glasses
+from .fusion import FUSION_FIELDS, FusionTable, fuse_arrays, fuse_glasses, likelier_frame
 from .param_arrays import SLIDER_MIRROR
 
 # What is known for certain about the sample photos (used to check the class heads):
@@ -286,25 +286,36 @@ def _reading_glasses(reading: Any, table: FusionTable) -> int:
 
 
 def class_accuracy_real(readings: dict[str, dict[str, FaceReading]]) -> dict[str, float]:
-    """Accuracy on the annotated sample photos (all variants) of the CNN's class heads,
-    and ('glasses_teacher') of the glasses the teacher's frame reading gives."""
+    """Accuracy on the annotated sample photos (all variants) of the CNN's class heads
+    ('hair_style', 'glasses'), of its likelier frame on the photos annotated with one
+    ('glasses_frame'), and ('glasses_teacher') of the teacher's frame-or-none reading:
+    a frame where the photo has one, none where it has none (NaN: no photo to judge)."""
     from .params import GLASSES, HAIR_STYLES
 
-    labels = {"hair_style": HAIR_STYLES, "glasses": GLASSES}
-    teacher_table = FusionTable({"glasses": "teacher"})
-    answers = {
-        "hair_style": lambda r: r.hair_style,
-        "glasses": lambda r: r.glasses,
-        "glasses_teacher": lambda r: _reading_glasses(r, teacher_table),
+    teacher_only = FusionTable({"glasses": "teacher"})
+
+    def frame_shape(reading: FaceReading, right: tuple[str, ...]) -> bool | None:
+        if "none" in right:  # nothing to judge a frame's shape on
+            return None
+        return GLASSES[int(likelier_frame(reading.glasses_probs[None])[0])] in right
+
+    def frame_or_none(reading: FaceReading, right: tuple[str, ...]) -> bool:
+        return (_reading_glasses(reading, teacher_only) > 0) == ("none" not in right)
+
+    judges = {  # key -> (annotated field, judge of one reading against the annotation)
+        "hair_style": ("hair_style", lambda r, right: HAIR_STYLES[r.hair_style] in right),
+        "glasses": ("glasses", lambda r, right: GLASSES[r.glasses] in right),
+        "glasses_frame": ("glasses", frame_shape),
+        "glasses_teacher": ("glasses", frame_or_none),
     }
     out = {}
-    for key, answer in answers.items():
-        name = key.partition("_teacher")[0]
+    for key, (name, judge) in judges.items():
         hits = [
-            labels[name][answer(reading)] in REAL_ANNOTATIONS[photo][name]
+            judge(reading, REAL_ANNOTATIONS[photo][name])
             for photo, variants in readings.items()
             if name in REAL_ANNOTATIONS.get(photo, {})
             for reading in variants.values()
         ]
+        hits = [hit for hit in hits if hit is not None]
         out[key] = float(np.mean(hits)) if hits else float("nan")
     return out

@@ -14,8 +14,12 @@ where its synthetic error meets the goal, and fills in for a missing teacher onl
 where it beats the default; the class heads (hair style, glasses) are used only where
 they are accurate on synthetic renders and right on the annotated sample photos.
 Glasses may also come from the teacher, which sees whether a frame crosses the nose
-(`teacher_glasses`): then a face without one gets "none", a face with one the CNN's
-likelier frame, and an unsure reading the default. The same rule lets it in.
+(`teacher_glasses`): then a face without one gets "none", an unsure reading the
+default, and a face with one a frame whose shape is a decision of its own
+("glasses_frame"): the CNN's likelier frame where that passes the class heads' rule
+on the renders and photos with a frame, else `UNKNOWN_FRAME`. Two decisions rather
+than one, so a frame shape misread on one photo costs the shape, not the glasses.
+The same rule lets the teacher's frame-or-none reading in.
 The table shipped next to the weights is the result.
 """
 
@@ -31,10 +35,12 @@ import numpy as np
 from .inference import Prediction
 from .model_files import WEIGHTS_DIR
 from .param_arrays import COLOR_NAMES, SLIDER_FIELDS, decode_params, encode_params
-from .params import AvatarParams
+from .params import GLASSES, UNKNOWN_FRAME, AvatarParams
 
 FUSION_FIELDS: tuple[str, ...] = SLIDER_FIELDS + COLOR_NAMES
-CLASS_FIELDS: tuple[str, ...] = ("hair_style", "glasses")
+# Class decisions: the two class fields, and the frame's shape where the teacher's
+# reading decides whether there is one.
+CLASS_FIELDS: tuple[str, ...] = ("hair_style", "glasses", "glasses_frame")
 SOURCES = ("teacher", "cnn", "default")
 
 _DEFAULTS = encode_params([AvatarParams()])
@@ -173,16 +179,25 @@ def fuse_glasses(
     glasses_probs: np.ndarray, seen: np.ndarray, confidence: np.ndarray, table: FusionTable
 ) -> np.ndarray:
     """(N,) `GLASSES` indices: the CNN's (N, 3) probabilities, the teacher's frame
-    readings (N,) and their confidences (N,), as the table's glasses source says."""
+    readings (N,) and their confidences (N,), as the table's glasses source says (and,
+    under the teacher's, its glasses_frame source)."""
     source = table.source("glasses")
     default = np.full(len(glasses_probs), _DEFAULTS.glasses[0], np.int64)
     if source == "cnn":
         return glasses_probs.argmax(axis=1).astype(np.int64)
     if source != "teacher":
         return default
-    frame = 1 + glasses_probs[:, 1:].argmax(axis=1)  # the likelier frame, never "none"
+    if table.source("glasses_frame") == "cnn":
+        frame = likelier_frame(glasses_probs)
+    else:
+        frame = np.full(len(glasses_probs), GLASSES.index(UNKNOWN_FRAME), np.int64)
     sure = confidence >= table.min_confidence
     return np.where(sure, np.where(seen == 1, frame, 0), default).astype(np.int64)
+
+
+def likelier_frame(glasses_probs: np.ndarray) -> np.ndarray:
+    """(N, 3) glasses probabilities -> (N,) index of the likelier frame, never "none"."""
+    return (1 + glasses_probs[:, 1:].argmax(axis=1)).astype(np.int64)
 
 
 def fuse_arrays(

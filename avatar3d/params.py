@@ -19,6 +19,8 @@ PARAMS_VERSION = 1
 
 HAIR_STYLES: tuple[str, ...] = ("short", "bob", "long", "ponytail", "twintails", "spiky", "bun")
 GLASSES: tuple[str, ...] = ("none", "round", "square")
+# The frame an avatar wears where a frame is seen but nothing tells its shape.
+UNKNOWN_FRAME = "round"
 
 # name -> one-line meaning; every slider lies in [0, 1], 0.5 is the neutral chibi.
 SHAPE_SLIDERS: dict[str, str] = {

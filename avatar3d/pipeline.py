@@ -38,7 +38,9 @@ class FaceResult:
     params: AvatarParams
 
     def sources(self, table: FusionTable) -> dict[str, str]:
-        """field -> 'teacher', 'cnn' or 'default': where each fused value came from."""
+        """field -> 'teacher', 'cnn' or 'default': where each fused value came from; and
+        'glasses_frame' where the teacher's reading decides the glasses: the source of the
+        frame's shape ('cnn', or 'default' for `UNKNOWN_FRAME`)."""
         from .fusion import FUSION_FIELDS, teacher_glasses, teacher_record
         from .training import teacher_targets
 
@@ -56,6 +58,8 @@ class FaceResult:
         out["glasses"] = table.source("glasses")
         if out["glasses"] == "teacher" and teacher_glasses([record])[1][0] < table.min_confidence:
             out["glasses"] = "default"
+        if out["glasses"] == "teacher":  # which frame, where there is one
+            out["glasses_frame"] = table.source("glasses_frame")
         return out
 
 

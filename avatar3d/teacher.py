@@ -72,7 +72,7 @@ from .landmarks import (
     RIGHT_BROW_UPPER,
     head_pose,
 )
-from .params import EXPRESSION_SLIDERS, SHAPE_SLIDERS, AvatarParams
+from .params import EXPRESSION_SLIDERS, SHAPE_SLIDERS, UNKNOWN_FRAME, AvatarParams
 from .teacher_colors import sample_colors
 from .teacher_glasses import bridge_contrast, glasses_reading
 
@@ -212,7 +212,7 @@ def labels_to_params(
     """`base` (default: a default AvatarParams) with every field measured at
     confidence >= `min_confidence` replaced by the measurement. Fields the
     teacher does not measure (hair style/length, name) keep `base`'s; a frame seen
-    gives `base`'s glasses, or "round" where `base` has none."""
+    gives `base`'s glasses, or `UNKNOWN_FRAME` where `base` has none."""
     params = AvatarParams.from_dict(base.to_dict()) if base is not None else AvatarParams()
     for name, value in labels.shape.items():
         if labels.confidence.get(name, 0.0) >= min_confidence:
@@ -227,7 +227,7 @@ def labels_to_params(
         if not labels.glasses:
             params.glasses = "none"
         elif params.glasses == "none":
-            params.glasses = "round"
+            params.glasses = UNKNOWN_FRAME
     params.validate()
     return params
 

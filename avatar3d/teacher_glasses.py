@@ -20,7 +20,7 @@ astronaut's side, so thinner frames than Grace Hopper's still count (the renders
 wire frames want it there). On the held-out renders (`chibi eval`, section 1) the
 reading is right on 96 % of the faces it is sure of. A hard shadow lying along a frame
 can hide it (Grace Hopper's drop to 0.018 under some). Only the presence is read
-here: which frame (round or square) is the CNN's to say (`fusion.fuse_glasses`). Two
+here: which frame (round or square) is decided apart (`fusion.fuse_glasses`). Two
 real faces are not a population: rimless frames, creases across the nose root and
 very low brows are the cases to check on more photos.
 """

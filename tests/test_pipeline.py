@@ -12,7 +12,7 @@ from skimage import data as skdata
 from validators import DEFAULT_BUDGET, assert_valid_file
 
 from avatar3d.errors import ChibiError
-from avatar3d.params import AvatarParams, hex_to_rgb
+from avatar3d.params import GLASSES, UNKNOWN_FRAME, AvatarParams, hex_to_rgb
 from avatar3d.pipeline import PhotoPipeline, photo_to_params
 from server.cli import main
 
@@ -45,6 +45,13 @@ def _cnn_value(result, name: str):
     return float(result.prediction.sliders[SLIDER_FIELDS.index(name)])
 
 
+def _cnn_frame(result) -> str:
+    """The frame the CNN finds likelier (round or square), whether or not it sees one."""
+    from avatar3d.fusion import likelier_frame
+
+    return GLASSES[int(likelier_frame(result.prediction.glasses_probs[None])[0])]
+
+
 @pytest.fixture(scope="module")
 def astronaut(tmp_path_factory) -> bytes:
     return _png(skdata.astronaut())
@@ -62,9 +69,11 @@ def test_photo_to_params_on_a_real_photo(astronaut, pipeline):
     assert result.params == params  # the same shipped model and fusion either way
     sources = result.sources(pipeline.fusion)
     # where the fusion table picks the teacher, the output is the teacher's measurement
+    frame_source = sources.pop("glasses_frame", None)
     for name, source in sources.items():
         if name == "glasses" and source == "teacher":  # a frame seen, or not
-            expected = _cnn_value(result, name) if result.teacher.glasses else "none"
+            frame = _cnn_frame(result) if frame_source == "cnn" else UNKNOWN_FRAME
+            expected = frame if result.teacher.glasses else "none"
         elif source == "teacher":
             expected = _value(result.teacher, name)
         elif source == "cnn":
@@ -269,19 +278,25 @@ def test_fusion_table_picks_the_more_reliable_source_per_field():
     assert sliders[0, ear] == pytest.approx(0.5)  # the default, not the CNN's 0.1
 
 
-def test_glasses_fuse_the_teachers_frame_or_none_with_the_cnns_frame():
+def test_glasses_fuse_the_teachers_frame_or_none_with_the_frames_source():
     from avatar3d.fusion import FusionTable, fuse_glasses
-    from avatar3d.params import GLASSES
 
     probs = np.array([[0.6, 0.1, 0.3]] * 3)  # the CNN: most likely none, else square
     seen, confidence = np.array([1, 0, 1]), np.array([0.9, 0.9, 0.1])
     answers = {}
     for source in ("teacher", "cnn", "default"):
-        table = FusionTable({"glasses": source})
+        table = FusionTable({"glasses": source, "glasses_frame": "cnn"})
         answers[source] = [GLASSES[i] for i in fuse_glasses(probs, seen, confidence, table)]
     assert answers["teacher"] == ["square", "none", "none"]  # the last: unsure, the default
     assert answers["cnn"] == ["none"] * 3
     assert answers["default"] == ["none"] * 3
+    # where the CNN's frame shape is not trusted, a frame seen is drawn as UNKNOWN_FRAME
+    table = FusionTable({"glasses": "teacher", "glasses_frame": "default"})
+    assert [GLASSES[i] for i in fuse_glasses(probs, seen, confidence, table)] == [
+        UNKNOWN_FRAME,
+        "none",
+        "none",
+    ]
     # the prior without a measured table leaves glasses at the default
     assert FusionTable.teacher_first().source("glasses") == "default"
 

@@ -503,18 +503,24 @@ def test_a_class_head_is_used_only_where_annotated_real_photos_show_it_right():
         "grace_hopper": {"photo": reading("bun", "square", True)},  # one of the right answers
         "cameraman": {"photo": reading("long", "none", False)},  # its hair style: not annotated
     }  # fmt: skip
-    all_right = {"hair_style": 1.0, "glasses": 1.0, "glasses_teacher": 1.0}
+    all_right = {"hair_style": 1.0, "glasses": 1.0, "glasses_frame": 1.0, "glasses_teacher": 1.0}
     assert class_accuracy_real(readings) == all_right
     # the CNN sees round glasses on the mirror image, the teacher still no frame
     readings["astronaut"]["flip"] = reading("spiky", "round", False)
     accuracy = class_accuracy_real(readings)  # 3 readings of hair style, 4 of glasses
-    assert accuracy == {"hair_style": pytest.approx(2 / 3), "glasses": 0.75, "glasses_teacher": 1.0}
-    readings["grace_hopper"]["photo"] = reading("bun", "none", True)  # the teacher: a frame,
-    assert class_accuracy_real(readings)["glasses_teacher"] == 0.75  # the CNN's likelier: round
+    assert accuracy == all_right | {"hair_style": pytest.approx(2 / 3), "glasses": 0.75}
+    # the teacher sees Grace Hopper's frame, the CNN reads none, else round: the frame's
+    # shape is wrong (judged on her photo alone), whether there is one right
+    readings["grace_hopper"]["photo"] = reading("bun", "none", True)
+    accuracy = class_accuracy_real(readings)
+    assert accuracy["glasses_frame"] == 0.0 and accuracy["glasses_teacher"] == 1.0
+    readings["grace_hopper"]["photo"] = reading("bun", "square", False)  # the teacher misses it
+    assert class_accuracy_real(readings)["glasses_teacher"] == 0.75
 
     errors = {source: {name: 0.1 for name in FUSION_FIELDS} for source in ("cnn", "teacher")}
     synthetic = {"cnn": errors["cnn"], "default": {name: 0.2 for name in FUSION_FIELDS},
-                 "hair_style_accuracy": 0.95, "glasses_accuracy": 0.85}  # fmt: skip
+                 "hair_style_accuracy": 0.95, "glasses_accuracy": 0.85,
+                 "glasses_frame_accuracy": 0.95}  # fmt: skip
     choices = fusion_from_real(errors, synthetic, all_right).choices
     assert choices["hair_style"] == "cnn" and choices["glasses"] == "default"  # 0.85 < 0.9
     for real in (0.75, float("nan")):  # wrong once; no annotated photo at all
@@ -525,6 +531,9 @@ def test_a_class_head_is_used_only_where_annotated_real_photos_show_it_right():
     assert fusion_from_real(errors, synthetic, all_right).choices["glasses"] == "teacher"
     wrong_once = all_right | {"glasses_teacher": 0.75}
     assert fusion_from_real(errors, synthetic, wrong_once).choices["glasses"] == "cnn"
+    # a frame's shape misread on one photo leaves the teacher's glasses, at UNKNOWN_FRAME
+    choices = fusion_from_real(errors, synthetic, all_right | {"glasses_frame": 6 / 7}).choices
+    assert choices["glasses"] == "teacher" and choices["glasses_frame"] == "default"
     synthetic["teacher_glasses_accuracy"] = 0.85
     assert fusion_from_real(errors, synthetic, all_right).choices["glasses"] == "cnn"
 

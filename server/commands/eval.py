@@ -107,7 +107,8 @@ def format_report(report: dict[str, Any]) -> str:
         )
     lines.append(
         f"   hair_style accuracy {syn['hair_style_accuracy']:.3f}, "
-        f"glasses accuracy {syn['glasses_accuracy']:.3f}"
+        f"glasses accuracy {syn['glasses_accuracy']:.3f}, the likelier frame on the faces "
+        f"with one {_fmt(syn.get('glasses_frame_accuracy'), 5)}"
     )
     if "teacher_glasses_accuracy" in syn:
         lines.append(
@@ -171,10 +172,12 @@ def format_report(report: dict[str, Any]) -> str:
         )
         if "teacher_synthetic_accuracy" in ev:
             line += (
-                f"; teacher (frame or none, the CNN's frame) synthetic "
+                f"; teacher (frame or none) synthetic "
                 f"{_fmt(ev['teacher_synthetic_accuracy'], 5)}, annotated sample photos "
                 f"{_fmt(class_acc.get(f'{name}_teacher'), 5)}"
             )
+        if name == "glasses_frame":  # the shape of a frame the teacher sees
+            line += " (its likelier frame, on faces with one)"
         lines += [
             line,
             f"      (goal {CLASS_GOAL} and right on every annotated photo, one at least) -> "

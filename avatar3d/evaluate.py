@@ -52,6 +52,7 @@ INFORMATIVE = 0.8  # CNN error / always-the-default error below which the CNN ma
 HELDOUT_AVATARS = 300
 MST_FACES_PER_TONE = 96
 CHANCE_SHUFFLES = 1000  # shuffles behind `chance_ratio`'s median
+RATIO_RESAMPLES = 1000  # redraws of the faces behind `bootstrap_ratios`' interval
 
 
 def heldout_spec() -> SetSpec:
@@ -248,7 +249,8 @@ def evaluate_fairness(
     cnn_err = delta_e(pred.colors[:, skin], arrays["colors"][:, skin])
     per_tone = [float(cnn_err[tone == k].mean()) for k in range(len(MONK_SKIN_TONES))]
     result: dict[str, Any] = {
-        "tones": list(MONK_SKIN_TONES), "cnn": per_tone, "cnn_chance": chance_ratio(cnn_err, tone)
+        "tones": list(MONK_SKIN_TONES), "cnn": per_tone, "cnn_chance": chance_ratio(cnn_err, tone),
+        "cnn_interval": ratio_interval(bootstrap_ratios(cnn_err, tone)[:, 0]),
     }  # fmt: skip
     if "teacher_found" in arrays:
         found = np.asarray(arrays["teacher_found"], bool)
@@ -278,6 +280,7 @@ def evaluate_fairness(
             for k in range(len(MONK_SKIN_TONES))
         ]
         result["photo_path_chance"] = chance_ratio(p_err, p_tone)
+        result["photo_path_interval"] = ratio_interval(bootstrap_ratios(p_err, p_tone)[:, 0])
     return result
 
 
@@ -296,6 +299,35 @@ def chance_ratio(errors: np.ndarray, groups: np.ndarray, draws: int = CHANCE_SHU
         means = np.bincount(index, weights=rng.permutation(errors)) / counts
         ratios[i] = means.max() / means.mean()
     return float(np.median(ratios))
+
+
+def bootstrap_ratios(
+    errors: np.ndarray, groups: np.ndarray, draws: int = RATIO_RESAMPLES, seed: int = 0
+) -> np.ndarray:
+    """Worst/mean of the per-group mean error over redraws of the faces: each group's
+    faces resampled with replacement (sizes kept). How far the fairness ratio could
+    move with another draw of as many faces (a training run's seed moves it as well).
+
+    errors: (N,) for one model, or (M, N) for M models on the same faces, which then
+    share every redraw, so their differences are paired. groups: (N,) labels.
+    Returns (draws, M) ratios.
+    """
+    errors = np.atleast_2d(np.asarray(errors, np.float64))
+    groups = np.asarray(groups)
+    rng = np.random.default_rng(seed)
+    means = []
+    for label in np.unique(groups):
+        members = np.flatnonzero(groups == label)
+        picks = members[rng.integers(0, len(members), (draws, len(members)))]
+        means.append(errors[:, picks].mean(axis=2).T)  # (draws, M)
+    means = np.stack(means, axis=-1)  # (draws, M, groups)
+    return means.max(axis=-1) / means.mean(axis=-1)
+
+
+def ratio_interval(ratios: np.ndarray, level: float = 0.95) -> list[float]:
+    """The central `level` interval [low, high] of bootstrapped ratios (draws,)."""
+    tail = 50 * (1 - level)
+    return [float(v) for v in np.percentile(ratios, [tail, 100 - tail])]
 
 
 # --------------------------------------------------------------------------- real photos

@@ -8,8 +8,9 @@ Prints, per field, the CNN's error on the synthetic held-out renders and the lar
 change of the final params under the stability perturbations, before and after, with a
 star where the goal is met (`evaluate.SLIDER_GOAL`, `COLOR_GOAL`, `STABILITY_GOAL`);
 then the goals met, the slider MAE, the fairness ratio (with the worst swatch and the
-mean it divides: a ratio also rises when the other swatches improve) and every fusion
-choice that differs. Whether new weights are better is then read from one table rather
+mean it divides: a ratio also rises when the other swatches improve; and its interval
+over redraws of the faces, which `scripts/fairness_check.py` narrows and pairs) and
+every fusion choice that differs. Whether new weights are better is then read from one table rather
 than from two reports of 150 lines each.
 """
 
@@ -57,13 +58,15 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
         mae = np.mean([report["synthetic"]["cnn"][name] for name in SLIDER_FIELDS])
         swatches = report["fairness"]["cnn"]  # the CNN's skin error per Monk swatch
         worst, mean = max(swatches), np.mean(swatches)
+        interval = report["fairness"].get("cnn_interval")  # reports before session 31 lack it
+        redraws = f", redraws {interval[0]:.2f}-{interval[1]:.2f}" if interval else ""
         lines.append(
             f"{label:7} sliders <= {SLIDER_GOAL}: {met[label]['sliders']}/{len(SLIDER_FIELDS)} "
             f"(MAE {mae:.4f}); colours <= {COLOR_GOAL:g}: {met[label]['colours']}/"
             f"{len(COLOR_NAMES)}; stable: {met[label]['stable']}/"
             f"{len(SLIDER_FIELDS) + len(COLOR_NAMES)}; CNN fairness {worst / mean:.3f} "
             f"(worst {worst:.2f} / mean {mean:.2f} dE2000; goal <= "
-            f"{FAIRNESS_GOAL}, chance {report['fairness']['cnn_chance']:.3f})"
+            f"{FAIRNESS_GOAL}, chance {report['fairness']['cnn_chance']:.3f}{redraws})"
         )
     changed = [
         f"{name}: {choice} -> {after['fusion']['choices'].get(name)}"

@@ -331,6 +331,29 @@ def test_fairness_chance_ratio_is_the_worst_swatch_of_a_model_fair_by_constructi
     assert fewer > ratio
 
 
+def test_fairness_bootstrap_gives_the_ratio_an_interval_paired_across_models():
+    from avatar3d.evaluate import bootstrap_ratios, ratio_interval
+
+    rng = np.random.default_rng(2)
+    groups = np.arange(4000) % 10
+    errors = rng.gamma(4.0, 0.5, 4000)
+    errors[groups == 9] *= 1.3  # the darkest swatch read 30 % worse: ratio about 1.26
+    ratio = (errors[groups == 9].mean()) / errors.mean()
+    ratios = bootstrap_ratios(errors, groups)
+    assert ratios.shape == (1000, 1)
+    low, high = ratio_interval(ratios[:, 0])
+    assert 1.2 < low < ratio < high < 1.35  # this many faces tell it from the goal
+    few = bootstrap_ratios(errors[:400], groups[:400])  # 40 faces a swatch: wider
+    few_low, few_high = ratio_interval(few[:, 0])
+    assert few_high - few_low > 2 * (high - low)
+    # two models on the same faces share every redraw: a copy differs by exactly 0, a
+    # model worse on the darkest swatch alone is worse on nearly every redraw
+    worse = errors * np.where(groups == 9, 1.1, 1.0)
+    paired = bootstrap_ratios(np.stack([errors, errors, worse]), groups)
+    assert np.array_equal(paired[:, 0], paired[:, 1])
+    assert np.mean(paired[:, 2] > paired[:, 0]) > 0.99
+
+
 def test_label_command_then_training_on_teacher_labels(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -75,6 +75,7 @@ def format_report(report: dict[str, Any]) -> str:
         COLOR_GOAL,
         FAIRNESS_GOAL,
         INFORMATIVE,
+        RATIO_RESAMPLES,
         SLIDER_GOAL,
         STABILITY_GOAL,
     )
@@ -250,10 +251,16 @@ def format_report(report: dict[str, Any]) -> str:
                 f"{'meets' if ratio <= FAIRNESS_GOAL else 'does NOT meet'} the goal; "
                 f"by chance alone {fair.get(source + '_chance', float('nan')):.2f}"
             )
+            interval = fair.get(f"{source}_interval")
+            if interval:
+                lines.append(
+                    f"      over other draws of as many faces: {interval[0]:.2f}-{interval[1]:.2f}"
+                )
     lines.append(
         "   ('by chance alone': the same errors shuffled across the swatches, median of "
         f"{CHANCE_SHUFFLES} shuffles:\n    what a model equally good on every swatch would show "
-        "with this many faces)"
+        "with this many faces;\n    'other draws': the 95 % interval of the ratio when each "
+        f"swatch's faces are drawn again\n    with replacement, {RATIO_RESAMPLES} times)"
     )
     tinted = fair.get("tinted")
     if tinted and tinted["photos"]:

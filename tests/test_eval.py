@@ -22,7 +22,7 @@ def cache(tmp_path_factory):
 
 
 def test_eval_reports_the_shipped_weights_and_draws_their_sheet(cache, tmp_path, capsys):
-    """Renders the held-out and Monk sets from nothing (about 2.5 minutes on 2 cores)."""
+    """Renders the held-out and Monk sets from nothing (about 8 minutes on 2 cores)."""
     report_path, sheet_path = tmp_path / "report.json", tmp_path / "sheet.png"
     argv = ["eval", "--cache", str(cache), "--json", str(report_path)]
     assert main([*argv, "--sheet", str(sheet_path)]) == 0

@@ -64,10 +64,14 @@ def test_framing_prints_each_framing_of_a_photo():
 
 
 def test_fairness_check_compares_models_on_the_same_fresh_faces(tmp_path):
-    args = ["--per-tone", "3", "--seed", "9", "--cache", str(tmp_path), "--workers", "1"]
+    args = ["--per-tone", "3", "--seed", "9", "--cache", str(tmp_path), "--teacher"]
     out = run_script("fairness_check.py", *args, "--model", "default", "--model", "default")
     assert "Monk set: 3 faces a swatch (seed 9)" in out
+    assert "CNN" in out and "photo path" in out and "FaceMesh found" in out
     rows = [line.split() for line in out.splitlines() if line.startswith("default  ")]
-    assert len(rows) == 2 and rows[0] == rows[1]  # the same weights, the same figures
-    assert len(rows[0]) == 6 + 10  # ratio, interval, worst, mean, chance, ten swatches
-    assert "default - default: +0.000 (95 % interval +0.000 to +0.000); higher in 0 %" in out
+    assert len(rows) == 4  # the CNN's table and the photo path's, two models each
+    for first, second in (rows[:2], rows[2:]):
+        assert first == second  # the same weights, the same figures
+        assert len(first) == 6 + 10  # ratio, interval, worst, mean, chance, ten swatches
+    paired = "default - default: +0.000 (95 % interval +0.000 to +0.000); higher in 0 %"
+    assert out.count(paired) == 2

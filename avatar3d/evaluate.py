@@ -247,32 +247,37 @@ def evaluate_fairness(
     skin = COLOR_NAMES.index("skin_color")
     tone = arrays["avatar_index"] % len(MONK_SKIN_TONES)
     cnn_err = delta_e(pred.colors[:, skin], arrays["colors"][:, skin])
-    per_tone = [float(cnn_err[tone == k].mean()) for k in range(len(MONK_SKIN_TONES))]
     result: dict[str, Any] = {
-        "tones": list(MONK_SKIN_TONES), "cnn": per_tone, "cnn_chance": chance_ratio(cnn_err, tone),
+        "tones": list(MONK_SKIN_TONES), "cnn": swatch_means(cnn_err, tone),
+        "cnn_chance": chance_ratio(cnn_err, tone),
         "cnn_interval": ratio_interval(bootstrap_ratios(cnn_err, tone)[:, 0]),
     }  # fmt: skip
     if "teacher_found" in arrays:
         found = np.asarray(arrays["teacher_found"], bool)
-        result["found"] = [float(found[tone == k].mean()) for k in range(len(MONK_SKIN_TONES))]
+        result["found"] = swatch_means(found.astype(np.float64), tone)
     if "teacher_colors" in arrays:
         ok = arrays["teacher_color_conf"][:, skin] > 0
         t_err = delta_e(arrays["teacher_colors"][:, skin], arrays["colors"][:, skin])
-        result["teacher"] = [
-            float(t_err[(tone == k) & ok].mean()) if np.any((tone == k) & ok) else float("nan")
-            for k in range(len(MONK_SKIN_TONES))
-        ]
+        result["teacher"] = swatch_means(t_err[ok], tone[ok])
         result["teacher_chance"] = chance_ratio(t_err[ok], tone[ok])
     if table is not None and "teacher_colors" in arrays:
         found = np.asarray(arrays["teacher_found"], bool)
         p_err, p_tone = photo_path_skin_errors(pred, arrays, table), tone[found]
-        result["photo_path"] = [
-            float(p_err[p_tone == k].mean()) if np.any(p_tone == k) else float("nan")
-            for k in range(len(MONK_SKIN_TONES))
-        ]
+        result["photo_path"] = swatch_means(p_err, p_tone)
         result["photo_path_chance"] = chance_ratio(p_err, p_tone)
         result["photo_path_interval"] = ratio_interval(bootstrap_ratios(p_err, p_tone)[:, 0])
     return result
+
+
+def swatch_means(values: np.ndarray, tone: np.ndarray) -> list[float]:
+    """Mean of (N,) `values` over the faces of each Monk swatch, by the faces' (N,) swatch
+    indices; NaN for a swatch with no face."""
+    from .synth import MONK_SKIN_TONES
+
+    return [
+        float(values[tone == k].mean()) if np.any(tone == k) else float("nan")
+        for k in range(len(MONK_SKIN_TONES))
+    ]
 
 
 def photo_path_skin_errors(

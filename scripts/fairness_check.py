@@ -28,6 +28,7 @@ from avatar3d.evaluate import (
     delta_e,
     photo_path_skin_errors,
     ratio_interval,
+    swatch_means,
 )
 from avatar3d.param_arrays import COLOR_NAMES
 from avatar3d.pipeline import PhotoPipeline
@@ -55,8 +56,7 @@ def report(kind: str, models: list[str], errors: np.ndarray, tone: np.ndarray) -
     print(f"{kind:{width}}{'ratio':>7}{'95 % interval':>15}{'worst':>7}{'mean':>6}"
           f"{'chance':>8}  per swatch ({len(tone)} faces)")  # fmt: skip
     for model, model_errors, column in zip(models, errors, ratios.T, strict=True):
-        means = np.array([model_errors[tone == k].mean() if np.any(tone == k) else np.nan
-                          for k in range(len(MONK_SKIN_TONES))])  # fmt: skip
+        means = np.array(swatch_means(model_errors, tone))
         worst, mean = np.nanmax(means), np.nanmean(means)  # swatches with no face left out
         low, high = ratio_interval(column)
         print(f"{model:{width}}{worst / mean:7.3f}{low:9.3f}-{high:.3f}"
@@ -92,9 +92,9 @@ def main() -> None:
     report("CNN", models, np.stack([e["CNN"] for e in errors]), tone)
     if args.teacher:
         found = np.asarray(arrays["teacher_found"], bool)
+        shares = swatch_means(found.astype(np.float64), tone)
         print(f"FaceMesh found {100 * found.mean():.0f} % of the faces; per swatch "
-              + " ".join(f"{100 * found[tone == k].mean():.0f}%"
-                         for k in range(len(MONK_SKIN_TONES))))  # fmt: skip
+              + " ".join(f"{100 * share:.0f}%" for share in shares))  # fmt: skip
         report("photo path", models, np.stack([e["photo path"] for e in errors]), tone[found])
 
 

@@ -10,8 +10,8 @@ star where the goal is met (`evaluate.SLIDER_GOAL`, `COLOR_GOAL`, `STABILITY_GOA
 then the goals met, the slider MAE, the fairness ratio (with the worst swatch and the
 mean it divides: a ratio also rises when the other swatches improve; and its interval
 over redraws of the faces, which `scripts/fairness_check.py` narrows and pairs) and
-every fusion choice that differs. Whether new weights are better is then read from one table rather
-than from two reports of 150 lines each.
+every fusion choice that differs. Whether new weights are better is then read from one
+table rather than from two reports of 150 lines each.
 """
 
 from __future__ import annotations

@@ -280,10 +280,8 @@ def swatch_means(values: np.ndarray, tone: np.ndarray) -> list[float]:
     ]
 
 
-def photo_path_skin_errors(
-    pred: Any, arrays: dict[str, np.ndarray], table: FusionTable
-) -> np.ndarray:
-    """(K,) skin dE2000 of what the photo path returns (the CNN's `pred` fused with the
+def photo_path_skin(pred: Any, arrays: dict[str, np.ndarray], table: FusionTable) -> np.ndarray:
+    """(K, 3) sRGB 0..1 skin colour the photo path returns (the CNN's `pred` fused with the
     teacher by `table`) on the K faces of a teacher-labelled set that FaceMesh found."""
     found = np.asarray(arrays["teacher_found"], bool)
     _, fused = fuse_arrays(
@@ -295,8 +293,16 @@ def photo_path_skin_errors(
         arrays["teacher_color_conf"][found],
         table,
     )
+    return fused[:, COLOR_NAMES.index("skin_color")]
+
+
+def photo_path_skin_errors(
+    pred: Any, arrays: dict[str, np.ndarray], table: FusionTable
+) -> np.ndarray:
+    """(K,) skin dE2000 of `photo_path_skin` on the faces FaceMesh found."""
+    found = np.asarray(arrays["teacher_found"], bool)
     skin = COLOR_NAMES.index("skin_color")
-    return delta_e(fused[:, skin], arrays["colors"][found, skin])
+    return delta_e(photo_path_skin(pred, arrays, table), arrays["colors"][found, skin])
 
 
 def chance_ratio(errors: np.ndarray, groups: np.ndarray, draws: int = CHANCE_SHUFFLES) -> float:

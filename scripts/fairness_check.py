@@ -8,9 +8,11 @@ longer with `--teacher`) and prints, for every model, the per-swatch error, the 
 ratio a model equally good on every swatch would show by chance, and the 95 % interval of
 the ratio over redraws of the faces (`evaluate.bootstrap_ratios`). With several models,
 every model after the first is compared with it on the same redraws: the interval of the
-difference and how often it is higher. The CNN's skin always; with `--teacher` also what
-the photo path returns (the model's fusion table: the teacher's skin where it is sure), on
-the faces FaceMesh finds.
+difference and how often it is higher. Then, per model and swatch, the signed L* error's
+mean and spread: whether a swatch is worst for being read too light or dark throughout, or
+for a wide spread. The CNN's skin always; with `--teacher` also what the photo path returns
+(the model's fusion table: the teacher's skin where it is sure), on the faces FaceMesh
+finds.
 
     .venv/bin/python scripts/fairness_check.py [--per-tone 384] [--seed 7] [--teacher]
         [--model NAME[:DIR]] [--model NAME[:DIR] ...] [--cache DIR]
@@ -21,12 +23,13 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from skimage.color import rgb2lab
 
 from avatar3d.evaluate import (
     bootstrap_ratios,
     chance_ratio,
     delta_e,
-    photo_path_skin_errors,
+    photo_path_skin,
     ratio_interval,
     swatch_means,
 )
@@ -36,21 +39,31 @@ from avatar3d.synth import MONK_SKIN_TONES, SetSpec, load_or_render
 from avatar3d.training import predict_arrays
 
 
-def skin_errors(model: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """'CNN': (N,) dE2000 of the model's skin colour (`model`: NAME[:DIR]) on every face;
-    'photo path', on a teacher-labelled set: (K,) on the faces FaceMesh found."""
+def skin_readings(model: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """'CNN': (N, 3) sRGB skin colour the model (`model`: NAME[:DIR]) reads on every face;
+    'photo path', on a teacher-labelled set: (K, 3) on the faces FaceMesh found."""
     name, _, directory = model.partition(":")
     pipeline = PhotoPipeline(name, directory or None, device="cpu", use_teacher=False)
     pred = predict_arrays(pipeline.regressor.forward, arrays["crops"])
-    skin = COLOR_NAMES.index("skin_color")
-    errors = {"CNN": delta_e(pred.colors[:, skin], arrays["colors"][:, skin])}
+    readings = {"CNN": pred.colors[:, COLOR_NAMES.index("skin_color")]}
     if "teacher_found" in arrays:
-        errors["photo path"] = photo_path_skin_errors(pred, arrays, pipeline.fusion)
-    return errors
+        readings["photo path"] = photo_path_skin(pred, arrays, pipeline.fusion)
+    return readings
 
 
-def report(kind: str, models: list[str], errors: np.ndarray, tone: np.ndarray) -> None:
-    """Print one table: `errors` (models, faces) dE2000, `tone` (faces,) swatch indices."""
+def lightness(rgb: np.ndarray) -> np.ndarray:
+    """(N,) CIE L* of (N, 3) sRGB 0..1 colours."""
+    return rgb2lab(np.asarray(rgb, np.float64)[None])[0, :, 0]
+
+
+def report(
+    kind: str, models: list[str], readings: np.ndarray, true: np.ndarray, tone: np.ndarray
+) -> None:
+    """Print one table: `readings` (models, faces, 3) sRGB skin colours read, `true` (faces,
+    3) the faces' own, `tone` (faces,) swatch indices. Under it, each model's signed L*
+    error per swatch, mean and spread: a swatch read too light or dark throughout (bias)
+    wants another fix than one read right on average but widely (the exposure)."""
+    errors = np.stack([delta_e(read, true) for read in readings])
     ratios = bootstrap_ratios(errors, tone)  # (draws, models), paired
     width = max(len(kind), *map(len, models)) + 2
     print(f"{kind:{width}}{'ratio':>7}{'95 % interval':>15}{'worst':>7}{'mean':>6}"
@@ -68,6 +81,14 @@ def report(kind: str, models: list[str], errors: np.ndarray, tone: np.ndarray) -
         share = 100 * np.mean(difference > 0)
         print(f"{model} - {models[0]}: {np.median(difference):+.3f} (95 % interval {low:+.3f} "
               f"to {high:+.3f}); higher in {share:.0f} % of the redraws")  # fmt: skip
+    for model, read in zip(models, readings, strict=True):
+        error = lightness(read) - lightness(true)
+        means = swatch_means(error, tone)
+        spreads = np.sqrt(swatch_means((error - np.take(means, tone)) ** 2, tone))
+        print(
+            f"{model}: L* read minus true per swatch, mean (sd): "
+            + " ".join(f"{m:+.1f} ({s:.1f})" for m, s in zip(means, spreads, strict=True))
+        )
 
 
 def main() -> None:
@@ -86,16 +107,18 @@ def main() -> None:
     spec = SetSpec("mst", count, seed=args.seed, skin_tones=MONK_SKIN_TONES, teacher=args.teacher)
     arrays = load_or_render(spec, args.cache, args.workers, print)
     tone = arrays["avatar_index"] % len(MONK_SKIN_TONES)
-    errors = [skin_errors(model, arrays) for model in models]
+    readings = [skin_readings(model, arrays) for model in models]
+    skin = arrays["colors"][:, COLOR_NAMES.index("skin_color")]
     print(f"Monk set: {args.per_tone} faces a swatch (seed {args.seed}); skin dE2000, "
           "swatches light to dark")  # fmt: skip
-    report("CNN", models, np.stack([e["CNN"] for e in errors]), tone)
+    report("CNN", models, np.stack([r["CNN"] for r in readings]), skin, tone)
     if args.teacher:
         found = np.asarray(arrays["teacher_found"], bool)
         shares = swatch_means(found.astype(np.float64), tone)
         print(f"FaceMesh found {100 * found.mean():.0f} % of the faces; per swatch "
               + " ".join(f"{100 * share:.0f}%" for share in shares))  # fmt: skip
-        report("photo path", models, np.stack([e["photo path"] for e in errors]), tone[found])
+        photo = np.stack([r["photo path"] for r in readings])
+        report("photo path", models, photo, skin[found], tone[found])
 
 
 if __name__ == "__main__":

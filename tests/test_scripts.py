@@ -3,6 +3,7 @@ training set or held-out renders; about 30 s in all; `slider_look.py` runs in
 test_eval.py, on the held-out renders `chibi eval` makes there)."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +76,7 @@ def test_fairness_check_compares_models_on_the_same_fresh_faces(tmp_path):
         assert len(first) == 6 + 10  # ratio, interval, worst, mean, chance, ten swatches
     paired = "default - default: +0.000 (95 % interval +0.000 to +0.000); higher in 0 %"
     assert out.count(paired) == 2
+    lightness = [line for line in out.splitlines() if line.startswith("default: L* read minus")]
+    assert len(lightness) == 4 and len(set(lightness)) == 2  # per table, equal for both models
+    for line in lightness:  # "mean (sd)" for every swatch (NaN where FaceMesh found none)
+        assert len(re.findall(r"[+-]\d+\.\d \(\d+\.\d\)|nan \(nan\)", line)) == 10

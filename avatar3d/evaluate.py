@@ -68,6 +68,12 @@ def delta_e(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return deltaE_ciede2000(rgb2lab(np.clip(a, 0, 1)), rgb2lab(np.clip(b, 0, 1)))
 
 
+def lightness_errors(read: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """CIE L* of sRGB colours `read` minus that of `true` (..., 3) 0..1 -> (...): positive
+    where a colour is read lighter than it is."""
+    return rgb2lab(np.clip(read, 0, 1))[..., 0] - rgb2lab(np.clip(true, 0, 1))[..., 0]
+
+
 def field_errors(
     sliders: np.ndarray,
     colors: np.ndarray,
@@ -239,16 +245,19 @@ def evaluate_fairness(
     """Skin colour dE2000 per Monk swatch (CNN; teacher where it measured the skin), and
     per swatch the share of faces FaceMesh found at all ('found': the photo path
     answers `no_face` for the others). With `table`, also 'photo_path': what a user
-    gets, the skin colour fused by `table` on the faces the photo path accepts."""
+    gets, the skin colour fused by `table` on the faces the photo path accepts.
+    '<source>_lightness': per swatch, the mean signed L* error (+: read lighter)."""
     from .synth import MONK_SKIN_TONES
     from .training import predict_arrays
 
     pred = predict_arrays(model, arrays["crops"])
     skin = COLOR_NAMES.index("skin_color")
     tone = arrays["avatar_index"] % len(MONK_SKIN_TONES)
-    cnn_err = delta_e(pred.colors[:, skin], arrays["colors"][:, skin])
+    true = arrays["colors"][:, skin]
+    cnn_err = delta_e(pred.colors[:, skin], true)
     result: dict[str, Any] = {
         "tones": list(MONK_SKIN_TONES), "cnn": swatch_means(cnn_err, tone),
+        "cnn_lightness": swatch_means(lightness_errors(pred.colors[:, skin], true), tone),
         "cnn_chance": chance_ratio(cnn_err, tone),
         "cnn_interval": ratio_interval(bootstrap_ratios(cnn_err, tone)[:, 0]),
     }  # fmt: skip
@@ -262,8 +271,10 @@ def evaluate_fairness(
         result["teacher_chance"] = chance_ratio(t_err[ok], tone[ok])
     if table is not None and "teacher_colors" in arrays:
         found = np.asarray(arrays["teacher_found"], bool)
-        p_err, p_tone = photo_path_skin_errors(pred, arrays, table), tone[found]
+        p_skin, p_tone = photo_path_skin(pred, arrays, table), tone[found]
+        p_err = delta_e(p_skin, true[found])
         result["photo_path"] = swatch_means(p_err, p_tone)
+        result["photo_path_lightness"] = swatch_means(lightness_errors(p_skin, true[found]), p_tone)
         result["photo_path_chance"] = chance_ratio(p_err, p_tone)
         result["photo_path_interval"] = ratio_interval(bootstrap_ratios(p_err, p_tone)[:, 0])
     return result
@@ -294,15 +305,6 @@ def photo_path_skin(pred: Any, arrays: dict[str, np.ndarray], table: FusionTable
         table,
     )
     return fused[:, COLOR_NAMES.index("skin_color")]
-
-
-def photo_path_skin_errors(
-    pred: Any, arrays: dict[str, np.ndarray], table: FusionTable
-) -> np.ndarray:
-    """(K,) skin dE2000 of `photo_path_skin` on the faces FaceMesh found."""
-    found = np.asarray(arrays["teacher_found"], bool)
-    skin = COLOR_NAMES.index("skin_color")
-    return delta_e(photo_path_skin(pred, arrays, table), arrays["colors"][found, skin])
 
 
 def chance_ratio(errors: np.ndarray, groups: np.ndarray, draws: int = CHANCE_SHUFFLES) -> float:

@@ -23,12 +23,12 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from skimage.color import rgb2lab
 
 from avatar3d.evaluate import (
     bootstrap_ratios,
     chance_ratio,
     delta_e,
+    lightness_errors,
     photo_path_skin,
     ratio_interval,
     swatch_means,
@@ -49,11 +49,6 @@ def skin_readings(model: str, arrays: dict[str, np.ndarray]) -> dict[str, np.nda
     if "teacher_found" in arrays:
         readings["photo path"] = photo_path_skin(pred, arrays, pipeline.fusion)
     return readings
-
-
-def lightness(rgb: np.ndarray) -> np.ndarray:
-    """(N,) CIE L* of (N, 3) sRGB 0..1 colours."""
-    return rgb2lab(np.asarray(rgb, np.float64)[None])[0, :, 0]
 
 
 def report(
@@ -82,7 +77,7 @@ def report(
         print(f"{model} - {models[0]}: {np.median(difference):+.3f} (95 % interval {low:+.3f} "
               f"to {high:+.3f}); higher in {share:.0f} % of the redraws")  # fmt: skip
     for model, read in zip(models, readings, strict=True):
-        error = lightness(read) - lightness(true)
+        error = lightness_errors(read, true)
         means = swatch_means(error, tone)
         spreads = np.sqrt(swatch_means((error - np.take(means, tone)) ** 2, tone))
         print(

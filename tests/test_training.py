@@ -415,10 +415,22 @@ def test_fairness_reports_per_swatch_colour_error_and_how_often_a_face_was_found
         assert result["teacher"][k] == pytest.approx(expected[(tone == k) & found].mean(), rel=1e-5)
     assert len(result["cnn"]) == len(MONK_SKIN_TONES)
     # the photo path: faces it accepts only; the CNN's skin where the teacher was unsure
-    cnn = delta_e(predict_arrays(model, arrays["crops"]).colors[:, skin], colors[:, skin])
+    cnn_skin = predict_arrays(model, arrays["crops"]).colors[:, skin]
+    cnn = delta_e(cnn_skin, colors[:, skin])
     path = np.where(unsure, cnn, expected)
     for k in range(len(MONK_SKIN_TONES)):
         assert result["photo_path"][k] == pytest.approx(path[(tone == k) & found].mean(), rel=1e-5)
+    # and the signed lightness errors: the teacher's skin here is 0.05 lighter in sRGB
+    lightness = rgb2lab(colors[:, skin][None].astype(np.float64))[0, :, 0]
+    cnn_l = rgb2lab(cnn_skin[None].astype(np.float64))[0, :, 0] - lightness
+    teacher_l = rgb2lab(arrays["teacher_colors"][:, skin][None])[0, :, 0] - lightness
+    path_l = np.where(unsure, cnn_l, teacher_l)
+    assert teacher_l.min() > 0  # read lighter, so counted positive
+    for k in range(len(MONK_SKIN_TONES)):
+        assert result["cnn_lightness"][k] == pytest.approx(cnn_l[tone == k].mean(), abs=1e-3)
+        assert result["photo_path_lightness"][k] == pytest.approx(
+            path_l[(tone == k) & found].mean(), abs=1e-3
+        )
     assert "photo_path" not in evaluate_fairness(model, arrays)
 
 
@@ -446,6 +458,8 @@ def test_eval_report_prints_each_fairness_verdict_with_its_chance_level():
         "fairness": {"tones": tones, "cnn": [1.0] * 9 + [2.0], "cnn_chance": 1.05,
                      "teacher": [3.0] * 10, "teacher_chance": 1.1,
                      "photo_path": [2.0] * 9 + [2.3], "photo_path_chance": 1.12,
+                     "cnn_lightness": [-0.9] + [0.0] * 8 + [2.4],
+                     "photo_path_lightness": [-6.7] + [0.0] * 8 + [8.1],
                      "tinted": {"photos": ["a"], "tones": tones, "found": [1.0] * 9 + [0.0],
                                 "photo_path": [3.0] * 9 + [float("nan")]}},
     }  # fmt: skip
@@ -454,6 +468,8 @@ def test_eval_report_prints_each_fairness_verdict_with_its_chance_level():
     assert "   teacher: mean 3.00, worst 3.00, worst/mean 1.00 (goal <= 1.2) meets" in text
     assert "   photo path: mean 2.03, worst 2.30, worst/mean 1.13 (goal <= 1.2) meets" in text
     assert "by chance alone 1.12" in text
+    assert f"   {tones[0]:10}   1.000  -0.9    3.000       -       2.000  -6.7" in text
+    assert f"   {tones[-1]:10}   2.000  +2.4    3.000       -       2.300  +8.1" in text
     assert "found per swatch: " + "100%, " * 9 + "0%" in text
     assert "skin dE2000 per swatch: " + "  3.0 " * 9 + "    -" in text
     assert all(name in text for name in CLASS_FIELDS)

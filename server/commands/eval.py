@@ -58,10 +58,10 @@ def write_sheet(args: argparse.Namespace, log: Callable[[str], None]) -> None:
     log(f"wrote {args.sheet} ({image.shape[1]}x{image.shape[0]})")
 
 
-def _fmt(value: float | None, width: int = 8, digits: int = 3) -> str:
+def _fmt(value: float | None, width: int = 8, digits: int = 3, sign: str = "") -> str:
     if value is None or value != value or value in (float("inf"), float("-inf")):
         return "-".rjust(width)
-    return f"{value:{width}.{digits}f}"
+    return f"{value:{sign}{width}.{digits}f}"
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -230,16 +230,20 @@ def format_report(report: dict[str, Any]) -> str:
         "",
         "4. Fairness: skin colour dE2000 on synthetic faces tinted to each Monk Skin Tone,",
         "   the share of those faces FaceMesh found (the others answer no_face), and on the found",
-        "   faces the photo path's skin colour (the fusion table's choice: what a user gets)",
-        f"   {'swatch':10}{'CNN':>8}{'teacher':>9}{'found':>8}{'photo path':>12}",
+        "   faces the photo path's skin colour (the fusion table's choice: what a user gets);",
+        "   beside the CNN's and the photo path's, their mean signed L* error (+: read lighter)",
+        f"   {'swatch':10}{'CNN':>8}{'L*':>6}{'teacher':>9}{'found':>8}{'photo path':>12}{'L*':>6}",
     ]
     missing = [None] * len(fair["tones"])
     for i, tone in enumerate(fair["tones"]):
         found = fair.get("found", missing)[i]
+        cnn_lightness = fair.get("cnn_lightness", missing)[i]
         lines.append(
-            f"   {tone:10}{_fmt(fair['cnn'][i])}{_fmt(fair.get('teacher', missing)[i], 9)}"
+            f"   {tone:10}{_fmt(fair['cnn'][i])}{_fmt(cnn_lightness, 6, 1, '+')}"
+            f"{_fmt(fair.get('teacher', missing)[i], 9)}"
             + (f"{100 * found:7.0f}%" if found is not None else f"{'-':>8}")
             + _fmt(fair.get("photo_path", missing)[i], 12)
+            + _fmt(fair.get("photo_path_lightness", missing)[i], 6, 1, "+")
         )
     for source in ("cnn", "teacher", "photo_path"):
         values = np.array([v for v in fair.get(source, []) if v is not None and np.isfinite(v)])

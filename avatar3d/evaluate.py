@@ -266,7 +266,7 @@ def evaluate_fairness(
         result["found"] = swatch_means(found.astype(np.float64), tone)
     if "teacher_colors" in arrays:
         ok = arrays["teacher_color_conf"][:, skin] > 0
-        t_err = delta_e(arrays["teacher_colors"][:, skin], arrays["colors"][:, skin])
+        t_err = delta_e(arrays["teacher_colors"][:, skin], true)
         result["teacher"] = swatch_means(t_err[ok], tone[ok])
         result["teacher_chance"] = chance_ratio(t_err[ok], tone[ok])
     if table is not None and "teacher_colors" in arrays:

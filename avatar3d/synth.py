@@ -293,22 +293,33 @@ def _work(job: tuple[SetSpec, int]) -> list[dict[str, Any]]:
 def render_set(
     spec: SetSpec, workers: int = 2, log: Callable[[str], None] | None = None
 ) -> dict[str, np.ndarray]:
-    """Render a whole set; returns the arrays stored in the cache (see `load_or_render`)."""
+    """Render a whole set; returns the arrays stored in the cache (see `load_or_render`).
+
+    With one worker the set renders in this process, whose torch threads are the
+    caller's again afterwards: `chibi train --workers 1` trained on one thread when it
+    had rendered its sets and on `--threads` when they were cached, and so wrote other
+    weights when resumed."""
+    import torch
+
     from .process_map import process_map
 
     jobs = [(spec, i) for i in range(spec.avatars)]
     results: list[list[dict[str, Any]]] = []
     start = time.perf_counter()
+    threads = torch.get_num_threads()
     if workers > 1:  # a render process that dies is replaced and its avatars redone
         outputs = process_map(_work, jobs, workers, initializer=_worker_init)
     else:
         _worker_init()
         outputs = map(_work, jobs)
-    for i, samples in enumerate(outputs):
-        results.append(samples)
-        if log and (i + 1) % max(1, len(jobs) // 10) == 0:
-            elapsed = time.perf_counter() - start
-            log(f"  {spec.kind}: {i + 1}/{len(jobs)} avatars ({elapsed:.0f}s)")
+    try:
+        for i, samples in enumerate(outputs):
+            results.append(samples)
+            if log and (i + 1) % max(1, len(jobs) // 10) == 0:
+                elapsed = time.perf_counter() - start
+                log(f"  {spec.kind}: {i + 1}/{len(jobs)} avatars ({elapsed:.0f}s)")
+    finally:
+        torch.set_num_threads(threads)
     samples = [s for group in results for s in group]
     params = [AvatarParams.from_json(s["params"]) for s in samples]
     targets = encode_params(params)

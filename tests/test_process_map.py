@@ -63,10 +63,20 @@ def test_a_job_that_kills_its_worker_every_time_is_an_error_not_a_hang():
 
 @pytest.mark.timeout(300)
 def test_synthetic_renders_with_two_workers_equal_one_worker(tmp_path: Path):
+    import torch
+
     from avatar3d.synth import SetSpec, render_set
 
     spec = SetSpec("test", 3, views=2, seed=11)
-    one = render_set(spec, workers=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        one = render_set(spec, workers=1)
+        # rendering in this process leaves its torch threads as they were (a `chibi train
+        # --workers 1` that rendered trained on one thread, resumed on two)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
     two = render_set(spec, workers=2)
     assert one.keys() == two.keys()
     for key in one:

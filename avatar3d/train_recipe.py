@@ -54,8 +54,10 @@ class TrainOptions:
     the initial weights alone (default: `seed`), to tell a recipe from its luck.
     `refine_avatars`: for a model with refiners, renders the network never trains on,
     added to its training crops to fit them (default: twice `avatars`, at most
-    `REFINE_AVATARS_MAX`). `checkpoint`: a file the network's training saves itself to
-    after every epoch and resumes from (`training.train_model`).
+    `REFINE_AVATARS_MAX`). `skin_margin`: both sets' skins reach this many Monk swatch
+    steps past the scale's ends (`synth.sample_skin`). `checkpoint`: a file the
+    network's training saves itself to after every epoch and resumes from
+    (`training.train_model`).
     """
 
     model: str = DEFAULT_MODEL
@@ -71,6 +73,7 @@ class TrainOptions:
     real: str | None = None
     init: str | None = None
     framing: float = 0.0
+    skin_margin: float = 0.0
     checkpoint: str | None = None
     out: str | None = None
     cache: str | None = None
@@ -87,7 +90,8 @@ class TrainOptions:
             count = min(2 * self.avatars, REFINE_AVATARS_MAX)
         if not count:
             return None
-        return SetSpec("refine", count, self.views, self.seed + REFINE_SEED_OFFSET)
+        return SetSpec("refine", count, self.views, self.seed + REFINE_SEED_OFFSET,
+                       skin_margin=self.skin_margin)  # fmt: skip
 
 
 def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> Path:
@@ -104,7 +108,8 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> P
         lr=options.lr or (1e-3 if fine_tune else 3e-3), seed=options.seed,
         framing=options.framing, device=options.device,
     )  # fmt: skip
-    spec = SetSpec("train", options.avatars, options.views, options.seed)
+    spec = SetSpec("train", options.avatars, options.views, options.seed,
+                   skin_margin=options.skin_margin)  # fmt: skip
     arrays = load_or_render(spec, options.cache, options.workers, log)
     data = as_training_set(arrays)
     held = arrays["avatar_index"] % VALIDATION_EVERY == 0

@@ -12,10 +12,12 @@ difference and how often it is higher. Then, per model and swatch, the signed L*
 mean and spread: whether a swatch is worst for being read too light or dark throughout, or
 for a wide spread. The CNN's skin always; with `--teacher` also what the photo path returns
 (the model's fusion table: the teacher's skin where it is sure), on the faces FaceMesh
-finds.
+finds. Last, for the CNN, every model's mean error in a* and b* too, beside the pull of
+the training skins at each swatch (`synth.skin_pull`, for the recipe's `--skin-margin`):
+the network's mean error follows it.
 
     .venv/bin/python scripts/fairness_check.py [--per-tone 384] [--seed 7] [--teacher]
-        [--model NAME[:DIR]] [--model NAME[:DIR] ...] [--cache DIR]
+        [--model NAME[:DIR]] [--model NAME[:DIR] ...] [--skin-margin M] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from skimage.color import rgb2lab
 
 from avatar3d.evaluate import (
     bootstrap_ratios,
@@ -35,7 +38,7 @@ from avatar3d.evaluate import (
 )
 from avatar3d.param_arrays import COLOR_NAMES
 from avatar3d.pipeline import PhotoPipeline
-from avatar3d.synth import MONK_SKIN_TONES, SetSpec, load_or_render
+from avatar3d.synth import MONK_SKIN_TONES, SetSpec, load_or_render, skin_pull
 from avatar3d.training import predict_arrays
 
 
@@ -86,6 +89,25 @@ def report(
         )
 
 
+def pull_report(
+    models: list[str], readings: np.ndarray, true: np.ndarray, tone: np.ndarray, margin: float
+) -> None:
+    """Each model's mean Lab error per swatch (`readings` (models, faces, 3) sRGB) beside
+    the training skins' pull there, and how closely the two agree."""
+    pull = skin_pull(margin)
+    print(f"training skins' pull (mean of those within dE76 8 of each swatch, minus it; "
+          f"skin margin {margin:g}):")  # fmt: skip
+    for channel, name in enumerate(("L*", "a*", "b*")):
+        print(f"  {name} " + " ".join(f"{v:+.1f}" for v in pull[:, channel]))
+    for model, read in zip(models, readings, strict=True):
+        error = rgb2lab(np.clip(read, 0, 1)) - rgb2lab(np.clip(true, 0, 1))
+        means = np.array([swatch_means(error[:, channel], tone) for channel in range(3)]).T
+        agree = np.corrcoef(means.ravel(), pull.ravel())[0, 1]
+        print(f"{model}: Lab read minus true per swatch (correlation with the pull {agree:.2f}):")
+        for channel, name in enumerate(("L*", "a*", "b*")):
+            print(f"  {name} " + " ".join(f"{v:+.1f}" for v in means[:, channel]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-tone", type=int, default=384, help="faces a swatch (384)")
@@ -94,6 +116,10 @@ def main() -> None:
         "--teacher", action="store_true", help="also the photo path's skin (runs FaceMesh)"
     )
     parser.add_argument("--model", action="append", help="weights NAME[:DIR] (default: shipped)")
+    parser.add_argument(
+        "--skin-margin", type=float, default=0.0,
+        help="the training skins' margin past the Monk ends, for their pull (`chibi train`'s; 0)",
+    )  # fmt: skip
     parser.add_argument("--cache", help="synthetic data cache (.cache/synth)")
     parser.add_argument("--workers", type=int, default=2, help="render processes")
     args = parser.parse_args()
@@ -106,7 +132,8 @@ def main() -> None:
     skin = arrays["colors"][:, COLOR_NAMES.index("skin_color")]
     print(f"Monk set: {args.per_tone} faces a swatch (seed {args.seed}); skin dE2000, "
           "swatches light to dark")  # fmt: skip
-    report("CNN", models, np.stack([r["CNN"] for r in readings]), skin, tone)
+    cnn = np.stack([r["CNN"] for r in readings])
+    report("CNN", models, cnn, skin, tone)
     if args.teacher:
         found = np.asarray(arrays["teacher_found"], bool)
         shares = swatch_means(found.astype(np.float64), tone)
@@ -114,6 +141,7 @@ def main() -> None:
               + " ".join(f"{100 * share:.0f}%" for share in shares))  # fmt: skip
         photo = np.stack([r["photo path"] for r in readings])
         report("photo path", models, photo, skin[found], tone[found])
+    pull_report(models, cnn, skin, tone, args.skin_margin)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,10 @@ def test_framing_prints_each_framing_of_a_photo():
 
 def test_fairness_check_compares_models_on_the_same_fresh_faces(tmp_path):
     args = ["--per-tone", "3", "--seed", "9", "--cache", str(tmp_path), "--teacher"]
-    out = run_script("fairness_check.py", *args, "--model", "default", "--model", "default")
+    out = run_script(
+        "fairness_check.py", *args, "--model", "default", "--model", "default",
+        "--skin-margin", "0.5",
+    )  # fmt: skip
     assert "Monk set: 3 faces a swatch (seed 9)" in out
     assert "CNN" in out and "photo path" in out and "FaceMesh found" in out
     rows = [line.split() for line in out.splitlines() if line.startswith("default  ")]
@@ -80,3 +83,11 @@ def test_fairness_check_compares_models_on_the_same_fresh_faces(tmp_path):
     assert len(lightness) == 4 and len(set(lightness)) == 2  # per table, equal for both models
     for line in lightness:  # "mean (sd)" for every swatch (NaN where FaceMesh found none)
         assert len(re.findall(r"[+-]\d+\.\d \(\d+\.\d\)|nan \(nan\)", line)) == 10
+    # the CNN's mean Lab error beside the training skins' pull, for the margin asked
+    assert (
+        "training skins' pull (mean of those within dE76 8 of each swatch, minus it; "
+        "skin margin 0.5)" in out
+    )
+    assert out.count("default: Lab read minus true per swatch (correlation with the pull") == 2
+    channels = [line for line in out.splitlines() if re.match(r"  [Lab]\* ", line)]
+    assert len(channels) == 9 and all(len(line.split()) == 11 for line in channels)

@@ -25,6 +25,8 @@ from avatar3d.synth import (
     code_fingerprint,
     load_or_render,
     sample_params,
+    sample_skin,
+    skin_pull,
 )
 from avatar3d.training import (
     LoopOptions,
@@ -58,6 +60,31 @@ def test_sampled_params_are_valid_and_cover_the_ranges():
     assert lightness.min() < 25 and lightness.max() > 88  # the whole Monk range
     tinted = sample_params(rng, skin_color=MONK_SKIN_TONES[8])
     assert tinted.skin_color == MONK_SKIN_TONES[8]
+
+
+def test_skin_margin_draws_past_both_ends_of_the_monk_scale_and_zero_changes_nothing():
+    def lightness(margin: float | None) -> np.ndarray:
+        rng = np.random.default_rng(3)
+        draws = [sample_skin(rng) if margin is None else sample_skin(rng, margin)
+                 for _ in range(2000)]  # fmt: skip
+        return rgb2lab(np.array([[hex_to_rgb(c) for c in draws]]))[0, :, 0]
+
+    plain, zero, wide = lightness(None), lightness(0.0), lightness(0.5)
+    assert np.array_equal(plain, zero)
+    ends = rgb2lab(np.array([[hex_to_rgb(MONK_SKIN_TONES[i]) for i in (0, -1)]]))[0, :, 0]
+    # half a step past the darkest swatch (L* 14.6 -> 11.3) and the lightest (94.2 -> 95.2)
+    darker = np.mean(wide < ends[1]), np.mean(plain < ends[1])
+    lighter = np.mean(wide > ends[0]), np.mean(plain > ends[0])
+    assert darker[0] > 1.5 * darker[1] and lighter[0] > lighter[1]
+    assert SetSpec("train", 10, skin_margin=0.5).cache_name() != SetSpec("train", 10).cache_name()
+
+
+def test_skin_pull_shows_the_darkest_swatch_pulled_lighter_unless_the_skins_reach_past_it():
+    plain, wide = skin_pull(0.0), skin_pull(1.0)
+    assert plain.shape == (len(MONK_SKIN_TONES), 3)
+    assert plain[-1, 0] > 2.0  # the training skins near the darkest swatch are lighter
+    assert abs(wide[-1, 0]) < plain[-1, 0] / 2
+    assert np.abs(plain[4:8]).max() < 1.0  # mid-scale, skins lie on both sides
 
 
 def test_synthetic_set_has_exact_labels_and_photo_like_crops(tiny_set):

@@ -38,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "or beside the face (default 0)",
     )  # fmt: skip
     parser.add_argument(
+        "--skin-margin", type=float, default=d.skin_margin,
+        help="the training and refiner renders' skins reach this many Monk swatch steps past "
+        "both ends of the scale (default 0)",
+    )  # fmt: skip
+    parser.add_argument(
         "--checkpoint", metavar="FILE",
         help="save the training's state here after every epoch; if FILE exists, a run with "
         "the same options resumes from it (delete it to start afresh)",
@@ -66,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         model=args.model, name=args.name, avatars=args.avatars, views=args.views,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         init_seed=args.init_seed, refine_avatars=args.refine_avatars,
-        real=args.real, init=args.init, framing=args.framing, checkpoint=args.checkpoint,
+        real=args.real, init=args.init, framing=args.framing,
+        skin_margin=args.skin_margin, checkpoint=args.checkpoint,
         out=args.out, cache=args.cache,
         workers=args.workers, threads=args.threads, device=args.device,
     )  # fmt: skip

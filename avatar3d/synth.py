@@ -122,10 +122,11 @@ def skin_pull(
     (with `margin`) within `radius` dE76 of it, minus the swatch.
 
     A regressor reads a colour toward the training colours it cannot tell from it. The
-    CNN's mean skin error per swatch follows this offset at a radius of 8 (session 33: a
-    correlation of 0.93-0.95 over the 30 numbers, rms difference 0.3 against an rms
-    error of 0.8, for three networks), so a recipe's skins can be checked for it before
-    any training (`scripts/fairness_check.py` prints both)."""
+    CNN's mean skin error per swatch follows this offset at a radius of 8 (session 33:
+    correlations of 0.92-0.95 over the 30 numbers, rms difference about 0.3 against an
+    rms error of about 0.8, for three networks; 0.75 for one trained on skins jittered
+    wider), so a recipe's skins can be checked before any training
+    (`scripts/fairness_check.py` prints both)."""
     rng = np.random.default_rng(seed)
     hexes = [sample_skin(rng, margin) for _ in range(draws)]
     skins = skcolor.rgb2lab(np.array([[_hex_rgb(h) for h in hexes]]))[0]

@@ -94,18 +94,21 @@ def pull_report(
 ) -> None:
     """Each model's mean Lab error per swatch (`readings` (models, faces, 3) sRGB) beside
     the training skins' pull there, and how closely the two agree."""
+
+    def print_channels(per_swatch: np.ndarray) -> None:  # (10, 3) Lab
+        for channel, name in enumerate(("L*", "a*", "b*")):
+            print(f"  {name} " + " ".join(f"{v:+.1f}" for v in per_swatch[:, channel]))
+
     pull = skin_pull(margin)
     print(f"training skins' pull (mean of those within dE76 8 of each swatch, minus it; "
           f"skin margin {margin:g}):")  # fmt: skip
-    for channel, name in enumerate(("L*", "a*", "b*")):
-        print(f"  {name} " + " ".join(f"{v:+.1f}" for v in pull[:, channel]))
+    print_channels(pull)
     for model, read in zip(models, readings, strict=True):
         error = rgb2lab(np.clip(read, 0, 1)) - rgb2lab(np.clip(true, 0, 1))
         means = np.array([swatch_means(error[:, channel], tone) for channel in range(3)]).T
         agree = np.corrcoef(means.ravel(), pull.ravel())[0, 1]
         print(f"{model}: Lab read minus true per swatch (correlation with the pull {agree:.2f}):")
-        for channel, name in enumerate(("L*", "a*", "b*")):
-            print(f"  {name} " + " ".join(f"{v:+.1f}" for v in means[:, channel]))
+        print_channels(means)
 
 
 def main() -> None:

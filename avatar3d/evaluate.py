@@ -68,10 +68,14 @@ def delta_e(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return deltaE_ciede2000(rgb2lab(np.clip(a, 0, 1)), rgb2lab(np.clip(b, 0, 1)))
 
 
+def lab_errors(read: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """CIE Lab of sRGB colours `read` minus that of `true` (..., 3) 0..1 -> (..., 3)."""
+    return rgb2lab(np.clip(read, 0, 1)) - rgb2lab(np.clip(true, 0, 1))
+
+
 def lightness_errors(read: np.ndarray, true: np.ndarray) -> np.ndarray:
-    """CIE L* of sRGB colours `read` minus that of `true` (..., 3) 0..1 -> (...): positive
-    where a colour is read lighter than it is."""
-    return rgb2lab(np.clip(read, 0, 1))[..., 0] - rgb2lab(np.clip(true, 0, 1))[..., 0]
+    """`lab_errors`' L* alone (...): positive where a colour is read lighter than it is."""
+    return lab_errors(read, true)[..., 0]
 
 
 def field_errors(

@@ -25,12 +25,12 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from skimage.color import rgb2lab
 
 from avatar3d.evaluate import (
     bootstrap_ratios,
     chance_ratio,
     delta_e,
+    lab_errors,
     lightness_errors,
     photo_path_skin,
     ratio_interval,
@@ -104,7 +104,7 @@ def pull_report(
           f"skin margin {margin:g}):")  # fmt: skip
     print_channels(pull)
     for model, read in zip(models, readings, strict=True):
-        error = rgb2lab(np.clip(read, 0, 1)) - rgb2lab(np.clip(true, 0, 1))
+        error = lab_errors(read, true)
         means = np.array([swatch_means(error[:, channel], tone) for channel in range(3)]).T
         agree = np.corrcoef(means.ravel(), pull.ravel())[0, 1]
         print(f"{model}: Lab read minus true per swatch (correlation with the pull {agree:.2f}):")

@@ -160,6 +160,7 @@ def teacher_record(labels: Any) -> dict[str, Any]:
         "colors": dict(getattr(labels, "colors", {}) or {}),
         "confidence": getattr(labels, "confidence", 1.0),
         "glasses": bool(getattr(labels, "glasses", False)),
+        "hidden": list(getattr(labels, "hidden", ())),
     }
 
 

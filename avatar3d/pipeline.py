@@ -38,9 +38,10 @@ class FaceResult:
     params: AvatarParams
 
     def sources(self, table: FusionTable) -> dict[str, str]:
-        """field -> 'teacher', 'cnn' or 'default': where each fused value came from; and
-        'glasses_frame' where the teacher's reading decides the glasses: the source of the
-        frame's shape ('cnn', or 'default' for `UNKNOWN_FRAME`)."""
+        """field -> 'teacher', 'cnn' or 'default': where each fused value came from, or
+        'hidden' for a teacher field the photo hides (the default, `TeacherLabels.hidden`);
+        and 'glasses_frame' where the teacher's reading decides the glasses: the source of
+        the frame's shape ('cnn', or 'default' for `UNKNOWN_FRAME`)."""
         from .fusion import FUSION_FIELDS, teacher_glasses, teacher_record
         from .training import teacher_targets
 
@@ -53,6 +54,8 @@ class FaceResult:
             if source == "teacher" and c < table.min_confidence:
                 trusted = table.evidence.get(name, {}).get("cnn_informative", True)
                 source = "cnn" if trusted else "default"
+            if source == "teacher" and name in record.get("hidden", ()):
+                source = "hidden"
             out[name] = source
         out["hair_style"] = "cnn" if table.source("hair_style") == "cnn" else "default"
         out["glasses"] = table.source("glasses")

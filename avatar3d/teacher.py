@@ -73,7 +73,7 @@ from .landmarks import (
     head_pose,
 )
 from .params import EXPRESSION_SLIDERS, SHAPE_SLIDERS, UNKNOWN_FRAME, AvatarParams
-from .teacher_colors import sample_colors
+from .teacher_colors import EYE_HIDDEN_CONTRAST, sample_colors
 from .teacher_glasses import bridge_contrast, glasses_reading
 
 # -- landmark groups (MediaPipe FaceMesh indices) -------------------------------------
@@ -130,6 +130,15 @@ EXPRESSION_CONFOUNDS: dict[str, tuple[str, ...]] = {
 DEFAULT_SHAPE_CONFIDENCE = 0.8
 EXPRESSION_CONFIDENCE = {"brow_raise": 0.5}
 DEFAULT_EXPRESSION_CONFIDENCE = 0.8
+# Where dark lenses hide both eyes (`teacher_colors.EYE_HIDDEN_CONTRAST`), FaceMesh
+# still places the eyes' landmarks, by the face's prior: over painted lenses on the six
+# sample photos eye_size moved by up to 0.26, eye_height 0.18, eye_tilt 0.16, and the
+# iris read the lens's near-black. These fields are then the default, sure: a face
+# whose eyes do not show gets neutral eyes, whatever the CNN makes of the lenses.
+HIDDEN_WITH_THE_EYES = (
+    "shape.eye_size", "shape.eye_spacing", "shape.eye_tilt", "shape.eye_height",
+    "expression.blink_left", "expression.blink_right", "iris_color",
+)  # fmt: skip
 
 
 @dataclass
@@ -142,8 +151,11 @@ class TeacherLabels:
         pixels could be sampled, with confidence 0).
     confidence: every field name above, and "glasses" -> 0..1; 0 = not measured.
     measurements: raw frontal measurements behind the sliders (unitless ratios,
-        degrees for eye_tilt) and "bridge_contrast", for refitting the constants.
+        degrees for eye_tilt), "bridge_contrast" and the eyes' "eye_contrast_right" /
+        "eye_contrast_left" (L*), for refitting the constants.
     glasses: whether a glasses frame crosses the nose bridge.
+    hidden: the fields the photo hides (`HIDDEN_WITH_THE_EYES` behind dark lenses):
+        each holds its default, with confidence 1.
     """
 
     shape: dict[str, float]
@@ -152,6 +164,7 @@ class TeacherLabels:
     confidence: dict[str, float]
     measurements: dict[str, float] = field(default_factory=dict)
     glasses: bool = False
+    hidden: tuple[str, ...] = ()
 
 
 def measure(
@@ -191,18 +204,30 @@ def measure(
         base = EXPRESSION_CONFIDENCE.get(name, DEFAULT_EXPRESSION_CONFIDENCE)
         confidence[name] = base * pose_factor * size_factor if geometry_ok else 0.0
 
-    colors, color_confidence = sample_colors(rgb, landmarks, person_mask, expression)
+    colors, color_confidence, eyes = sample_colors(rgb, landmarks, person_mask, expression)
     confidence.update({name: c * pose_factor for name, c in color_confidence.items()})
     contrast = bridge_contrast(rgb, landmarks, face.eye_centres)
     glasses, glasses_confidence = glasses_reading(contrast)
     confidence["glasses"] = glasses_confidence * pose_factor * size_factor
+    measurements = raw | {"bridge_contrast": contrast}
+    measurements |= {"eye_contrast_right": eyes[0], "eye_contrast_left": eyes[1]}
+    hidden = HIDDEN_WITH_THE_EYES if all(c < EYE_HIDDEN_CONTRAST for c in eyes) else ()
+    defaults = AvatarParams()
+    for dotted in hidden:
+        group, _, name = dotted.rpartition(".")
+        if group:
+            {"shape": shape, "expression": expression}[group][name] = getattr(defaults, group)[name]
+        else:
+            colors[name] = getattr(defaults, name)
+        confidence[name] = 1.0
     return TeacherLabels(
         shape=shape,
         expression=expression,
         colors=colors,
         confidence={k: round(float(v), 4) for k, v in confidence.items()},
-        measurements=raw | {"bridge_contrast": contrast},
+        measurements=measurements,
         glasses=glasses,
+        hidden=hidden,
     )
 
 

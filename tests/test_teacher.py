@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,8 +22,13 @@ from avatar3d.params import (
     hex_to_rgb,
     rgb_to_hex,
 )
-from avatar3d.teacher import EXPRESSION_CONFOUNDS, labels_to_params, measure
-from avatar3d.teacher_colors import LEFT_EYE_RING, RIGHT_EYE_RING
+from avatar3d.teacher import (
+    EXPRESSION_CONFOUNDS,
+    HIDDEN_WITH_THE_EYES,
+    labels_to_params,
+    measure,
+)
+from avatar3d.teacher_colors import EYE_HIDDEN_CONTRAST, LEFT_EYE_RING, RIGHT_EYE_RING
 from avatar3d.teacher_glasses import GLASSES_CONTRAST, bridge_contrast, glasses_reading
 
 MIRRORED = {"blink_left": "blink_right", "blink_right": "blink_left"}
@@ -420,3 +426,74 @@ WEBCAM_FLAWS = {
 def test_the_glasses_reading_survives_a_poor_camera(analyzer, astronaut, hopper, flaw):
     for rgb, wears in ((astronaut, False), (hopper, True)):
         assert_glasses(teach(analyzer, WEBCAM_FLAWS[flaw](rgb)), wears)
+
+
+@pytest.mark.parametrize("flaw", list(WEBCAM_FLAWS))
+def test_a_poor_camera_does_not_hide_the_eyes(analyzer, astronaut, hopper, flaw):
+    for rgb in (astronaut, hopper):
+        labels = teach(analyzer, WEBCAM_FLAWS[flaw](rgb))
+        assert labels.hidden == ()
+        assert labels.confidence["iris_color"] > 0.25
+
+
+# -- sunglasses --------------------------------------------------------------------------------
+def paint_dark_lenses(rgb: np.ndarray, face, transmit: float = 0.1) -> np.ndarray:
+    """Sunglasses: an ellipse over each eye passing `transmit` of the light (dark
+    grey-brown beyond it), and a bar across the nose between them."""
+    distance = eye_distance(face)
+    mask = np.zeros(rgb.shape[:2], np.uint8)
+    for centre in face.eye_centres:
+        axes = (round(0.42 * distance), round(0.3 * distance))
+        cv2.ellipse(mask, tuple(map(round, centre)), axes, 0, 0, 360, 255, -1)
+    lens = rgb * transmit + np.array([12.0, 10.5, 9.0]) * (1 - transmit)
+    painted = np.where(mask[..., None] > 0, lens, rgb).round().astype(np.uint8)
+    a, b = (face.landmarks[i, :2] for i in (133, 362))
+    thickness = max(2, round(0.05 * distance))
+    cv2.line(painted, tuple(map(round, a)), tuple(map(round, b)), (30, 28, 26), thickness)
+    return painted
+
+
+def test_dark_lenses_hide_the_eyes_and_leave_their_fields_to_the_default(
+    analyzer, labels, astronaut, hopper
+):
+    """Behind dark lenses the iris used to read the lens's near-black and FaceMesh's
+    guessed eye outline moved eye_size by up to 0.26: those fields now keep the default,
+    sure, and the rest is measured as before (the frame, here)."""
+    assert labels.hidden == ()
+    assert min(labels.measurements[f"eye_contrast_{side}"] for side in ("right", "left")) > (
+        3 * EYE_HIDDEN_CONTRAST
+    )
+    defaults = AvatarParams()
+    for rgb in (astronaut, hopper):
+        face = analyzer.analyze(rgb)[0]
+        plain = measure(rgb, face)
+        shaded = teach(analyzer, paint_dark_lenses(rgb, face))
+        assert shaded.hidden == HIDDEN_WITH_THE_EYES
+        assert shaded.colors["iris_color"] == defaults.iris_color
+        for dotted in HIDDEN_WITH_THE_EYES:
+            group, _, name = dotted.rpartition(".")
+            if group:
+                assert getattr(shaded, group)[name] == getattr(defaults, group)[name], name
+            assert shaded.confidence[name] == 1.0
+        assert_glasses(shaded, True)
+        assert delta_e(shaded.colors["skin_color"], plain.colors["skin_color"]) < 3.0
+
+
+def test_a_photo_in_sunglasses_gets_neutral_eyes_and_a_frame_through_the_cli(
+    tmp_path, capsys, analyzer, astronaut, astronaut_face
+):
+    """`chibi params --sources`, as a user runs it: the eyes' fields are the default and
+    named 'hidden', the glasses come from the frame across the nose."""
+    from server.cli import main
+
+    photo = tmp_path / "sunglasses.png"
+    Image.fromarray(paint_dark_lenses(astronaut, astronaut_face)).save(photo)
+    assert main(["params", "--sources", str(photo)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    params, sources = AvatarParams.from_dict(record["params"]), record["sources"]
+    defaults = AvatarParams()
+    assert params.iris_color == defaults.iris_color
+    assert params.shape["eye_size"] == defaults.shape["eye_size"]
+    assert {sources[name] for name in HIDDEN_WITH_THE_EYES} == {"hidden"}
+    assert params.glasses != "none" and sources["glasses"] == "teacher"
+    assert sources["skin_color"] == "teacher"

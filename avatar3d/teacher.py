@@ -73,7 +73,7 @@ from .landmarks import (
     head_pose,
 )
 from .params import EXPRESSION_SLIDERS, SHAPE_SLIDERS, UNKNOWN_FRAME, AvatarParams
-from .teacher_colors import EYE_HIDDEN_CONTRAST, sample_colors
+from .teacher_colors import eye_hidden, sample_colors
 from .teacher_glasses import bridge_contrast, glasses_reading
 
 # -- landmark groups (MediaPipe FaceMesh indices) -------------------------------------
@@ -130,11 +130,12 @@ EXPRESSION_CONFOUNDS: dict[str, tuple[str, ...]] = {
 DEFAULT_SHAPE_CONFIDENCE = 0.8
 EXPRESSION_CONFIDENCE = {"brow_raise": 0.5}
 DEFAULT_EXPRESSION_CONFIDENCE = 0.8
-# Where dark lenses hide both eyes (`teacher_colors.EYE_HIDDEN_CONTRAST`), FaceMesh
+# Where dark lenses hide both eyes (`teacher_colors.eye_hidden`), FaceMesh
 # still places the eyes' landmarks, by the face's prior: over painted lenses on the six
 # sample photos eye_size moved by up to 0.26, eye_height 0.18, eye_tilt 0.16, and the
 # iris read the lens's near-black. These fields are then the default, sure: a face
 # whose eyes do not show gets neutral eyes, whatever the CNN makes of the lenses.
+SIDES = ("right", "left")  # the person's own, in `sample_colors`' order
 HIDDEN_WITH_THE_EYES = (
     "shape.eye_size", "shape.eye_spacing", "shape.eye_tilt", "shape.eye_height",
     "expression.blink_left", "expression.blink_right", "iris_color",
@@ -210,8 +211,9 @@ def measure(
     glasses, glasses_confidence = glasses_reading(contrast)
     confidence["glasses"] = glasses_confidence * pose_factor * size_factor
     measurements = raw | {"bridge_contrast": contrast}
-    measurements |= {"eye_contrast_right": eyes[0], "eye_contrast_left": eyes[1]}
-    hidden = HIDDEN_WITH_THE_EYES if all(c < EYE_HIDDEN_CONTRAST for c in eyes) else ()
+    measurements |= {f"eye_contrast_{side}": c for side, c in zip(SIDES, eyes, strict=True)}
+    shut = [expression[f"blink_{side}"] for side in SIDES]
+    hidden = HIDDEN_WITH_THE_EYES if all(map(eye_hidden, eyes, shut)) else ()
     defaults = AvatarParams()
     for dotted in hidden:
         group, _, name = dotted.rpartition(".")

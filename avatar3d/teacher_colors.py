@@ -134,14 +134,17 @@ def sample_colors(
 
     iris_region = np.zeros(shape, bool)
     contrasts = []
-    for eye_ring, iris in ((RIGHT_EYE_RING, RIGHT_IRIS), (LEFT_EYE_RING, LEFT_IRIS)):
+    for side, eye_ring, iris in (
+        ("right", RIGHT_EYE_RING, RIGHT_IRIS),
+        ("left", LEFT_EYE_RING, LEFT_IRIS),
+    ):
         opening = ring(eye_ring)
         centre, radius = pts[iris[0]], _iris_radius(pts, iris)
         iris_ring = opening & _disk(shape, centre, 0.95 * radius)
         iris_ring &= ~_disk(shape, centre, 0.45 * radius)
         contrast = eye_contrast(patch, opening & ~_disk(shape, centre, 1.1 * radius), iris_ring)
         contrasts.append(contrast)
-        if not contrast < EYE_HIDDEN_CONTRAST:  # NaN (a shut or tiny eye) is not hidden
+        if not eye_hidden(contrast, expression.get(f"blink_{side}", 0.0)):
             iris_region |= iris_ring
 
     lips_region = ring(LIPS_OUTER) & ~ring(LIPS_INNER)
@@ -189,6 +192,13 @@ def sample_colors(
         expected = max(1.0, 0.15 * face_w * face_h)  # short hair covers ~15% of a face box
         confidence["hair_color"] = min(1.0, n_hair / expected) * 0.8
     return colors, {k: float(v) for k, v in confidence.items()}, (contrasts[0], contrasts[1])
+
+
+def eye_hidden(contrast: float, blink: float) -> bool:
+    """Whether an eye FaceMesh reads open (`blink` <= 0.5) shows no white beside its
+    iris (`eye_contrast` under `EYE_HIDDEN_CONTRAST`): a dark lens. A half-shut eye's
+    lid shades what shows of it, and NaN (too few pixels to tell) is never hidden."""
+    return contrast < EYE_HIDDEN_CONTRAST and blink <= 0.5
 
 
 def eye_contrast(patch: np.ndarray, white: np.ndarray, iris: np.ndarray) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,7 +29,12 @@ from avatar3d.teacher import (
     labels_to_params,
     measure,
 )
-from avatar3d.teacher_colors import EYE_HIDDEN_CONTRAST, LEFT_EYE_RING, RIGHT_EYE_RING
+from avatar3d.teacher_colors import (
+    EYE_HIDDEN_CONTRAST,
+    LEFT_EYE_RING,
+    RIGHT_EYE_RING,
+    eye_hidden,
+)
 from avatar3d.teacher_glasses import GLASSES_CONTRAST, bridge_contrast, glasses_reading
 
 MIRRORED = {"blink_left": "blink_right", "blink_right": "blink_left"}
@@ -463,6 +469,10 @@ def test_dark_lenses_hide_the_eyes_and_leave_their_fields_to_the_default(
     assert min(labels.measurements[f"eye_contrast_{side}"] for side in ("right", "left")) > (
         3 * EYE_HIDDEN_CONTRAST
     )
+    # a dark eye FaceMesh reads half shut is the lid's shade, and NaN too few pixels
+    low = EYE_HIDDEN_CONTRAST / 2
+    assert eye_hidden(low, 0.2) and not eye_hidden(low, 0.7)
+    assert not eye_hidden(math.nan, 0.0) and not eye_hidden(2 * EYE_HIDDEN_CONTRAST, 0.0)
     defaults = AvatarParams()
     for rgb in (astronaut, hopper):
         face = analyzer.analyze(rgb)[0]

@@ -59,8 +59,9 @@ L_BAND = (20.0, 80.0)  # percentiles of L* kept in every colour region
 # opening's brighter quarter outside the iris against the iris ring's darker quarter)
 # read 15.5-85 on the six sample photos under every perturbation of `chibi eval` and
 # with their skin tinted to the darkest and lightest Monk swatches, and 1.9-7.0 behind
-# lenses passing 10 % of the light painted over them (session 34); under this an eye's
-# iris is not sampled, and `teacher.measure` leaves the eyes' fields to the default.
+# lenses passing 10 % of the light painted over them (session 34). Under it an open eye
+# is hidden (`eye_hidden`): its iris is not sampled, and with both eyes hidden
+# `teacher.measure` leaves the eyes' fields to the default.
 EYE_HIDDEN_CONTRAST = 10.0
 
 _THREAD = threading.local()
@@ -93,8 +94,8 @@ def sample_colors(
     rgb: (H, W, 3) uint8; landmarks: (478, 3) pixels; person_mask: (H, W) 0..1,
     or None to segment the region around the head here.
     Returns (colour field -> "#rrggbb", colour field -> confidence 0..1, the person's
-    right and left `eye_contrast`). The iris is sampled in the eyes whose contrast is
-    not under `EYE_HIDDEN_CONTRAST` (confidence 0 where neither shows).
+    right and left `eye_contrast`). The iris is sampled in the eyes `eye_hidden` does
+    not hide (confidence 0 where neither shows).
     """
     expression = expression or {}
     height, width = rgb.shape[:2]

@@ -152,8 +152,9 @@ class TeacherLabels:
         pixels could be sampled, with confidence 0).
     confidence: every field name above, and "glasses" -> 0..1; 0 = not measured.
     measurements: raw frontal measurements behind the sliders (unitless ratios,
-        degrees for eye_tilt), "bridge_contrast" and the eyes' "eye_contrast_right" /
-        "eye_contrast_left" (L*), for refitting the constants.
+        degrees for eye_tilt), "bridge_contrast" and the eyes' `eye_shade`
+        ("eye_contrast_right" / "_left", L*; "eye_white_right" / "_left", the white's
+        luminance over the skin's), for refitting the constants.
     glasses: whether a glasses frame crosses the nose bridge.
     hidden: the fields the photo hides (`HIDDEN_WITH_THE_EYES` behind dark lenses):
         each holds its default, with confidence 1.
@@ -211,9 +212,12 @@ def measure(
     glasses, glasses_confidence = glasses_reading(contrast)
     confidence["glasses"] = glasses_confidence * pose_factor * size_factor
     measurements = raw | {"bridge_contrast": contrast}
-    measurements |= {f"eye_contrast_{side}": c for side, c in zip(SIDES, eyes, strict=True)}
+    for side, (eye_contrast, eye_white) in zip(SIDES, eyes, strict=True):
+        measurements |= {f"eye_contrast_{side}": eye_contrast, f"eye_white_{side}": eye_white}
     shut = [expression[f"blink_{side}"] for side in SIDES]
-    hidden = HIDDEN_WITH_THE_EYES if all(map(eye_hidden, eyes, shut)) else ()
+    hidden = ()
+    if all(eye_hidden(*eye, blink) for eye, blink in zip(eyes, shut, strict=True)):
+        hidden = HIDDEN_WITH_THE_EYES
     defaults = AvatarParams()
     for dotted in hidden:
         group, _, name = dotted.rpartition(".")

@@ -55,14 +55,19 @@ FOREHEAD = (69, 108, 151, 337, 299, 296, 336, 9, 107, 66)
 # reduced to this size.
 COLOR_FACE_PX = 256
 L_BAND = (20.0, 80.0)  # percentiles of L* kept in every colour region
-# An eye behind a dark lens shows no white beside its iris. `eye_contrast` (L*: the
-# opening's brighter quarter outside the iris against the iris ring's darker quarter)
-# read 15.5-85 on the six sample photos under every perturbation of `chibi eval` and
-# with their skin tinted to the darkest and lightest Monk swatches, and 1.9-7.0 behind
-# lenses passing 10 % of the light painted over them (session 34). Under it an open eye
-# is hidden (`eye_hidden`): its iris is not sampled, and with both eyes hidden
+# An eye behind a dark lens shows no white beside its iris, and is far darker than the
+# skin around it (`eye_shade`, session 34). On the six sample photos, under every
+# perturbation of `chibi eval` and with their skin tinted to the Monk swatches, the
+# contrast (L*: the opening's brighter quarter outside the iris against the iris ring's
+# darker quarter) read 15.5-85 and the white 0.07-15 of the skin's luminance; behind
+# lenses passing 10 % of the light painted over them, 1.9-7.0 and 0.02-0.04. A dim
+# photo lowers the contrast (to 3.3-10 at 30-45 % of the exposure or under a 2.2
+# gamma), which is why it takes both, but not the white's share (0.20-1.3 dimmed,
+# 0.07-1.4 under the gamma). An open eye under both is
+# hidden (`eye_hidden`): its iris is not sampled, and with both eyes hidden
 # `teacher.measure` leaves the eyes' fields to the default.
 EYE_HIDDEN_CONTRAST = 10.0
+EYE_HIDDEN_WHITE = 0.05
 
 _THREAD = threading.local()
 
@@ -94,8 +99,8 @@ def sample_colors(
     rgb: (H, W, 3) uint8; landmarks: (478, 3) pixels; person_mask: (H, W) 0..1,
     or None to segment the region around the head here.
     Returns (colour field -> "#rrggbb", colour field -> confidence 0..1, the person's
-    right and left `eye_contrast`). The iris is sampled in the eyes `eye_hidden` does
-    not hide (confidence 0 where neither shows).
+    right and left `eye_shade`). The iris is sampled in the eyes `eye_hidden` does not
+    hide (confidence 0 where neither shows).
     """
     expression = expression or {}
     height, width = rgb.shape[:2]
@@ -111,7 +116,8 @@ def sample_colors(
         int(np.clip(math.ceil(y1 + 0.1 * face_h), 0, height)),
     )
     if win[2] - win[0] < 2 or win[3] - win[1] < 2:
-        return _defaults(), {name: 0.0 for name in COLOR_FIELDS}, (math.nan, math.nan)
+        unread = (math.nan, math.nan)
+        return _defaults(), {name: 0.0 for name in COLOR_FIELDS}, (unread, unread)
     patch = rgb[win[1] : win[3], win[0] : win[2]]
     pts = xy - [win[0], win[1]]
     window_size = patch.shape[:2]
@@ -133,21 +139,6 @@ def sample_colors(
     def ring(indices: tuple[int, ...]) -> np.ndarray:
         return _fill(shape, pts[list(indices)])
 
-    iris_region = np.zeros(shape, bool)
-    contrasts = []
-    for side, eye_ring, iris in (
-        ("right", RIGHT_EYE_RING, RIGHT_IRIS),
-        ("left", LEFT_EYE_RING, LEFT_IRIS),
-    ):
-        opening = ring(eye_ring)
-        centre, radius = pts[iris[0]], _iris_radius(pts, iris)
-        iris_ring = opening & _disk(shape, centre, 0.95 * radius)
-        iris_ring &= ~_disk(shape, centre, 0.45 * radius)
-        contrast = eye_contrast(patch, opening & ~_disk(shape, centre, 1.1 * radius), iris_ring)
-        contrasts.append(contrast)
-        if not eye_hidden(contrast, expression.get(f"blink_{side}", 0.0)):
-            iris_region |= iris_ring
-
     lips_region = ring(LIPS_OUTER) & ~ring(LIPS_INNER)
     brow_region = (ring(RIGHT_BROW_UPPER + RIGHT_BROW_LOWER[::-1])
                    | ring(LEFT_BROW_UPPER + LEFT_BROW_LOWER[::-1]))  # fmt: skip
@@ -160,6 +151,21 @@ def sample_colors(
     if skin_lab is not None:
         colors["skin_color"] = _lab_to_hex(skin_lab)
         confidence["skin_color"] = min(1.0, n_skin / 150.0)
+    iris_region = np.zeros(shape, bool)
+    eyes = []
+    for side, eye_ring, iris in (
+        ("right", RIGHT_EYE_RING, RIGHT_IRIS),
+        ("left", LEFT_EYE_RING, LEFT_IRIS),
+    ):
+        opening = ring(eye_ring)
+        centre, radius = pts[iris[0]], _iris_radius(pts, iris)
+        iris_ring = opening & _disk(shape, centre, 0.95 * radius)
+        iris_ring &= ~_disk(shape, centre, 0.45 * radius)
+        white = opening & ~_disk(shape, centre, 1.1 * radius)
+        skin_l = skin_lab[0] if skin_lab is not None else math.nan
+        eyes.append(eye_shade(patch, white, iris_ring, skin_l))
+        if not eye_hidden(*eyes[-1], expression.get(f"blink_{side}", 0.0)):
+            iris_region |= iris_ring
     lip_lab, n_lip = _robust_lab(patch[lips_region], L_BAND)
     if lip_lab is not None:
         colors["lip_color"] = _lab_to_hex(lip_lab)
@@ -192,26 +198,37 @@ def sample_colors(
         colors["hair_color"] = _lab_to_hex(hair_lab)
         expected = max(1.0, 0.15 * face_w * face_h)  # short hair covers ~15% of a face box
         confidence["hair_color"] = min(1.0, n_hair / expected) * 0.8
-    return colors, {k: float(v) for k, v in confidence.items()}, (contrasts[0], contrasts[1])
+    return colors, {k: float(v) for k, v in confidence.items()}, (eyes[0], eyes[1])
 
 
-def eye_hidden(contrast: float, blink: float) -> bool:
-    """Whether an eye FaceMesh reads open (`blink` <= 0.5) shows no white beside its
-    iris (`eye_contrast` under `EYE_HIDDEN_CONTRAST`): a dark lens. A half-shut eye's
-    lid shades what shows of it, and NaN (too few pixels to tell) is never hidden."""
-    return contrast < EYE_HIDDEN_CONTRAST and blink <= 0.5
+def eye_hidden(contrast: float, white: float, blink: float) -> bool:
+    """Whether an eye FaceMesh reads open (`blink` <= 0.5) is behind a dark lens: no
+    white shows beside its iris (`contrast` under `EYE_HIDDEN_CONTRAST`) and what should
+    be white is far darker than the skin (`white` under `EYE_HIDDEN_WHITE`), as
+    `eye_shade` reads them. A half-shut eye's lid shades what shows of it, and NaN (too
+    few pixels to tell) is never hidden."""
+    return contrast < EYE_HIDDEN_CONTRAST and white < EYE_HIDDEN_WHITE and blink <= 0.5
 
 
-def eye_contrast(patch: np.ndarray, white: np.ndarray, iris: np.ndarray) -> float:
-    """L* of the eye's white against its iris: the 75th percentile of the (H, W) mask
-    `white` (the opening outside the iris) minus the 25th of `iris` (the iris ring), in
-    the (H, W, 3) uint8 `patch`; NaN with fewer than 8 pixels in either."""
+def eye_shade(
+    patch: np.ndarray, white: np.ndarray, iris: np.ndarray, skin_l: float
+) -> tuple[float, float]:
+    """(contrast, white) of one eye in the (H, W, 3) uint8 `patch`: the L* of its white
+    (the 75th percentile over the (H, W) mask `white`, the opening outside the iris)
+    minus that of its iris (the 25th over `iris`, the iris ring), and the white's
+    luminance over the skin's (whose L* is `skin_l`). NaN with fewer than 8 pixels in
+    either mask."""
     if white.sum() < 8 or iris.sum() < 8:
-        return math.nan
-    return float(
-        np.percentile(_to_lab(patch[white])[:, 0], 75)
-        - np.percentile(_to_lab(patch[iris])[:, 0], 25)
-    )
+        return math.nan, math.nan
+    white_l = float(np.percentile(_to_lab(patch[white])[:, 0], 75))
+    iris_l = float(np.percentile(_to_lab(patch[iris])[:, 0], 25))
+    return white_l - iris_l, _luminance(white_l) / _luminance(skin_l)
+
+
+def _luminance(lightness: float) -> float:
+    """CIE L* -> relative luminance Y (0..1)."""
+    f = (lightness + 16.0) / 116.0
+    return f**3 if f > 6.0 / 29.0 else 3.0 * (6.0 / 29.0) ** 2 * (f - 4.0 / 29.0)
 
 
 def _hair_region(patch: np.ndarray, pts: np.ndarray, person: np.ndarray) -> np.ndarray:

@@ -153,8 +153,8 @@ class TeacherLabels:
     confidence: every field name above, and "glasses" -> 0..1; 0 = not measured.
     measurements: raw frontal measurements behind the sliders (unitless ratios,
         degrees for eye_tilt), "bridge_contrast" and the eyes' `eye_shade`
-        ("eye_contrast_right" / "_left", L*; "eye_white_right" / "_left", the white's
-        luminance over the skin's), for refitting the constants.
+        ("eye_contrast_right" / "_left", L*; "eye_ratio_right" / "_left", the white's
+        luminance over the iris's), for refitting the constants.
     glasses: whether a glasses frame crosses the nose bridge.
     hidden: the fields the photo hides (`HIDDEN_WITH_THE_EYES` behind dark lenses):
         each holds its default, with confidence 1.
@@ -212,8 +212,8 @@ def measure(
     glasses, glasses_confidence = glasses_reading(contrast)
     confidence["glasses"] = glasses_confidence * pose_factor * size_factor
     measurements = raw | {"bridge_contrast": contrast}
-    for side, (eye_contrast, eye_white) in zip(SIDES, eyes, strict=True):
-        measurements |= {f"eye_contrast_{side}": eye_contrast, f"eye_white_{side}": eye_white}
+    for side, (eye_contrast, eye_ratio) in zip(SIDES, eyes, strict=True):
+        measurements |= {f"eye_contrast_{side}": eye_contrast, f"eye_ratio_{side}": eye_ratio}
     shut = [expression[f"blink_{side}"] for side in SIDES]
     hidden = ()
     if all(eye_hidden(*eye, blink) for eye, blink in zip(eyes, shut, strict=True)):

@@ -55,19 +55,20 @@ FOREHEAD = (69, 108, 151, 337, 299, 296, 336, 9, 107, 66)
 # reduced to this size.
 COLOR_FACE_PX = 256
 L_BAND = (20.0, 80.0)  # percentiles of L* kept in every colour region
-# An eye behind a dark lens shows no white beside its iris, and is far darker than the
-# skin around it (`eye_shade`, session 34). On the six sample photos, under every
-# perturbation of `chibi eval` and with their skin tinted to the Monk swatches, the
-# contrast (L*: the opening's brighter quarter outside the iris against the iris ring's
-# darker quarter) read 15.5-85 and the white 0.07-15 of the skin's luminance; behind
-# lenses passing 10 % of the light painted over them, 1.9-7.0 and 0.02-0.04. A dim
-# photo lowers the contrast (to 3.3-10 at 30-45 % of the exposure or under a 2.2
-# gamma), which is why it takes both, but not the white's share (0.20-1.3 dimmed,
-# 0.07-1.4 under the gamma). An open eye under both is
-# hidden (`eye_hidden`): its iris is not sampled, and with both eyes hidden
-# `teacher.measure` leaves the eyes' fields to the default.
+# An eye behind a dark lens shows no white beside its iris (`eye_shade`, session 34).
+# On the six sample photos, under every perturbation of `chibi eval` and with their skin
+# tinted to each Monk swatch, the contrast (L*: the opening's brighter quarter outside
+# the iris against the iris ring's darker quarter) read 15.5-85 and the white's
+# luminance 4.7-257 times the iris's; behind lenses passing 10 % of the light painted
+# over them (on every tint), 0.2-8.0 and 1.07-3.50. A dim photo lowers the contrast as a
+# lens does (3.3-10 at 30-45 % of the exposure or under a 2.2 gamma), but not the ratio
+# of luminances, which a gain leaves alone (3.2 and more; one eye of each such face at
+# least 3.56), hence both. An open eye under both is hidden (`eye_hidden`): its iris is
+# not sampled, and with both eyes hidden `teacher.measure` leaves the eyes' fields to
+# the default. The ratio does not involve the skin: the white's share of the skin's
+# light, tried first, missed the lenses on the four darkest swatches.
 EYE_HIDDEN_CONTRAST = 10.0
-EYE_HIDDEN_WHITE = 0.05
+EYE_HIDDEN_RATIO = 3.5
 
 _THREAD = threading.local()
 
@@ -162,8 +163,7 @@ def sample_colors(
         iris_ring = opening & _disk(shape, centre, 0.95 * radius)
         iris_ring &= ~_disk(shape, centre, 0.45 * radius)
         white = opening & ~_disk(shape, centre, 1.1 * radius)
-        skin_l = skin_lab[0] if skin_lab is not None else math.nan
-        eyes.append(eye_shade(patch, white, iris_ring, skin_l))
+        eyes.append(eye_shade(patch, white, iris_ring))
         if not eye_hidden(*eyes[-1], expression.get(f"blink_{side}", 0.0)):
             iris_region |= iris_ring
     lip_lab, n_lip = _robust_lab(patch[lips_region], L_BAND)
@@ -201,28 +201,26 @@ def sample_colors(
     return colors, {k: float(v) for k, v in confidence.items()}, (eyes[0], eyes[1])
 
 
-def eye_hidden(contrast: float, white: float, blink: float) -> bool:
+def eye_hidden(contrast: float, ratio: float, blink: float) -> bool:
     """Whether an eye FaceMesh reads open (`blink` <= 0.5) is behind a dark lens: no
-    white shows beside its iris (`contrast` under `EYE_HIDDEN_CONTRAST`) and what should
-    be white is far darker than the skin (`white` under `EYE_HIDDEN_WHITE`), as
-    `eye_shade` reads them. A half-shut eye's lid shades what shows of it, and NaN (too
-    few pixels to tell) is never hidden."""
-    return contrast < EYE_HIDDEN_CONTRAST and white < EYE_HIDDEN_WHITE and blink <= 0.5
+    white shows beside its iris, in L* (`contrast` under `EYE_HIDDEN_CONTRAST`) nor in
+    luminance (`ratio` under `EYE_HIDDEN_RATIO`), as `eye_shade` reads them. A half-shut
+    eye's lid shades what shows of it, and NaN (too few pixels to tell) is never hidden."""
+    return contrast < EYE_HIDDEN_CONTRAST and ratio < EYE_HIDDEN_RATIO and blink <= 0.5
 
 
-def eye_shade(
-    patch: np.ndarray, white: np.ndarray, iris: np.ndarray, skin_l: float
-) -> tuple[float, float]:
-    """(contrast, white) of one eye in the (H, W, 3) uint8 `patch`: the L* of its white
+def eye_shade(patch: np.ndarray, white: np.ndarray, iris: np.ndarray) -> tuple[float, float]:
+    """(contrast, ratio) of one eye in the (H, W, 3) uint8 `patch`: the L* of its white
     (the 75th percentile over the (H, W) mask `white`, the opening outside the iris)
-    minus that of its iris (the 25th over `iris`, the iris ring), and the white's
-    luminance over the skin's (whose L* is `skin_l`). NaN with fewer than 8 pixels in
+    minus that of its iris (the 25th over `iris`, the iris ring), and the same two as
+    a ratio of luminances (infinite over a black iris). NaN with fewer than 8 pixels in
     either mask."""
     if white.sum() < 8 or iris.sum() < 8:
         return math.nan, math.nan
     white_l = float(np.percentile(_to_lab(patch[white])[:, 0], 75))
     iris_l = float(np.percentile(_to_lab(patch[iris])[:, 0], 25))
-    return white_l - iris_l, _luminance(white_l) / _luminance(skin_l)
+    iris_y = _luminance(iris_l)
+    return white_l - iris_l, _luminance(white_l) / iris_y if iris_y > 0 else math.inf
 
 
 def _luminance(lightness: float) -> float:

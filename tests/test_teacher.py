@@ -31,7 +31,7 @@ from avatar3d.teacher import (
 )
 from avatar3d.teacher_colors import (
     EYE_HIDDEN_CONTRAST,
-    EYE_HIDDEN_WHITE,
+    EYE_HIDDEN_RATIO,
     LEFT_EYE_RING,
     RIGHT_EYE_RING,
     eye_hidden,
@@ -470,16 +470,24 @@ def test_dark_lenses_hide_the_eyes_and_leave_their_fields_to_the_default(
     assert min(labels.measurements[f"eye_contrast_{side}"] for side in ("right", "left")) > (
         3 * EYE_HIDDEN_CONTRAST
     )
-    # a dark eye FaceMesh reads half shut is the lid's shade, a dim photo's eye is as
-    # bright as ever beside the skin, and NaN is too few pixels
-    low, dark = EYE_HIDDEN_CONTRAST / 2, EYE_HIDDEN_WHITE / 2
-    assert eye_hidden(low, dark, 0.2) and not eye_hidden(low, dark, 0.7)
-    assert not eye_hidden(low, 4 * EYE_HIDDEN_WHITE, 0.0)
-    assert not eye_hidden(2 * EYE_HIDDEN_CONTRAST, dark, 0.0)
+    # a dark eye FaceMesh reads half shut is the lid's shade, a dim photo's eye keeps its
+    # ratio of white to iris, and NaN is too few pixels
+    low, flat = EYE_HIDDEN_CONTRAST / 2, EYE_HIDDEN_RATIO / 2
+    assert eye_hidden(low, flat, 0.2) and not eye_hidden(low, flat, 0.7)
+    assert not eye_hidden(low, 2 * EYE_HIDDEN_RATIO, 0.0)
+    assert not eye_hidden(2 * EYE_HIDDEN_CONTRAST, flat, 0.0)
     assert not eye_hidden(math.nan, math.nan, 0.0)
     # at 30 % of its exposure Grace Hopper's eyes read a contrast of 4.7-6.3, as lenses do
     dim = teach(analyzer, brighten(hopper, 0.3))
     assert dim.hidden == () and dim.measurements["eye_contrast_left"] < EYE_HIDDEN_CONTRAST
+    # the rule does not weigh the skin: lenses hide the eyes on every Monk swatch
+    from avatar3d.synth import MONK_SKIN_TONES
+    from avatar3d.tinted import tint_skin
+
+    face = analyzer.analyze(astronaut)[0]
+    for tone in MONK_SKIN_TONES[::3]:
+        tinted = tint_skin(astronaut, face.landmarks, tone)
+        assert teach(analyzer, paint_dark_lenses(tinted, face)).hidden == HIDDEN_WITH_THE_EYES
     defaults = AvatarParams()
     for rgb in (astronaut, hopper):
         face = analyzer.analyze(rgb)[0]

@@ -57,16 +57,16 @@ COLOR_FACE_PX = 256
 L_BAND = (20.0, 80.0)  # percentiles of L* kept in every colour region
 # An eye behind a dark lens shows no white beside its iris (`eye_shade`, session 34).
 # On the six sample photos, under every perturbation of `chibi eval` and with their skin
-# tinted to each Monk swatch, the contrast (L*: the opening's brighter quarter outside
-# the iris against the iris ring's darker quarter) read 15.5-85 and the white's
-# luminance 4.7-257 times the iris's; behind lenses passing 10 % of the light painted
-# over them (on every tint), 0.2-8.0 and 1.07-3.50. A dim photo lowers the contrast as a
-# lens does (3.3-10 at 30-45 % of the exposure or under a 2.2 gamma), but not the ratio
-# of luminances, which a gain leaves alone (3.2 and more; one eye of each such face at
-# least 3.56), hence both. An open eye under both is hidden (`eye_hidden`): its iris is
-# not sampled, and with both eyes hidden `teacher.measure` leaves the eyes' fields to
-# the default. The ratio does not involve the skin: the white's share of the skin's
-# light, tried first, missed the lenses on the four darkest swatches.
+# tinted to each Monk swatch (102 faces), the contrast (L*: the opening's brighter
+# quarter outside the iris against the iris ring's darker quarter) read 15.5-83 and the
+# white's luminance 3.8-247 times the iris's; behind lenses passing 10 % of the light
+# painted over them, on each photo and tint (66 faces), 0.2-8.3 and 1.07-3.52. A dim
+# photo lowers the contrast as a lens does (3.3 and up at 30-45 % of the exposure or
+# under a 2.2 gamma) but a gain leaves the ratio alone (3.2 and up), hence both. An
+# open eye under both is hidden (`eye_hidden`): its iris is not sampled, and with both
+# eyes hidden `teacher.measure` leaves the eyes' fields to the default. The ratio does
+# not involve the skin: the white's share of the skin's light, tried first, missed the
+# lenses on the four darkest swatches.
 EYE_HIDDEN_CONTRAST = 10.0
 EYE_HIDDEN_RATIO = 3.5
 

@@ -69,6 +69,7 @@ L_BAND = (20.0, 80.0)  # percentiles of L* kept in every colour region
 # lenses on the four darkest swatches.
 EYE_HIDDEN_CONTRAST = 10.0
 EYE_HIDDEN_RATIO = 3.5
+EyeShade = tuple[float, float]  # (contrast, ratio) of one eye: `eye_shade`
 
 _THREAD = threading.local()
 
@@ -94,7 +95,7 @@ def sample_colors(
     landmarks: np.ndarray,
     person_mask: np.ndarray | None = None,
     expression: dict[str, float] | None = None,
-) -> tuple[dict[str, str], dict[str, float], tuple[float, float]]:
+) -> tuple[dict[str, str], dict[str, float], tuple[EyeShade, EyeShade]]:
     """Robust colours of skin, lips, iris, brows and hair.
 
     rgb: (H, W, 3) uint8; landmarks: (478, 3) pixels; person_mask: (H, W) 0..1,
@@ -140,18 +141,6 @@ def sample_colors(
     def ring(indices: tuple[int, ...]) -> np.ndarray:
         return _fill(shape, pts[list(indices)])
 
-    lips_region = ring(LIPS_OUTER) & ~ring(LIPS_INNER)
-    brow_region = (ring(RIGHT_BROW_UPPER + RIGHT_BROW_LOWER[::-1])
-                   | ring(LEFT_BROW_UPPER + LEFT_BROW_LOWER[::-1]))  # fmt: skip
-    margin = max(1, int(round(0.02 * max(face_w, face_h))))
-    brow_grown = cv2.dilate(brow_region.astype(np.uint8), np.ones((2 * margin + 1,) * 2, np.uint8))
-    skin_region = (hull(RIGHT_CHEEK) | hull(LEFT_CHEEK) | hull(FOREHEAD)) & (brow_grown == 0)
-
-    colors, confidence = _defaults(), {name: 0.0 for name in COLOR_FIELDS}
-    skin_lab, n_skin = _robust_lab(patch[skin_region], L_BAND)
-    if skin_lab is not None:
-        colors["skin_color"] = _lab_to_hex(skin_lab)
-        confidence["skin_color"] = min(1.0, n_skin / 150.0)
     iris_region = np.zeros(shape, bool)
     eyes = []
     for side, eye_ring, iris in (
@@ -166,6 +155,19 @@ def sample_colors(
         eyes.append(eye_shade(patch, white, iris_ring))
         if not eye_hidden(*eyes[-1], expression.get(f"blink_{side}", 0.0)):
             iris_region |= iris_ring
+
+    lips_region = ring(LIPS_OUTER) & ~ring(LIPS_INNER)
+    brow_region = (ring(RIGHT_BROW_UPPER + RIGHT_BROW_LOWER[::-1])
+                   | ring(LEFT_BROW_UPPER + LEFT_BROW_LOWER[::-1]))  # fmt: skip
+    margin = max(1, int(round(0.02 * max(face_w, face_h))))
+    brow_grown = cv2.dilate(brow_region.astype(np.uint8), np.ones((2 * margin + 1,) * 2, np.uint8))
+    skin_region = (hull(RIGHT_CHEEK) | hull(LEFT_CHEEK) | hull(FOREHEAD)) & (brow_grown == 0)
+
+    colors, confidence = _defaults(), {name: 0.0 for name in COLOR_FIELDS}
+    skin_lab, n_skin = _robust_lab(patch[skin_region], L_BAND)
+    if skin_lab is not None:
+        colors["skin_color"] = _lab_to_hex(skin_lab)
+        confidence["skin_color"] = min(1.0, n_skin / 150.0)
     lip_lab, n_lip = _robust_lab(patch[lips_region], L_BAND)
     if lip_lab is not None:
         colors["lip_color"] = _lab_to_hex(lip_lab)
@@ -209,7 +211,7 @@ def eye_hidden(contrast: float, ratio: float, blink: float) -> bool:
     return contrast < EYE_HIDDEN_CONTRAST and ratio < EYE_HIDDEN_RATIO and blink <= 0.5
 
 
-def eye_shade(patch: np.ndarray, white: np.ndarray, iris: np.ndarray) -> tuple[float, float]:
+def eye_shade(patch: np.ndarray, white: np.ndarray, iris: np.ndarray) -> EyeShade:
     """(contrast, ratio) of one eye in the (H, W, 3) uint8 `patch`: the L* of its white
     (the 75th percentile over the (H, W) mask `white`, the opening outside the iris)
     minus that of its iris (the 25th over `iris`, the iris ring), and the same two as

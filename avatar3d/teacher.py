@@ -140,6 +140,13 @@ HIDDEN_WITH_THE_EYES = (
     "shape.eye_size", "shape.eye_spacing", "shape.eye_tilt", "shape.eye_height",
     "expression.blink_left", "expression.blink_right", "iris_color",
 )  # fmt: skip
+# Where a face mask covers the mouth (`teacher_colors.sample_colors`: the cheeks read no
+# skin colour and the lips read the same cover), FaceMesh guesses the mouth, nose and
+# chin: a painted surgical mask moved the astronaut's smile from 0.87 to 0.47.
+HIDDEN_WITH_THE_MOUTH = (
+    "shape.nose_size", "shape.mouth_width", "shape.mouth_height", "shape.lip_fullness",
+    "shape.chin_length", "expression.smile", "expression.mouth_open", "lip_color",
+)  # fmt: skip
 
 
 @dataclass
@@ -156,8 +163,9 @@ class TeacherLabels:
         ("eye_contrast_right" / "_left", L*; "eye_ratio_right" / "_left", the white's
         luminance over the iris's), for refitting the constants.
     glasses: whether a glasses frame crosses the nose bridge.
-    hidden: the fields the photo hides (`HIDDEN_WITH_THE_EYES` behind dark lenses):
-        each holds its default, with confidence 1.
+    hidden: the fields the photo hides (`HIDDEN_WITH_THE_EYES` behind dark lenses,
+        `HIDDEN_WITH_THE_MOUTH` behind a face mask): each holds its default, with
+        confidence 1.
     """
 
     shape: dict[str, float]
@@ -206,7 +214,9 @@ def measure(
         base = EXPRESSION_CONFIDENCE.get(name, DEFAULT_EXPRESSION_CONFIDENCE)
         confidence[name] = base * pose_factor * size_factor if geometry_ok else 0.0
 
-    colors, color_confidence, eyes = sample_colors(rgb, landmarks, person_mask, expression)
+    colors, color_confidence, eyes, mouth_covered = sample_colors(
+        rgb, landmarks, person_mask, expression
+    )
     confidence.update({name: c * pose_factor for name, c in color_confidence.items()})
     contrast = bridge_contrast(rgb, landmarks, face.eye_centres)
     glasses, glasses_confidence = glasses_reading(contrast)
@@ -215,9 +225,9 @@ def measure(
     for side, (eye_contrast, eye_ratio) in zip(SIDES, eyes, strict=True):
         measurements |= {f"eye_contrast_{side}": eye_contrast, f"eye_ratio_{side}": eye_ratio}
     shut = [expression[f"blink_{side}"] for side in SIDES]
-    hidden = ()
+    hidden = HIDDEN_WITH_THE_MOUTH if mouth_covered else ()
     if all(eye_hidden(*eye, blink) for eye, blink in zip(eyes, shut, strict=True)):
-        hidden = HIDDEN_WITH_THE_EYES
+        hidden += HIDDEN_WITH_THE_EYES
     defaults = AvatarParams()
     for dotted in hidden:
         group, _, name = dotted.rpartition(".")

@@ -21,7 +21,7 @@ import threading
 
 import cv2
 import numpy as np
-from skimage.color import lab2rgb, rgb2lab
+from skimage.color import deltaE_ciede2000, lab2rgb, rgb2lab
 
 from .landmarks import (
     LEFT_BROW_LOWER,
@@ -70,6 +70,16 @@ L_BAND = (20.0, 80.0)  # percentiles of L* kept in every colour region
 EYE_HIDDEN_CONTRAST = 10.0
 EYE_HIDDEN_RATIO = 3.5
 EyeShade = tuple[float, float]  # (contrast, ratio) of one eye: `eye_shade`
+# Skin, in CIELab, lies between red and yellow: the Monk swatches at hue angles 49-89
+# degrees, the six sample photos' skins at 39-65, and all but 0.2 % of the training
+# renders' skins (some drawn pinker) within -30..120. A face mask over the cheeks made the
+# skin read as its fabric (a light-blue mask: the astronaut's skin #8eb4cc, at -114
+# degrees). A reading at least SKIN_HUE_CHROMA from grey and outside SKIN_HUES is not
+# skin (blue, green, violet); a greyer one cannot be judged (the darkest swatch is 3.8
+# from grey), nor can a red or yellow fabric.
+SKIN_HUES = (-30.0, 120.0)
+SKIN_HUE_CHROMA = 6.0
+LIPS_LIKE_COVER = 5.0  # dE2000: lips this close to a non-skin reading are the same cover
 
 _THREAD = threading.local()
 
@@ -95,14 +105,16 @@ def sample_colors(
     landmarks: np.ndarray,
     person_mask: np.ndarray | None = None,
     expression: dict[str, float] | None = None,
-) -> tuple[dict[str, str], dict[str, float], tuple[EyeShade, EyeShade]]:
+) -> tuple[dict[str, str], dict[str, float], tuple[EyeShade, EyeShade], bool]:
     """Robust colours of skin, lips, iris, brows and hair.
 
     rgb: (H, W, 3) uint8; landmarks: (478, 3) pixels; person_mask: (H, W) 0..1,
     or None to segment the region around the head here.
     Returns (colour field -> "#rrggbb", colour field -> confidence 0..1, the person's
-    right and left `eye_shade`). The iris is sampled in the eyes `eye_hidden` does not
-    hide (confidence 0 where neither shows).
+    right and left `eye_shade`, whether a cover hides the mouth). The iris is sampled in
+    the eyes `eye_hidden` does not hide (confidence 0 where neither shows). Where the
+    cheeks read no skin colour (`looks_like_skin`: a face mask), the skin is the
+    forehead's, if that is skin, and lips as close to the cover are the cover's.
     """
     expression = expression or {}
     height, width = rgb.shape[:2]
@@ -119,7 +131,7 @@ def sample_colors(
     )
     if win[2] - win[0] < 2 or win[3] - win[1] < 2:
         unread = (math.nan, math.nan)
-        return _defaults(), {name: 0.0 for name in COLOR_FIELDS}, (unread, unread)
+        return _defaults(), {name: 0.0 for name in COLOR_FIELDS}, (unread, unread), False
     patch = rgb[win[1] : win[3], win[0] : win[2]]
     pts = xy - [win[0], win[1]]
     window_size = patch.shape[:2]
@@ -165,11 +177,19 @@ def sample_colors(
 
     colors, confidence = _defaults(), {name: 0.0 for name in COLOR_FIELDS}
     skin_lab, n_skin = _robust_lab(patch[skin_region], L_BAND)
+    cover = skin_lab if skin_lab is not None and not looks_like_skin(skin_lab) else None
+    if cover is not None:  # the cheeks are covered: what shows of the forehead, if skin
+        skin_lab, n_skin = _robust_lab(patch[hull(FOREHEAD) & (brow_grown == 0)], L_BAND)
+        if skin_lab is not None and not looks_like_skin(skin_lab):
+            skin_lab = None
     if skin_lab is not None:
         colors["skin_color"] = _lab_to_hex(skin_lab)
         confidence["skin_color"] = min(1.0, n_skin / 150.0)
     lip_lab, n_lip = _robust_lab(patch[lips_region], L_BAND)
-    if lip_lab is not None:
+    mouth_covered = (
+        cover is not None and lip_lab is not None and delta_e2000(lip_lab, cover) < LIPS_LIKE_COVER
+    )
+    if lip_lab is not None and not mouth_covered:
         colors["lip_color"] = _lab_to_hex(lip_lab)
         confidence["lip_color"] = min(1.0, n_lip / 60.0) * 0.9
     # Brows: hairs are the darker half of the brow polygon (skin shows between them).
@@ -200,7 +220,20 @@ def sample_colors(
         colors["hair_color"] = _lab_to_hex(hair_lab)
         expected = max(1.0, 0.15 * face_w * face_h)  # short hair covers ~15% of a face box
         confidence["hair_color"] = min(1.0, n_hair / expected) * 0.8
-    return colors, {k: float(v) for k, v in confidence.items()}, (eyes[0], eyes[1])
+    confidence = {k: float(v) for k, v in confidence.items()}
+    return colors, confidence, (eyes[0], eyes[1]), mouth_covered
+
+
+def looks_like_skin(lab: np.ndarray) -> bool:
+    """Whether a CIELab (3,) colour may be skin: within `SKIN_HUES`, or too grey to tell."""
+    chroma = math.hypot(lab[1], lab[2])
+    hue = math.degrees(math.atan2(lab[2], lab[1]))
+    return chroma < SKIN_HUE_CHROMA or SKIN_HUES[0] <= hue <= SKIN_HUES[1]
+
+
+def delta_e2000(a: np.ndarray, b: np.ndarray) -> float:
+    """CIEDE2000 between two CIELab (3,) colours."""
+    return float(deltaE_ciede2000(np.asarray(a, np.float64), np.asarray(b, np.float64)))
 
 
 def eye_hidden(contrast: float, ratio: float, blink: float) -> bool:

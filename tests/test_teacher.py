@@ -26,6 +26,7 @@ from avatar3d.params import (
 from avatar3d.teacher import (
     EXPRESSION_CONFOUNDS,
     HIDDEN_WITH_THE_EYES,
+    HIDDEN_WITH_THE_MOUTH,
     labels_to_params,
     measure,
 )
@@ -522,3 +523,66 @@ def test_a_photo_in_sunglasses_gets_neutral_eyes_and_a_frame_through_the_cli(
     assert {sources[name] for name in HIDDEN_WITH_THE_EYES} == {"hidden"}
     assert params.glasses != "none" and sources["glasses"] == "teacher"
     assert sources["skin_color"] == "teacher"
+
+
+# -- face masks --------------------------------------------------------------------------------
+def paint_face_mask(rgb: np.ndarray, face, colour: tuple[int, int, int]) -> np.ndarray:
+    """A face mask: the face below the middle of the nose in one fabric `colour`,
+    darkening downward as a fold's shade would."""
+    from avatar3d.teacher_colors import FACE_OVAL
+
+    covered = np.zeros(rgb.shape[:2], np.uint8)
+    cv2.fillPoly(covered, [np.round(face.landmarks[list(FACE_OVAL), :2]).astype(np.int32)], 1)
+    covered[: round(face.landmarks[195, 1])] = 0
+    covered = cv2.dilate(covered, np.ones((5, 5), np.uint8))
+    shade = np.linspace(1.0, 0.8, rgb.shape[0])[:, None, None]
+    fabric = np.array(colour, np.float64) * shade
+    return np.where(covered[..., None] > 0, fabric, rgb).round().astype(np.uint8)
+
+
+def test_looks_like_skin_takes_every_monk_swatch_and_no_blue_or_green():
+    from avatar3d.synth import MONK_SKIN_TONES
+    from avatar3d.teacher_colors import looks_like_skin
+
+    assert all(looks_like_skin(lab(tone)) for tone in MONK_SKIN_TONES)
+    for fabric in ("#96bed7", "#78aa8c", "#5b6fd6"):  # surgical blue, green, indigo
+        assert not looks_like_skin(lab(fabric)), fabric
+    assert looks_like_skin(lab("#202022"))  # too grey to tell
+
+
+@pytest.mark.parametrize("fabric", [(150, 190, 215), (120, 170, 140)], ids=["blue", "green"])
+def test_a_coloured_face_mask_leaves_the_skin_to_the_forehead_and_hides_the_mouth(
+    analyzer, astronaut, hopper, fabric
+):
+    """Under a mask the cheeks read its fabric (the astronaut's skin was light blue):
+    the skin now comes from the forehead, and the mouth's fields keep their default."""
+    defaults = AvatarParams()
+    for rgb in (astronaut, hopper):
+        face = analyzer.analyze(rgb)[0]
+        plain = measure(rgb, face)
+        masked = teach(analyzer, paint_face_mask(rgb, face, fabric))
+        assert set(HIDDEN_WITH_THE_MOUTH) <= set(masked.hidden)
+        assert masked.colors["lip_color"] == defaults.lip_color
+        assert masked.expression["smile"] == defaults.expression["smile"]
+        # the forehead alone: the astronaut's within 2 dE2000 of cheeks and forehead,
+        # Grace Hopper's lit forehead 9.4 lighter; the blue fabric read 29-36 away
+        assert delta_e(masked.colors["skin_color"], plain.colors["skin_color"]) < 10.0
+        assert plain.hidden == ()
+
+
+def test_a_photo_behind_a_face_mask_keeps_a_skin_colour_through_the_cli(
+    tmp_path, capsys, analyzer, astronaut, astronaut_face
+):
+    """`chibi params --sources` on the astronaut behind a light-blue mask: her avatar's
+    skin was the mask's blue; now a skin colour, and the mouth's fields `hidden`."""
+    from avatar3d.teacher_colors import looks_like_skin
+    from server.cli import main
+
+    photo = tmp_path / "mask.png"
+    Image.fromarray(paint_face_mask(astronaut, astronaut_face, (150, 190, 215))).save(photo)
+    assert main(["params", "--sources", str(photo)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    params, sources = AvatarParams.from_dict(record["params"]), record["sources"]
+    assert looks_like_skin(lab(params.skin_color)) and sources["skin_color"] == "teacher"
+    assert params.lip_color == AvatarParams().lip_color
+    assert {sources[name] for name in HIDDEN_WITH_THE_MOUTH} == {"hidden"}

@@ -186,9 +186,8 @@ def sample_colors(
         colors["skin_color"] = _lab_to_hex(skin_lab)
         confidence["skin_color"] = min(1.0, n_skin / 150.0)
     lip_lab, n_lip = _robust_lab(patch[lips_region], L_BAND)
-    mouth_covered = (
-        cover is not None and lip_lab is not None and delta_e2000(lip_lab, cover) < LIPS_LIKE_COVER
-    )
+    mouth_covered = cover is not None and lip_lab is not None
+    mouth_covered = mouth_covered and deltaE_ciede2000(lip_lab, cover) < LIPS_LIKE_COVER
     if lip_lab is not None and not mouth_covered:
         colors["lip_color"] = _lab_to_hex(lip_lab)
         confidence["lip_color"] = min(1.0, n_lip / 60.0) * 0.9
@@ -229,11 +228,6 @@ def looks_like_skin(lab: np.ndarray) -> bool:
     chroma = math.hypot(lab[1], lab[2])
     hue = math.degrees(math.atan2(lab[2], lab[1]))
     return chroma < SKIN_HUE_CHROMA or SKIN_HUES[0] <= hue <= SKIN_HUES[1]
-
-
-def delta_e2000(a: np.ndarray, b: np.ndarray) -> float:
-    """CIEDE2000 between two CIELab (3,) colours."""
-    return float(deltaE_ciede2000(np.asarray(a, np.float64), np.asarray(b, np.float64)))
 
 
 def eye_hidden(contrast: float, ratio: float, blink: float) -> bool:

@@ -73,7 +73,7 @@ from .landmarks import (
     head_pose,
 )
 from .params import EXPRESSION_SLIDERS, SHAPE_SLIDERS, UNKNOWN_FRAME, AvatarParams
-from .teacher_colors import eye_hidden, sample_colors
+from .teacher_colors import SIDES, sample_colors
 from .teacher_glasses import bridge_contrast, glasses_reading
 
 # -- landmark groups (MediaPipe FaceMesh indices) -------------------------------------
@@ -135,7 +135,6 @@ DEFAULT_EXPRESSION_CONFIDENCE = 0.8
 # sample photos eye_size moved by up to 0.26, eye_height 0.18, eye_tilt 0.16, and the
 # iris read the lens's near-black. These fields are then the default, sure: a face
 # whose eyes do not show gets neutral eyes, whatever the CNN makes of the lenses.
-SIDES = ("right", "left")  # the person's own, in `sample_colors`' order
 HIDDEN_WITH_THE_EYES = (
     "shape.eye_size", "shape.eye_spacing", "shape.eye_tilt", "shape.eye_height",
     "expression.blink_left", "expression.blink_right", "iris_color",
@@ -147,6 +146,7 @@ HIDDEN_WITH_THE_MOUTH = (
     "shape.nose_size", "shape.mouth_width", "shape.mouth_height", "shape.lip_fullness",
     "shape.chin_length", "expression.smile", "expression.mouth_open", "lip_color",
 )  # fmt: skip
+HIDDEN_WITH = {"eyes": HIDDEN_WITH_THE_EYES, "mouth": HIDDEN_WITH_THE_MOUTH}  # by part
 
 
 @dataclass
@@ -214,9 +214,7 @@ def measure(
         base = EXPRESSION_CONFIDENCE.get(name, DEFAULT_EXPRESSION_CONFIDENCE)
         confidence[name] = base * pose_factor * size_factor if geometry_ok else 0.0
 
-    colors, color_confidence, eyes, mouth_covered = sample_colors(
-        rgb, landmarks, person_mask, expression
-    )
+    colors, color_confidence, eyes, parts = sample_colors(rgb, landmarks, person_mask, expression)
     confidence.update({name: c * pose_factor for name, c in color_confidence.items()})
     contrast = bridge_contrast(rgb, landmarks, face.eye_centres)
     glasses, glasses_confidence = glasses_reading(contrast)
@@ -224,10 +222,7 @@ def measure(
     measurements = raw | {"bridge_contrast": contrast}
     for side, (eye_contrast, eye_ratio) in zip(SIDES, eyes, strict=True):
         measurements |= {f"eye_contrast_{side}": eye_contrast, f"eye_ratio_{side}": eye_ratio}
-    shut = [expression[f"blink_{side}"] for side in SIDES]
-    hidden = HIDDEN_WITH_THE_MOUTH if mouth_covered else ()
-    if all(eye_hidden(*eye, blink) for eye, blink in zip(eyes, shut, strict=True)):
-        hidden += HIDDEN_WITH_THE_EYES
+    hidden = tuple(name for part in parts for name in HIDDEN_WITH[part])
     defaults = AvatarParams()
     for dotted in hidden:
         group, _, name = dotted.rpartition(".")

@@ -70,6 +70,7 @@ L_BAND = (20.0, 80.0)  # percentiles of L* kept in every colour region
 EYE_HIDDEN_CONTRAST = 10.0
 EYE_HIDDEN_RATIO = 3.5
 EyeShade = tuple[float, float]  # (contrast, ratio) of one eye: `eye_shade`
+SIDES = ("right", "left")  # the person's own: the order of the eyes read here
 # Skin, in CIELab, lies between red and yellow: the Monk swatches at hue angles 49-89
 # degrees, the six sample photos' skins at 39-65, and all but 0.2 % of the training
 # renders' skins (some drawn pinker) within -30..120. A face mask over the cheeks made the
@@ -105,16 +106,17 @@ def sample_colors(
     landmarks: np.ndarray,
     person_mask: np.ndarray | None = None,
     expression: dict[str, float] | None = None,
-) -> tuple[dict[str, str], dict[str, float], tuple[EyeShade, EyeShade], bool]:
+) -> tuple[dict[str, str], dict[str, float], tuple[EyeShade, EyeShade], tuple[str, ...]]:
     """Robust colours of skin, lips, iris, brows and hair.
 
     rgb: (H, W, 3) uint8; landmarks: (478, 3) pixels; person_mask: (H, W) 0..1,
     or None to segment the region around the head here.
     Returns (colour field -> "#rrggbb", colour field -> confidence 0..1, the person's
-    right and left `eye_shade`, whether a cover hides the mouth). The iris is sampled in
-    the eyes `eye_hidden` does not hide (confidence 0 where neither shows). Where the
-    cheeks read no skin colour (`looks_like_skin`: a face mask), the skin is the
-    forehead's, if that is skin, and lips as close to the cover are the cover's.
+    right and left `eye_shade`, the parts a cover hides: "mouth", "eyes"). The iris is
+    sampled in the eyes `eye_hidden` does not hide (confidence 0 where neither shows:
+    "eyes"). Where the cheeks read no skin colour (`looks_like_skin`: a face mask), the
+    skin is the forehead's, if that is skin, and lips as close to the cover are the
+    cover's ("mouth").
     """
     expression = expression or {}
     height, width = rgb.shape[:2]
@@ -131,7 +133,7 @@ def sample_colors(
     )
     if win[2] - win[0] < 2 or win[3] - win[1] < 2:
         unread = (math.nan, math.nan)
-        return _defaults(), {name: 0.0 for name in COLOR_FIELDS}, (unread, unread), False
+        return _defaults(), {name: 0.0 for name in COLOR_FIELDS}, (unread, unread), ()
     patch = rgb[win[1] : win[3], win[0] : win[2]]
     pts = xy - [win[0], win[1]]
     window_size = patch.shape[:2]
@@ -154,10 +156,9 @@ def sample_colors(
         return _fill(shape, pts[list(indices)])
 
     iris_region = np.zeros(shape, bool)
-    eyes = []
-    for side, eye_ring, iris in (
-        ("right", RIGHT_EYE_RING, RIGHT_IRIS),
-        ("left", LEFT_EYE_RING, LEFT_IRIS),
+    eyes, eyes_hidden = [], []
+    for side, eye_ring, iris in zip(
+        SIDES, (RIGHT_EYE_RING, LEFT_EYE_RING), (RIGHT_IRIS, LEFT_IRIS), strict=True
     ):
         opening = ring(eye_ring)
         centre, radius = pts[iris[0]], _iris_radius(pts, iris)
@@ -165,7 +166,8 @@ def sample_colors(
         iris_ring &= ~_disk(shape, centre, 0.45 * radius)
         white = opening & ~_disk(shape, centre, 1.1 * radius)
         eyes.append(eye_shade(patch, white, iris_ring))
-        if not eye_hidden(*eyes[-1], expression.get(f"blink_{side}", 0.0)):
+        eyes_hidden.append(eye_hidden(*eyes[-1], expression.get(f"blink_{side}", 0.0)))
+        if not eyes_hidden[-1]:
             iris_region |= iris_ring
 
     lips_region = ring(LIPS_OUTER) & ~ring(LIPS_INNER)
@@ -173,13 +175,14 @@ def sample_colors(
                    | ring(LEFT_BROW_UPPER + LEFT_BROW_LOWER[::-1]))  # fmt: skip
     margin = max(1, int(round(0.02 * max(face_w, face_h))))
     brow_grown = cv2.dilate(brow_region.astype(np.uint8), np.ones((2 * margin + 1,) * 2, np.uint8))
-    skin_region = (hull(RIGHT_CHEEK) | hull(LEFT_CHEEK) | hull(FOREHEAD)) & (brow_grown == 0)
+    forehead = hull(FOREHEAD) & (brow_grown == 0)
+    skin_region = forehead | ((hull(RIGHT_CHEEK) | hull(LEFT_CHEEK)) & (brow_grown == 0))
 
     colors, confidence = _defaults(), {name: 0.0 for name in COLOR_FIELDS}
     skin_lab, n_skin = _robust_lab(patch[skin_region], L_BAND)
     cover = skin_lab if skin_lab is not None and not looks_like_skin(skin_lab) else None
     if cover is not None:  # the cheeks are covered: what shows of the forehead, if skin
-        skin_lab, n_skin = _robust_lab(patch[hull(FOREHEAD) & (brow_grown == 0)], L_BAND)
+        skin_lab, n_skin = _robust_lab(patch[forehead], L_BAND)
         if skin_lab is not None and not looks_like_skin(skin_lab):
             skin_lab = None
     if skin_lab is not None:
@@ -220,7 +223,10 @@ def sample_colors(
         expected = max(1.0, 0.15 * face_w * face_h)  # short hair covers ~15% of a face box
         confidence["hair_color"] = min(1.0, n_hair / expected) * 0.8
     confidence = {k: float(v) for k, v in confidence.items()}
-    return colors, confidence, (eyes[0], eyes[1]), mouth_covered
+    hidden = tuple(
+        part for part, hid in (("mouth", mouth_covered), ("eyes", all(eyes_hidden))) if hid
+    )
+    return colors, confidence, (eyes[0], eyes[1]), hidden
 
 
 def looks_like_skin(lab: np.ndarray) -> bool:

@@ -76,11 +76,25 @@ SIDES = ("right", "left")  # the person's own: the order of the eyes read here
 # renders' skins (some drawn pinker) within -30..120. A face mask over the cheeks made the
 # skin read as its fabric (a light-blue mask: the astronaut's skin #8eb4cc, at -114
 # degrees). A reading at least SKIN_HUE_CHROMA from grey and outside SKIN_HUES is not
-# skin (blue, green, violet); a greyer one cannot be judged (the darkest swatch is 3.8
-# from grey), nor can a red or yellow fabric.
+# skin (blue, green, violet); a greyer one cannot be judged by its hue (the darkest
+# swatch is 3.8 from grey), nor can a red or yellow fabric.
 SKIN_HUES = (-30.0, 120.0)
 SKIN_HUE_CHROMA = 6.0
-LIPS_LIKE_COVER = 5.0  # dE2000: lips this close to a non-skin reading are the same cover
+LIPS_LIKE_COVER = 5.0  # dE2000: lips this close to the cheeks' cover are the same cover
+# A black, white or grey mask is too grey for the hue to judge. Against a forehead that
+# is clearly skin (chroma SKIN_HUE_CHROMA or more, at a skin hue), with lips of the
+# cheeks' colour, it shows as grey cheeks (chroma under GREY_COVER_CHROMA; the darkest
+# swatch is 3.8) at least GREY_COVER_LIGHTNESS lighter or darker than the forehead, or,
+# for a pale fabric (white, cream), as cheeks lighter than the forehead and under
+# GREY_COVER_SHARE of its chroma. Fabrics painted over the six sample photos and their
+# Monk tints, with shading, folds and grain, read 0-7 in chroma against foreheads of
+# 6-35. Unmasked, no face's cheeks read that grey with such a forehead and lips, and
+# lighter cheeks kept at least 0.65 of the forehead's chroma (120 real faces, 227
+# training renders), but on a render of the darkest swatch the cheeks read 2.2 against
+# a redder forehead of the same lightness: hence the lightness gap (session 35).
+GREY_COVER_CHROMA = 3.0
+GREY_COVER_LIGHTNESS = 15.0
+GREY_COVER_SHARE = 0.4
 
 _THREAD = threading.local()
 
@@ -114,9 +128,9 @@ def sample_colors(
     Returns (colour field -> "#rrggbb", colour field -> confidence 0..1, the person's
     right and left `eye_shade`, the parts a cover hides: "mouth", "eyes"). The iris is
     sampled in the eyes `eye_hidden` does not hide (confidence 0 where neither shows:
-    "eyes"). Where the cheeks read no skin colour (`looks_like_skin`: a face mask), the
-    skin is the forehead's, if that is skin, and lips as close to the cover are the
-    cover's ("mouth").
+    "eyes"). Where a face mask covers the cheeks (`cheek_cover`), the skin is the
+    forehead's, if that is skin, and lips as close to the cover are the cover's
+    ("mouth").
     """
     expression = expression or {}
     height, width = rgb.shape[:2]
@@ -176,19 +190,21 @@ def sample_colors(
     margin = max(1, int(round(0.02 * max(face_w, face_h))))
     brow_grown = cv2.dilate(brow_region.astype(np.uint8), np.ones((2 * margin + 1,) * 2, np.uint8))
     forehead = hull(FOREHEAD) & (brow_grown == 0)
-    skin_region = forehead | ((hull(RIGHT_CHEEK) | hull(LEFT_CHEEK)) & (brow_grown == 0))
+    cheeks = (hull(RIGHT_CHEEK) | hull(LEFT_CHEEK)) & (brow_grown == 0)
 
     colors, confidence = _defaults(), {name: 0.0 for name in COLOR_FIELDS}
-    skin_lab, n_skin = _robust_lab(patch[skin_region], L_BAND)
-    cover = skin_lab if skin_lab is not None and not looks_like_skin(skin_lab) else None
+    skin_lab, n_skin = _robust_lab(patch[forehead | cheeks], L_BAND)
+    forehead_lab, n_forehead = _robust_lab(patch[forehead], L_BAND)
+    lip_lab, n_lip = _robust_lab(patch[lips_region], L_BAND)
+    cheeks_lab = _robust_lab(patch[cheeks], L_BAND)[0]
+    cover = cheek_cover(skin_lab, cheeks_lab, forehead_lab, lip_lab)
     if cover is not None:  # the cheeks are covered: what shows of the forehead, if skin
-        skin_lab, n_skin = _robust_lab(patch[forehead], L_BAND)
+        skin_lab, n_skin = forehead_lab, n_forehead
         if skin_lab is not None and not looks_like_skin(skin_lab):
             skin_lab = None
     if skin_lab is not None:
         colors["skin_color"] = _lab_to_hex(skin_lab)
         confidence["skin_color"] = min(1.0, n_skin / 150.0)
-    lip_lab, n_lip = _robust_lab(patch[lips_region], L_BAND)
     mouth_covered = cover is not None and lip_lab is not None
     mouth_covered = mouth_covered and deltaE_ciede2000(lip_lab, cover) < LIPS_LIKE_COVER
     if lip_lab is not None and not mouth_covered:
@@ -229,11 +245,43 @@ def sample_colors(
     return colors, confidence, (eyes[0], eyes[1]), hidden
 
 
+def cheek_cover(
+    skin: np.ndarray | None,
+    cheeks: np.ndarray | None,
+    forehead: np.ndarray | None,
+    lips: np.ndarray | None,
+) -> np.ndarray | None:
+    """The CIELab (3,) colour of what covers the cheeks (a face mask), or None where
+    they show skin. Each argument is a region's robust CIELab reading, None if unread:
+    `skin` the cheeks and forehead together.
+
+    Covered are cheeks whose reading with the forehead does not `looks_like_skin`; or,
+    against a forehead that clearly is skin, cheeks that do not, or cheeks and lips of
+    one grey or pale fabric (`GREY_COVER_CHROMA`). The cover's colour is the cheeks'
+    alone, what the lips are compared with."""
+    if skin is not None and not looks_like_skin(skin):
+        return skin if cheeks is None else cheeks
+    if cheeks is None or forehead is None or lips is None:
+        return None
+    if not looks_like_skin(forehead) or _chroma(forehead) < SKIN_HUE_CHROMA:
+        return None
+    if not looks_like_skin(cheeks):  # a pale blue or green fabric the forehead diluted
+        return cheeks
+    chroma, lighter = _chroma(cheeks), cheeks[0] - forehead[0]
+    grey = chroma < GREY_COVER_CHROMA and abs(lighter) >= GREY_COVER_LIGHTNESS
+    pale = lighter > 0 and chroma < GREY_COVER_SHARE * _chroma(forehead)
+    lips_alike = deltaE_ciede2000(lips, cheeks) < LIPS_LIKE_COVER
+    return cheeks if (grey or pale) and lips_alike else None
+
+
+def _chroma(lab: np.ndarray) -> float:
+    return math.hypot(lab[1], lab[2])
+
+
 def looks_like_skin(lab: np.ndarray) -> bool:
     """Whether a CIELab (3,) colour may be skin: within `SKIN_HUES`, or too grey to tell."""
-    chroma = math.hypot(lab[1], lab[2])
     hue = math.degrees(math.atan2(lab[2], lab[1]))
-    return chroma < SKIN_HUE_CHROMA or SKIN_HUES[0] <= hue <= SKIN_HUES[1]
+    return _chroma(lab) < SKIN_HUE_CHROMA or SKIN_HUES[0] <= hue <= SKIN_HUES[1]
 
 
 def eye_hidden(contrast: float, ratio: float, blink: float) -> bool:

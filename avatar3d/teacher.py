@@ -161,7 +161,8 @@ class TeacherLabels:
     measurements: raw frontal measurements behind the sliders (unitless ratios,
         degrees for eye_tilt), "bridge_contrast" and the eyes' `eye_shade`
         ("eye_contrast_right" / "_left", L*; "eye_ratio_right" / "_left", the white's
-        luminance over the iris's), for refitting the constants.
+        luminance over the iris's; "under_eye_right" / "_left", dE2000 of the skin
+        below the eye from the face's), for refitting the constants.
     glasses: whether a glasses frame crosses the nose bridge.
     hidden: the fields the photo hides (`HIDDEN_WITH_THE_EYES` behind dark lenses,
         `HIDDEN_WITH_THE_MOUTH` behind a face mask): each holds its default, with
@@ -220,8 +221,9 @@ def measure(
     glasses, glasses_confidence = glasses_reading(contrast)
     confidence["glasses"] = glasses_confidence * pose_factor * size_factor
     measurements = raw | {"bridge_contrast": contrast}
-    for side, (eye_contrast, eye_ratio) in zip(SIDES, eyes, strict=True):
-        measurements |= {f"eye_contrast_{side}": eye_contrast, f"eye_ratio_{side}": eye_ratio}
+    for side, (eye_contrast, eye_ratio, under_eye) in zip(SIDES, eyes, strict=True):
+        measurements |= {f"eye_contrast_{side}": eye_contrast, f"eye_ratio_{side}": eye_ratio,
+                         f"under_eye_{side}": under_eye}  # fmt: skip
     hidden = tuple(name for part in parts for name in HIDDEN_WITH[part])
     defaults = AvatarParams()
     for dotted in hidden:

@@ -39,6 +39,10 @@ FACE_OVAL = (10, 109, 67, 103, 54, 21, 162, 127, 234, 93, 132, 58, 172, 136, 150
              332, 297, 338)  # fmt: skip
 RIGHT_EYE_RING = (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7)
 LEFT_EYE_RING = (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249)
+# The skin just below each eye, from under the lower lid down ~0.13 eye distances:
+# what a sunglasses lens covers, and skin through clear glasses or a shut eye's lid.
+RIGHT_UNDER_EYE = (25, 110, 24, 23, 22, 26, 112, 232, 231, 230, 229, 228, 31)
+LEFT_UNDER_EYE = (255, 339, 254, 253, 252, 256, 341, 452, 451, 450, 449, 448, 261)
 LIPS_OUTER = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37,
               39, 40, 185)  # fmt: skip
 LIPS_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82,
@@ -67,9 +71,18 @@ L_BAND = (20.0, 80.0)  # percentiles of L* kept in every colour region
 # eyes hidden `teacher.measure` leaves the eyes' fields to the default. The ratio does
 # not involve the skin: the white's share of the skin's light, tried first, missed the
 # lenses on the four darkest swatches.
+# Behind a mirrored or bright lens FaceMesh often reads the eye shut (blink over 0.5;
+# painted sky-and-ground mirrors: 5 of the 6 photos) or too narrow to read a contrast.
+# Such an eye is hidden when the skin below it (`RIGHT_UNDER_EYE`) reads more than
+# EYE_LENS_DISTANCE dE2000 from the face's skin: 22-50 behind painted mirrors and 35-61
+# behind dark lenses on the six photos, 0.5-17.7 on the 120 unmasked faces (shadows
+# under the eyes, tints, dim photos), under 6.5 on the training renders FaceMesh reads
+# shut (session 35).
 EYE_HIDDEN_CONTRAST = 10.0
 EYE_HIDDEN_RATIO = 3.5
-EyeShade = tuple[float, float]  # (contrast, ratio) of one eye: `eye_shade`
+EYE_LENS_DISTANCE = 20.0
+# (contrast, ratio, under-eye distance) of one eye: `eye_shade`, `under_eye_distance`
+EyeShade = tuple[float, float, float]
 SIDES = ("right", "left")  # the person's own: the order of the eyes read here
 # Skin, in CIELab, lies between red and yellow: the Monk swatches at hue angles 49-89
 # degrees, the six sample photos' skins at 39-65, and all but 0.2 % of the training
@@ -169,21 +182,6 @@ def sample_colors(
     def ring(indices: tuple[int, ...]) -> np.ndarray:
         return _fill(shape, pts[list(indices)])
 
-    iris_region = np.zeros(shape, bool)
-    eyes, eyes_hidden = [], []
-    for side, eye_ring, iris in zip(
-        SIDES, (RIGHT_EYE_RING, LEFT_EYE_RING), (RIGHT_IRIS, LEFT_IRIS), strict=True
-    ):
-        opening = ring(eye_ring)
-        centre, radius = pts[iris[0]], _iris_radius(pts, iris)
-        iris_ring = opening & _disk(shape, centre, 0.95 * radius)
-        iris_ring &= ~_disk(shape, centre, 0.45 * radius)
-        white = opening & ~_disk(shape, centre, 1.1 * radius)
-        eyes.append(eye_shade(patch, white, iris_ring))
-        eyes_hidden.append(eye_hidden(*eyes[-1], expression.get(f"blink_{side}", 0.0)))
-        if not eyes_hidden[-1]:
-            iris_region |= iris_ring
-
     lips_region = ring(LIPS_OUTER) & ~ring(LIPS_INNER)
     brow_region = (ring(RIGHT_BROW_UPPER + RIGHT_BROW_LOWER[::-1])
                    | ring(LEFT_BROW_UPPER + LEFT_BROW_LOWER[::-1]))  # fmt: skip
@@ -205,6 +203,26 @@ def sample_colors(
     if skin_lab is not None:
         colors["skin_color"] = _lab_to_hex(skin_lab)
         confidence["skin_color"] = min(1.0, n_skin / 150.0)
+
+    iris_region = np.zeros(shape, bool)
+    eyes, eyes_hidden = [], []
+    for side, eye_ring, iris, under_eye in zip(
+        SIDES,
+        (RIGHT_EYE_RING, LEFT_EYE_RING),
+        (RIGHT_IRIS, LEFT_IRIS),
+        (RIGHT_UNDER_EYE, LEFT_UNDER_EYE),
+        strict=True,
+    ):
+        opening = ring(eye_ring)
+        centre, radius = pts[iris[0]], _iris_radius(pts, iris)
+        iris_ring = opening & _disk(shape, centre, 0.95 * radius)
+        iris_ring &= ~_disk(shape, centre, 0.45 * radius)
+        white = opening & ~_disk(shape, centre, 1.1 * radius)
+        shade = eye_shade(patch, white, iris_ring)
+        eyes.append((*shade, under_eye_distance(patch[ring(under_eye)], skin_lab)))
+        eyes_hidden.append(eye_hidden(*eyes[-1], expression.get(f"blink_{side}", 0.0)))
+        if not eyes_hidden[-1]:
+            iris_region |= iris_ring
     mouth_covered = cover is not None and lip_lab is not None
     mouth_covered = mouth_covered and deltaE_ciede2000(lip_lab, cover) < LIPS_LIKE_COVER
     if lip_lab is not None and not mouth_covered:
@@ -284,15 +302,28 @@ def looks_like_skin(lab: np.ndarray) -> bool:
     return _chroma(lab) < SKIN_HUE_CHROMA or SKIN_HUES[0] <= hue <= SKIN_HUES[1]
 
 
-def eye_hidden(contrast: float, ratio: float, blink: float) -> bool:
-    """Whether an eye FaceMesh reads open (`blink` <= 0.5) is behind a dark lens: no
-    white shows beside its iris, in L* (`contrast` under `EYE_HIDDEN_CONTRAST`) nor in
-    luminance (`ratio` under `EYE_HIDDEN_RATIO`), as `eye_shade` reads them. A half-shut
-    eye's lid shades what shows of it, and NaN (too few pixels to tell) is never hidden."""
-    return contrast < EYE_HIDDEN_CONTRAST and ratio < EYE_HIDDEN_RATIO and blink <= 0.5
+def eye_hidden(contrast: float, ratio: float, under_eye: float, blink: float) -> bool:
+    """Whether an eye is behind a lens. One FaceMesh reads open (`blink` <= 0.5) is
+    when no white shows beside its iris, in L* (`contrast` under `EYE_HIDDEN_CONTRAST`)
+    nor in luminance (`ratio` under `EYE_HIDDEN_RATIO`), as `eye_shade` reads them: a
+    half-shut eye's lid shades what shows of it. One it reads shut, or too narrow to
+    read (NaN contrast), is when the skin below it is not skin (`under_eye`, from
+    `under_eye_distance`, over `EYE_LENS_DISTANCE`; NaN is never hidden)."""
+    if blink > 0.5 or math.isnan(contrast):
+        return under_eye > EYE_LENS_DISTANCE
+    return contrast < EYE_HIDDEN_CONTRAST and ratio < EYE_HIDDEN_RATIO
 
 
-def eye_shade(patch: np.ndarray, white: np.ndarray, iris: np.ndarray) -> EyeShade:
+def under_eye_distance(pixels: np.ndarray, skin: np.ndarray | None) -> float:
+    """dE2000 between the robust CIELab of (N, 3) uint8 `pixels` below an eye and the
+    face's `skin` (CIELab (3,)); NaN where either is unread."""
+    below, _ = _robust_lab(pixels, L_BAND)
+    if below is None or skin is None:
+        return math.nan
+    return float(deltaE_ciede2000(below, skin))
+
+
+def eye_shade(patch: np.ndarray, white: np.ndarray, iris: np.ndarray) -> tuple[float, float]:
     """(contrast, ratio) of one eye in the (H, W, 3) uint8 `patch`: the L* of its white
     (the 75th percentile over the (H, W) mask `white`, the opening outside the iris)
     minus that of its iris (the 25th over `iris`, the iris ring), and the same two as

@@ -33,6 +33,7 @@ from avatar3d.teacher import (
 from avatar3d.teacher_colors import (
     EYE_HIDDEN_CONTRAST,
     EYE_HIDDEN_RATIO,
+    EYE_LENS_DISTANCE,
     LEFT_EYE_RING,
     RIGHT_EYE_RING,
     eye_hidden,
@@ -471,13 +472,15 @@ def test_dark_lenses_hide_the_eyes_and_leave_their_fields_to_the_default(
     assert min(labels.measurements[f"eye_contrast_{side}"] for side in ("right", "left")) > (
         3 * EYE_HIDDEN_CONTRAST
     )
-    # a dark eye FaceMesh reads half shut is the lid's shade, a dim photo's eye keeps its
-    # ratio of white to iris, and NaN is too few pixels
-    low, flat = EYE_HIDDEN_CONTRAST / 2, EYE_HIDDEN_RATIO / 2
-    assert eye_hidden(low, flat, 0.2) and not eye_hidden(low, flat, 0.7)
-    assert not eye_hidden(low, 2 * EYE_HIDDEN_RATIO, 0.0)
-    assert not eye_hidden(2 * EYE_HIDDEN_CONTRAST, flat, 0.0)
-    assert not eye_hidden(math.nan, math.nan, 0.0)
+    # a dark eye FaceMesh reads half shut is the lid's shade, unless no skin shows below
+    # it; a dim photo's eye keeps its ratio of white to iris; NaN is too few pixels
+    low, flat, skin, lens = EYE_HIDDEN_CONTRAST / 2, EYE_HIDDEN_RATIO / 2, 5.0, 40.0
+    assert eye_hidden(low, flat, skin, 0.2) and not eye_hidden(low, flat, skin, 0.7)
+    assert eye_hidden(math.nan, math.nan, lens, 0.7) and not eye_hidden(low, flat, math.nan, 0.7)
+    assert eye_hidden(math.nan, math.nan, lens, 0.0)  # an open eye too narrow to read
+    assert not eye_hidden(low, 2 * EYE_HIDDEN_RATIO, lens, 0.0)
+    assert not eye_hidden(2 * EYE_HIDDEN_CONTRAST, flat, lens, 0.0)
+    assert not eye_hidden(math.nan, math.nan, math.nan, 0.0)
     # at 30 % of its exposure Grace Hopper's eyes read a contrast of 4.7-6.3, as lenses do
     dim = teach(analyzer, brighten(hopper, 0.3))
     assert dim.hidden == () and dim.measurements["eye_contrast_left"] < EYE_HIDDEN_CONTRAST
@@ -523,6 +526,51 @@ def test_a_photo_in_sunglasses_gets_neutral_eyes_and_a_frame_through_the_cli(
     assert {sources[name] for name in HIDDEN_WITH_THE_EYES} == {"hidden"}
     assert params.glasses != "none" and sources["glasses"] == "teacher"
     assert sources["skin_color"] == "teacher"
+
+
+def paint_mirrored_lenses(rgb: np.ndarray, face) -> np.ndarray:
+    """Mirrored sunglasses: each lens reflects a pale sky over a dark ground."""
+    distance = eye_distance(face)
+    painted = rgb.astype(np.float64)
+    rows = np.arange(rgb.shape[0])[:, None, None]
+    for centre in face.eye_centres:
+        mask = np.zeros(rgb.shape[:2], np.uint8)
+        axes = (round(0.42 * distance), round(0.3 * distance))
+        cv2.ellipse(mask, tuple(map(round, centre)), axes, 0, 0, 360, 255, -1)
+        depth = np.clip((rows - centre[1] + axes[1]) / (2 * axes[1]), 0.0, 1.0)
+        sky, ground = np.array([215.0, 228.0, 245.0]), np.array([70.0, 62.0, 55.0])
+        lens = np.where(depth < 0.55, sky * (1 - 0.3 * depth), ground + 20 * (depth - 0.55))
+        painted = np.where(mask[..., None] > 0, lens, painted)
+    a, b = (face.landmarks[i, :2] for i in (133, 362))
+    cv2.line(painted, tuple(map(round, a)), tuple(map(round, b)), (30, 28, 26),
+             max(2, round(0.05 * distance)))  # fmt: skip
+    return painted.round().astype(np.uint8)
+
+
+def test_mirrored_lenses_that_facemesh_reads_shut_hide_the_eyes(tmp_path, capsys, analyzer, hopper):
+    """Behind mirrors FaceMesh read Grace Hopper's eyes shut (blink 0.66-0.69), where no
+    white can be sought; the skin below them reads 40 dE2000 from her face's, and the
+    eyes' fields keep their default (the CNN alone gave Obama's avatar the sky's blue),
+    through `chibi params --sources` as a user runs it."""
+    from server.cli import main
+
+    face = analyzer.analyze(hopper)[0]
+    mirrored = paint_mirrored_lenses(hopper, face)
+    labels = teach(analyzer, mirrored)
+    assert labels.hidden == HIDDEN_WITH_THE_EYES
+    assert min(labels.measurements[f"under_eye_{side}"] for side in ("left", "right")) > (
+        EYE_LENS_DISTANCE
+    )
+    plain = measure(hopper, face)  # her clear glasses show the skin below the eyes
+    assert max(plain.measurements[f"under_eye_{side}"] for side in ("left", "right")) < (
+        EYE_LENS_DISTANCE / 2
+    )
+    photo = tmp_path / "mirrors.png"
+    Image.fromarray(mirrored).save(photo)
+    assert main(["params", "--sources", str(photo)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["params"]["iris_color"] == AvatarParams().iris_color
+    assert {record["sources"][name] for name in HIDDEN_WITH_THE_EYES} == {"hidden"}
 
 
 # -- face masks --------------------------------------------------------------------------------

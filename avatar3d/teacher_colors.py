@@ -189,15 +189,20 @@ def sample_colors(
     brow_grown = cv2.dilate(brow_region.astype(np.uint8), np.ones((2 * margin + 1,) * 2, np.uint8))
     forehead = hull(FOREHEAD) & (brow_grown == 0)
     cheeks = (hull(RIGHT_CHEEK) | hull(LEFT_CHEEK)) & (brow_grown == 0)
+    under_eyes = (ring(RIGHT_UNDER_EYE), ring(LEFT_UNDER_EYE))
 
     colors, confidence = _defaults(), {name: 0.0 for name in COLOR_FIELDS}
     skin_lab, n_skin = _robust_lab(patch[forehead | cheeks], L_BAND)
-    forehead_lab, n_forehead = _robust_lab(patch[forehead], L_BAND)
+    forehead_lab = _robust_lab(patch[forehead], L_BAND)[0]
     lip_lab, n_lip = _robust_lab(patch[lips_region], L_BAND)
     cheeks_lab = _robust_lab(patch[cheeks], L_BAND)[0]
     cover = cheek_cover(skin_lab, cheeks_lab, forehead_lab, lip_lab)
-    if cover is not None:  # the cheeks are covered: what shows of the forehead, if skin
-        skin_lab, n_skin = forehead_lab, n_forehead
+    if cover is not None:  # the cheeks are covered: the skin above the cover, if skin
+        above = forehead.copy()
+        for under_eye in under_eyes:  # the cheeks' top, unless a lens covers it too
+            if under_eye_distance(patch[under_eye], forehead_lab) <= EYE_LENS_DISTANCE:
+                above |= under_eye
+        skin_lab, n_skin = _robust_lab(patch[above], L_BAND)
         if skin_lab is not None and not looks_like_skin(skin_lab):
             skin_lab = None
     if skin_lab is not None:
@@ -207,11 +212,7 @@ def sample_colors(
     iris_region = np.zeros(shape, bool)
     eyes, eyes_hidden = [], []
     for side, eye_ring, iris, under_eye in zip(
-        SIDES,
-        (RIGHT_EYE_RING, LEFT_EYE_RING),
-        (RIGHT_IRIS, LEFT_IRIS),
-        (RIGHT_UNDER_EYE, LEFT_UNDER_EYE),
-        strict=True,
+        SIDES, (RIGHT_EYE_RING, LEFT_EYE_RING), (RIGHT_IRIS, LEFT_IRIS), under_eyes, strict=True
     ):
         opening = ring(eye_ring)
         centre, radius = pts[iris[0]], _iris_radius(pts, iris)
@@ -219,7 +220,7 @@ def sample_colors(
         iris_ring &= ~_disk(shape, centre, 0.45 * radius)
         white = opening & ~_disk(shape, centre, 1.1 * radius)
         shade = eye_shade(patch, white, iris_ring)
-        eyes.append((*shade, under_eye_distance(patch[ring(under_eye)], skin_lab)))
+        eyes.append((*shade, under_eye_distance(patch[under_eye], skin_lab)))
         eyes_hidden.append(eye_hidden(*eyes[-1], expression.get(f"blink_{side}", 0.0)))
         if not eyes_hidden[-1]:
             iris_region |= iris_ring

@@ -651,9 +651,10 @@ def test_a_face_mask_leaves_the_skin_to_the_forehead_and_hides_the_mouth(
         assert set(HIDDEN_WITH_THE_MOUTH) <= set(masked.hidden)
         assert masked.colors["lip_color"] == defaults.lip_color
         assert masked.expression["smile"] == defaults.expression["smile"]
-        # the forehead alone: the astronaut's within 2.5 dE2000 of cheeks and forehead,
-        # Grace Hopper's lit forehead 9.5-10.1 lighter; the fabrics had read 12-63 away
-        assert delta_e(masked.colors["skin_color"], plain.colors["skin_color"]) < 11.0
+        # the skin above the mask (the forehead and below the eyes): the astronaut's
+        # within 1.2 dE2000 of cheeks and forehead, Grace Hopper's 7.3-8.3 lighter (her
+        # lit forehead alone: 9.5-10.1); the fabrics had read 12-63 away
+        assert delta_e(masked.colors["skin_color"], plain.colors["skin_color"]) < 9.0
         assert plain.hidden == ()
 
 

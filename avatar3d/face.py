@@ -46,6 +46,9 @@ from .landmarks import (
 
 # FaceMesh input side for the crops around a detection.
 _MESH_INPUT_SIDE = 320
+# The crop (times the landmarks' box) in which the detector confirms a face FaceMesh
+# found on its own: the detector's usual framing of a face in a photo.
+_FALLBACK_CONTEXT = 2.5
 
 
 @dataclass
@@ -144,6 +147,10 @@ class FaceAnalyzer:
         self._detector = mp.solutions.face_detection.FaceDetection(
             model_selection=1, min_detection_confidence=min_confidence
         )
+        # BlazeFace short-range, for faces that fill a crop (`_detected_around`)
+        self._close_detector = mp.solutions.face_detection.FaceDetection(
+            model_selection=0, min_detection_confidence=min_confidence
+        )
         self._mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=True,
             refine_landmarks=True,
@@ -157,6 +164,7 @@ class FaceAnalyzer:
         with self._lock:
             if not self._closed:
                 self._detector.close()
+                self._close_detector.close()
                 self._mesh.close()
                 self._closed = True
 
@@ -256,9 +264,26 @@ class FaceAnalyzer:
             found.append((landmarks, score))
         if not found:
             landmarks = self._mesh_landmarks(rgb)
-            if landmarks is not None:
+            if landmarks is not None and self._detected_around(rgb, landmarks):
                 found.append((landmarks, 0.5))
         return found
+
+    def _detected_around(self, rgb: np.ndarray, landmarks: np.ndarray) -> bool:
+        """Whether the short-range detector, shown a crop that frames FaceMesh's face,
+        finds a face there. FaceMesh alone, on the whole image, took scikit-image's
+        colour wheel for a face; the faces it finds where the full-range detector does
+        not (too close to the camera, or half behind a face mask) are found in the crop.
+        """
+        box = _landmark_bbox(landmarks)
+        patch, k, origin = _square_crop(rgb, box, _FALLBACK_CONTEXT)
+        framed = (box - np.tile(origin, 2)) * k
+        for det in self._close_detector.process(patch).detections or []:
+            rel = det.location_data.relative_bounding_box
+            centre = ((rel.xmin + rel.width / 2) * patch.shape[1],
+                      (rel.ymin + rel.height / 2) * patch.shape[0])  # fmt: skip
+            if _inside(centre, framed):
+                return True
+        return False
 
     def _mesh_landmarks(self, rgb: np.ndarray) -> np.ndarray | None:
         """(478, 3) landmarks of the main face in `rgb` (pixels), or None."""
@@ -280,16 +305,11 @@ class FaceAnalyzer:
         return _consistent_mean([direct, mirrored])
 
     def _mesh_in_box(self, rgb: np.ndarray, box: np.ndarray, context: float) -> np.ndarray | None:
-        side = context * max(box[2] - box[0], box[3] - box[1])
-        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        k = _MESH_INPUT_SIDE / side  # crop pixels per image pixel
-        to_crop = np.array([[k, 0.0, -k * (cx - side / 2)], [0.0, k, -k * (cy - side / 2)]])
-        patch = warp_image(rgb, to_crop, _MESH_INPUT_SIDE)
+        patch, k, origin = _square_crop(rgb, box, context)
         lm = self._mesh_landmarks(patch)
         if lm is None:
             return None
-        lm[:, 0] = lm[:, 0] / k + (cx - side / 2)
-        lm[:, 1] = lm[:, 1] / k + (cy - side / 2)
+        lm[:, :2] = lm[:, :2] / k + origin
         lm[:, 2] = lm[:, 2] / k
         return lm
 
@@ -397,6 +417,20 @@ def _check_rgb(rgb: object) -> np.ndarray:
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise ChibiError("invalid_image", f"expected an (H, W, 3) RGB array, got {rgb.shape}")
     return np.ascontiguousarray(rgb)
+
+
+def _square_crop(
+    rgb: np.ndarray, box: np.ndarray, context: float
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """The (_MESH_INPUT_SIDE, _MESH_INPUT_SIDE, 3) square crop centred on `box`
+    (x0, y0, x1, y1 pixels), `context` times its longer side (the frame padded past the
+    image's edge), its crop pixels per image pixel, and its top-left corner (2,) in
+    image pixels."""
+    side = context * max(box[2] - box[0], box[3] - box[1])
+    origin = np.array([(box[0] + box[2] - side) / 2, (box[1] + box[3] - side) / 2])
+    k = _MESH_INPUT_SIDE / side
+    to_crop = np.array([[k, 0.0, -k * origin[0]], [0.0, k, -k * origin[1]]])
+    return warp_image(rgb, to_crop, _MESH_INPUT_SIDE), k, origin
 
 
 def _landmark_bbox(landmarks: np.ndarray) -> np.ndarray:

@@ -91,6 +91,8 @@ def test_a_magnified_crop_keeps_its_centre_and_scales_about_it():
 def test_no_face(analyzer):
     expect_code("no_face", analyzer.analyze, data.chelsea())  # a cat
     expect_code("no_face", analyzer.analyze, data.coffee())
+    # FaceMesh's own detector, the fallback on the whole image, took this for a face
+    expect_code("no_face", analyzer.analyze, np.ascontiguousarray(data.colorwheel()[..., :3]))
     expect_code("no_face", analyzer.analyze, np.full((200, 300, 3), 90, np.uint8))
     noise = np.random.default_rng(1).integers(0, 256, (240, 320, 3), dtype=np.uint8)
     expect_code("no_face", analyzer.analyze, noise)

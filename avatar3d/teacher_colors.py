@@ -39,8 +39,8 @@ FACE_OVAL = (10, 109, 67, 103, 54, 21, 162, 127, 234, 93, 132, 58, 172, 136, 150
              332, 297, 338)  # fmt: skip
 RIGHT_EYE_RING = (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7)
 LEFT_EYE_RING = (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249)
-# The skin just below each eye, from under the lower lid down ~0.13 eye distances:
-# what a sunglasses lens covers, and skin through clear glasses or a shut eye's lid.
+# The skin just below each eye, from under the lower lid down ~0.13 eye distances: what
+# a sunglasses lens covers; skin behind clear glasses, below a shut eye, above a mask.
 RIGHT_UNDER_EYE = (25, 110, 24, 23, 22, 26, 112, 232, 231, 230, 229, 228, 31)
 LEFT_UNDER_EYE = (255, 339, 254, 253, 252, 256, 341, 452, 451, 450, 449, 448, 261)
 LIPS_OUTER = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37,
@@ -139,11 +139,11 @@ def sample_colors(
     rgb: (H, W, 3) uint8; landmarks: (478, 3) pixels; person_mask: (H, W) 0..1,
     or None to segment the region around the head here.
     Returns (colour field -> "#rrggbb", colour field -> confidence 0..1, the person's
-    right and left `eye_shade`, the parts a cover hides: "mouth", "eyes"). The iris is
+    right and left `EyeShade`, the parts a cover hides: "mouth", "eyes"). The iris is
     sampled in the eyes `eye_hidden` does not hide (confidence 0 where neither shows:
-    "eyes"). Where a face mask covers the cheeks (`cheek_cover`), the skin is the
-    forehead's, if that is skin, and lips as close to the cover are the cover's
-    ("mouth").
+    "eyes"). Where a face mask covers the cheeks (`cheek_cover`), the skin is read above
+    it (the forehead, and below each eye where no lens covers it), if that is skin, and
+    lips as close to the cover are the cover's ("mouth").
     """
     expression = expression or {}
     height, width = rgb.shape[:2]
@@ -190,6 +190,7 @@ def sample_colors(
     forehead = hull(FOREHEAD) & (brow_grown == 0)
     cheeks = (hull(RIGHT_CHEEK) | hull(LEFT_CHEEK)) & (brow_grown == 0)
     under_eyes = (ring(RIGHT_UNDER_EYE), ring(LEFT_UNDER_EYE))
+    under_eye_labs = [_robust_lab(patch[under_eye], L_BAND)[0] for under_eye in under_eyes]
 
     colors, confidence = _defaults(), {name: 0.0 for name in COLOR_FIELDS}
     skin_lab, n_skin = _robust_lab(patch[forehead | cheeks], L_BAND)
@@ -199,8 +200,9 @@ def sample_colors(
     cover = cheek_cover(skin_lab, cheeks_lab, forehead_lab, lip_lab)
     if cover is not None:  # the cheeks are covered: the skin above the cover, if skin
         above = forehead.copy()
-        for under_eye in under_eyes:  # the cheeks' top, unless a lens covers it too
-            if under_eye_distance(patch[under_eye], forehead_lab) <= EYE_LENS_DISTANCE:
+        for under_eye, under_eye_lab in zip(under_eyes, under_eye_labs, strict=True):
+            # the cheeks' top, unless a lens covers it too
+            if under_eye_distance(under_eye_lab, forehead_lab) <= EYE_LENS_DISTANCE:
                 above |= under_eye
         skin_lab, n_skin = _robust_lab(patch[above], L_BAND)
         if skin_lab is not None and not looks_like_skin(skin_lab):
@@ -211,8 +213,8 @@ def sample_colors(
 
     iris_region = np.zeros(shape, bool)
     eyes, eyes_hidden = [], []
-    for side, eye_ring, iris, under_eye in zip(
-        SIDES, (RIGHT_EYE_RING, LEFT_EYE_RING), (RIGHT_IRIS, LEFT_IRIS), under_eyes, strict=True
+    for side, eye_ring, iris, under_eye_lab in zip(
+        SIDES, (RIGHT_EYE_RING, LEFT_EYE_RING), (RIGHT_IRIS, LEFT_IRIS), under_eye_labs, strict=True
     ):
         opening = ring(eye_ring)
         centre, radius = pts[iris[0]], _iris_radius(pts, iris)
@@ -220,7 +222,7 @@ def sample_colors(
         iris_ring &= ~_disk(shape, centre, 0.45 * radius)
         white = opening & ~_disk(shape, centre, 1.1 * radius)
         shade = eye_shade(patch, white, iris_ring)
-        eyes.append((*shade, under_eye_distance(patch[under_eye], skin_lab)))
+        eyes.append((*shade, under_eye_distance(under_eye_lab, skin_lab)))
         eyes_hidden.append(eye_hidden(*eyes[-1], expression.get(f"blink_{side}", 0.0)))
         if not eyes_hidden[-1]:
             iris_region |= iris_ring
@@ -315,10 +317,9 @@ def eye_hidden(contrast: float, ratio: float, under_eye: float, blink: float) ->
     return contrast < EYE_HIDDEN_CONTRAST and ratio < EYE_HIDDEN_RATIO
 
 
-def under_eye_distance(pixels: np.ndarray, skin: np.ndarray | None) -> float:
-    """dE2000 between the robust CIELab of (N, 3) uint8 `pixels` below an eye and the
-    face's `skin` (CIELab (3,)); NaN where either is unread."""
-    below, _ = _robust_lab(pixels, L_BAND)
+def under_eye_distance(below: np.ndarray | None, skin: np.ndarray | None) -> float:
+    """dE2000 between the CIELab (3,) readings of the skin `below` an eye and of the
+    face's `skin`; NaN where either is unread."""
     if below is None or skin is None:
         return math.nan
     return float(deltaE_ciede2000(below, skin))

@@ -235,18 +235,10 @@ class FaceAnalyzer:
         """(478, 3) pixel landmarks and a score for every face found (caller holds the lock)."""
         height, width = rgb.shape[:2]
         detections = self._detector.process(rgb).detections or []
-        boxes = []
-        for det in detections:
-            rel = det.location_data.relative_bounding_box
-            box = np.array(
-                [
-                    rel.xmin * width,
-                    rel.ymin * height,
-                    (rel.xmin + rel.width) * width,
-                    (rel.ymin + rel.height) * height,
-                ]
-            )
-            boxes.append((box, float(det.score[0]) if det.score else 0.0))
+        boxes = [
+            (_detection_box(det, width, height), float(det.score[0]) if det.score else 0.0)
+            for det in detections
+        ]
         boxes.sort(key=lambda item: _bbox_area(item[0]), reverse=True)
         found: list[tuple[np.ndarray, float]] = []
         for box, score in boxes[: self.max_faces]:
@@ -278,10 +270,8 @@ class FaceAnalyzer:
         patch, k, origin = _square_crop(rgb, box, _FALLBACK_CONTEXT)
         framed = (box - np.tile(origin, 2)) * k
         for det in self._close_detector.process(patch).detections or []:
-            rel = det.location_data.relative_bounding_box
-            centre = ((rel.xmin + rel.width / 2) * patch.shape[1],
-                      (rel.ymin + rel.height / 2) * patch.shape[0])  # fmt: skip
-            if _inside(centre, framed):
+            x0, y0, x1, y1 = _detection_box(det, patch.shape[1], patch.shape[0])
+            if _inside(((x0 + x1) / 2, (y0 + y1) / 2), framed):
                 return True
         return False
 
@@ -431,6 +421,13 @@ def _square_crop(
     k = _MESH_INPUT_SIDE / side
     to_crop = np.array([[k, 0.0, -k * origin[0]], [0.0, k, -k * origin[1]]])
     return warp_image(rgb, to_crop, _MESH_INPUT_SIDE), k, origin
+
+
+def _detection_box(detection: object, width: int, height: int) -> np.ndarray:
+    """(x0, y0, x1, y1) pixels of a MediaPipe detection in a `width` x `height` image."""
+    rel = detection.location_data.relative_bounding_box  # type: ignore[attr-defined]
+    return np.array([rel.xmin * width, rel.ymin * height,
+                     (rel.xmin + rel.width) * width, (rel.ymin + rel.height) * height])  # fmt: skip
 
 
 def _landmark_bbox(landmarks: np.ndarray) -> np.ndarray:

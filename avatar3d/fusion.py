@@ -161,6 +161,7 @@ def teacher_record(labels: Any) -> dict[str, Any]:
         "confidence": getattr(labels, "confidence", 1.0),
         "glasses": bool(getattr(labels, "glasses", False)),
         "hidden": list(getattr(labels, "hidden", ())),
+        "monochrome": bool(getattr(labels, "monochrome", False)),
     }
 
 

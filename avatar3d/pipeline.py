@@ -39,10 +39,13 @@ class FaceResult:
 
     def sources(self, table: FusionTable) -> dict[str, str]:
         """field -> 'teacher', 'cnn' or 'default': where each fused value came from, or
-        'hidden' for a teacher field the photo hides (the default, `TeacherLabels.hidden`);
+        'hidden' for a teacher field the photo hides (the default, `TeacherLabels.hidden`),
+        'skin_scale' for the skin and lip colours of a photo without colour (the skin
+        scale's at the lightness the teacher read, `TeacherLabels.monochrome`);
         and 'glasses_frame' where the teacher's reading decides the glasses: the source of
         the frame's shape ('cnn', or 'default' for `UNKNOWN_FRAME`)."""
         from .fusion import FUSION_FIELDS, teacher_glasses, teacher_record
+        from .teacher_colors import SKIN_SCALE_FIELDS
         from .training import teacher_targets
 
         record = teacher_record(self.teacher)
@@ -56,6 +59,8 @@ class FaceResult:
                 source = "cnn" if trusted else "default"
             if source == "teacher" and name in record.get("hidden", ()):
                 source = "hidden"
+            elif source == "teacher" and name in SKIN_SCALE_FIELDS and record.get("monochrome"):
+                source = "skin_scale"
             out[name] = source
         out["hair_style"] = "cnn" if table.source("hair_style") == "cnn" else "default"
         out["glasses"] = table.source("glasses")

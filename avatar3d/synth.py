@@ -39,17 +39,12 @@ from .params import (
     AvatarParams,
     rgb_to_hex,
 )
+from .skin_tones import MONK_SKIN_TONES, SKIN_TO_LIPS
 from .synth_render import RENDER_SIZE, View, background, camera_finish, render_view, surface_detail
 from .training import TrainingSet, teacher_targets
 
 # Bump when rendering changes, so stale caches are not reused.
 SYNTH_VERSION = 1
-
-# Monk Skin Tone scale, the ten swatches (skintone.google; Wikipedia "Monk Skin Tone Scale").
-MONK_SKIN_TONES: tuple[str, ...] = (
-    "#f6ede4", "#f3e7db", "#f7ead0", "#eadaba", "#d7bd96",
-    "#a07e56", "#825c43", "#604134", "#3a312a", "#292420",
-)  # fmt: skip
 
 _NATURAL_HAIR = ("#0e0c0b", "#2a1d17", "#4a3226", "#6b4a32", "#8d6a48", "#b58b5a", "#d9b77e",
                  "#e8d3a6", "#8e3b1f", "#b5562a", "#9a9a9a", "#dcdcdc")  # fmt: skip
@@ -162,7 +157,7 @@ def sample_params(
         hair = _jitter(_FANTASY_HAIR[rng.integers(len(_FANTASY_HAIR))], rng, 5.0, 8.0)
     brow_lab = _lab(hair) * np.array([0.8, 1.0, 1.0]) + rng.normal(0.0, [4.0, 2.0, 2.0])
     skin_lab = _lab(skin)
-    lip_lab = skin_lab + np.array([-12.0, 22.0, 6.0]) + rng.normal(0.0, [6.0, 6.0, 4.0])
+    lip_lab = skin_lab + np.array(SKIN_TO_LIPS) + rng.normal(0.0, [6.0, 6.0, 4.0])
     return AvatarParams(
         shape={k: round(v, 4) for k, v in shape.items()},
         expression=expression,
@@ -238,7 +233,8 @@ def source_digest(teacher: bool = False) -> str:
 
     root = Path(__file__).resolve().parent
     files = sorted((root / "build").glob("*.py")) + [
-        root / name for name in ("texture.py", "atlas.py", "synth.py", "synth_render.py")
+        root / name
+        for name in ("texture.py", "atlas.py", "synth.py", "synth_render.py", "skin_tones.py")
     ]
     if teacher:  # the teacher also runs FaceMesh, so all of face analysis counts
         files += [

@@ -162,11 +162,14 @@ class TeacherLabels:
         degrees for eye_tilt), "bridge_contrast" and the eyes' `eye_shade`
         ("eye_contrast_right" / "_left", L*; "eye_ratio_right" / "_left", the white's
         luminance over the iris's; "under_eye_right" / "_left", dE2000 of the skin
-        below the eye from the face's), for refitting the constants.
+        below the eye from the face's) and the window's "saturation"
+        (`teacher_colors.window_saturation`), for refitting the constants.
     glasses: whether a glasses frame crosses the nose bridge.
     hidden: the fields the photo hides (`HIDDEN_WITH_THE_EYES` behind dark lenses,
         `HIDDEN_WITH_THE_MOUTH` behind a face mask): each holds its default, with
         confidence 1.
+    monochrome: the photo shows no colour (black and white): the skin and lip colours
+        are the skin scale's at the lightness read (`teacher_colors.MONOCHROME_SATURATION`).
     """
 
     shape: dict[str, float]
@@ -176,6 +179,7 @@ class TeacherLabels:
     measurements: dict[str, float] = field(default_factory=dict)
     glasses: bool = False
     hidden: tuple[str, ...] = ()
+    monochrome: bool = False
 
 
 def measure(
@@ -215,16 +219,17 @@ def measure(
         base = EXPRESSION_CONFIDENCE.get(name, DEFAULT_EXPRESSION_CONFIDENCE)
         confidence[name] = base * pose_factor * size_factor if geometry_ok else 0.0
 
-    colors, color_confidence, eyes, parts = sample_colors(rgb, landmarks, person_mask, expression)
-    confidence.update({name: c * pose_factor for name, c in color_confidence.items()})
+    reading = sample_colors(rgb, landmarks, person_mask, expression)
+    colors = reading.colors
+    confidence.update({name: c * pose_factor for name, c in reading.confidence.items()})
     contrast = bridge_contrast(rgb, landmarks, face.eye_centres)
     glasses, glasses_confidence = glasses_reading(contrast)
     confidence["glasses"] = glasses_confidence * pose_factor * size_factor
-    measurements = raw | {"bridge_contrast": contrast}
-    for side, (eye_contrast, eye_ratio, under_eye) in zip(SIDES, eyes, strict=True):
+    measurements = raw | {"bridge_contrast": contrast, "saturation": reading.saturation}
+    for side, (eye_contrast, eye_ratio, under_eye) in zip(SIDES, reading.eyes, strict=True):
         measurements |= {f"eye_contrast_{side}": eye_contrast, f"eye_ratio_{side}": eye_ratio,
                          f"under_eye_{side}": under_eye}  # fmt: skip
-    hidden = tuple(name for part in parts for name in HIDDEN_WITH[part])
+    hidden = tuple(name for part in reading.hidden for name in HIDDEN_WITH[part])
     defaults = AvatarParams()
     for dotted in hidden:
         group, _, name = dotted.rpartition(".")
@@ -241,6 +246,7 @@ def measure(
         measurements=measurements,
         glasses=glasses,
         hidden=hidden,
+        monochrome=reading.monochrome,
     )
 
 

@@ -129,14 +129,6 @@ def test_colours_are_plausible(labels):
     assert brows[0] < skin[0]
 
 
-def test_grey_photo_gives_grey_colours(analyzer, astronaut):
-    grey = np.repeat(cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
-    grey_labels = teach(analyzer, grey)
-    for name, colour in grey_labels.colors.items():
-        _, a, b = lab(colour)
-        assert abs(a) < 1.5 and abs(b) < 1.5, (name, colour)
-
-
 # -- semantics ------------------------------------------------------------------------
 def _with_eye_closed(face, ring: tuple[int, ...]):
     """The face with the lids of one eye moved onto the line between its corners."""

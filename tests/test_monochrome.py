@@ -1,0 +1,118 @@
+"""Black-and-white photos: the skin and lips come from the skin scale, not grey."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.color import deltaE_ciede2000, rgb2lab
+
+from avatar3d.params import AvatarParams, hex_to_rgb
+from avatar3d.skin_tones import MONK_SKIN_TONES, skin_scale_lab
+from avatar3d.teacher import measure
+from avatar3d.teacher_colors import (
+    MONOCHROME_SATURATION,
+    SKIN_SCALE_FIELDS,
+    looks_like_skin,
+    window_saturation,
+)
+
+GREY_FIELDS = ("hair_color", "iris_color", "brow_color")
+
+
+def lab(hex_colour: str) -> np.ndarray:
+    return rgb2lab(np.array(hex_to_rgb(hex_colour))[None, None])[0, 0]
+
+
+def delta_e(a: str, b: str) -> float:
+    return float(deltaE_ciede2000(lab(a), lab(b)))
+
+
+def black_and_white(rgb: np.ndarray, tint: tuple[float, float, float] = (1.0, 1.0, 1.0)):
+    grey = np.asarray(Image.fromarray(rgb).convert("L"), np.float64)
+    return np.clip(np.rint(grey[:, :, None] * np.array(tint)), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def hopper() -> np.ndarray:
+    from matplotlib import cbook
+
+    with cbook.get_sample_data("grace_hopper.jpg") as handle:
+        return np.asarray(Image.open(handle).convert("RGB"))
+
+
+def test_the_skin_scale_passes_through_every_swatch_and_holds_its_ends():
+    swatches = [lab(tone) for tone in MONK_SKIN_TONES]
+    for swatch in swatches:
+        np.testing.assert_allclose(skin_scale_lab(swatch[0]), swatch, atol=1e-9)
+    darkest, lightest = min(swatches, key=lambda s: s[0]), max(swatches, key=lambda s: s[0])
+    np.testing.assert_allclose(skin_scale_lab(3.0)[1:], darkest[1:])
+    np.testing.assert_allclose(skin_scale_lab(99.0)[1:], lightest[1:])
+    between = skin_scale_lab(60.0)
+    assert between[0] == 60.0 and looks_like_skin(between)
+
+
+@pytest.mark.parametrize(
+    ("tint", "monochrome"),
+    [((1.0, 1.0, 1.0), True), ((1.0, 0.98, 0.95), True), ((1.0, 0.9, 0.75), False)],
+    ids=["grey", "faint-tint", "sepia"],
+)
+def test_a_photo_without_colour_is_told_by_its_saturation(astronaut, tint, monochrome):
+    """Black and white and a scan's faint tint read under the threshold; a sepia print
+    (a skin-like tone of its own) and the colour photo, even at a tenth of its exposure,
+    over it."""
+    assert (window_saturation(black_and_white(astronaut, tint)) < MONOCHROME_SATURATION) is (
+        monochrome
+    )
+    dim = np.rint(astronaut * 0.1).astype(np.uint8)
+    assert min(window_saturation(astronaut), window_saturation(dim)) > MONOCHROME_SATURATION
+
+
+def test_the_teacher_reads_a_black_and_white_face_on_the_skin_scale(
+    analyzer, astronaut, astronaut_face, hopper
+):
+    """In black and white the astronaut's skin read #bfbfbf and her lips grey. The skin
+    and lips now take the skin scale's hue at the lightness read; hair, brows and irises
+    keep their grey, a colour each can have."""
+    for rgb, face in ((astronaut, astronaut_face), (hopper, analyzer.analyze(hopper)[0])):
+        colour = measure(rgb, face)
+        grey_rgb = black_and_white(rgb)
+        grey = measure(grey_rgb, analyzer.analyze(grey_rgb)[0])
+        assert grey.monochrome and not colour.monochrome
+        assert grey.measurements["saturation"] < MONOCHROME_SATURATION
+        skin, lips = lab(grey.colors["skin_color"]), lab(grey.colors["lip_color"])
+        assert looks_like_skin(skin) and np.hypot(*skin[1:]) > 15
+        assert abs(skin[0] - lab(colour.colors["skin_color"])[0]) < 3  # the lightness read
+        assert lips[1] > skin[1] + 10  # redder than the skin
+        # 6.2 and 11.8 dE2000 from the colour photo's skin (grey: 14.6 and 22.2)
+        for name, within in (("skin_color", 13.0), ("lip_color", 13.0)):
+            assert delta_e(grey.colors[name], colour.colors[name]) < within, name
+        for name in GREY_FIELDS:
+            assert np.hypot(*lab(grey.colors[name])[1:]) < 1.5, name
+
+
+def test_a_black_and_white_photo_through_the_cli_names_the_skin_scale(
+    tmp_path, capsys, astronaut, astronaut_face
+):
+    """`chibi params --sources` on the astronaut saved as a greyscale PNG (mode L):
+    a skin and lips of the skin scale, named `skin_scale`; in colour, the teacher's."""
+    from server.cli import main
+
+    photo = tmp_path / "bw.png"
+    Image.fromarray(black_and_white(astronaut)[:, :, 0]).save(photo)  # mode L
+    assert main(["params", "--sources", str(photo)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    params, sources = AvatarParams.from_dict(record["params"]), record["sources"]
+    assert {sources[name] for name in SKIN_SCALE_FIELDS} == {"skin_scale"}
+    assert {sources[name] for name in GREY_FIELDS} == {"teacher"}
+    in_colour = measure(astronaut, astronaut_face).colors
+    for name in SKIN_SCALE_FIELDS:
+        assert delta_e(getattr(params, name), in_colour[name]) < 13.0, name
+
+    photo = tmp_path / "colour.png"
+    Image.fromarray(astronaut).save(photo)
+    assert main(["params", "--sources", str(photo)]) == 0
+    sources = json.loads(capsys.readouterr().out)["sources"]
+    assert {sources[name] for name in SKIN_SCALE_FIELDS} == {"teacher"}

@@ -119,11 +119,12 @@ GREY_COVER_SHARE = 0.4
 # and white and 0.05-0.06 under a faint warm tint, against 0.19 or more on the six
 # sample photos (down to 8 % of their exposure, tinted to every Monk swatch, under every
 # perturbation of `chibi eval`) and 0.165 or more on the training renders' crops; a
-# stronger warm tone reads 0.12 and a sepia print 0.25, and keep their tone (session 36). The skin is then the skin scale's colour at the lightness read
+# stronger warm tone reads 0.12 and a sepia print 0.25, and keep their tone (session
+# 36). The skin is then the skin scale's colour at the lightness read
 # (`skin_tones.skin_scale_lab`) and the lips the renders' lips beside it at their own
-# lightness: on the six photos in black and white, 6.2-12.9 dE2000 from the skin read in
-# colour against 14.6-22.2 grey, and the lips 5.2-12.9 against 17.6-23.8. Hair, brows
-# and irises keep their grey: grey occurs in all three.
+# lightness: on the six photos in black and white, 6.2-12.9 dE2000 from the skin read
+# in colour against 14.6-22.2 grey, and the lips 5.2-12.9 against 17.6-23.8. Hair,
+# brows and irises keep their grey: grey occurs in all three.
 MONOCHROME_SATURATION = 0.1
 SKIN_SCALE_FIELDS = ("skin_color", "lip_color")  # what a photo without colour recolours
 

@@ -112,6 +112,13 @@ LIPS_LIKE_COVER = 5.0  # dE2000: lips this close to the cheeks' cover are the sa
 GREY_COVER_CHROMA = 3.0
 GREY_COVER_LIGHTNESS = 15.0
 GREY_COVER_SHARE = 0.4
+# A red, orange or yellow fabric has a skin's hue but more colour than any skin: painted
+# over the six photos and their Monk tints, such masks read a chroma of 63-68 at the
+# cheeks, 1.8-6 times the forehead's. Unmasked, the cheeks read at most 47 (1.9 times
+# the forehead, a tint whose lips differ) on the real faces, 59 on dim ones (as much as
+# their forehead), 36.5 on 290 training renders (session 36).
+VIVID_COVER_CHROMA = 50.0
+VIVID_COVER_SHARE = 1.8
 # A photo without colour (black and white, or a faint tint from a scan) gave the
 # astronaut grey skin (#bfbfbf) and grey lips. Such a photo is told by its saturation
 # ((max - min) / max of the channels, the max floored at 32 levels so that dark noise
@@ -340,7 +347,8 @@ def cheek_cover(
 
     Covered are cheeks whose reading with the forehead does not `looks_like_skin`; or,
     against a forehead that clearly is skin, cheeks that do not, or cheeks and lips of
-    one grey or pale fabric (`GREY_COVER_CHROMA`). The cover's colour is the cheeks'
+    one grey or pale fabric (`GREY_COVER_CHROMA`) or of one more vivid than skin
+    (`VIVID_COVER_CHROMA`). The cover's colour is the cheeks'
     alone, what the lips are compared with."""
     if skin is not None and not looks_like_skin(skin):
         return skin if cheeks is None else cheeks
@@ -353,8 +361,9 @@ def cheek_cover(
     chroma, lighter = _chroma(cheeks), cheeks[0] - forehead[0]
     grey = chroma < GREY_COVER_CHROMA and abs(lighter) >= GREY_COVER_LIGHTNESS
     pale = lighter > 0 and chroma < GREY_COVER_SHARE * _chroma(forehead)
+    vivid = chroma >= max(VIVID_COVER_CHROMA, VIVID_COVER_SHARE * _chroma(forehead))
     lips_alike = deltaE_ciede2000(lips, cheeks) < LIPS_LIKE_COVER
-    return cheeks if (grey or pale) and lips_alike else None
+    return cheeks if (grey or pale or vivid) and lips_alike else None
 
 
 def _chroma(lab: np.ndarray) -> float:

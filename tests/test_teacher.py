@@ -619,12 +619,19 @@ def test_cheek_cover_tells_a_fabric_from_skin_by_the_forehead():
     # forehead as light as they are; no fabric is that close to the skin's lightness
     darkest, redder = np.array([12.7, 1.7, 1.4]), np.array([13.6, 8.0, 6.3])
     assert cover(darkest, redder, darkest + [1.0, 0.5, 0.3]) is None
+    # a red fabric has a skin's hue, but more colour than skin; a dim photo's saturated
+    # skin has as much at the forehead
+    red = np.array([45.0, 60.0, 35.0])
+    assert looks_like_skin(red) and cover(red, forehead, red + [1.0, 0.3, 0.3]) is red
+    assert cover(red, red - [0.0, 5.0, 3.0], red + [1.0, 0.3, 0.3]) is None
+    assert cover(red, forehead, lips) is None
     assert cheek_cover(forehead, None, forehead, lips) is None
 
 
 FABRICS = {
     "blue": (150, 190, 215), "green": (120, 170, 140), "black": (30, 30, 34),
     "white": (236, 236, 238), "grey": (140, 141, 144), "cream": (240, 233, 220),
+    "red": (200, 40, 50), "yellow": (235, 205, 60),
 }  # fmt: skip
 
 

@@ -161,7 +161,8 @@ def teacher_record(labels: Any) -> dict[str, Any]:
         "confidence": getattr(labels, "confidence", 1.0),
         "glasses": bool(getattr(labels, "glasses", False)),
         "hidden": list(getattr(labels, "hidden", ())),
-        "monochrome": bool(getattr(labels, "monochrome", False)),
+        "skin_scale": list(getattr(labels, "skin_scale", ())),
+        "white_balanced": bool(getattr(labels, "white_balanced", False)),
     }
 
 

@@ -24,7 +24,7 @@ def label_folder(
     """Teacher labels for every photo in `folder` (sorted, recursive).
 
     Returns records {"path", "face", "labels": `fusion.teacher_record`'s dict (shape,
-    expression, colors, confidence, glasses, hidden, monochrome)};
+    expression, colors, confidence, glasses, hidden, skin_scale, white_balanced)};
     photos without a usable face are skipped with their error code in the log.
     Only derived labels are returned: no pixels.
     """

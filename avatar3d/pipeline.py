@@ -40,12 +40,12 @@ class FaceResult:
     def sources(self, table: FusionTable) -> dict[str, str]:
         """field -> 'teacher', 'cnn' or 'default': where each fused value came from, or
         'hidden' for a teacher field the photo hides (the default, `TeacherLabels.hidden`),
-        'skin_scale' for the skin and lip colours of a photo without colour (the skin
-        scale's at the lightness the teacher read, `TeacherLabels.monochrome`);
+        'skin_scale' for a colour the teacher took from the skin scale at the lightness
+        it read (`TeacherLabels.skin_scale`: a black-and-white photo's skin and lips, the
+        skin under a coloured light);
         and 'glasses_frame' where the teacher's reading decides the glasses: the source of
         the frame's shape ('cnn', or 'default' for `UNKNOWN_FRAME`)."""
         from .fusion import FUSION_FIELDS, teacher_glasses, teacher_record
-        from .teacher_colors import SKIN_SCALE_FIELDS
         from .training import teacher_targets
 
         record = teacher_record(self.teacher)
@@ -59,7 +59,7 @@ class FaceResult:
                 source = "cnn" if trusted else "default"
             if source == "teacher" and name in record.get("hidden", ()):
                 source = "hidden"
-            elif source == "teacher" and name in SKIN_SCALE_FIELDS and record.get("monochrome"):
+            elif source == "teacher" and name in record.get("skin_scale", ()):
                 source = "skin_scale"
             out[name] = source
         out["hair_style"] = "cnn" if table.source("hair_style") == "cnn" else "default"

@@ -1,8 +1,10 @@
 """The skin tone scale: the Monk swatches, and the lips drawn beside a skin.
 
 The synthetic renders draw their skins along this scale (`synth.sample_skin`) and
-`chibi eval` measures fairness on its swatches; a photo without colour gets its skin
-from the scale at the lightness it shows (`teacher_colors`).
+`chibi eval` measures fairness on its swatches. A photo without colour gets its skin
+from the scale at the lightness it shows, and a face under a coloured light has that
+light taken out of its colours by the gains that bring its skin onto the scale
+(`teacher_colors.sample_colors`).
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
-from skimage.color import rgb2lab
+from skimage.color import lab2rgb, rgb2lab
 
-from .params import hex_to_rgb
+from .params import hex_to_rgb, linear_to_srgb, srgb_to_linear
 
 # Monk Skin Tone scale, the ten swatches (skintone.google; Wikipedia "Monk Skin Tone Scale").
 MONK_SKIN_TONES: tuple[str, ...] = (
@@ -43,3 +45,21 @@ def skin_scale_lab(lightness: float) -> np.ndarray:
             np.interp(lightness, swatches[:, 0], swatches[:, 2]),
         ]
     )
+
+
+def skin_scale_gain(skin: np.ndarray) -> np.ndarray:
+    """(3,) gains on linear sRGB that take the CIELab (3,) `skin` to the skin scale at
+    its lightness (a von Kries white balance with the scale as the reference)."""
+    read, scale = (_linear_rgb(lab) for lab in (skin, skin_scale_lab(skin[0])))
+    return scale / np.maximum(read, 1e-4)
+
+
+def white_balanced(lab: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """The CIELab (3,) colour `lab` with (3,) linear sRGB `gain` applied (clipped to sRGB)."""
+    rgb = np.clip(_linear_rgb(lab) * gain, 0.0, 1.0)
+    return rgb2lab(linear_to_srgb(rgb)[None, None])[0, 0]
+
+
+def _linear_rgb(lab: np.ndarray) -> np.ndarray:
+    srgb = np.clip(lab2rgb(np.asarray(lab, np.float64)[None, None])[0, 0], 0.0, 1.0)
+    return np.asarray(srgb_to_linear(srgb), np.float64)

@@ -168,8 +168,10 @@ class TeacherLabels:
     hidden: the fields the photo hides (`HIDDEN_WITH_THE_EYES` behind dark lenses,
         `HIDDEN_WITH_THE_MOUTH` behind a face mask): each holds its default, with
         confidence 1.
-    monochrome: the photo shows no colour (black and white): the skin and lip colours
-        are the skin scale's at the lightness read (`teacher_colors.MONOCHROME_SATURATION`).
+    skin_scale: the colour fields taken from the skin scale at the lightness read: the
+        skin and lips of a photo without colour (`teacher_colors.MONOCHROME_SATURATION`),
+        the skin under a coloured light.
+    white_balanced: a coloured light was taken out of the colours (`sample_colors`).
     """
 
     shape: dict[str, float]
@@ -179,7 +181,8 @@ class TeacherLabels:
     measurements: dict[str, float] = field(default_factory=dict)
     glasses: bool = False
     hidden: tuple[str, ...] = ()
-    monochrome: bool = False
+    skin_scale: tuple[str, ...] = ()
+    white_balanced: bool = False
 
 
 def measure(
@@ -246,7 +249,8 @@ def measure(
         measurements=measurements,
         glasses=glasses,
         hidden=hidden,
-        monochrome=reading.monochrome,
+        skin_scale=reading.skin_scale,
+        white_balanced=reading.white_balanced,
     )
 
 

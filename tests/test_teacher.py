@@ -648,6 +648,7 @@ def test_a_face_mask_leaves_the_skin_to_the_forehead_and_hides_the_mouth(
         plain = measure(rgb, face)
         masked = teach(analyzer, paint_face_mask(rgb, face, fabric))
         assert set(HIDDEN_WITH_THE_MOUTH) <= set(masked.hidden)
+        assert not masked.white_balanced  # a cover, not a coloured light
         assert masked.colors["lip_color"] == defaults.lip_color
         assert masked.expression["smile"] == defaults.expression["smile"]
         # the skin above the mask (the forehead and below the eyes): the astronaut's

@@ -1,4 +1,5 @@
-"""Black-and-white photos: the skin and lips come from the skin scale, not grey."""
+"""Colours a photo does not show as they are: in black and white the skin and lips come
+from the skin scale, not grey; under a coloured light the light is taken out."""
 
 from __future__ import annotations
 
@@ -9,17 +10,14 @@ import pytest
 from PIL import Image
 from skimage.color import deltaE_ciede2000, rgb2lab
 
-from avatar3d.params import AvatarParams, hex_to_rgb
-from avatar3d.skin_tones import MONK_SKIN_TONES, skin_scale_lab
+from avatar3d.params import COLOR_FIELDS, AvatarParams, hex_to_rgb
+from avatar3d.skin_tones import MONK_SKIN_TONES, skin_scale_gain, skin_scale_lab, white_balanced
 from avatar3d.teacher import measure
-from avatar3d.teacher_colors import (
-    MONOCHROME_SATURATION,
-    SKIN_SCALE_FIELDS,
-    looks_like_skin,
-    window_saturation,
-)
+from avatar3d.teacher_colors import MONOCHROME_SATURATION, looks_like_skin, window_saturation
 
+SKIN_SCALE_FIELDS = ("skin_color", "lip_color")  # a black-and-white photo's
 GREY_FIELDS = ("hair_color", "iris_color", "brow_color")
+BLUE_LIGHT = (0.7, 0.9, 1.3)  # gains on the photo's sRGB values
 
 
 def lab(hex_colour: str) -> np.ndarray:
@@ -80,7 +78,7 @@ def test_the_teacher_reads_a_black_and_white_face_on_the_skin_scale(
         colour = measure(rgb, face)
         grey_rgb = black_and_white(rgb)
         grey = measure(grey_rgb, analyzer.analyze(grey_rgb)[0])
-        assert grey.monochrome and not colour.monochrome
+        assert grey.skin_scale == SKIN_SCALE_FIELDS and colour.skin_scale == ()
         assert grey.measurements["saturation"] < MONOCHROME_SATURATION
         skin, lips = lab(grey.colors["skin_color"]), lab(grey.colors["lip_color"])
         assert looks_like_skin(skin) and np.hypot(*skin[1:]) > 15
@@ -116,3 +114,47 @@ def test_a_black_and_white_photo_through_the_cli_names_the_skin_scale(
     assert main(["params", "--sources", str(photo)]) == 0
     sources = json.loads(capsys.readouterr().out)["sources"]
     assert {sources[name] for name in SKIN_SCALE_FIELDS} == {"teacher"}
+
+
+def lit(rgb: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
+    return np.clip(np.rint(rgb * np.array(gains)), 0, 255).astype(np.uint8)
+
+
+def test_the_skin_scale_gain_brings_a_skin_onto_the_scale():
+    bluish = np.array([60.0, -4.0, -12.0])
+    gain = skin_scale_gain(bluish)
+    np.testing.assert_allclose(white_balanced(bluish, gain), skin_scale_lab(60.0), atol=0.05)
+    scale = skin_scale_lab(45.0)
+    np.testing.assert_allclose(skin_scale_gain(scale), 1.0, atol=1e-6)
+
+
+def test_a_coloured_light_is_taken_out_of_the_colours(analyzer, astronaut, astronaut_face):
+    """Under a blue light the astronaut's cheeks and forehead read no skin's hue: her
+    skin was left to the CNN, and her lips read violet-blue (25 dE2000 from her lips
+    in daylight), her brows 23 and her hair 16. The light's gains onto the skin scale
+    are taken out: every colour lands within 10 of the daylight reading."""
+    daylight = measure(astronaut, astronaut_face)
+    blue_rgb = lit(astronaut, BLUE_LIGHT)
+    blue = measure(blue_rgb, analyzer.analyze(blue_rgb)[0])
+    assert blue.white_balanced and blue.skin_scale == ("skin_color",)
+    assert not daylight.white_balanced
+    for name in COLOR_FIELDS:
+        assert delta_e(blue.colors[name], daylight.colors[name]) < 10.0, name
+    # a light of a skin's hue (magenta) is not told from skin
+    magenta_rgb = lit(astronaut, (1.15, 0.8, 1.1))
+    assert not measure(magenta_rgb, analyzer.analyze(magenta_rgb)[0]).white_balanced
+
+
+def test_a_photo_under_a_blue_light_through_the_cli(tmp_path, capsys, astronaut, astronaut_face):
+    """`chibi params --sources`: the skin from the skin scale, lips of a lip's hue."""
+    from server.cli import main
+
+    photo = tmp_path / "blue.png"
+    Image.fromarray(lit(astronaut, BLUE_LIGHT)).save(photo)
+    assert main(["params", "--sources", str(photo)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    params, sources = AvatarParams.from_dict(record["params"]), record["sources"]
+    assert sources["skin_color"] == "skin_scale" and sources["lip_color"] == "teacher"
+    assert looks_like_skin(lab(params.lip_color)) and looks_like_skin(lab(params.skin_color))
+    daylight = measure(astronaut, astronaut_face).colors["lip_color"]
+    assert delta_e(params.lip_color, daylight) < 10.0

@@ -10,8 +10,10 @@ guessed (a 20% darker photo gives ~20% darker colours; see
 `tests/test_teacher.py`). A white reference that every face carries was tried
 (the whites of the eyes) and dropped: with glasses, narrowed or shadowed eyes
 it is too small or too dark, and the correction then depends on eye shape.
-Only a photo without colour has its skin and lips guessed: from the skin scale at the
-lightness it shows (`MONOCHROME_SATURATION`).
+Two exceptions lean on the skin scale (`skin_tones`): a photo without colour has its
+skin and lips taken from the scale at the lightness it shows (`MONOCHROME_SATURATION`),
+and a face under a coloured light (no skin's hue anywhere on it, lips of their own) has
+that light taken out of its colours (`sample_colors`).
 
 "left"/"right" are the person's own (MediaPipe's convention).
 """

@@ -1,4 +1,5 @@
-"""The skin tone scale: the Monk swatches, and the lips drawn beside a skin.
+"""The skin tone scale: the Monk swatches, the lips drawn beside a skin, and white
+balance against the scale.
 
 The synthetic renders draw their skins along this scale (`synth.sample_skin`) and
 `chibi eval` measures fairness on its swatches. A photo without colour gets its skin

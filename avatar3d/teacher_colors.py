@@ -308,7 +308,7 @@ def sample_colors(
     # fell: skin (the CNN's before) 10.8-19.9 -> 7.1-14.8 dE2000, lips 19.4-30.6 ->
     # 4.8-12.6, hair 14.9-21.7 -> 2.1-10.5, brows 14.2-21.5 -> 3.8-8.0, irises 7.8-14.1
     # -> 1.9-4.6 (session 36).
-    cast = cover is not None and skin_lab is None and lips_read
+    cast = cover is not None and skin_lab is None and face_lab is not None and lips_read
     hair_lab_all = _to_lab(patch[_hair_region(patch, pts, person)])
     skin_like = face_lab if cast else skin_lab
     if skin_like is not None:
@@ -369,8 +369,8 @@ def cheek_cover(
     Covered are cheeks whose reading with the forehead does not `looks_like_skin`; or,
     against a forehead that clearly is skin, cheeks that do not, or cheeks and lips of
     one grey or pale fabric (`GREY_COVER_CHROMA`) or of one more vivid than skin
-    (`VIVID_COVER_CHROMA`). The cover's colour is the cheeks'
-    alone, what the lips are compared with."""
+    (`VIVID_COVER_CHROMA`). The cover's colour is the cheeks' alone, what the lips are
+    compared with."""
     if skin is not None and not looks_like_skin(skin):
         return skin if cheeks is None else cheeks
     if cheeks is None or forehead is None or lips is None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +62,27 @@ def real_photos() -> list[tuple[str, bytes]]:
     except (ImportError, OSError, ValueError):
         pass
     return photos + installed_sample_photos()
+
+
+def real_faces(
+    names: Collection[str] | None = None, log: Callable[[str], None] = print
+) -> Iterator[tuple[str, np.ndarray, Any]]:
+    """(name, (H, W, 3) uint8 RGB, its largest `face.FaceObservation`) for each sample
+    photo (of `names`, if given) FaceMesh reads; the others are logged as skipped."""
+    from .errors import ChibiError
+    from .face import thread_analyzer
+    from .imageio import decode_image
+
+    for name, data in real_photos():
+        if names and name not in names:
+            continue
+        rgb = decode_image(data)
+        try:
+            face = thread_analyzer().analyze(rgb)[0]
+        except ChibiError as exc:
+            log(f"{name}: skipped ({exc.code})")
+            continue
+        yield name, rgb, face
 
 
 PERTURBATIONS = ("flip", "brighter_20", "darker_20", "scale_0.8", "scale_1.2", "jpeg_50")

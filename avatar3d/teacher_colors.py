@@ -305,9 +305,9 @@ def sample_colors(
     # a coloured light (blue, green, cyan). Its gains onto the skin scale are taken out
     # of every colour, and the skin is the scale's. Over the six photos under four such
     # casts, where this held (16 of 24), the median errors against the daylight readings
-    # fell: skin (the CNN's before) 10.8-19.9 -> 7.1-14.8 dE2000, lips 19.4-30.6 ->
-    # 4.8-12.6, hair 14.9-21.7 -> 2.1-10.5, brows 14.2-21.5 -> 3.8-8.0, irises 7.8-14.1
-    # -> 1.9-4.6 (session 36).
+    # fell: skin (the CNN's before) 10.8-19.9 -> 7.7-14.7 dE2000, lips 19.4-30.6 ->
+    # 5.4-12.5, hair 14.9-21.7 -> 2.0-10.3, brows 14.2-21.5 -> 4.5-7.9, irises 7.8-14.1
+    # -> 1.4-4.2 (session 36; `scripts/covered_faces.py`).
     cast = cover is not None and skin_lab is None and face_lab is not None and lips_read
     hair_lab_all = _to_lab(patch[_hair_region(patch, pts, person)])
     skin_like = face_lab if cast else skin_lab

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from avatar3d.errors import ChibiError
-from avatar3d.evaluate_real import PERTURBATIONS, perturb, real_photos
+from avatar3d.evaluate_real import PERTURBATIONS, perturb, real_faces
 from avatar3d.face import thread_analyzer
 from avatar3d.imageio import decode_image
 from avatar3d.synth import MONK_SKIN_TONES
@@ -81,13 +81,7 @@ def contrast(rgb: np.ndarray) -> float:
 
 def main() -> None:
     print(f"bridge contrast (a frame at >= {GLASSES_CONTRAST}): min - max over each group")
-    for name, data in real_photos():
-        rgb = decode_image(data)
-        try:
-            face = thread_analyzer().analyze(rgb)[0]
-        except ChibiError as exc:
-            print(f"{name}: skipped ({exc.code})")
-            continue
+    for name, rgb, face in real_faces():
         turned = np.asarray(Image.fromarray(rgb).rotate(15, Image.Resampling.BICUBIC))
         groups = {
             "the photo": [rgb],

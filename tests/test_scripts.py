@@ -91,3 +91,16 @@ def test_fairness_check_compares_models_on_the_same_fresh_faces(tmp_path):
     assert out.count("default: Lab read minus true per swatch (correlation with the pull") == 2
     channels = [line for line in out.splitlines() if re.match(r"  [Lab]\* ", line)]
     assert len(channels) == 9 and all(len(line.split()) == 11 for line in channels)
+
+
+def test_covered_faces_prints_every_cover_for_a_photo():
+    """The astronaut's 20 unhidden faces read as none of the covers; each fabric, lens
+    and light has its row, and the red mask hides her mouth."""
+    out = run_script("covered_faces.py", "--photos", "astronaut")
+    assert re.search(r"^astronaut +20 +0 +0 +0 +0$", out, re.M)
+    for fabric in ("light blue", "black", "red", "pink"):
+        assert re.search(rf"^{fabric} +\d+ of +\d+ +\d+\.\d$", out, re.M), fabric
+    assert re.search(r"^red +[1-9] of", out, re.M)
+    assert re.search(r"^dark +eyes hidden on +\d of +5$", out, re.M)
+    assert re.search(r"^astronaut +skin +\d+\.\d", out, re.M)
+    assert re.search(r"^strong blue +1 of +1", out, re.M)

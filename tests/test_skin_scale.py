@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from skimage.color import deltaE_ciede2000, rgb2lab
 
+from avatar3d.painted import LIGHTS, black_and_white, coloured_light
 from avatar3d.params import COLOR_FIELDS, AvatarParams, hex_to_rgb
 from avatar3d.skin_tones import MONK_SKIN_TONES, skin_scale_gain, skin_scale_lab, white_balanced
 from avatar3d.teacher import measure
@@ -17,7 +18,6 @@ from avatar3d.teacher_colors import MONOCHROME_SATURATION, looks_like_skin, wind
 
 SKIN_SCALE_FIELDS = ("skin_color", "lip_color")  # a black-and-white photo's
 GREY_FIELDS = ("hair_color", "iris_color", "brow_color")
-BLUE_LIGHT = (0.7, 0.9, 1.3)  # gains on the photo's sRGB values
 
 
 def lab(hex_colour: str) -> np.ndarray:
@@ -26,11 +26,6 @@ def lab(hex_colour: str) -> np.ndarray:
 
 def delta_e(a: str, b: str) -> float:
     return float(deltaE_ciede2000(lab(a), lab(b)))
-
-
-def black_and_white(rgb: np.ndarray, tint: tuple[float, float, float] = (1.0, 1.0, 1.0)):
-    grey = np.asarray(Image.fromarray(rgb).convert("L"), np.float64)
-    return np.clip(np.rint(grey[:, :, None] * np.array(tint)), 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -116,10 +111,6 @@ def test_a_black_and_white_photo_through_the_cli_names_the_skin_scale(
     assert {sources[name] for name in SKIN_SCALE_FIELDS} == {"teacher"}
 
 
-def lit(rgb: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
-    return np.clip(np.rint(rgb * np.array(gains)), 0, 255).astype(np.uint8)
-
-
 def test_the_skin_scale_gain_brings_a_skin_onto_the_scale():
     bluish = np.array([60.0, -4.0, -12.0])
     gain = skin_scale_gain(bluish)
@@ -134,14 +125,14 @@ def test_a_coloured_light_is_taken_out_of_the_colours(analyzer, astronaut, astro
     in daylight), her brows 23 and her hair 16. The light's gains onto the skin scale
     are taken out: every colour lands within 10 of the daylight reading."""
     daylight = measure(astronaut, astronaut_face)
-    blue_rgb = lit(astronaut, BLUE_LIGHT)
+    blue_rgb = coloured_light(astronaut, LIGHTS["blue"])
     blue = measure(blue_rgb, analyzer.analyze(blue_rgb)[0])
     assert blue.white_balanced and blue.skin_scale == ("skin_color",)
     assert not daylight.white_balanced
     for name in COLOR_FIELDS:
         assert delta_e(blue.colors[name], daylight.colors[name]) < 10.0, name
     # a light of a skin's hue (magenta) is not told from skin
-    magenta_rgb = lit(astronaut, (1.15, 0.8, 1.1))
+    magenta_rgb = coloured_light(astronaut, LIGHTS["magenta"])
     assert not measure(magenta_rgb, analyzer.analyze(magenta_rgb)[0]).white_balanced
 
 
@@ -150,7 +141,7 @@ def test_a_photo_under_a_blue_light_through_the_cli(tmp_path, capsys, astronaut,
     from server.cli import main
 
     photo = tmp_path / "blue.png"
-    Image.fromarray(lit(astronaut, BLUE_LIGHT)).save(photo)
+    Image.fromarray(coloured_light(astronaut, LIGHTS["blue"])).save(photo)
     assert main(["params", "--sources", str(photo)]) == 0
     record = json.loads(capsys.readouterr().out)
     params, sources = AvatarParams.from_dict(record["params"]), record["sources"]

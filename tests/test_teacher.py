@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 from skimage.color import deltaE_ciede2000, rgb2lab
 
+from avatar3d.painted import paint_dark_lenses, paint_mirrored_lenses
 from avatar3d.params import (
     COLOR_FIELDS,
     EXPRESSION_SLIDERS,
@@ -438,31 +439,6 @@ def test_a_poor_camera_does_not_hide_the_eyes(analyzer, astronaut, hopper, flaw)
 
 
 # -- sunglasses --------------------------------------------------------------------------------
-def paint_lenses(rgb: np.ndarray, face, lens) -> np.ndarray:
-    """Sunglasses: an ellipse over each eye filled with `lens(rgb, depth)` ((H, W, 3)
-    float; depth (H, W, 1) 0..1 from the lens's top to its bottom), and a bar across the
-    nose between them."""
-    distance = eye_distance(face)
-    painted = rgb.astype(np.float64)
-    rows = np.arange(rgb.shape[0])[:, None, None]
-    for centre in face.eye_centres:
-        mask = np.zeros(rgb.shape[:2], np.uint8)
-        axes = (round(0.42 * distance), round(0.3 * distance))
-        cv2.ellipse(mask, tuple(map(round, centre)), axes, 0, 0, 360, 255, -1)
-        depth = np.clip((rows - centre[1] + axes[1]) / (2 * axes[1]), 0.0, 1.0)
-        painted = np.where(mask[..., None] > 0, lens(rgb, depth), painted)
-    a, b = (face.landmarks[i, :2] for i in (133, 362))
-    cv2.line(painted, tuple(map(round, a)), tuple(map(round, b)), (30, 28, 26),
-             max(2, round(0.05 * distance)))  # fmt: skip
-    return painted.round().astype(np.uint8)
-
-
-def paint_dark_lenses(rgb: np.ndarray, face, transmit: float = 0.1) -> np.ndarray:
-    """Lenses passing `transmit` of the light (dark grey-brown beyond it)."""
-    beyond = np.array([12.0, 10.5, 9.0]) * (1 - transmit)
-    return paint_lenses(rgb, face, lambda rgb, depth: rgb * transmit + beyond)
-
-
 def test_dark_lenses_hide_the_eyes_and_leave_their_fields_to_the_default(
     analyzer, labels, astronaut, hopper
 ):
@@ -527,16 +503,6 @@ def test_a_photo_in_sunglasses_gets_neutral_eyes_and_a_frame_through_the_cli(
     assert {sources[name] for name in HIDDEN_WITH_THE_EYES} == {"hidden"}
     assert params.glasses != "none" and sources["glasses"] == "teacher"
     assert sources["skin_color"] == "teacher"
-
-
-def paint_mirrored_lenses(rgb: np.ndarray, face) -> np.ndarray:
-    """Mirrored lenses, each reflecting a pale sky over a dark ground."""
-    sky, ground = np.array([215.0, 228.0, 245.0]), np.array([70.0, 62.0, 55.0])
-
-    def mirror(rgb: np.ndarray, depth: np.ndarray) -> np.ndarray:
-        return np.where(depth < 0.55, sky * (1 - 0.3 * depth), ground + 20 * (depth - 0.55))
-
-    return paint_lenses(rgb, face, mirror)
 
 
 def test_mirrored_lenses_that_facemesh_reads_shut_hide_the_eyes(tmp_path, capsys, analyzer, hopper):

@@ -1,0 +1,172 @@
+"""How the teacher reads faces whose colours something hides or changes (#4).
+
+On each sample photo FaceMesh reads (`evaluate_real.real_faces`: the astronaut, Grace
+Hopper, the four White House photos), painted with `avatar3d.painted`:
+
+- *unhidden faces*: the photo, `chibi eval`'s perturbations, its skin tinted to each Monk
+  swatch, and three dim exposures (45 %, 30 %, a 2.2 gamma): how many the teacher reads
+  as masked, behind lenses, under a coloured light or in black and white (none, ideally);
+- *face masks* of each fabric over the photo and its tints to swatches 2, 4, 6, 8 and 10:
+  how many hide the mouth, and the skin's median dE2000 from the unmasked face's;
+- *sunglasses*, dark and mirrored, over the photo and its tints to swatches 1, 4, 7 and
+  10: how many hide the eyes;
+- *black and white*: the skin and lips against the colour photo's, and what a grey of
+  the same lightness would be;
+- *coloured lights*: where the teacher takes the light out, and each colour's median
+  dE2000 from the daylight reading there.
+
+    .venv/bin/python scripts/covered_faces.py [--photos astronaut ...]
+
+About 90 s for the six photos. The README's "Face masks", "Sunglasses", "Mirrored
+lenses" and "Black-and-white photos" quote it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+import numpy as np
+from skimage.color import deltaE_ciede2000, rgb2lab
+
+from avatar3d.errors import ChibiError
+from avatar3d.evaluate_real import PERTURBATIONS, perturb, real_faces
+from avatar3d.face import thread_analyzer
+from avatar3d.imageio import decode_image
+from avatar3d.painted import (
+    FABRICS,
+    LIGHTS,
+    MIRRORS,
+    black_and_white,
+    coloured_light,
+    paint_dark_lenses,
+    paint_face_mask,
+    paint_mirrored_lenses,
+)
+from avatar3d.params import COLOR_FIELDS, hex_to_rgb
+from avatar3d.skin_tones import MONK_SKIN_TONES
+from avatar3d.teacher import HIDDEN_WITH_THE_EYES, HIDDEN_WITH_THE_MOUTH, TeacherLabels, measure
+from avatar3d.teacher_colors import MONOCHROME_SATURATION
+from avatar3d.tinted import tint_skin
+
+LENSES: dict[str, Callable] = {"dark": paint_dark_lenses} | {
+    f"{kind} mirror": (lambda rgb, face, kind=kind: paint_mirrored_lenses(rgb, face, kind))
+    for kind in MIRRORS
+}
+
+
+def read(rgb: np.ndarray) -> TeacherLabels | None:
+    """The teacher's labels of the largest face, or None where FaceMesh finds none."""
+    rgb = np.ascontiguousarray(rgb)
+    try:
+        return measure(rgb, thread_analyzer().analyze(rgb)[0])
+    except ChibiError:
+        return None
+
+
+def lab(hex_colour: str) -> np.ndarray:
+    return rgb2lab(np.array(hex_to_rgb(hex_colour))[None, None])[0, 0]
+
+
+def delta_e(a: str, b: str) -> float:
+    return float(deltaE_ciede2000(lab(a), lab(b)))
+
+
+def flags(labels: TeacherLabels) -> dict[str, bool]:
+    return {
+        "masked": set(HIDDEN_WITH_THE_MOUTH) <= set(labels.hidden),
+        "behind lenses": set(HIDDEN_WITH_THE_EYES) <= set(labels.hidden),
+        "lit": labels.white_balanced,
+        "black and white": labels.measurements["saturation"] < MONOCHROME_SATURATION,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", nargs="*", help="sample photo names (default: all)")
+    args = parser.parse_args()
+
+    unhidden: dict[str, list[int]] = {}
+    masks: dict[str, list[tuple[bool, float]]] = {name: [] for name in FABRICS}
+    lenses: dict[str, list[bool]] = {name: [] for name in LENSES}
+    lights: dict[str, list[dict[str, float]]] = {name: [] for name in LIGHTS}
+    grey_rows = []
+    for name, rgb, face in real_faces(args.photos):
+        tints = [tint_skin(rgb, face.landmarks, tone) for tone in MONK_SKIN_TONES]
+        daylight = measure(rgb, face)
+        plain = [rgb, *(decode_image(perturb(rgb, kind)) for kind in PERTURBATIONS), *tints]
+        dim = [np.clip(rgb * gain, 0, 255).astype(np.uint8) for gain in (0.45, 0.3)]
+        dim.append((255 * (rgb / 255.0) ** 2.2).astype(np.uint8))
+        for image in plain + dim:
+            labels = read(image)
+            counts = unhidden.setdefault(name, [0, 0, 0, 0, 0])
+            counts[0] += 1
+            if labels is not None:
+                for k, flagged in enumerate(flags(labels).values(), start=1):
+                    counts[k] += flagged
+        bases = [rgb, *tints[1::2]]
+        unmasked = [daylight, *(read(base) for base in bases[1:])]
+        for fabric, colour in FABRICS.items():
+            for seed, (base, reference) in enumerate(zip(bases, unmasked, strict=True)):
+                labels = read(paint_face_mask(base, face, colour, seed))
+                if labels is not None and reference is not None:
+                    skin = delta_e(labels.colors["skin_color"], reference.colors["skin_color"])
+                    masks[fabric].append((flags(labels)["masked"], skin))
+        for lens, paint in LENSES.items():
+            for base in [rgb, *tints[::3]]:
+                labels = read(paint(base, face))
+                if labels is not None:
+                    lenses[lens].append(flags(labels)["behind lenses"])
+        grey = read(black_and_white(rgb))
+        if grey is not None:
+            row = [name]
+            for field in ("skin_color", "lip_color"):
+                read_in_colour, read_in_grey = lab(daylight.colors[field]), lab(grey.colors[field])
+                as_grey = np.array([read_in_grey[0], 0.0, 0.0])
+                row += [
+                    float(deltaE_ciede2000(read_in_colour, read_in_grey)),
+                    float(deltaE_ciede2000(read_in_colour, as_grey)),
+                ]
+            grey_rows.append(row)
+        for light, gains in LIGHTS.items():
+            labels = read(coloured_light(rgb, gains))
+            if labels is not None:
+                errors = {f: delta_e(labels.colors[f], daylight.colors[f]) for f in COLOR_FIELDS}
+                lights[light].append(errors | {"lit": labels.white_balanced})
+        print(f"{name}: read", flush=True)
+
+    print("\n== unhidden faces: how many the teacher reads as ... ==")
+    print(f"{'photo':16} faces  masked  behind lenses  lit  black and white")
+    for name, (n, *counts) in unhidden.items():
+        print(
+            f"{name:16} {n:5}  "
+            + "  ".join(f"{c:>{w}}" for c, w in zip(counts, (6, 13, 3, 15), strict=True))
+        )
+    print("\n== face masks (the photo and its tints to swatches 2, 4, 6, 8, 10) ==")
+    print(f"{'fabric':12} mouth hidden   the skin's median dE2000 from the unmasked face's")
+    for fabric, rows in masks.items():
+        hidden = sum(h for h, _ in rows)
+        skin = np.median([s for _, s in rows]) if rows else float("nan")
+        print(f"{fabric:12} {hidden:3} of {len(rows):3}     {skin:6.1f}")
+    print("\n== sunglasses (the photo and its tints to swatches 1, 4, 7, 10) ==")
+    for lens, rows in lenses.items():
+        print(f"{lens:14} eyes hidden on {sum(rows):3} of {len(rows):3}")
+    print("\n== black and white: dE2000 from the colour photo's reading (a grey of its L*) ==")
+    for name, skin, skin_grey, lips, lips_grey in grey_rows:
+        print(
+            f"{name:16} skin {skin:5.1f} ({skin_grey:5.1f})   lips {lips:5.1f} ({lips_grey:5.1f})"
+        )
+    print("\n== coloured lights: where the light is taken out, median dE2000 from daylight ==")
+    print(f"{'light':12} taken out   " + "  ".join(f"{f[:-6]:>6}" for f in COLOR_FIELDS))
+    for light, rows in lights.items():
+        lit = [row for row in rows if row["lit"]]
+        medians = [
+            np.median([row[f] for row in lit]) if lit else float("nan") for f in COLOR_FIELDS
+        ]
+        print(
+            f"{light:12} {len(lit):2} of {len(rows):2}   " + "  ".join(f"{m:6.1f}" for m in medians)
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -170,6 +170,13 @@ def hex_to_rgb(value: str) -> tuple[float, float, float]:
     return tuple(int(value[i : i + 2], 16) / 255.0 for i in (1, 3, 5))  # type: ignore[return-value]
 
 
+def hex_to_lab(value: str) -> np.ndarray:
+    """'#rrggbb' -> CIELab (3,) (D65)."""
+    from skimage.color import rgb2lab
+
+    return rgb2lab(np.array(hex_to_rgb(value))[None, None])[0, 0]
+
+
 def rgb_to_hex(rgb: Any) -> str:
     """sRGB floats in [0, 1] (3,) -> '#rrggbb' (values are clipped)."""
     r, g, b = (min(255, max(0, round(float(c) * 255))) for c in rgb)

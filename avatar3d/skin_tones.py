@@ -15,7 +15,7 @@ from functools import cache
 import numpy as np
 from skimage.color import lab2rgb, rgb2lab
 
-from .params import hex_to_rgb, linear_to_srgb, srgb_to_linear
+from .params import hex_to_lab, linear_to_srgb, srgb_to_linear
 
 # Monk Skin Tone scale, the ten swatches (skintone.google; Wikipedia "Monk Skin Tone Scale").
 MONK_SKIN_TONES: tuple[str, ...] = (
@@ -31,7 +31,7 @@ SKIN_TO_LIPS = (-12.0, 22.0, 6.0)
 
 @cache
 def _swatches_by_lightness() -> np.ndarray:
-    labs = rgb2lab(np.array([[hex_to_rgb(tone) for tone in MONK_SKIN_TONES]]))[0]
+    labs = np.array([hex_to_lab(tone) for tone in MONK_SKIN_TONES])
     return labs[np.argsort(labs[:, 0])]
 
 

@@ -27,7 +27,7 @@ import argparse
 from collections.abc import Callable
 
 import numpy as np
-from skimage.color import deltaE_ciede2000, rgb2lab
+from skimage.color import deltaE_ciede2000
 
 from avatar3d.errors import ChibiError
 from avatar3d.evaluate_real import PERTURBATIONS, perturb, real_faces
@@ -43,7 +43,7 @@ from avatar3d.painted import (
     paint_face_mask,
     paint_mirrored_lenses,
 )
-from avatar3d.params import COLOR_FIELDS, hex_to_rgb
+from avatar3d.params import COLOR_FIELDS, hex_to_lab
 from avatar3d.skin_tones import MONK_SKIN_TONES
 from avatar3d.teacher import HIDDEN_WITH_THE_EYES, HIDDEN_WITH_THE_MOUTH, TeacherLabels, measure
 from avatar3d.teacher_colors import MONOCHROME_SATURATION
@@ -64,12 +64,8 @@ def read(rgb: np.ndarray) -> TeacherLabels | None:
         return None
 
 
-def lab(hex_colour: str) -> np.ndarray:
-    return rgb2lab(np.array(hex_to_rgb(hex_colour))[None, None])[0, 0]
-
-
 def delta_e(a: str, b: str) -> float:
-    return float(deltaE_ciede2000(lab(a), lab(b)))
+    return float(deltaE_ciede2000(hex_to_lab(a), hex_to_lab(b)))
 
 
 def flags(labels: TeacherLabels) -> dict[str, bool]:
@@ -121,11 +117,11 @@ def main() -> None:
         if grey is not None:
             row = [name]
             for field in ("skin_color", "lip_color"):
-                read_in_colour, read_in_grey = lab(daylight.colors[field]), lab(grey.colors[field])
-                as_grey = np.array([read_in_grey[0], 0.0, 0.0])
+                in_colour, in_grey = hex_to_lab(daylight.colors[field]), grey.colors[field]
+                as_grey = np.array([hex_to_lab(in_grey)[0], 0.0, 0.0])
                 row += [
-                    float(deltaE_ciede2000(read_in_colour, read_in_grey)),
-                    float(deltaE_ciede2000(read_in_colour, as_grey)),
+                    delta_e(in_grey, daylight.colors[field]),
+                    float(deltaE_ciede2000(in_colour, as_grey)),
                 ]
             grey_rows.append(row)
         for light, gains in LIGHTS.items():

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from skimage.color import deltaE_ciede2000, rgb2lab
+from skimage.color import deltaE_ciede2000
 
 from avatar3d.painted import LIGHTS, black_and_white, coloured_light
-from avatar3d.params import COLOR_FIELDS, AvatarParams, hex_to_rgb
+from avatar3d.params import COLOR_FIELDS, AvatarParams, hex_to_lab
 from avatar3d.skin_tones import MONK_SKIN_TONES, skin_scale_gain, skin_scale_lab, white_balanced
 from avatar3d.teacher import measure
 from avatar3d.teacher_colors import MONOCHROME_SATURATION, looks_like_skin, window_saturation
@@ -20,12 +20,8 @@ SKIN_SCALE_FIELDS = ("skin_color", "lip_color")  # a black-and-white photo's
 GREY_FIELDS = ("hair_color", "iris_color", "brow_color")
 
 
-def lab(hex_colour: str) -> np.ndarray:
-    return rgb2lab(np.array(hex_to_rgb(hex_colour))[None, None])[0, 0]
-
-
 def delta_e(a: str, b: str) -> float:
-    return float(deltaE_ciede2000(lab(a), lab(b)))
+    return float(deltaE_ciede2000(hex_to_lab(a), hex_to_lab(b)))
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +33,7 @@ def hopper() -> np.ndarray:
 
 
 def test_the_skin_scale_passes_through_every_swatch_and_holds_its_ends():
-    swatches = [lab(tone) for tone in MONK_SKIN_TONES]
+    swatches = [hex_to_lab(tone) for tone in MONK_SKIN_TONES]
     for swatch in swatches:
         np.testing.assert_allclose(skin_scale_lab(swatch[0]), swatch, atol=1e-9)
     darkest, lightest = min(swatches, key=lambda s: s[0]), max(swatches, key=lambda s: s[0])
@@ -75,15 +71,15 @@ def test_the_teacher_reads_a_black_and_white_face_on_the_skin_scale(
         grey = measure(grey_rgb, analyzer.analyze(grey_rgb)[0])
         assert grey.skin_scale == SKIN_SCALE_FIELDS and colour.skin_scale == ()
         assert grey.measurements["saturation"] < MONOCHROME_SATURATION
-        skin, lips = lab(grey.colors["skin_color"]), lab(grey.colors["lip_color"])
+        skin, lips = hex_to_lab(grey.colors["skin_color"]), hex_to_lab(grey.colors["lip_color"])
         assert looks_like_skin(skin) and np.hypot(*skin[1:]) > 15
-        assert abs(skin[0] - lab(colour.colors["skin_color"])[0]) < 3  # the lightness read
+        assert abs(skin[0] - hex_to_lab(colour.colors["skin_color"])[0]) < 3  # the lightness read
         assert lips[1] > skin[1] + 10  # redder than the skin
         # 6.2 and 11.8 dE2000 from the colour photo's skin (grey: 14.6 and 22.2)
         for name, within in (("skin_color", 13.0), ("lip_color", 13.0)):
             assert delta_e(grey.colors[name], colour.colors[name]) < within, name
         for name in GREY_FIELDS:
-            assert np.hypot(*lab(grey.colors[name])[1:]) < 1.5, name
+            assert np.hypot(*hex_to_lab(grey.colors[name])[1:]) < 1.5, name
 
 
 def test_a_black_and_white_photo_through_the_cli_names_the_skin_scale(
@@ -146,6 +142,7 @@ def test_a_photo_under_a_blue_light_through_the_cli(tmp_path, capsys, astronaut,
     record = json.loads(capsys.readouterr().out)
     params, sources = AvatarParams.from_dict(record["params"]), record["sources"]
     assert sources["skin_color"] == "skin_scale" and sources["lip_color"] == "teacher"
-    assert looks_like_skin(lab(params.lip_color)) and looks_like_skin(lab(params.skin_color))
+    for name in ("skin_color", "lip_color"):
+        assert looks_like_skin(hex_to_lab(getattr(params, name))), name
     daylight = measure(astronaut, astronaut_face).colors["lip_color"]
     assert delta_e(params.lip_color, daylight) < 10.0

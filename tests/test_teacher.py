@@ -21,6 +21,7 @@ from avatar3d.params import (
     EXPRESSION_SLIDERS,
     SHAPE_SLIDERS,
     AvatarParams,
+    hex_to_lab,
     hex_to_rgb,
     rgb_to_hex,
 )
@@ -56,12 +57,8 @@ def teach(analyzer, rgb: np.ndarray):
     return measure(rgb, analyzer.analyze(rgb)[0])
 
 
-def lab(hex_colour: str) -> np.ndarray:
-    return rgb2lab(np.array(hex_to_rgb(hex_colour))[None, None])[0, 0]
-
-
 def delta_e(a: str, b: str) -> float:
-    return float(deltaE_ciede2000(lab(a), lab(b)))
+    return float(deltaE_ciede2000(hex_to_lab(a), hex_to_lab(b)))
 
 
 def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
@@ -120,7 +117,7 @@ def test_astronaut_shape_is_within_the_normal_range(labels):
 
 def test_colours_are_plausible(labels):
     skin, hair, lips, iris, brows = (
-        lab(labels.colors[name])
+        hex_to_lab(labels.colors[name])
         for name in ("skin_color", "hair_color", "lip_color", "iris_color", "brow_color")
     )
     assert 45 < skin[0] < 85 and skin[1] > 5 and skin[2] > 10  # a light, warm skin tone
@@ -298,7 +295,7 @@ def test_tint_skin_recolours_the_skin_and_nothing_else(astronaut, astronaut_face
     before = np.median(rgb2lab(astronaut[core][None] / 255.0)[0], axis=0)
     after = np.median(rgb2lab(tinted[core][None] / 255.0)[0], axis=0)
     assert deltaE_ciede2000(before, reference) < 3
-    assert deltaE_ciede2000(after, lab(target)) < 3
+    assert deltaE_ciede2000(after, hex_to_lab(target)) < 3
 
 
 def test_sample_faces_tinted_to_every_monk_swatch_are_found_and_measured():
@@ -551,10 +548,10 @@ def test_looks_like_skin_takes_every_monk_swatch_and_no_blue_or_green():
     from avatar3d.synth import MONK_SKIN_TONES
     from avatar3d.teacher_colors import looks_like_skin
 
-    assert all(looks_like_skin(lab(tone)) for tone in MONK_SKIN_TONES)
+    assert all(looks_like_skin(hex_to_lab(tone)) for tone in MONK_SKIN_TONES)
     for fabric in ("#96bed7", "#78aa8c", "#5b6fd6"):  # surgical blue, green, indigo
-        assert not looks_like_skin(lab(fabric)), fabric
-    assert looks_like_skin(lab("#202022"))  # too grey to tell
+        assert not looks_like_skin(hex_to_lab(fabric)), fabric
+    assert looks_like_skin(hex_to_lab("#202022"))  # too grey to tell
 
 
 def test_cheek_cover_tells_a_fabric_from_skin_by_the_forehead():
@@ -639,7 +636,7 @@ def test_a_photo_behind_a_face_mask_keeps_a_skin_colour_through_the_cli(
     assert main(["params", "--sources", str(photo)]) == 0
     record = json.loads(capsys.readouterr().out)
     params, sources = AvatarParams.from_dict(record["params"]), record["sources"]
-    assert looks_like_skin(lab(params.skin_color)) and sources["skin_color"] == "teacher"
+    assert looks_like_skin(hex_to_lab(params.skin_color)) and sources["skin_color"] == "teacher"
     unmasked = measure(astronaut, astronaut_face).colors["skin_color"]
     assert delta_e(params.skin_color, unmasked) < 3.0
     assert params.lip_color == AvatarParams().lip_color

@@ -531,7 +531,9 @@ def test_mirrored_lenses_that_facemesh_reads_shut_hide_the_eyes(tmp_path, capsys
 # -- face masks --------------------------------------------------------------------------------
 def paint_face_mask(rgb: np.ndarray, face, colour: tuple[int, int, int]) -> np.ndarray:
     """A face mask: the face below the middle of the nose in one fabric `colour`,
-    darkening downward as a fold's shade would, with the weave's grain."""
+    darkening downward as a fold's shade would, with the weave's grain; without the
+    pleats of `avatar3d.painted.paint_face_mask`, whose figures `scripts/covered_faces.py`
+    prints (some of its masks keep the mouth: blue 26 of 32)."""
     from avatar3d.teacher_colors import FACE_OVAL
 
     covered = np.zeros(rgb.shape[:2], np.uint8)

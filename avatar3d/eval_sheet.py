@@ -12,6 +12,7 @@ Each row's caption gives the face's errors (held out) or its fusion sources (pho
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,14 +123,14 @@ def photo_rows(pipeline: Any, photos: list[tuple[str, bytes]], size: int = 256) 
             continue
         sources = result.sources(pipeline.fusion)
         sources.pop("glasses_frame", None)  # a part of the glasses, not a field of its own
-        counts = {s: sum(v == s for v in sources.values()) for s in ("teacher", "cnn", "default")}
+        counts = Counter(sources.values()).most_common()
         rows.append(
             SheetRow(
                 [_enlarged(result.observation.crop, size)]
                 + [head_picture(p, size) for p in (result.params, result.prediction.to_params())],
                 [
-                    f"{name}: the fused avatar takes {counts['teacher']} fields from the "
-                    f"teacher, {counts['cnn']} from the CNN, {counts['default']} default",
+                    f"{name}: the fused avatar's fields by source: "
+                    + ", ".join(f"{source} {count}" for source, count in counts),
                 ],
             )
         )

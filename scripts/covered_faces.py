@@ -15,15 +15,18 @@ Hopper, the four White House photos), painted with `avatar3d.painted`:
 - *coloured lights*: where the teacher takes the light out, and each colour's median
   dE2000 from the daylight reading there.
 
-    .venv/bin/python scripts/covered_faces.py [--photos astronaut ...]
+    .venv/bin/python scripts/covered_faces.py [--photos astronaut ...] [--sheet OUT.png]
 
-About 90 s for the six photos. The README's "Face masks", "Sunglasses", "Mirrored
-lenses" and "Black-and-white photos" quote it.
+About 90 s for the six photos. `--sheet` also draws the first photo under each cover,
+with the avatar the photo path makes of it and the CNN's alone (`eval_sheet`). The
+README's "Face masks", "Sunglasses", "Mirrored lenses" and "Black-and-white photos"
+quote it.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 from collections.abc import Callable
 
 import numpy as np
@@ -77,9 +80,35 @@ def flags(labels: TeacherLabels) -> dict[str, bool]:
     }
 
 
+def draw_sheet(path: str, rgb: np.ndarray, face) -> None:
+    """The photo under each kind of cover, with its avatars (`eval_sheet.photo_rows`)."""
+    from PIL import Image
+
+    from avatar3d.eval_sheet import photo_rows, sheet_image
+    from avatar3d.pipeline import PhotoPipeline
+
+    covers = {
+        "daylight": rgb,
+        "black and white": black_and_white(rgb),
+        "a blue light": coloured_light(rgb, LIGHTS["blue"]),
+        "a red mask": paint_face_mask(rgb, face, FABRICS["red"]),
+        "a black mask": paint_face_mask(rgb, face, FABRICS["black"]),
+        "sky mirrors": paint_mirrored_lenses(rgb, face, "sky"),
+    }
+    photos = []
+    for name, image in covers.items():
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, "PNG")
+        photos.append((name, buffer.getvalue()))
+    rows = photo_rows(PhotoPipeline(device="cpu"), photos)
+    titles = ["the photo: the CNN's input", "fused (what a user gets)", "the CNN alone"]
+    Image.fromarray(sheet_image([(titles, rows)])).save(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", nargs="*", help="sample photo names (default: all)")
+    parser.add_argument("--sheet", help="also draw the first photo's covers and avatars here")
     args = parser.parse_args()
 
     unhidden: dict[str, list[int]] = {}
@@ -87,7 +116,11 @@ def main() -> None:
     lenses: dict[str, list[bool]] = {name: [] for name in LENSES}
     lights: dict[str, list[dict[str, float]]] = {name: [] for name in LIGHTS}
     grey_rows = []
+    sheet = args.sheet
     for name, rgb, face in real_faces(args.photos):
+        if sheet:
+            draw_sheet(sheet, rgb, face)
+            sheet = None
         tints = [tint_skin(rgb, face.landmarks, tone) for tone in MONK_SKIN_TONES]
         daylight = measure(rgb, face)
         plain = [rgb, *(decode_image(perturb(rgb, kind)) for kind in PERTURBATIONS), *tints]

@@ -93,10 +93,13 @@ def test_fairness_check_compares_models_on_the_same_fresh_faces(tmp_path):
     assert len(channels) == 9 and all(len(line.split()) == 11 for line in channels)
 
 
-def test_covered_faces_prints_every_cover_for_a_photo():
+def test_covered_faces_prints_every_cover_for_a_photo(tmp_path):
     """The astronaut's 20 unhidden faces read as none of the covers; each fabric, lens
-    and light has its row, and the red mask hides her mouth."""
-    out = run_script("covered_faces.py", "--photos", "astronaut")
+    and light has its row, and the red mask hides her mouth. The sheet draws six covers."""
+    sheet = tmp_path / "covers.png"
+    out = run_script("covered_faces.py", "--photos", "astronaut", "--sheet", str(sheet))
+    with Image.open(sheet) as image:
+        assert image.width == 3 * 256 and image.height > 6 * 256
     assert re.search(r"^astronaut +20 +0 +0 +0 +0$", out, re.M)
     for fabric in ("light blue", "black", "red", "pink"):
         assert re.search(rf"^{fabric} +\d+ of +\d+ +\d+\.\d$", out, re.M), fabric

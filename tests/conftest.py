@@ -45,3 +45,13 @@ def astronaut():
 @pytest.fixture(scope="module")
 def astronaut_face(analyzer, astronaut):
     return analyzer.analyze(astronaut)[0]
+
+
+@pytest.fixture(scope="module")
+def hopper():
+    """matplotlib's Grace Hopper: a real photo, browline glasses, (600, 512, 3) uint8 RGB."""
+    import numpy as np
+    from matplotlib import cbook
+
+    with cbook.get_sample_data("grace_hopper.jpg") as handle:
+        return np.asarray(Image.open(handle).convert("RGB"))

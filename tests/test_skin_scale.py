@@ -24,14 +24,6 @@ def delta_e(a: str, b: str) -> float:
     return float(deltaE_ciede2000(hex_to_lab(a), hex_to_lab(b)))
 
 
-@pytest.fixture(scope="module")
-def hopper() -> np.ndarray:
-    from matplotlib import cbook
-
-    with cbook.get_sample_data("grace_hopper.jpg") as handle:
-        return np.asarray(Image.open(handle).convert("RGB"))
-
-
 def test_the_skin_scale_passes_through_every_swatch_and_holds_its_ends():
     swatches = [hex_to_lab(tone) for tone in MONK_SKIN_TONES]
     for swatch in swatches:

@@ -316,14 +316,6 @@ def test_sample_faces_tinted_to_every_monk_swatch_are_found_and_measured():
 
 
 # -- glasses -----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def hopper() -> np.ndarray:
-    from matplotlib import cbook
-
-    with cbook.get_sample_data("grace_hopper.jpg") as handle:
-        return np.asarray(Image.open(handle).convert("RGB"))
-
-
 def assert_glasses(labels, wears: bool, sure: float = 0.5) -> None:
     assert labels.glasses is wears and labels.confidence["glasses"] >= sure
 

@@ -116,7 +116,11 @@ def teacher_targets(records: list[dict[str, Any]]) -> tuple[ParamTargets, np.nda
     """Teacher label records -> targets plus slider/colour masks.
 
     A record is {"shape": {name: value}, "expression": {...}, "colors": {field: "#hex"},
-    "confidence": float or {field: float}}; fields it lacks get mask 0.
+    "confidence": float or {field: float}, "hidden": [field], "skin_scale": [field]};
+    fields it lacks get mask 0, and so do the fields it did not measure: those a cover
+    hid (the default, sure, in the photo path) and the colours guessed from the skin
+    scale (`TeacherLabels.hidden`, `.skin_scale`). A network trained on them would
+    learn the guesses, not the faces.
     """
     n = len(records)
     sliders = np.full((n, len(SLIDER_FIELDS)), 0.5, np.float32)
@@ -125,15 +129,16 @@ def teacher_targets(records: list[dict[str, Any]]) -> tuple[ParamTargets, np.nda
     color_mask = np.zeros((n, len(COLOR_NAMES)), np.float32)
     for i, record in enumerate(records):
         confidence = record.get("confidence", 1.0)
+        unmeasured = set(record.get("hidden", ())) | set(record.get("skin_scale", ()))
         for j, dotted in enumerate(SLIDER_FIELDS):
             group, _, name = dotted.rpartition(".")
             value = record.get(group, {}).get(name) if group else record.get(name)
-            if value is not None:
+            if value is not None and dotted not in unmeasured:
                 sliders[i, j] = float(value)
                 slider_mask[i, j] = _field_confidence(confidence, dotted)
         for j, name in enumerate(COLOR_NAMES):
             value = record.get("colors", {}).get(name)
-            if value is not None:
+            if value is not None and name not in unmeasured:
                 colors[i, j] = hex_to_rgb(value) if isinstance(value, str) else value
                 color_mask[i, j] = _field_confidence(confidence, name)
     zeros = np.zeros(n, np.int64)

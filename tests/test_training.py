@@ -404,6 +404,42 @@ def test_label_command_then_training_on_teacher_labels(tmp_path):
     assert history.losses[-1] < history.losses[0]
 
 
+def test_labels_leave_out_what_a_cover_hid_and_what_the_skin_scale_guessed(
+    tmp_path, astronaut, astronaut_face
+):
+    from avatar3d.painted import black_and_white, paint_dark_lenses, paint_face_mask
+    from avatar3d.teacher import HIDDEN_WITH_THE_EYES, HIDDEN_WITH_THE_MOUTH
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    covers = {
+        "lenses": paint_dark_lenses(astronaut, astronaut_face),
+        "mask": paint_face_mask(astronaut, astronaut_face, (25, 25, 28)),
+        "plain": astronaut,
+        "grey": black_and_white(astronaut),
+    }
+    for name, rgb in covers.items():
+        Image.fromarray(rgb).save(photos / f"{name}.png")
+    labels = tmp_path / "labels.jsonl"
+    assert main(["label", str(photos), "-o", str(labels)]) == 0
+    records = [json.loads(line)["labels"] for line in labels.read_text().splitlines()]
+    real = load_labelled(labels)  # sorted by name: grey, lenses, mask, plain
+    assert len(real) == 4
+    unmeasured = [set(record["hidden"]) | set(record["skin_scale"]) for record in records]
+    assert unmeasured == [
+        {"skin_color", "lip_color"},
+        set(HIDDEN_WITH_THE_EYES),
+        set(HIDDEN_WITH_THE_MOUTH),
+        set(),
+    ]
+    for i, fields in enumerate(unmeasured):
+        for j, field in enumerate(SLIDER_FIELDS):
+            labelled = records[i]["confidence"].get(field.rpartition(".")[2], 0) > 0
+            assert (real.slider_mask[i, j] > 0) == (labelled and field not in fields), field
+        for j, field in enumerate(COLOR_NAMES):
+            assert (real.color_mask[i, j] > 0) == (field not in fields), field
+
+
 def test_photos_are_not_written_by_labelling(tmp_path):
     buffer = io.BytesIO()
     Image.fromarray(skdata.astronaut()).save(buffer, "PNG")

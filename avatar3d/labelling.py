@@ -79,7 +79,7 @@ def load_labelled(path: str | Path, log: Callable[[str], None] | None = None) ->
             records.append(labels)
     if not records:
         raise ValueError(f"{path}: no usable labelled faces")
-    targets, slider_mask, color_mask = teacher_targets(records)
+    targets, slider_mask, color_mask = teacher_targets(records, measured_only=True)
     return TrainingSet(
         np.stack(crops), targets, slider_mask, color_mask, np.zeros(len(crops), np.float32),
         "teacher",

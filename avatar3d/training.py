@@ -112,15 +112,18 @@ class TrainingSet:
         )  # fmt: skip
 
 
-def teacher_targets(records: list[dict[str, Any]]) -> tuple[ParamTargets, np.ndarray, np.ndarray]:
+def teacher_targets(
+    records: list[dict[str, Any]], measured_only: bool = False
+) -> tuple[ParamTargets, np.ndarray, np.ndarray]:
     """Teacher label records -> targets plus slider/colour masks.
 
     A record is {"shape": {name: value}, "expression": {...}, "colors": {field: "#hex"},
     "confidence": float or {field: float}, "hidden": [field], "skin_scale": [field]};
-    fields it lacks get mask 0, and so do the fields it did not measure: those a cover
-    hid (the default, sure, in the photo path) and the colours guessed from the skin
-    scale (`TeacherLabels.hidden`, `.skin_scale`). A network trained on them would
-    learn the guesses, not the faces.
+    fields it lacks get mask 0. The masks are the photo path's confidences (`fusion.fuse`),
+    where a field a cover hid holds its default, sure. With `measured_only` (training
+    labels) the fields the teacher did not measure get mask 0 too: those a cover hid and
+    the colours guessed from the skin scale (`TeacherLabels.hidden`, `.skin_scale`); a
+    network trained on them would learn the guesses, not the faces.
     """
     n = len(records)
     sliders = np.full((n, len(SLIDER_FIELDS)), 0.5, np.float32)
@@ -129,7 +132,9 @@ def teacher_targets(records: list[dict[str, Any]]) -> tuple[ParamTargets, np.nda
     color_mask = np.zeros((n, len(COLOR_NAMES)), np.float32)
     for i, record in enumerate(records):
         confidence = record.get("confidence", 1.0)
-        unmeasured = set(record.get("hidden", ())) | set(record.get("skin_scale", ()))
+        unmeasured = set()
+        if measured_only:
+            unmeasured = set(record.get("hidden", ())) | set(record.get("skin_scale", ()))
         for j, dotted in enumerate(SLIDER_FIELDS):
             group, _, name = dotted.rpartition(".")
             value = record.get(group, {}).get(name) if group else record.get(name)

@@ -438,6 +438,10 @@ def test_labels_leave_out_what_a_cover_hid_and_what_the_skin_scale_guessed(
             assert (real.slider_mask[i, j] > 0) == (labelled and field not in fields), field
         for j, field in enumerate(COLOR_NAMES):
             assert (real.color_mask[i, j] > 0) == (field not in fields), field
+    # the photo path still holds what a cover hid at its default, sure (`fusion.fuse`)
+    _, slider_conf, color_conf = teacher_targets(records)
+    assert slider_conf[2, SLIDER_FIELDS.index("expression.smile")] == 1.0
+    assert color_conf[0, COLOR_NAMES.index("skin_color")] > 0
 
 
 def test_photos_are_not_written_by_labelling(tmp_path):

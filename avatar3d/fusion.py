@@ -163,6 +163,7 @@ def teacher_record(labels: Any) -> dict[str, Any]:
         "hidden": list(getattr(labels, "hidden", ())),
         "skin_scale": list(getattr(labels, "skin_scale", ())),
         "white_balanced": bool(getattr(labels, "white_balanced", False)),
+        "hair_length": float(getattr(labels, "hair_length", 0.5)),
     }
 
 

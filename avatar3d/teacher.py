@@ -75,6 +75,7 @@ from .landmarks import (
 from .params import EXPRESSION_SLIDERS, SHAPE_SLIDERS, UNKNOWN_FRAME, AvatarParams
 from .teacher_colors import SIDES, sample_colors
 from .teacher_glasses import bridge_contrast, glasses_reading
+from .teacher_hair import hair_length_from_reach
 
 # -- landmark groups (MediaPipe FaceMesh indices) -------------------------------------
 # Vertically matched outer/inner lip points (midline first).
@@ -147,6 +148,9 @@ HIDDEN_WITH_THE_MOUTH = (
     "shape.chin_length", "expression.smile", "expression.mouth_open", "lip_color",
 )  # fmt: skip
 HIDDEN_WITH = {"eyes": HIDDEN_WITH_THE_EYES, "mouth": HIDDEN_WITH_THE_MOUTH}  # by part
+# The hair beside the face is read as the hair colour is (`teacher_colors`), and only
+# where the photo shows both sides of the face.
+HAIR_LENGTH_CONFIDENCE = 0.8
 
 
 @dataclass
@@ -162,8 +166,9 @@ class TeacherLabels:
         degrees for eye_tilt), "bridge_contrast" and the eyes' `eye_shade`
         ("eye_contrast_right" / "_left", L*; "eye_ratio_right" / "_left", the white's
         luminance over the iris's; "under_eye_right" / "_left", dE2000 of the skin
-        below the eye from the face's) and the window's "saturation"
-        (`teacher_colors.window_saturation`), for refitting the constants.
+        below the eye from the face's), the window's "saturation"
+        (`teacher_colors.window_saturation`) and "hair_reach" (`teacher_hair.hair_reach`),
+        for refitting the constants.
     glasses: whether a glasses frame crosses the nose bridge.
     hidden: the fields the photo hides (`HIDDEN_WITH_THE_EYES` behind dark lenses,
         `HIDDEN_WITH_THE_MOUTH` behind a face mask): each holds its default, with
@@ -172,6 +177,8 @@ class TeacherLabels:
         skin and lips of a photo without colour (`teacher_colors.MONOCHROME_SATURATION`),
         the skin under a coloured light.
     white_balanced: a coloured light was taken out of the colours (`sample_colors`).
+    hair_length: the short style's length whose side locks end where the hair beside
+        the face does (`teacher_hair`); 0.5 with confidence 0 where that is not read.
     """
 
     shape: dict[str, float]
@@ -183,6 +190,7 @@ class TeacherLabels:
     hidden: tuple[str, ...] = ()
     skin_scale: tuple[str, ...] = ()
     white_balanced: bool = False
+    hair_length: float = 0.5
 
 
 def measure(
@@ -228,7 +236,14 @@ def measure(
     contrast = bridge_contrast(rgb, landmarks, face.eye_centres)
     glasses, glasses_confidence = glasses_reading(contrast)
     confidence["glasses"] = glasses_confidence * pose_factor * size_factor
-    measurements = raw | {"bridge_contrast": contrast, "saturation": reading.saturation}
+    hair_length = hair_length_from_reach(reading.hair_reach)
+    read = math.isfinite(hair_length)
+    confidence["hair_length"] = HAIR_LENGTH_CONFIDENCE * pose_factor if read else 0.0
+    measurements = raw | {
+        "bridge_contrast": contrast,
+        "saturation": reading.saturation,
+        "hair_reach": reading.hair_reach,
+    }
     for side, (eye_contrast, eye_ratio, under_eye) in zip(SIDES, reading.eyes, strict=True):
         measurements |= {f"eye_contrast_{side}": eye_contrast, f"eye_ratio_{side}": eye_ratio,
                          f"under_eye_{side}": under_eye}  # fmt: skip
@@ -251,6 +266,7 @@ def measure(
         hidden=hidden,
         skin_scale=reading.skin_scale,
         white_balanced=reading.white_balanced,
+        hair_length=hair_length if read else AvatarParams().hair_length,
     )
 
 
@@ -259,7 +275,7 @@ def labels_to_params(
 ) -> AvatarParams:
     """`base` (default: a default AvatarParams) with every field measured at
     confidence >= `min_confidence` replaced by the measurement. Fields the
-    teacher does not measure (hair style/length, name) keep `base`'s; a frame seen
+    teacher does not measure (hair style, name) keep `base`'s; a frame seen
     gives `base`'s glasses, or `UNKNOWN_FRAME` where `base` has none."""
     params = AvatarParams.from_dict(base.to_dict()) if base is not None else AvatarParams()
     for name, value in labels.shape.items():
@@ -271,6 +287,8 @@ def labels_to_params(
     for name, value in labels.colors.items():
         if labels.confidence.get(name, 0.0) >= min_confidence:
             setattr(params, name, value)
+    if labels.confidence.get("hair_length", 0.0) >= min_confidence:
+        params.hair_length = labels.hair_length
     if labels.confidence.get("glasses", 0.0) >= min_confidence:
         if not labels.glasses:
             params.glasses = "none"

@@ -38,6 +38,7 @@ from .landmarks import (
 )
 from .params import COLOR_FIELDS, AvatarParams, rgb_to_hex
 from .skin_tones import SKIN_TO_LIPS, skin_scale_gain, skin_scale_lab, white_balanced
+from .teacher_hair import hair_reach
 
 # -- landmark groups (MediaPipe FaceMesh indices) -------------------------------------
 FACE_OVAL = (10, 109, 67, 103, 54, 21, 162, 127, 234, 93, 132, 58, 172, 136, 150, 149, 176,
@@ -147,7 +148,8 @@ class ColorReading(NamedTuple):
     "eyes"); saturation: the window's `window_saturation`; skin_scale: the colour
     fields taken from the skin scale (a photo without colour, or a coloured light);
     white_balanced: whether a coloured light was taken out of the colours
-    (`skin_tones.skin_scale_gain`; see `sample_colors`).
+    (`skin_tones.skin_scale_gain`; see `sample_colors`); hair_reach: how far down beside
+    the face the hair reaches (`teacher_hair.hair_reach`).
     """
 
     colors: dict[str, str]
@@ -157,6 +159,7 @@ class ColorReading(NamedTuple):
     saturation: float
     skin_scale: tuple[str, ...] = ()
     white_balanced: bool = False
+    hair_reach: float = math.nan
 
 
 def segment_person(rgb: np.ndarray) -> np.ndarray:
@@ -309,7 +312,8 @@ def sample_colors(
     # 5.4-12.5, hair 14.9-21.7 -> 2.0-10.3, brows 14.2-21.5 -> 4.5-7.9, irises 7.8-14.1
     # -> 1.4-4.2 (session 36; `scripts/covered_faces.py`).
     cast = cover is not None and skin_lab is None and face_lab is not None and lips_read
-    hair_lab_all = _to_lab(patch[_hair_region(patch, pts, person)])
+    oval = _grown_oval(shape, pts)
+    hair_lab_all = _to_lab(patch[_hair_region(pts, person, oval)])
     skin_like = face_lab if cast else skin_lab
     if skin_like is not None:
         # ears, neck and bare scalp are person-but-not-hair: drop skin-like pixels
@@ -319,6 +323,7 @@ def sample_colors(
         labs["hair_color"] = hair_lab
         expected = max(1.0, 0.15 * face_w * face_h)  # short hair covers ~15% of a face box
         confidence["hair_color"] = min(1.0, n_hair / expected) * 0.8
+    reach = hair_reach(patch, pts, person, oval, skin_like, hair_lab)
     saturation = window_saturation(patch)
     scaled: tuple[str, ...] = ()
     if saturation < MONOCHROME_SATURATION and skin_lab is not None:
@@ -339,7 +344,9 @@ def sample_colors(
     hidden = tuple(
         part for part, hid in (("mouth", mouth_covered), ("eyes", all(eyes_hidden))) if hid
     )
-    return ColorReading(colors, confidence, (eyes[0], eyes[1]), hidden, saturation, scaled, cast)
+    return ColorReading(
+        colors, confidence, (eyes[0], eyes[1]), hidden, saturation, scaled, cast, reach
+    )
 
 
 def window_saturation(patch: np.ndarray) -> float:
@@ -437,14 +444,17 @@ def _luminance(lightness: float) -> float:
     return f**3 if f > 6.0 / 29.0 else 3.0 * (6.0 / 29.0) ** 2 * (f - 4.0 / 29.0)
 
 
-def _hair_region(patch: np.ndarray, pts: np.ndarray, person: np.ndarray) -> np.ndarray:
-    """Person pixels around and above the head, outside the (slightly grown) face oval."""
-    shape = patch.shape[:2]
+def _grown_oval(shape: tuple[int, int], pts: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the face oval grown by 4 % of the face's size."""
     oval = _fill(shape, pts[list(FACE_OVAL)])
     face_size = float(np.ptp(pts[:, 0]) + np.ptp(pts[:, 1])) / 2
     grow = max(1, int(round(0.04 * face_size)))
-    oval = cv2.dilate(oval.astype(np.uint8), np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)) > 0
-    above_mouth = np.arange(shape[0])[:, None] < pts[[61, 291], 1].mean()
+    return cv2.dilate(oval.astype(np.uint8), np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)) > 0
+
+
+def _hair_region(pts: np.ndarray, person: np.ndarray, oval: np.ndarray) -> np.ndarray:
+    """Person pixels around and above the head, outside the grown face `oval`."""
+    above_mouth = np.arange(oval.shape[0])[:, None] < pts[[61, 291], 1].mean()
     return (person > 0.5) & ~oval & above_mouth
 
 

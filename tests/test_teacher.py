@@ -84,9 +84,11 @@ def test_every_field_is_present_and_in_range(labels):
     assert set(labels.shape) == set(SHAPE_SLIDERS)
     assert set(labels.expression) == set(EXPRESSION_SLIDERS)
     assert set(labels.colors) == set(COLOR_FIELDS)
-    assert set(labels.confidence) == {*SHAPE_SLIDERS, *EXPRESSION_SLIDERS, *COLOR_FIELDS, "glasses"}
+    fields = {*SHAPE_SLIDERS, *EXPRESSION_SLIDERS, *COLOR_FIELDS, "glasses", "hair_length"}
+    assert set(labels.confidence) == fields
     for value in [*labels.shape.values(), *labels.expression.values(), *labels.confidence.values()]:
         assert 0.0 <= value <= 1.0
+    assert 0.0 <= labels.hair_length <= 1.0
     # Not measurable from a face: default value, zero confidence.
     for name in ("head_size", "ear_size"):
         assert labels.shape[name] == 0.5 and labels.confidence[name] == 0.0

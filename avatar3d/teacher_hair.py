@@ -1,0 +1,119 @@
+"""The teacher's hair length: how far down beside the face the hair reaches.
+
+The CNN read hair length from its crop, and on real photos it gave short-haired men
+side locks to the jaw (Obama 0.80, 0.36 and 0.69 in three photos, Biden 0.79) and moved
+0.117 under +20 % brightness. Hair beside the face is what the length changes on the
+avatar, and the photo shows it: `hair_reach` scans two bands just outside the face
+oval, from above the temples down to the chin, for hair pixels (person, by MediaPipe's
+selfie segmentation; not skin; near the hair colour the teacher read; joined to the hair
+over the crown, so a dark background or a collar is not counted), and returns where the
+hair stops covering `HAIR_SHARE` of the bands. Below the chin is not read: there hair and
+a dark collar or jacket are one colour.
+
+`hair_length_from_reach` maps that point onto the base model's short style (the one the
+photo path gives every real face: no class head names a real photo's style), whose side
+locks end `SHORT_STYLE_REACH` of the way from the eye line to the chin at hair_length 0
+and 1. On the six sample photos and `chibi eval`'s perturbations of them the hair stops
+0.6-0.15 above the eye line (four short-haired men, Grace Hopper under her cap) and 0.1
+above to 0.2 below it (the astronaut's bob): all at or near length 0. No real photo of
+long hair was at hand; hair painted down past the chin reads 1 (`tests/test_teacher.py`).
+The reading needs both bands in the photo; a photo cut beside the face leaves the
+length to the fallback (confidence 0).
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+REACH_FACE_PX = 96.0  # the window is read with the face this tall: bins of ~2 px
+BAND_WIDTH = 0.25  # of the face width, outside the (slightly grown) face oval
+BAND_LATERAL = 0.3  # of the face width from the face's centre line: beside the face only
+SCAN = (-0.6, 1.0)  # rows scanned, in eye-line-to-chin units (0 = eye line, 1 = chin)
+BIN = 0.05
+BINS = round((SCAN[1] - SCAN[0]) / BIN)
+HAIR_SHARE = 0.25  # of a row's band pixels that are hair, while the hair lasts
+NOT_SKIN = 12.0  # CIELab distance from the skin reading
+NEAR_HAIR = 25.0  # CIELab distance from the hair reading
+MIN_BAND_PX = 20  # per row bin; fewer: the photo ends beside the face
+# Where the base model's short-style side locks end, eye line to chin = 1, at hair_length
+# 0 and 1 (tested against the built avatar).
+SHORT_STYLE_REACH = (0.18, 0.61)
+
+
+def hair_reach(
+    patch: np.ndarray,
+    pts: np.ndarray,
+    person: np.ndarray,
+    oval: np.ndarray,
+    skin_lab: np.ndarray | None,
+    hair_lab: np.ndarray | None,
+) -> float:
+    """How far below the eye line the hair beside the face reaches, in eye-line-to-chin
+    units (`SCAN[0]`: none beside the temples; `SCAN[1]`: down to the chin or past it);
+    NaN where it cannot be read (no hair or skin reading, a band outside the photo).
+
+    patch: (H, W, 3) uint8 window around the head; pts: (478, 2) landmarks in its
+    pixels; person: (H, W) float 0..1; oval: (H, W) bool, the grown face oval;
+    skin_lab, hair_lab: the teacher's CIELab (3,) readings.
+    """
+    if skin_lab is None or hair_lab is None:
+        return math.nan
+    eye_y = float(pts[[33, 133, 263, 362], 1].mean())
+    chin_y = float(pts[152, 1])
+    face_w = float(np.ptp(pts[:, 0]))
+    if chin_y - eye_y < 2 or face_w < 2:
+        return math.nan
+    reach_x = (BAND_WIDTH + 0.1) * face_w  # the band, past the grown oval
+    if pts[:, 0].min() - reach_x < 0 or pts[:, 0].max() + reach_x > patch.shape[1]:
+        return math.nan  # the photo ends beside the face
+    scale = min(1.0, REACH_FACE_PX / float(np.ptp(pts[:, 1])))
+    if scale < 1.0:  # fewer pixels, the same rows: ~1 ms instead of ~10 on a 256 px face
+        size = (max(1, round(patch.shape[1] * scale)), max(1, round(patch.shape[0] * scale)))
+        factors = np.array(size) / [patch.shape[1], patch.shape[0]]
+        patch = cv2.resize(patch, size, interpolation=cv2.INTER_AREA)
+        person = cv2.resize(person.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+        oval = cv2.resize(oval.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        pts = pts * factors
+        eye_y, chin_y, face_w = eye_y * factors[1], chin_y * factors[1], face_w * factors[0]
+    shape = patch.shape[:2]
+    lab = cv2.cvtColor(patch.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    to_skin, to_hair = lab - skin_lab.astype(np.float32), lab - hair_lab.astype(np.float32)
+    hairy = (
+        (person > 0.5)
+        & (np.einsum("ijk,ijk->ij", to_skin, to_skin) > NOT_SKIN**2)
+        & (np.einsum("ijk,ijk->ij", to_hair, to_hair) < NEAR_HAIR**2)
+    )
+    # only hair joined to the hair over the crown (above the forehead, within the face's width)
+    count, parts = cv2.connectedComponents(hairy.astype(np.uint8), connectivity=8)
+    x0, x1 = int(max(0.0, pts[:, 0].min())), int(math.ceil(pts[:, 0].max()))
+    crown = parts[: int(max(0.0, pts[10, 1])), x0:x1]
+    joined = np.zeros(count, bool)
+    joined[crown[crown > 0]] = True
+    outside = cv2.distanceTransform((~oval).astype(np.uint8), cv2.DIST_L2, 3)
+    beside = np.abs(np.arange(shape[1]) - pts[[234, 454], 0].mean()) > BAND_LATERAL * face_w
+    band = (outside > 0) & (outside <= BAND_WIDTH * face_w) & beside[None, :]
+    rows = (np.arange(shape[0]) - eye_y) / (chin_y - eye_y)
+    bins = np.floor((rows - SCAN[0]) / BIN).astype(np.int64)
+    scanned = (bins >= 0) & (bins < BINS)
+    band_px = np.bincount(bins[scanned], band[scanned].sum(axis=1), minlength=BINS)
+    hair_px = np.bincount(
+        bins[scanned], (band & joined[parts])[scanned].sum(axis=1), minlength=BINS
+    )
+    short = np.flatnonzero((band_px < MIN_BAND_PX) | (hair_px < HAIR_SHARE * band_px))
+    if len(short) == 0:
+        return float(SCAN[1])
+    if band_px[short[0]] < MIN_BAND_PX:  # the photo ends above the face, or the face is tiny
+        return math.nan
+    return float(SCAN[0] + BIN * short[0])
+
+
+def hair_length_from_reach(reach: float) -> float:
+    """The short style's hair_length (0..1) whose side locks end at `reach`
+    (`hair_reach`'s units); NaN stays NaN."""
+    if not math.isfinite(reach):
+        return math.nan
+    low, high = SHORT_STYLE_REACH
+    return float(np.clip((reach - low) / (high - low), 0.0, 1.0))

@@ -1,0 +1,94 @@
+"""The teacher's hair length (`avatar3d.teacher_hair`): where the hair beside the face ends."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from avatar3d.build import build_avatar, vertex_labels
+from avatar3d.params import AvatarParams, hex_to_rgb
+from avatar3d.synth_render import face_points, posed_vertices
+from avatar3d.teacher import measure
+from avatar3d.teacher_colors import FACE_OVAL, _fill
+from avatar3d.teacher_hair import SHORT_STYLE_REACH, hair_length_from_reach
+
+
+def side_lock_reach(hair_length: float) -> float:
+    """Where the short style's side locks end on the built avatar, eye line to chin = 1."""
+    params = AvatarParams(hair_length=hair_length)
+    avatar = build_avatar(params)
+    vertices, labels = posed_vertices(avatar, params), vertex_labels(params)
+    eye_y = face_points(avatar, params, vertices)[:2, 1].mean()
+    face = vertices[np.isin(labels, ["face_L", "face_R"])]
+    hair = vertices[labels == "hair"]
+    beside = hair[(np.abs(hair[:, 0]) > 0.6 * np.abs(face[:, 0]).max()) & (hair[:, 2] > 0)]
+    return float((eye_y - beside[:, 1].min()) / (eye_y - face[:, 1].min()))
+
+
+def test_the_reach_maps_onto_the_short_styles_side_locks():
+    ends = [side_lock_reach(0.0), side_lock_reach(1.0)]
+    assert ends == pytest.approx(SHORT_STYLE_REACH, abs=0.01)
+    assert hair_length_from_reach(side_lock_reach(0.5)) == pytest.approx(0.5, abs=0.05)
+    assert hair_length_from_reach(-0.6) == 0.0 and hair_length_from_reach(1.0) == 1.0
+    assert math.isnan(hair_length_from_reach(math.nan))
+
+
+def paint_hair_beside_the_face(rgb: np.ndarray, face, colour: str, down: float) -> np.ndarray:
+    """Hair of `colour` hanging from the forehead's top beside the face, in strands, to
+    `down` face heights below the chin (negative: above it)."""
+    pts = face.landmarks[:, :2]
+    shape = rgb.shape[:2]
+    width, height = np.ptp(pts[:, 0]), np.ptp(pts[:, 1])
+    oval = _fill(shape, pts[list(FACE_OVAL)])
+    rows, cols = np.arange(shape[0])[:, None], np.arange(shape[1])[None, :]
+    across = np.abs(cols - pts[[234, 454], 0].mean())
+    beside = (cv2.dilate(oval.astype(np.uint8), np.ones((41, 41), np.uint8)) > 0) | (
+        (across > 0.45 * width) & (across < 0.7 * width)
+    )
+    hanging = (rows > pts[10, 1] - 0.1 * height) & (rows < pts[152, 1] + down * height)
+    region = beside & ~oval & hanging
+    strands = 1.0 + 0.15 * np.sin(cols / 3.0) + np.random.default_rng(0).normal(0, 0.05, shape)
+    painted = rgb.astype(np.float64)
+    painted[region] = 255.0 * np.array(hex_to_rgb(colour)) * strands[region][:, None]
+    return np.clip(painted, 0, 255).astype(np.uint8)
+
+
+def test_hair_painted_down_beside_the_face_reads_longer(analyzer, astronaut, astronaut_face):
+    plain = measure(astronaut, astronaut_face)
+    # her bob ends beside the cheekbones, about where the shortest side locks do
+    assert plain.hair_length <= 0.15 and plain.confidence["hair_length"] > 0.5
+    lengths = []
+    for down in (-0.3, 0.0, 0.5):
+        hair = plain.colors["hair_color"]
+        painted = paint_hair_beside_the_face(astronaut, astronaut_face, hair, down)
+        labels = measure(painted, analyzer.analyze(painted)[0])
+        assert labels.confidence["hair_length"] > 0.5
+        lengths.append(labels.hair_length)
+    assert 0.5 < lengths[0] < 1.0 and lengths[1] == lengths[2] == 1.0
+
+
+def test_a_photo_cut_beside_the_face_leaves_the_length_unread(analyzer, astronaut, astronaut_face):
+    pts = astronaut_face.landmarks[:, :2]
+    left, right = int(pts[:, 0].min()) - 4, int(pts[:, 0].max()) + 4
+    cut = np.ascontiguousarray(astronaut[:, left:right])
+    labels = measure(cut, analyzer.analyze(cut)[0])
+    assert math.isnan(labels.measurements["hair_reach"])
+    assert labels.confidence["hair_length"] == 0.0 and labels.hair_length == 0.5
+
+
+def test_the_photo_path_takes_the_hair_length_from_the_teacher(tmp_path, capsys, astronaut):
+    """`chibi params --sources`, as a user runs it (the CNN alone gave her 0.24, and the
+    four short-haired men of the sample photos 0.36-0.80)."""
+    from server.cli import main
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut).save(photo)
+    assert main(["params", "--sources", str(photo)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["sources"]["hair_length"] == "teacher"
+    assert AvatarParams.from_dict(record["params"]).hair_length <= 0.15

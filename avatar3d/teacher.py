@@ -50,7 +50,8 @@ it (`EXPRESSION_CONFOUNDS`).
 
 Colours: `avatar3d.teacher_colors` (robust Lab medians over landmark regions).
 Glasses: `avatar3d.teacher_glasses` (a frame's bar across the nose bridge); only
-whether a frame is there, not its shape.
+whether a frame is there, not its shape. Hair length: `avatar3d.teacher_hair` (where the
+hair beside the face ends, on the short style's scale); not the hair style.
 
 "left"/"right" are the person's own (MediaPipe's convention), i.e. the image's
 right/left side in a non-mirrored photo. Nothing about gender, age or

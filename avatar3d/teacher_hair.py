@@ -28,7 +28,7 @@ import math
 import cv2
 import numpy as np
 
-REACH_FACE_PX = 96.0  # the window is read with the face this tall: bins of ~2 px
+REACH_FACE_PX = 64.0  # the window is read with the face this tall: bins of ~1.5 px
 BAND_WIDTH = 0.25  # of the face width, outside the (slightly grown) face oval
 BAND_LATERAL = 0.3  # of the face width from the face's centre line: beside the face only
 SCAN = (-0.6, 1.0)  # rows scanned, in eye-line-to-chin units (0 = eye line, 1 = chin)
@@ -69,17 +69,19 @@ def hair_reach(
     reach_x = (BAND_WIDTH + 0.1) * face_w  # the band, past the grown oval
     if pts[:, 0].min() - reach_x < 0 or pts[:, 0].max() + reach_x > patch.shape[1]:
         return math.nan  # the photo ends beside the face
-    scale = min(1.0, REACH_FACE_PX / float(np.ptp(pts[:, 1])))
-    if scale < 1.0:  # fewer pixels, the same rows: ~1 ms instead of ~10 on a 256 px face
+    scale = REACH_FACE_PX / float(np.ptp(pts[:, 1]))
+    if scale < 0.9:  # fewer pixels, the same rows' shares: ~0.5 ms instead of ~1.5
         size = (max(1, round(patch.shape[1] * scale)), max(1, round(patch.shape[0] * scale)))
         factors = np.array(size) / [patch.shape[1], patch.shape[0]]
         patch = cv2.resize(patch, size, interpolation=cv2.INTER_AREA)
-        person = cv2.resize(person.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+        person = cv2.resize((person > 0.5).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
         oval = cv2.resize(oval.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
         pts = pts * factors
         eye_y, chin_y, face_w = eye_y * factors[1], chin_y * factors[1], face_w * factors[0]
     shape = patch.shape[:2]
-    lab = cv2.cvtColor(patch.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    lab = cv2.cvtColor(patch, cv2.COLOR_RGB2LAB).astype(np.float32)
+    lab[..., 0] *= 100.0 / 255.0  # OpenCV's 8-bit CIELab: L* scaled to 0..255, a* b* + 128
+    lab[..., 1:] -= 128.0
     to_skin, to_hair = lab - skin_lab.astype(np.float32), lab - hair_lab.astype(np.float32)
     hairy = (
         (person > 0.5)

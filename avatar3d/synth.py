@@ -243,6 +243,7 @@ def source_digest(teacher: bool = False) -> str:
                 "teacher.py",
                 "teacher_colors.py",
                 "teacher_glasses.py",
+                "teacher_hair.py",
                 "face.py",
                 "landmarks.py",
             )  # fmt: skip

@@ -16,7 +16,7 @@ locks end `SHORT_STYLE_REACH` of the way from the eye line to the chin at hair_l
 and 1. On the six sample photos and `chibi eval`'s perturbations of them the hair stops
 0.6-0.15 above the eye line (four short-haired men, Grace Hopper under her cap) and 0.1
 above to 0.2 below it (the astronaut's bob): all at or near length 0. No real photo of
-long hair was at hand; hair painted down past the chin reads 1 (`tests/test_teacher.py`).
+long hair was at hand; hair painted down past the chin reads 1 (`tests/test_teacher_hair.py`).
 The reading needs both bands in the photo; a photo cut beside the face leaves the
 length to the fallback (confidence 0).
 """

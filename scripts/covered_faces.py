@@ -13,14 +13,16 @@ Hopper, the four White House photos), painted with `avatar3d.painted`:
 - *black and white*: the skin and lips against the colour photo's, and what a grey of
   the same lightness would be;
 - *coloured lights*: where the teacher takes the light out, and each colour's median
-  dE2000 from the daylight reading there.
+  dE2000 from the daylight reading there;
+- *hair length*: the teacher's reading (`teacher_hair`) over the unhidden faces and over
+  every cover above.
 
     .venv/bin/python scripts/covered_faces.py [--photos astronaut ...] [--sheet OUT.png]
 
 About 90 s for the six photos. `--sheet` also draws the first photo under each cover,
 with the avatar the photo path makes of it and the CNN's alone (`eval_sheet`). The
-README's "Face masks", "Sunglasses", "Mirrored lenses" and "Black-and-white photos"
-quote it.
+README's "Face masks", "Sunglasses", "Mirrored lenses", "Black-and-white photos" and
+"Hair length" quote it.
 """
 
 from __future__ import annotations
@@ -71,6 +73,13 @@ def delta_e(a: str, b: str) -> float:
     return float(deltaE_ciede2000(hex_to_lab(a), hex_to_lab(b)))
 
 
+def hair_length(labels: TeacherLabels | None) -> float:
+    """The teacher's hair length, NaN where it read none."""
+    if labels is None or labels.confidence["hair_length"] == 0:
+        return float("nan")
+    return labels.hair_length
+
+
 def flags(labels: TeacherLabels) -> dict[str, bool]:
     return {
         "masked": set(HIDDEN_WITH_THE_MOUTH) <= set(labels.hidden),
@@ -115,6 +124,7 @@ def main() -> None:
     masks: dict[str, list[tuple[bool, float]]] = {name: [] for name in FABRICS}
     lenses: dict[str, list[bool]] = {name: [] for name in LENSES}
     lights: dict[str, list[dict[str, float]]] = {name: [] for name in LIGHTS}
+    hair: dict[str, dict[str, list[float]]] = {}
     grey_rows = []
     sheet = args.sheet
     for name, rgb, face in real_faces(args.photos):
@@ -126,8 +136,10 @@ def main() -> None:
         plain = [rgb, *(decode_image(perturb(rgb, kind)) for kind in PERTURBATIONS), *tints]
         dim = [np.clip(rgb * gain, 0, 255).astype(np.uint8) for gain in (0.45, 0.3)]
         dim.append((255 * (rgb / 255.0) ** 2.2).astype(np.uint8))
+        lengths = hair[name] = {"unhidden": [], "covered": []}
         for image in plain + dim:
             labels = read(image)
+            lengths["unhidden"].append(hair_length(labels))
             counts = unhidden.setdefault(name, [0, 0, 0, 0, 0])
             counts[0] += 1
             if labels is not None:
@@ -138,15 +150,18 @@ def main() -> None:
         for fabric, colour in FABRICS.items():
             for seed, (base, reference) in enumerate(zip(bases, unmasked, strict=True)):
                 labels = read(paint_face_mask(base, face, colour, seed))
+                lengths["covered"].append(hair_length(labels))
                 if labels is not None and reference is not None:
                     skin = delta_e(labels.colors["skin_color"], reference.colors["skin_color"])
                     masks[fabric].append((flags(labels)["masked"], skin))
         for lens, paint in LENSES.items():
             for base in [rgb, *tints[::3]]:
                 labels = read(paint(base, face))
+                lengths["covered"].append(hair_length(labels))
                 if labels is not None:
                     lenses[lens].append(flags(labels)["behind lenses"])
         grey = read(black_and_white(rgb))
+        lengths["covered"].append(hair_length(grey))
         if grey is not None:
             row = [name]
             for field in ("skin_color", "lip_color"):
@@ -159,6 +174,7 @@ def main() -> None:
             grey_rows.append(row)
         for light, gains in LIGHTS.items():
             labels = read(coloured_light(rgb, gains))
+            lengths["covered"].append(hair_length(labels))
             if labels is not None:
                 errors = {f: delta_e(labels.colors[f], daylight.colors[f]) for f in COLOR_FIELDS}
                 lights[light].append(errors | {"lit": labels.white_balanced})
@@ -195,6 +211,14 @@ def main() -> None:
         print(
             f"{light:12} {len(lit):2} of {len(rows):2}   " + "  ".join(f"{m:6.1f}" for m in medians)
         )
+    print("\n== hair length: the teacher's reading, lowest-highest (faces read / faces) ==")
+    for name, lengths in hair.items():
+        cells = []
+        for kind, values in lengths.items():
+            read_ = np.array([v for v in values if np.isfinite(v)])
+            span = f"{read_.min():.2f}-{read_.max():.2f}" if len(read_) else "-"
+            cells.append(f"{kind} {span} ({len(read_)}/{len(values)})")
+        print(f"{name:16} " + "   ".join(cells))
 
 
 if __name__ == "__main__":

@@ -215,9 +215,9 @@ def main() -> None:
     for name, lengths in hair.items():
         cells = []
         for kind, values in lengths.items():
-            read_ = np.array([v for v in values if np.isfinite(v)])
-            span = f"{read_.min():.2f}-{read_.max():.2f}" if len(read_) else "-"
-            cells.append(f"{kind} {span} ({len(read_)}/{len(values)})")
+            measured = np.array([v for v in values if np.isfinite(v)])
+            span = f"{measured.min():.2f}-{measured.max():.2f}" if len(measured) else "-"
+            cells.append(f"{kind} {span} ({len(measured)}/{len(values)})")
         print(f"{name:16} " + "   ".join(cells))
 
 

@@ -232,10 +232,11 @@ def test_degenerate_landmarks_are_refused(astronaut, astronaut_face):
 
 # -- to AvatarParams ---------------------------------------------------------------------
 def test_labels_to_params(labels):
-    base = AvatarParams(hair_style="bob", name="Eileen", hair_color="#123456")
+    base = AvatarParams(hair_style="bob", name="Eileen", hair_color="#123456", hair_length=0.9)
     params = labels_to_params(labels, base)
     params.validate()
     assert params.hair_style == "bob" and params.name == "Eileen"  # not measured: kept
+    assert params.hair_length == labels.hair_length  # the teacher's (`teacher_hair`)
     assert params.shape["head_size"] == 0.5  # confidence 0: kept from base
     assert params.shape["eye_size"] == pytest.approx(labels.shape["eye_size"])
     assert params.expression["smile"] == pytest.approx(labels.expression["smile"])

@@ -177,6 +177,13 @@ def hex_to_lab(value: str) -> np.ndarray:
     return rgb2lab(np.array(hex_to_rgb(value))[None, None])[0, 0]
 
 
+def hex_delta_e(a: str, b: str) -> float:
+    """CIEDE2000 between two '#rrggbb' colours."""
+    from skimage.color import deltaE_ciede2000
+
+    return float(deltaE_ciede2000(hex_to_lab(a), hex_to_lab(b)))
+
+
 def rgb_to_hex(rgb: Any) -> str:
     """sRGB floats in [0, 1] (3,) -> '#rrggbb' (values are clipped)."""
     r, g, b = (min(255, max(0, round(float(c) * 255))) for c in rgb)

@@ -38,7 +38,7 @@ from .landmarks import (
 )
 from .params import COLOR_FIELDS, AvatarParams, rgb_to_hex
 from .skin_tones import SKIN_TO_LIPS, skin_scale_gain, skin_scale_lab, white_balanced
-from .teacher_hair import hair_reach
+from .teacher_hair import NOT_SKIN, hair_reach
 
 # -- landmark groups (MediaPipe FaceMesh indices) -------------------------------------
 FACE_OVAL = (10, 109, 67, 103, 54, 21, 162, 127, 234, 93, 132, 58, 172, 136, 150, 149, 176,
@@ -317,7 +317,7 @@ def sample_colors(
     skin_like = face_lab if cast else skin_lab
     if skin_like is not None:
         # ears, neck and bare scalp are person-but-not-hair: drop skin-like pixels
-        hair_lab_all = hair_lab_all[np.linalg.norm(hair_lab_all - skin_like, axis=1) > 12.0]
+        hair_lab_all = hair_lab_all[np.linalg.norm(hair_lab_all - skin_like, axis=1) > NOT_SKIN]
     hair_lab, n_hair = _robust_lab(hair_lab_all, L_BAND, is_lab=True)
     if hair_lab is not None:
         labs["hair_color"] = hair_lab

@@ -35,7 +35,7 @@ SCAN = (-0.6, 1.0)  # rows scanned, in eye-line-to-chin units (0 = eye line, 1 =
 BIN = 0.05
 BINS = round((SCAN[1] - SCAN[0]) / BIN)
 HAIR_SHARE = 0.25  # of a row's band pixels that are hair, while the hair lasts
-NOT_SKIN = 12.0  # CIELab distance from the skin reading
+NOT_SKIN = 12.0  # CIELab distance from the skin reading (the hair colour's rule too)
 # CIELab distance from the hair reading. At 25, where the teacher missed a face mask (its
 # skin reading then is the fabric's), Obama's ears passed for his grey hair: length 1.
 NEAR_HAIR = 18.0

@@ -48,7 +48,7 @@ from avatar3d.painted import (
     paint_face_mask,
     paint_mirrored_lenses,
 )
-from avatar3d.params import COLOR_FIELDS, hex_to_lab
+from avatar3d.params import COLOR_FIELDS, hex_delta_e, hex_to_lab
 from avatar3d.skin_tones import MONK_SKIN_TONES
 from avatar3d.teacher import HIDDEN_WITH_THE_EYES, HIDDEN_WITH_THE_MOUTH, TeacherLabels, measure
 from avatar3d.teacher_colors import MONOCHROME_SATURATION
@@ -67,10 +67,6 @@ def read(rgb: np.ndarray) -> TeacherLabels | None:
         return measure(rgb, thread_analyzer().analyze(rgb)[0])
     except ChibiError:
         return None
-
-
-def delta_e(a: str, b: str) -> float:
-    return float(deltaE_ciede2000(hex_to_lab(a), hex_to_lab(b)))
 
 
 def hair_length(labels: TeacherLabels | None) -> float:
@@ -152,7 +148,7 @@ def main() -> None:
                 labels = read(paint_face_mask(base, face, colour, seed))
                 lengths["covered"].append(hair_length(labels))
                 if labels is not None and reference is not None:
-                    skin = delta_e(labels.colors["skin_color"], reference.colors["skin_color"])
+                    skin = hex_delta_e(labels.colors["skin_color"], reference.colors["skin_color"])
                     masks[fabric].append((flags(labels)["masked"], skin))
         for lens, paint in LENSES.items():
             for base in [rgb, *tints[::3]]:
@@ -168,7 +164,7 @@ def main() -> None:
                 in_colour, in_grey = hex_to_lab(daylight.colors[field]), grey.colors[field]
                 as_grey = np.array([hex_to_lab(in_grey)[0], 0.0, 0.0])
                 row += [
-                    delta_e(in_grey, daylight.colors[field]),
+                    hex_delta_e(in_grey, daylight.colors[field]),
                     float(deltaE_ciede2000(in_colour, as_grey)),
                 ]
             grey_rows.append(row)
@@ -176,7 +172,8 @@ def main() -> None:
             labels = read(coloured_light(rgb, gains))
             lengths["covered"].append(hair_length(labels))
             if labels is not None:
-                errors = {f: delta_e(labels.colors[f], daylight.colors[f]) for f in COLOR_FIELDS}
+                colours = labels.colors
+                errors = {f: hex_delta_e(colours[f], daylight.colors[f]) for f in COLOR_FIELDS}
                 lights[light].append(errors | {"lit": labels.white_balanced})
         print(f"{name}: read", flush=True)
 

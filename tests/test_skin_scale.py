@@ -8,20 +8,15 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from skimage.color import deltaE_ciede2000
 
 from avatar3d.painted import LIGHTS, black_and_white, coloured_light
-from avatar3d.params import COLOR_FIELDS, AvatarParams, hex_to_lab
+from avatar3d.params import COLOR_FIELDS, AvatarParams, hex_delta_e, hex_to_lab
 from avatar3d.skin_tones import MONK_SKIN_TONES, skin_scale_gain, skin_scale_lab, white_balanced
 from avatar3d.teacher import measure
 from avatar3d.teacher_colors import MONOCHROME_SATURATION, looks_like_skin, window_saturation
 
 SKIN_SCALE_FIELDS = ("skin_color", "lip_color")  # a black-and-white photo's
 GREY_FIELDS = ("hair_color", "iris_color", "brow_color")
-
-
-def delta_e(a: str, b: str) -> float:
-    return float(deltaE_ciede2000(hex_to_lab(a), hex_to_lab(b)))
 
 
 def test_the_skin_scale_passes_through_every_swatch_and_holds_its_ends():
@@ -69,7 +64,7 @@ def test_the_teacher_reads_a_black_and_white_face_on_the_skin_scale(
         assert lips[1] > skin[1] + 10  # redder than the skin
         # 6.2 and 11.8 dE2000 from the colour photo's skin (grey: 14.6 and 22.2)
         for name, within in (("skin_color", 13.0), ("lip_color", 13.0)):
-            assert delta_e(grey.colors[name], colour.colors[name]) < within, name
+            assert hex_delta_e(grey.colors[name], colour.colors[name]) < within, name
         for name in GREY_FIELDS:
             assert np.hypot(*hex_to_lab(grey.colors[name])[1:]) < 1.5, name
 
@@ -90,7 +85,7 @@ def test_a_black_and_white_photo_through_the_cli_names_the_skin_scale(
     assert {sources[name] for name in GREY_FIELDS} == {"teacher"}
     in_colour = measure(astronaut, astronaut_face).colors
     for name in SKIN_SCALE_FIELDS:
-        assert delta_e(getattr(params, name), in_colour[name]) < 13.0, name
+        assert hex_delta_e(getattr(params, name), in_colour[name]) < 13.0, name
 
     photo = tmp_path / "colour.png"
     Image.fromarray(astronaut).save(photo)
@@ -118,7 +113,7 @@ def test_a_coloured_light_is_taken_out_of_the_colours(analyzer, astronaut, astro
     assert blue.white_balanced and blue.skin_scale == ("skin_color",)
     assert not daylight.white_balanced
     for name in COLOR_FIELDS:
-        assert delta_e(blue.colors[name], daylight.colors[name]) < 10.0, name
+        assert hex_delta_e(blue.colors[name], daylight.colors[name]) < 10.0, name
     # a light of a skin's hue (magenta) is not told from skin
     magenta_rgb = coloured_light(astronaut, LIGHTS["magenta"])
     assert not measure(magenta_rgb, analyzer.analyze(magenta_rgb)[0]).white_balanced
@@ -137,4 +132,4 @@ def test_a_photo_under_a_blue_light_through_the_cli(tmp_path, capsys, astronaut,
     for name in ("skin_color", "lip_color"):
         assert looks_like_skin(hex_to_lab(getattr(params, name))), name
     daylight = measure(astronaut, astronaut_face).colors["lip_color"]
-    assert delta_e(params.lip_color, daylight) < 10.0
+    assert hex_delta_e(params.lip_color, daylight) < 10.0

@@ -21,6 +21,7 @@ from avatar3d.params import (
     EXPRESSION_SLIDERS,
     SHAPE_SLIDERS,
     AvatarParams,
+    hex_delta_e,
     hex_to_lab,
     hex_to_rgb,
     rgb_to_hex,
@@ -55,10 +56,6 @@ def labels(astronaut, astronaut_face):
 def teach(analyzer, rgb: np.ndarray):
     rgb = np.ascontiguousarray(rgb)
     return measure(rgb, analyzer.analyze(rgb)[0])
-
-
-def delta_e(a: str, b: str) -> float:
-    return float(deltaE_ciede2000(hex_to_lab(a), hex_to_lab(b)))
 
 
 def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
@@ -167,7 +164,7 @@ def test_horizontal_flip_swaps_left_and_right(analyzer, astronaut, labels):
     flipped = teach(analyzer, astronaut[:, ::-1])
     assert_sliders_close(labels, flipped, swap=MIRRORED)
     for name, colour in labels.colors.items():
-        assert delta_e(colour, flipped.colors[name]) <= COLOR_TOLERANCE, name
+        assert hex_delta_e(colour, flipped.colors[name]) <= COLOR_TOLERANCE, name
 
 
 @pytest.mark.parametrize("factor", [0.8, 1.2])
@@ -181,14 +178,14 @@ def test_brightness_keeps_sliders_and_scales_colours(analyzer, astronaut, labels
     # original measurement changed the same way.
     for name, colour in labels.colors.items():
         expected = rgb_to_hex(np.clip(np.array(hex_to_rgb(colour)) * factor, 0, 1))
-        assert delta_e(expected, changed.colors[name]) <= COLOR_TOLERANCE, name
+        assert hex_delta_e(expected, changed.colors[name]) <= COLOR_TOLERANCE, name
 
 
 def test_jpeg_quality_50(analyzer, astronaut, labels):
     compressed = teach(analyzer, jpeg(astronaut, 50))
     assert_sliders_close(labels, compressed)
     for name, colour in labels.colors.items():
-        assert delta_e(colour, compressed.colors[name]) <= COLOR_TOLERANCE, name
+        assert hex_delta_e(colour, compressed.colors[name]) <= COLOR_TOLERANCE, name
 
 
 @pytest.mark.parametrize("scale", [0.8, 1.2])
@@ -198,7 +195,7 @@ def test_scale(analyzer, astronaut, labels, scale):
     scaled = teach(analyzer, resized)
     assert_sliders_close(labels, scaled)
     for name, colour in labels.colors.items():
-        assert delta_e(colour, scaled.colors[name]) <= COLOR_TOLERANCE, name
+        assert hex_delta_e(colour, scaled.colors[name]) <= COLOR_TOLERANCE, name
 
 
 def test_deterministic_and_thread_safe(astronaut, astronaut_face, labels):
@@ -279,7 +276,7 @@ def test_a_selfie_sized_face_is_sampled_reduced_with_the_same_colours(
     for whole, small in zip(full, reduced, strict=True):
         assert whole.confidence["hair_color"] > 0.5
         for name, colour in whole.colors.items():
-            assert delta_e(colour, small.colors[name]) <= 1.5, name
+            assert hex_delta_e(colour, small.colors[name]) <= 1.5, name
             assert abs(whole.confidence[name] - small.confidence[name]) <= 0.1, name
 
 
@@ -474,7 +471,7 @@ def test_dark_lenses_hide_the_eyes_and_leave_their_fields_to_the_default(
                 assert getattr(shaded, group)[name] == getattr(defaults, group)[name], name
             assert shaded.confidence[name] == 1.0
         assert_glasses(shaded, True)
-        assert delta_e(shaded.colors["skin_color"], plain.colors["skin_color"]) < 3.0
+        assert hex_delta_e(shaded.colors["skin_color"], plain.colors["skin_color"]) < 3.0
 
 
 def test_a_photo_in_sunglasses_gets_neutral_eyes_and_a_frame_through_the_cli(
@@ -614,7 +611,7 @@ def test_a_face_mask_leaves_the_skin_to_the_forehead_and_hides_the_mouth(
         # the skin above the mask (the forehead and below the eyes): the astronaut's
         # within 1.2 dE2000 of cheeks and forehead, Grace Hopper's 7.3-8.3 lighter (her
         # lit forehead alone: 9.5-10.1); the fabrics had read 12-63 away
-        assert delta_e(masked.colors["skin_color"], plain.colors["skin_color"]) < 9.0
+        assert hex_delta_e(masked.colors["skin_color"], plain.colors["skin_color"]) < 9.0
         assert plain.hidden == ()
 
 
@@ -635,6 +632,6 @@ def test_a_photo_behind_a_face_mask_keeps_a_skin_colour_through_the_cli(
     params, sources = AvatarParams.from_dict(record["params"]), record["sources"]
     assert looks_like_skin(hex_to_lab(params.skin_color)) and sources["skin_color"] == "teacher"
     unmasked = measure(astronaut, astronaut_face).colors["skin_color"]
-    assert delta_e(params.skin_color, unmasked) < 3.0
+    assert hex_delta_e(params.skin_color, unmasked) < 3.0
     assert params.lip_color == AvatarParams().lip_color
     assert {sources[name] for name in HIDDEN_WITH_THE_MOUTH} == {"hidden"}

@@ -124,6 +124,27 @@ def test_small_face_in_a_large_photo(analyzer, astronaut):
     assert 1150 < (face.bbox[0] + face.bbox[2]) / 2 < 1300
 
 
+def test_small_faces_of_a_group_photo_are_found_on_tiles(analyzer, astronaut):
+    # Four faces of 70-88 px in a 1600 px photo: shrunk to the full-range detector's
+    # 192 px they are ~10 px, and it finds none of them (the analysis answered no_face);
+    # over overlapping tiles of the photo it finds all four, each once.
+    canvas = np.full((1200, 1600, 3), 110, np.uint8)
+    spots = [(80, 100, 70), (900, 150, 76), (300, 700, 82), (1100, 650, 88)]
+    for i, (x, y, face_px) in enumerate(spots):
+        k = face_px / 104  # the astronaut's face is ~104 px wide
+        small = cv2.resize(astronaut, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+        height, width = small.shape[:2]
+        canvas[y : y + height, x : x + width] = small if i % 2 == 0 else small[:, ::-1]
+    assert analyzer._detections(canvas, 0, 0) == []  # the whole photo at once: none
+    faces = analyzer.analyze(canvas, all_faces=True)
+    assert len(faces) == 4
+    sizes = [face.size for face in faces]
+    assert sizes == sorted(sizes, reverse=True)  # largest first
+    lefts = sorted(face.bbox[0] for face in faces)
+    assert np.all(np.diff(lefts) > 100)  # four faces, not one twice
+    assert np.allclose(analyzer.analyze(canvas)[0].bbox, faces[0].bbox, atol=1)
+
+
 def test_several_faces(analyzer, astronaut):
     small = cv2.resize(astronaut, (307, 307), interpolation=cv2.INTER_AREA)
     canvas = np.full((512, 512 + 307, 3), 255, np.uint8)

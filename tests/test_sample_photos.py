@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import pytest
@@ -11,10 +12,11 @@ from avatar3d.imageio import decode_image
 
 
 def test_setup_fetched_every_photo_and_each_decodes():
-    photos = dict(sample_photos.installed())
-    assert list(photos) == list(sample_photos.PHOTOS)
-    for data in photos.values():
-        assert decode_image(data).shape[2] == 3
+    for which in (sample_photos.PHOTOS, sample_photos.GROUP_PHOTOS):
+        photos = dict(sample_photos.installed(which))
+        assert list(photos) == list(which)
+        for data in photos.values():
+            assert decode_image(data).shape[2] == 3
 
 
 def test_a_photo_that_differs_from_its_hash_is_not_used(tmp_path, monkeypatch):
@@ -31,14 +33,15 @@ def test_the_real_photos_evaluation_reads_include_them():
     from avatar3d.evaluate_real import REAL_ANNOTATIONS, real_photos
 
     names = [name for name, _ in real_photos()]
-    assert names[-4:] == list(sample_photos.PHOTOS)
+    assert names[-4:] == list(sample_photos.PHOTOS)  # one person each: no group photo
     assert all(REAL_ANNOTATIONS[name]["glasses"] == ("none",) for name in sample_photos.PHOTOS)
 
 
 @pytest.mark.parametrize("broken", ["pip", "member"])
 def test_fetch_fails_clearly_and_writes_nothing(tmp_path, monkeypatch, broken):
-    if broken == "pip":  # a release pip cannot find
-        monkeypatch.setattr(sample_photos, "RELEASE", "face_recognition==0.0.0")
+    if broken == "pip":  # a release pip cannot find (the other one fetched fine)
+        wrong = dataclasses.replace(sample_photos.INSIGHTFACE, requirement="insightface==0.0.0")
+        monkeypatch.setattr(sample_photos, "RELEASES", (sample_photos.FACE_RECOGNITION, wrong))
     else:  # the right release, but a file it does not hold
         monkeypatch.setitem(sample_photos.PHOTOS, "nobody", ("nobody.jpg", "0" * 64))
     with pytest.raises(RuntimeError, match="failed|missing"):

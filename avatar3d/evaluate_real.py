@@ -23,7 +23,15 @@ from typing import Any
 import numpy as np
 
 from .evaluate import delta_e
-from .fusion import FUSION_FIELDS, FusionTable, fuse_arrays, fuse_glasses, likelier_frame
+from .fusion import (
+    FUSION_FIELDS,
+    HAIR_LENGTH,
+    FusionTable,
+    fuse_arrays,
+    fuse_glasses,
+    likelier_frame,
+    teacher_hair_style,
+)
 from .param_arrays import SLIDER_MIRROR
 
 # What is known for certain about the sample photos (used to check the class heads):
@@ -126,6 +134,7 @@ class FaceReading:
     teacher_glasses: np.ndarray  # (1,) 1 = a frame seen
     teacher_glasses_conf: np.ndarray  # (1,)
     extra: dict[str, Any] = field(default_factory=dict)
+    teacher_hair_style: str | None = None  # `TeacherLabels.hair_style`
 
 
 def read_face(pipeline: Any, data: bytes, flipped: bool = False) -> FaceReading:
@@ -147,6 +156,7 @@ def read_face(pipeline: Any, data: bytes, flipped: bool = False) -> FaceReading:
         int(result.prediction.glasses_probs.argmax()),
         result.prediction.glasses_probs.copy(),
         *teacher_glasses([record]),
+        teacher_hair_style=record.get("hair_style"),
     )
     if flipped:
         reading.cnn_sliders = reading.cnn_sliders[SLIDER_MIRROR]
@@ -295,9 +305,11 @@ def _fused(reading: FaceReading, table: FusionTable) -> tuple[np.ndarray, np.nda
 
 
 def _classes(reading: FaceReading, table: FusionTable) -> tuple[int | str, int]:
-    """The final (hair style, glasses) of a reading: the CNN's style or 'default', and
-    the glasses index the table's source gives."""
+    """The final (hair style, glasses) of a reading: the teacher's style where the photo
+    path takes it, else the CNN's or 'default'; the glasses index the table's source gives."""
     hair = reading.hair_style if table.source("hair_style") == "cnn" else "default"
+    conf = reading.teacher_slider_conf[HAIR_LENGTH]
+    hair = teacher_hair_style(reading.teacher_hair_style, conf, table) or hair
     return hair, _reading_glasses(reading, table)
 
 

@@ -9,7 +9,8 @@ Pipeline of `FaceAnalyzer.analyze` on an (H, W, 3) uint8 RGB image:
    FaceMesh's own detector is short-range: it misses a face that fills less than
    ~10% of a large photo, and in a group photo it finds only the nearest faces,
    so it is not used for finding faces.
-2. For each box (largest first, at most `max_faces`), square regions of
+2. For each box (largest first, at most `max_faces`; twice as many where every
+   face is asked for, as some fail the checks of step 3), square regions of
    1.8 and 2.6 x the box are cut out, resized to 320 px and passed to FaceMesh
    (`refine_landmarks=True`: 468 mesh points + 10 iris points), each also
    mirrored; the landmarks of these passes are mapped back to image pixels and
@@ -116,7 +117,9 @@ class FaceAnalyzer:
     process (`analyze_image` keeps one per thread). Use as a context manager or
     call `close()`.
 
-    max_faces: at most this many faces are analysed (the largest ones).
+    max_faces: at most this many faces are analysed (the largest ones); with
+        `all_faces`, at most this many are returned, the largest of those that pass
+        the checks below, read from up to twice as many detector boxes.
     min_face_size: faces whose landmark box is smaller (pixels, longer side)
         answer `face_too_small`.
     max_yaw, max_pitch: degrees; faces turned further answer `face_too_rotated`.
@@ -214,7 +217,7 @@ class FaceAnalyzer:
         passed = [face for face, error in zip(faces, errors, strict=True) if error is None]
         if not passed:
             raise errors[0]  # type: ignore[misc]
-        return passed
+        return passed[: self.max_faces]
 
     def analyze_image(
         self, data: bytes, all_faces: bool = False, limits: ImageLimits = DEFAULT_LIMITS
@@ -260,23 +263,24 @@ class FaceAnalyzer:
         tiled = bool(boxes) and (every_face or largest < TILE_BELOW * max(height, width))
         if tiled:
             boxes = self._with_tiles(rgb, boxes)
-        found = self._landmarks_in(rgb, boxes)
+        read = 2 * self.max_faces if every_face else self.max_faces
+        found = self._landmarks_in(rgb, boxes[:read])
         if not found:
             landmarks = self._mesh_landmarks(rgb)
             if landmarks is not None and self._detected_around(rgb, landmarks):
                 found.append((landmarks, 0.5))
         if not found and not tiled:
-            found = self._landmarks_in(rgb, self._with_tiles(rgb, boxes))
+            found = self._landmarks_in(rgb, self._with_tiles(rgb, boxes)[:read])
         return found
 
     def _landmarks_in(
         self, rgb: np.ndarray, boxes: list[tuple[np.ndarray, float, bool]]
     ) -> list[tuple[np.ndarray, float]]:
-        """FaceMesh's landmarks in each detector box (the largest `max_faces`), and their
-        scores. A box marked to confirm (a tile's) counts only where the short-range
-        detector finds the face FaceMesh found there (`_detected_around`)."""
+        """FaceMesh's landmarks in each detector box, and their scores. A box marked to
+        confirm (a tile's) counts only where the short-range detector finds the face
+        FaceMesh found there (`_detected_around`)."""
         found: list[tuple[np.ndarray, float]] = []
-        for box, score, confirm in boxes[: self.max_faces]:
+        for box, score, confirm in boxes:
             passes = [self._mesh_in_box(rgb, box, c) for c in self.mesh_contexts]
             landmarks = _consistent_mean([p for p in passes if p is not None])
             if landmarks is None:

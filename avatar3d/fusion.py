@@ -35,9 +35,10 @@ import numpy as np
 from .inference import Prediction
 from .model_files import WEIGHTS_DIR
 from .param_arrays import COLOR_NAMES, SLIDER_FIELDS, decode_params, encode_params
-from .params import GLASSES, UNKNOWN_FRAME, AvatarParams
+from .params import GLASSES, HAIR_STYLES, UNKNOWN_FRAME, AvatarParams
 
 FUSION_FIELDS: tuple[str, ...] = SLIDER_FIELDS + COLOR_NAMES
+HAIR_LENGTH = SLIDER_FIELDS.index("hair_length")
 # Class decisions: the two class fields, and the frame's shape where the teacher's
 # reading decides whether there is one.
 CLASS_FIELDS: tuple[str, ...] = ("hair_style", "glasses", "glasses_frame")
@@ -164,7 +165,19 @@ def teacher_record(labels: Any) -> dict[str, Any]:
         "skin_scale": list(getattr(labels, "skin_scale", ())),
         "white_balanced": bool(getattr(labels, "white_balanced", False)),
         "hair_length": float(getattr(labels, "hair_length", 0.5)),
+        "hair_style": getattr(labels, "hair_style", None),
     }
+
+
+def teacher_hair_style(
+    style: str | None, hair_length_confidence: float, table: FusionTable
+) -> str | None:
+    """The hair style the teacher read (`TeacherLabels.hair_style`, or None) where the
+    photo path takes it: with the hair length it goes with, so only where the table
+    takes hair_length from the teacher and that reading is sure enough."""
+    if table.source("hair_length") != "teacher" or hair_length_confidence < table.min_confidence:
+        return None
+    return style
 
 
 def teacher_glasses(records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
@@ -264,8 +277,11 @@ def fuse(
         table,
     )
     hair = int(prediction.hair_style_probs.argmax())
-    if table.source("hair_style") != "cnn":  # nothing else reads a hair style
+    if table.source("hair_style") != "cnn":
         hair = int(_DEFAULTS.hair_style[0])
+    style = teacher_hair_style(record.get("hair_style"), slider_conf[0, HAIR_LENGTH], table)
+    if style is not None:
+        hair = HAIR_STYLES.index(style)
     seen, confidence = teacher_glasses([record])
     glasses = int(fuse_glasses(prediction.glasses_probs[None], seen, confidence, table)[0])
     return decode_params(sliders[0], colors[0], hair, glasses, name)

@@ -45,7 +45,13 @@ class FaceResult:
         skin under a coloured light);
         and 'glasses_frame' where the teacher's reading decides the glasses: the source of
         the frame's shape ('cnn', or 'default' for `UNKNOWN_FRAME`)."""
-        from .fusion import FUSION_FIELDS, teacher_glasses, teacher_record
+        from .fusion import (
+            FUSION_FIELDS,
+            HAIR_LENGTH,
+            teacher_glasses,
+            teacher_hair_style,
+            teacher_record,
+        )
         from .training import teacher_targets
 
         record = teacher_record(self.teacher)
@@ -63,6 +69,8 @@ class FaceResult:
                 source = "skin_scale"
             out[name] = source
         out["hair_style"] = "cnn" if table.source("hair_style") == "cnn" else "default"
+        if teacher_hair_style(record.get("hair_style"), slider_conf[0, HAIR_LENGTH], table):
+            out["hair_style"] = "teacher"
         out["glasses"] = table.source("glasses")
         if out["glasses"] == "teacher" and teacher_glasses([record])[1][0] < table.min_confidence:
             out["glasses"] = "default"

@@ -76,7 +76,7 @@ from .landmarks import (
 from .params import EXPRESSION_SLIDERS, SHAPE_SLIDERS, UNKNOWN_FRAME, AvatarParams
 from .teacher_colors import SIDES, sample_colors
 from .teacher_glasses import bridge_contrast, glasses_reading
-from .teacher_hair import hair_length_from_reach
+from .teacher_hair import hair_from_reach
 
 # -- landmark groups (MediaPipe FaceMesh indices) -------------------------------------
 # Vertically matched outer/inner lip points (midline first).
@@ -179,7 +179,10 @@ class TeacherLabels:
         the skin under a coloured light.
     white_balanced: a coloured light was taken out of the colours (`sample_colors`).
     hair_length: the short style's length whose side locks end where the hair beside
-        the face does (`teacher_hair`); 0.5 with confidence 0 where that is not read.
+        the face does, or the long style's where it reaches the chin (`teacher_hair`);
+        0.5 with confidence 0 where that is not read.
+    hair_style: "long" where the hair beside the face reaches the chin (its confidence
+        is hair_length's); None where the teacher leaves the style alone.
     """
 
     shape: dict[str, float]
@@ -192,6 +195,7 @@ class TeacherLabels:
     skin_scale: tuple[str, ...] = ()
     white_balanced: bool = False
     hair_length: float = 0.5
+    hair_style: str | None = None
 
 
 def measure(
@@ -237,7 +241,7 @@ def measure(
     contrast = bridge_contrast(rgb, landmarks, face.eye_centres)
     glasses, glasses_confidence = glasses_reading(contrast)
     confidence["glasses"] = glasses_confidence * pose_factor * size_factor
-    hair_length = hair_length_from_reach(reading.hair_reach)
+    hair_style, hair_length = hair_from_reach(reading.hair_reach)
     read = math.isfinite(hair_length)
     confidence["hair_length"] = HAIR_LENGTH_CONFIDENCE * pose_factor if read else 0.0
     measurements = raw | {
@@ -268,6 +272,7 @@ def measure(
         skin_scale=reading.skin_scale,
         white_balanced=reading.white_balanced,
         hair_length=hair_length if read else AvatarParams().hair_length,
+        hair_style=hair_style,
     )
 
 
@@ -276,8 +281,9 @@ def labels_to_params(
 ) -> AvatarParams:
     """`base` (default: a default AvatarParams) with every field measured at
     confidence >= `min_confidence` replaced by the measurement. Fields the
-    teacher does not measure (hair style, name) keep `base`'s; a frame seen
-    gives `base`'s glasses, or `UNKNOWN_FRAME` where `base` has none."""
+    teacher does not measure (name; the hair style, unless it read one) keep
+    `base`'s; a frame seen gives `base`'s glasses, or `UNKNOWN_FRAME` where `base`
+    has none."""
     params = AvatarParams.from_dict(base.to_dict()) if base is not None else AvatarParams()
     for name, value in labels.shape.items():
         if labels.confidence.get(name, 0.0) >= min_confidence:
@@ -290,6 +296,7 @@ def labels_to_params(
             setattr(params, name, value)
     if labels.confidence.get("hair_length", 0.0) >= min_confidence:
         params.hair_length = labels.hair_length
+        params.hair_style = labels.hair_style or params.hair_style
     if labels.confidence.get("glasses", 0.0) >= min_confidence:
         if not labels.glasses:
             params.glasses = "none"

@@ -10,15 +10,19 @@ over the crown, so a dark background or a collar is not counted), and returns wh
 hair stops covering `HAIR_SHARE` of the bands. Below the chin is not read: there hair and
 a dark collar or jacket are one colour.
 
-`hair_length_from_reach` maps that point onto the base model's short style (the one the
-photo path gives every real face: no class head names a real photo's style), whose side
-locks end `SHORT_STYLE_REACH` of the way from the eye line to the chin at hair_length 0
+`hair_from_reach` turns that point into the avatar's hair. Hair still beside the face at
+the chin gets the long style at its shortest (to the shoulders: the photo shows no
+further). Hair that stops above the chin keeps the photo path's style (the short one:
+no class head names a real photo's style), at the length whose side locks end there:
+they end `SHORT_STYLE_REACH` of the way from the eye line to the chin at hair_length 0
 and 1. On the six sample photos and `chibi eval`'s perturbations of them the hair stops
 0.6-0.15 above the eye line (four short-haired men, Grace Hopper under her cap) and 0.15
-above to 0.05 below it (the astronaut's bob): all length 0. No real photo of
-long hair was at hand; hair painted down past the chin reads 1 (`tests/test_teacher_hair.py`).
-The reading needs both bands in the photo; a photo cut beside the face leaves the
-length to the fallback (confidence 0).
+above to 0.05 below it (the astronaut's bob): all length 0. In the group photo of
+`sample_photos.GROUP_PHOTOS` the two women whose hair falls to the shoulders and past
+them read the chin (long), the one with her hair tied up and the men 0.6-0.15 above the
+eye line (`tests/test_teacher_hair.py`). Hair that ends at the chin reads the chin too,
+so a chin-length bob gets the long style. The reading needs both bands in the photo; a
+photo cut beside the face leaves the hair to the fallback (confidence 0).
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ MIN_BAND_PX = 20  # per row bin; fewer: the photo ends above the face, or it is 
 # Where the base model's short-style side locks end, eye line to chin = 1, at hair_length
 # 0 and 1 (tested against the built avatar).
 SHORT_STYLE_REACH = (0.18, 0.61)
+# Hair that still covers the bands at the chin, the last row read, falls at least that far,
+# past where the short style's side locks end at any length. The long style at its
+# shortest (hair_length 0) ends at the shoulders: the least such hair can be.
+LONG_STYLE, LONG_STYLE_LENGTH = "long", 0.0
 
 
 def hair_reach(
@@ -112,6 +120,16 @@ def hair_reach(
     if band_px[short[0]] < MIN_BAND_PX:  # the photo ends above the face, or the face is tiny
         return math.nan
     return float(SCAN[0] + BIN * short[0])
+
+
+def hair_from_reach(reach: float) -> tuple[str | None, float]:
+    """The hair style and hair_length whose hair ends where `reach` (`hair_reach`'s units)
+    says: (LONG_STYLE, LONG_STYLE_LENGTH) where the hair reaches the chin; else no style
+    (None: the photo path keeps its own) and the short style's length
+    (`hair_length_from_reach`, NaN where nothing was read)."""
+    if math.isfinite(reach) and reach >= SCAN[1]:
+        return LONG_STYLE, LONG_STYLE_LENGTH
+    return None, hair_length_from_reach(reach)
 
 
 def hair_length_from_reach(reach: float) -> float:

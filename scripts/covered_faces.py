@@ -52,6 +52,7 @@ from avatar3d.params import COLOR_FIELDS, hex_delta_e, hex_to_lab
 from avatar3d.skin_tones import MONK_SKIN_TONES
 from avatar3d.teacher import HIDDEN_WITH_THE_EYES, HIDDEN_WITH_THE_MOUTH, TeacherLabels, measure
 from avatar3d.teacher_colors import MONOCHROME_SATURATION
+from avatar3d.teacher_hair import hair_length_from_reach
 from avatar3d.tinted import tint_skin
 
 LENSES: dict[str, Callable] = {"dark": paint_dark_lenses} | {
@@ -70,10 +71,12 @@ def read(rgb: np.ndarray) -> TeacherLabels | None:
 
 
 def hair_length(labels: TeacherLabels | None) -> float:
-    """The teacher's hair length, NaN where it read none."""
+    """The short style's hair length the teacher's reach maps to (1 where the hair reaches
+    the chin, which gives the long style: `teacher_hair.hair_from_reach`), NaN where it
+    read none."""
     if labels is None or labels.confidence["hair_length"] == 0:
         return float("nan")
-    return labels.hair_length
+    return hair_length_from_reach(labels.measurements["hair_reach"])
 
 
 def flags(labels: TeacherLabels) -> dict[str, bool]:
@@ -208,7 +211,10 @@ def main() -> None:
         print(
             f"{light:12} {len(lit):2} of {len(rows):2}   " + "  ".join(f"{m:6.1f}" for m in medians)
         )
-    print("\n== hair length: the teacher's reading, lowest-highest (faces read / faces) ==")
+    print(
+        "\n== hair length: the teacher's reading on the short style, lowest-highest (faces"
+        " read / faces; 1 = down to the chin: the long style) =="
+    )
     for name, lengths in hair.items():
         cells = []
         for kind, values in lengths.items():

@@ -13,9 +13,9 @@ from PIL import Image
 from avatar3d.build import build_avatar, vertex_labels
 from avatar3d.params import AvatarParams, hex_to_rgb
 from avatar3d.synth_render import face_points, posed_vertices
-from avatar3d.teacher import measure
+from avatar3d.teacher import labels_to_params, measure
 from avatar3d.teacher_colors import FACE_OVAL, _fill
-from avatar3d.teacher_hair import SHORT_STYLE_REACH, hair_length_from_reach
+from avatar3d.teacher_hair import SHORT_STYLE_REACH, hair_from_reach, hair_length_from_reach
 
 
 def side_lock_reach(hair_length: float) -> float:
@@ -36,6 +36,10 @@ def test_the_reach_maps_onto_the_short_styles_side_locks():
     assert hair_length_from_reach(side_lock_reach(0.5)) == pytest.approx(0.5, abs=0.05)
     assert hair_length_from_reach(-0.6) == 0.0 and hair_length_from_reach(1.0) == 1.0
     assert math.isnan(hair_length_from_reach(math.nan))
+    # hair down to the chin, the last row read, is past the side locks: the long style
+    assert hair_from_reach(0.95) == (None, 1.0) and hair_from_reach(1.0) == ("long", 0.0)
+    style, length = hair_from_reach(math.nan)
+    assert style is None and math.isnan(length)
 
 
 def paint_hair_beside_the_face(rgb: np.ndarray, face, colour: str, down: float) -> np.ndarray:
@@ -62,14 +66,21 @@ def test_hair_painted_down_beside_the_face_reads_longer(analyzer, astronaut, ast
     plain = measure(astronaut, astronaut_face)
     # her bob ends beside the cheekbones, about where the shortest side locks do
     assert plain.hair_length <= 0.15 and plain.confidence["hair_length"] > 0.5
-    lengths = []
+    assert plain.hair_style is None  # the photo path keeps its style (short)
+    hairs = []
     for down in (-0.3, 0.0, 0.5):
         hair = plain.colors["hair_color"]
         painted = paint_hair_beside_the_face(astronaut, astronaut_face, hair, down)
         labels = measure(painted, analyzer.analyze(painted)[0])
         assert labels.confidence["hair_length"] > 0.5
-        lengths.append(labels.hair_length)
-    assert 0.5 < lengths[0] < 1.0 and lengths[1] == lengths[2] == 1.0
+        hairs.append((labels.hair_style, labels.hair_length))
+        params = labels_to_params(labels)
+        assert (params.hair_style, params.hair_length) == (
+            labels.hair_style or "short",
+            labels.hair_length,
+        )
+    assert hairs[0][0] is None and 0.5 < hairs[0][1] < 1.0  # short, to the jaw
+    assert hairs[1] == hairs[2] == ("long", 0.0)  # to the chin or past it: long
 
 
 def test_a_photo_cut_beside_the_face_leaves_the_length_unread(analyzer, astronaut, astronaut_face):
@@ -79,6 +90,7 @@ def test_a_photo_cut_beside_the_face_leaves_the_length_unread(analyzer, astronau
     labels = measure(cut, analyzer.analyze(cut)[0])
     assert math.isnan(labels.measurements["hair_reach"])
     assert labels.confidence["hair_length"] == 0.0 and labels.hair_length == 0.5
+    assert labels.hair_style is None
 
 
 def test_the_photo_path_takes_the_hair_length_from_the_teacher(tmp_path, capsys, astronaut):
@@ -92,3 +104,45 @@ def test_the_photo_path_takes_the_hair_length_from_the_teacher(tmp_path, capsys,
     record = json.loads(capsys.readouterr().out)
     assert record["sources"]["hair_length"] == "teacher"
     assert AvatarParams.from_dict(record["params"]).hair_length <= 0.15
+
+
+def test_a_group_photo_gives_long_hair_to_the_women_whose_hair_falls_past_the_chin(
+    tmp_path, capsys
+):
+    """The group photo (`sample_photos.GROUP_PHOTOS`), through `chibi params --all-faces
+    --sources`: its four largest faces are two short-haired men and two women whose hair
+    falls to the shoulders and past them (the detector over the whole photo found three of
+    them; `face._tiles`). The women get the long style from the teacher, the men keep
+    the default short one, with the shortest side locks."""
+    from avatar3d.sample_photos import GROUP_PHOTOS, installed
+    from server.cli import main
+
+    photo = tmp_path / "friends.jpg"
+    photo.write_bytes(dict(installed(GROUP_PHOTOS))["friends"])
+    assert main(["params", "--all-faces", "--sources", str(photo)]) == 0
+    faces = json.loads(capsys.readouterr().out)
+    assert len(faces) == 4
+    hair = sorted(
+        (face["params"]["hair_style"], face["params"]["hair_length"], face["sources"]["hair_style"])
+        for face in faces
+    )
+    assert hair == [("long", 0.0, "teacher")] * 2 + [("short", 0.0, "default")] * 2
+
+
+def test_hair_tied_up_is_not_long(analyzer):
+    """The fifth face of the group photo: her hair is tied up, so beside her face there
+    is none, and she keeps the short style (from every perturbation `chibi eval` applies,
+    as the four others keep theirs: scratch check, session 38)."""
+    from avatar3d.face import FaceAnalyzer
+    from avatar3d.imageio import decode_image
+    from avatar3d.sample_photos import GROUP_PHOTOS, installed
+
+    rgb = decode_image(dict(installed(GROUP_PHOTOS))["friends"])
+    with FaceAnalyzer(max_faces=6) as every:
+        faces = every.analyze(rgb, all_faces=True)
+    assert len(faces) == 5  # the sixth is turned 46 degrees away
+    tied = min(faces, key=lambda face: face.size)  # her face is the smallest of the five
+    assert 250 < tied.bbox[0] < 300
+    labels = measure(rgb, tied)
+    assert labels.hair_style is None and labels.hair_length == 0.0
+    assert labels.confidence["hair_length"] > 0.25

@@ -444,6 +444,17 @@ def test_labels_leave_out_what_a_cover_hid_and_what_the_skin_scale_guessed(
     assert color_conf[0, COLOR_NAMES.index("skin_color")] > 0
 
 
+def test_a_long_style_read_leaves_its_length_out_of_the_labels():
+    """The teacher's length of long hair is the long style's (`teacher_hair`); training
+    labels carry no style, so it is left out of them, and kept for the photo path."""
+    record = {"hair_length": 0.0, "hair_style": "long", "confidence": {"hair_length": 0.8}}
+    hair = SLIDER_FIELDS.index("hair_length")
+    assert teacher_targets([record], measured_only=True)[1][0, hair] == 0
+    assert teacher_targets([record])[1][0, hair] == pytest.approx(0.8)
+    short = record | {"hair_style": None}
+    assert teacher_targets([short], measured_only=True)[1][0, hair] == pytest.approx(0.8)
+
+
 def test_photos_are_not_written_by_labelling(tmp_path):
     buffer = io.BytesIO()
     Image.fromarray(skdata.astronaut()).save(buffer, "PNG")

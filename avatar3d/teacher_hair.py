@@ -22,7 +22,8 @@ above to 0.05 below it (the astronaut's bob): all length 0. In the group photo o
 them read the chin (long), the one with her hair tied up and the men 0.6-0.15 above the
 eye line (`tests/test_teacher_hair.py`). Hair that ends at the chin reads the chin too,
 so a chin-length bob gets the long style. The reading needs both bands in the photo; a
-photo cut beside the face leaves the hair to the fallback (confidence 0).
+photo cut beside the face, or hair down to the chin joined to a beard (`BEARD_SHARE`),
+leaves the hair to the fallback (confidence 0).
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ NOT_SKIN = 12.0  # CIELab distance from the skin reading (the hair colour's rule
 # skin reading then is the fabric's), Obama's ears passed for his grey hair: length 1.
 NEAR_HAIR = 18.0
 MIN_BAND_PX = 20  # per row bin; fewer: the photo ends above the face, or it is tiny
+# Of the chin below the lower lip, between the mouth corners: where this share is hair
+# joined to the crown's, hair down to the chin may be a beard, and the reach is not read.
+BEARD_SHARE = 0.5
 # Where the base model's short-style side locks end, eye line to chin = 1, at hair_length
 # 0 and 1 (tested against the built avatar).
 SHORT_STYLE_REACH = (0.18, 0.61)
@@ -63,7 +67,8 @@ def hair_reach(
 ) -> float:
     """How far below the eye line the hair beside the face reaches, in eye-line-to-chin
     units (`SCAN[0]`: none beside the temples; `SCAN[1]`: down to the chin or past it);
-    NaN where it cannot be read (no hair or skin reading, a band outside the photo).
+    NaN where it cannot be read (no hair or skin reading, a band outside the photo, hair
+    down to the chin joined to a beard).
 
     patch: (H, W, 3) uint8 window around the head; pts: (478, 2) landmarks in its
     pixels; person: (H, W) float 0..1; oval: (H, W) bool, the grown face oval;
@@ -116,6 +121,13 @@ def hair_reach(
     )
     short = np.flatnonzero((band_px < MIN_BAND_PX) | (hair_px < HAIR_SHARE * band_px))
     if len(short) == 0:
+        # a beard joined to the hair by sideburns fills the bands down to the chin too
+        chin = (
+            oval & (rows > (pts[17, 1] - eye_y) / (chin_y - eye_y))[:, None] & (rows < 1.0)[:, None]
+        )
+        chin[:, : int(pts[61, 0])] = chin[:, int(math.ceil(pts[291, 0])) :] = False
+        if np.count_nonzero(chin & joined[parts]) >= BEARD_SHARE * max(1, np.count_nonzero(chin)):
+            return math.nan
         return float(SCAN[1])
     if band_px[short[0]] < MIN_BAND_PX:  # the photo ends above the face, or the face is tiny
         return math.nan

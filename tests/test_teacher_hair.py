@@ -83,6 +83,30 @@ def test_hair_painted_down_beside_the_face_reads_longer(analyzer, astronaut, ast
     assert hairs[1] == hairs[2] == ("long", 0.0)  # to the chin or past it: long
 
 
+def test_a_beard_joined_to_the_hair_is_not_long_hair(analyzer, astronaut, astronaut_face):
+    """A full beard in the hair's colour, joined to it by wide sideburns over the ears,
+    fills the bands down to the chin as long hair would. Where the chin itself is hair,
+    the length is left unread (the fallback's); a beard below the sideburns' gap is short."""
+    pts = astronaut_face.landmarks[:, :2]
+    oval = _fill(astronaut.shape[:2], pts[list(FACE_OVAL)])
+    eye_y, chin_y = pts[[33, 133, 263, 362], 1].mean(), pts[152, 1]
+    rows = (np.arange(astronaut.shape[0]) - eye_y)[:, None] / (chin_y - eye_y)
+    colour = 255.0 * np.array(hex_to_rgb(measure(astronaut, astronaut_face).colors["hair_color"]))
+    grain = np.random.default_rng(0).normal(1.0, 0.08, astronaut.shape[:2])[..., None]
+    readings = []
+    for rim, top in ((0.25, -0.2), (0.15, 0.0)):  # face widths; eye line to chin = 1
+        side = 2 * int(rim * np.ptp(pts[:, 0])) + 1
+        grown = cv2.dilate(oval.astype(np.uint8), np.ones((side, side), np.uint8)) > 0
+        beard = (grown & ~oval & (rows > top) & (rows < 1.3)) | (oval & (rows > 0.75))
+        painted = astronaut.astype(np.float64)
+        painted[beard] = (colour * grain)[beard]
+        painted = np.clip(painted, 0, 255).astype(np.uint8)
+        labels = measure(painted, analyzer.analyze(painted)[0])
+        readings.append((labels.measurements["hair_reach"], labels.hair_style))
+    assert math.isnan(readings[0][0]) and readings[0][1] is None
+    assert readings[1][0] < 0.2 and readings[1][1] is None
+
+
 def test_a_photo_cut_beside_the_face_leaves_the_length_unread(analyzer, astronaut, astronaut_face):
     pts = astronaut_face.landmarks[:, :2]
     left, right = int(pts[:, 0].min()) - 4, int(pts[:, 0].max()) + 4

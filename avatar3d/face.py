@@ -3,9 +3,10 @@
 Pipeline of `FaceAnalyzer.analyze` on an (H, W, 3) uint8 RGB image:
 
 1. MediaPipe's full-range face detector (BlazeFace, faces up to ~5 m) finds
-   face boxes anywhere in the image; where the faces it finds are small (or it
-   finds none, or every face is asked for), it also reads overlapping tiles of
-   the image, since it misses many faces under a tenth of a photo's longer side.
+   face boxes anywhere in the image; where the faces it finds are small, or every
+   face is asked for, or neither it nor the fallback of step 2 finds one, it also
+   reads overlapping tiles of the image: it misses many faces under a tenth of a
+   photo's longer side.
    FaceMesh's own detector is short-range: it misses a face that fills less than
    ~10% of a large photo, and in a group photo it finds only the nearest faces,
    so it is not used for finding faces.
@@ -259,6 +260,7 @@ class FaceAnalyzer:
         """
         height, width = rgb.shape[:2]
         boxes = [(box, score, False) for box, score in self._detections(rgb, 0, 0)]
+        boxes.sort(key=lambda item: _bbox_area(item[0]), reverse=True)
         largest = max((max(b[2] - b[0], b[3] - b[1]) for b, _, _ in boxes), default=0.0)
         tiled = bool(boxes) and (every_face or largest < TILE_BELOW * max(height, width))
         if tiled:

@@ -123,9 +123,9 @@ def teacher_targets(
     where a field a cover hid holds its default, sure. With `measured_only` (training
     labels) the fields the teacher did not measure get mask 0 too: those a cover hid and
     the colours guessed from the skin scale (`TeacherLabels.hidden`, `.skin_scale`); a
-    network trained on them would learn the guesses, not the faces. So does the hair
-    length where the teacher read a hair style (`TeacherLabels.hair_style`): that length
-    is the style's, and the labels carry no style.
+    network trained on them would learn the guesses, not the faces. The hair length gets
+    mask 0 too where the teacher read a hair style (`TeacherLabels.hair_style`): that
+    length is the style's, and the labels carry no style.
     """
     n = len(records)
     sliders = np.full((n, len(SLIDER_FIELDS)), 0.5, np.float32)

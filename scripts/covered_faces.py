@@ -17,9 +17,11 @@ Hopper, the four White House photos), painted with `avatar3d.painted`:
 - *hair length*: the teacher's reading (`teacher_hair`) over the unhidden faces and over
   every cover above.
 
-    .venv/bin/python scripts/covered_faces.py [--photos astronaut ...] [--sheet OUT.png]
+    .venv/bin/python scripts/covered_faces.py [--photos astronaut ...] [--group] [--sheet OUT.png]
 
-About 90 s for the six photos. `--sheet` also draws the first photo under each cover,
+About 90 s for the six photos. `--group` adds the faces of the group photo
+(`sample_photos.GROUP_PHOTOS`), each cut out as a photo of its own, left to right
+`group_1` ... (about 80 s more). `--sheet` also draws the first photo under each cover,
 with the avatar the photo path makes of it and the CNN's alone (`eval_sheet`). The
 README's "Face masks", "Sunglasses", "Mirrored lenses", "Black-and-white photos" and
 "Hair length" quote it.
@@ -29,14 +31,16 @@ from __future__ import annotations
 
 import argparse
 import io
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 from skimage.color import deltaE_ciede2000
 
 from avatar3d.errors import ChibiError
 from avatar3d.evaluate_real import PERTURBATIONS, perturb, real_faces
-from avatar3d.face import thread_analyzer
+from avatar3d.face import FaceAnalyzer, thread_analyzer
 from avatar3d.imageio import decode_image
 from avatar3d.painted import (
     FABRICS,
@@ -49,12 +53,14 @@ from avatar3d.painted import (
     paint_mirrored_lenses,
 )
 from avatar3d.params import COLOR_FIELDS, hex_delta_e, hex_to_lab
+from avatar3d.sample_photos import GROUP_PHOTOS, installed
 from avatar3d.skin_tones import MONK_SKIN_TONES
 from avatar3d.teacher import HIDDEN_WITH_THE_EYES, HIDDEN_WITH_THE_MOUTH, TeacherLabels, measure
 from avatar3d.teacher_colors import MONOCHROME_SATURATION
 from avatar3d.teacher_hair import hair_length_from_reach
 from avatar3d.tinted import tint_skin
 
+GROUP_CONTEXT = 2.6  # a group photo's face is cut out this many times its box wide
 LENSES: dict[str, Callable] = {"dark": paint_dark_lenses} | {
     f"{kind} mirror": (lambda rgb, face, kind=kind: paint_mirrored_lenses(rgb, face, kind))
     for kind in MIRRORS
@@ -113,9 +119,37 @@ def draw_sheet(path: str, rgb: np.ndarray, face) -> None:
     Image.fromarray(sheet_image([(titles, rows)])).save(path)
 
 
+def group_faces(names: list[str] | None) -> Iterator[tuple[str, np.ndarray, Any]]:
+    """(name, (H, W, 3) uint8 RGB, its face) for each face of the group photo FaceMesh reads,
+    left to right ("group_1" ...), cut out square, `GROUP_CONTEXT` times its box, as a
+    photo of its own (the cut's largest face must be the one at its middle)."""
+    photo = decode_image(dict(installed(GROUP_PHOTOS))["friends"])
+    with FaceAnalyzer(max_faces=8) as analyzer:
+        faces = sorted(analyzer.analyze(photo, all_faces=True), key=lambda face: face.bbox[0])
+    for i, face in enumerate(faces, 1):
+        name = f"group_{i}"
+        if names and name not in names:
+            continue
+        x0, y0, x1, y1 = face.bbox
+        half = GROUP_CONTEXT * max(x1 - x0, y1 - y0) / 2
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        left, top = int(max(0, cx - half)), int(max(0, cy - half))
+        cut = np.ascontiguousarray(photo[top : int(cy + half), left : int(cx + half)])
+        try:
+            own = thread_analyzer().analyze(cut)[0]
+        except ChibiError as exc:
+            print(f"{name}: skipped ({exc.code})")
+            continue
+        if np.hypot(*(np.array(own.bbox[:2]) + (left, top) - face.bbox[:2])) > 0.2 * half:
+            print(f"{name}: skipped (a neighbour's face is the cut's largest)")
+            continue
+        yield name, cut, own
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", nargs="*", help="sample photo names (default: all)")
+    parser.add_argument("--group", action="store_true", help="add the group photo's faces")
     parser.add_argument("--sheet", help="also draw the first photo's covers and avatars here")
     args = parser.parse_args()
 
@@ -126,7 +160,10 @@ def main() -> None:
     hair: dict[str, dict[str, list[float]]] = {}
     grey_rows = []
     sheet = args.sheet
-    for name, rgb, face in real_faces(args.photos):
+    faces = real_faces(args.photos)
+    if args.group:
+        faces = itertools.chain(faces, group_faces(args.photos))
+    for name, rgb, face in faces:
         if sheet:
             draw_sheet(sheet, rgb, face)
             sheet = None

@@ -93,6 +93,16 @@ def test_fairness_check_compares_models_on_the_same_fresh_faces(tmp_path):
     assert len(channels) == 9 and all(len(line.split()) == 11 for line in channels)
 
 
+def test_covered_faces_reads_the_group_photos_faces():
+    """`--group`: the two faces of the group photo with the narrowest eyes (the leftmost
+    woman looks down at her cards, the man beside the rightmost winks), unhidden, read
+    as none of the covers, and her hair reaches the chin."""
+    out = run_script("covered_faces.py", "--group", "--photos", "group_1", "group_4")
+    for name in ("group_1", "group_4"):
+        assert re.search(rf"^{name} +20 +0 +0 +0 +0$", out, re.M), name
+    assert re.search(r"^group_1 +unhidden 0\.00-1\.00", out, re.M)
+
+
 def test_covered_faces_prints_every_cover_for_a_photo(tmp_path):
     """The astronaut's 20 unhidden faces read as none of the covers; each fabric, lens
     and light has its row, the red mask hides her mouth, and her hair length reads short.

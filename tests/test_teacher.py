@@ -227,6 +227,28 @@ def test_degenerate_landmarks_are_refused(astronaut, astronaut_face):
         measure(astronaut, bad)
 
 
+def test_eyes_narrowed_on_dark_skin_are_not_behind_lenses():
+    """The group photo's two women looking down at their cards (`sample_photos.GROUP_PHOTOS`),
+    their skin tinted to the two darkest Monk swatches: their eyes show no white, as
+    behind a dark lens, but skin shows below them, so they read as eyes, not lenses
+    (before `EYE_OPEN_LENS_DISTANCE`, three of the four read as sunglasses)."""
+    from avatar3d.face import FaceAnalyzer
+    from avatar3d.imageio import decode_image
+    from avatar3d.sample_photos import GROUP_PHOTOS, installed
+    from avatar3d.synth import MONK_SKIN_TONES
+    from avatar3d.tinted import tint_skin
+
+    photo = decode_image(dict(installed(GROUP_PHOTOS))["friends"])
+    with FaceAnalyzer(max_faces=8) as every:
+        faces = sorted(every.analyze(photo, all_faces=True), key=lambda face: face.bbox[0])
+        for face in (faces[0], faces[-1]):  # the leftmost and the rightmost
+            for tone in MONK_SKIN_TONES[-2:]:
+                tinted = tint_skin(photo, face.landmarks, tone)
+                same = min(every.analyze(tinted, all_faces=True),
+                           key=lambda other: abs(other.bbox[0] - face.bbox[0]))  # fmt: skip
+                assert measure(tinted, same).hidden == (), (face.bbox[0], tone)
+
+
 # -- to AvatarParams ---------------------------------------------------------------------
 def test_labels_to_params(labels):
     base = AvatarParams(hair_style="bob", name="Eileen", hair_color="#123456", hair_length=0.9)
@@ -441,8 +463,10 @@ def test_dark_lenses_hide_the_eyes_and_leave_their_fields_to_the_default(
     # a dark eye FaceMesh reads half shut is the lid's shade, unless no skin shows below
     # it; a dim photo's eye keeps its ratio of white to iris; NaN is too few pixels
     low, flat, skin, lens = EYE_HIDDEN_CONTRAST / 2, EYE_HIDDEN_RATIO / 2, 5.0, 40.0
-    assert eye_hidden(low, flat, skin, 0.2) and not eye_hidden(low, flat, skin, 0.7)
+    assert eye_hidden(low, flat, lens, 0.2) and not eye_hidden(low, flat, skin, 0.7)
     assert eye_hidden(math.nan, math.nan, lens, 0.7) and not eye_hidden(low, flat, math.nan, 0.7)
+    # an open eye without white but skin below it squints (the group photo's darkest tints)
+    assert not eye_hidden(low, flat, skin, 0.2) and eye_hidden(low, flat, math.nan, 0.2)
     assert eye_hidden(math.nan, math.nan, lens, 0.0)  # an open eye too narrow to read
     assert not eye_hidden(low, 2 * EYE_HIDDEN_RATIO, lens, 0.0)
     assert not eye_hidden(2 * EYE_HIDDEN_CONTRAST, flat, lens, 0.0)

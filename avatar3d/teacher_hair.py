@@ -122,9 +122,8 @@ def hair_reach(
     short = np.flatnonzero((band_px < MIN_BAND_PX) | (hair_px < HAIR_SHARE * band_px))
     if len(short) == 0:
         # a beard joined to the hair by sideburns fills the bands down to the chin too
-        chin = (
-            oval & (rows > (pts[17, 1] - eye_y) / (chin_y - eye_y))[:, None] & (rows < 1.0)[:, None]
-        )
+        lower_lip = (pts[17, 1] - eye_y) / (chin_y - eye_y)  # in `rows`' units
+        chin = oval & ((rows > lower_lip) & (rows < 1.0))[:, None]
         chin[:, : int(pts[61, 0])] = chin[:, int(math.ceil(pts[291, 0])) :] = False
         if np.count_nonzero(chin & joined[parts]) >= BEARD_SHARE * max(1, np.count_nonzero(chin)):
             return math.nan

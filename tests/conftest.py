@@ -26,6 +26,20 @@ def thumbnail_png() -> bytes:
 
 
 @pytest.fixture(scope="module")
+def group_photo():
+    """The group photo (`sample_photos.GROUP_PHOTOS`): its (H, W, 3) uint8 RGB, its five
+    readable faces left to right, and the `FaceAnalyzer` (up to 8 faces) that read them."""
+    from avatar3d.face import FaceAnalyzer
+    from avatar3d.imageio import decode_image
+    from avatar3d.sample_photos import GROUP_PHOTOS, installed
+
+    rgb = decode_image(dict(installed(GROUP_PHOTOS))["friends"])
+    with FaceAnalyzer(max_faces=8) as every:
+        faces = sorted(every.analyze(rgb, all_faces=True), key=lambda face: face.bbox[0])
+        yield rgb, faces, every
+
+
+@pytest.fixture(scope="module")
 def analyzer():
     """A MediaPipe `FaceAnalyzer` shared by one test module."""
     from avatar3d.face import FaceAnalyzer

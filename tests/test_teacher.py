@@ -227,26 +227,21 @@ def test_degenerate_landmarks_are_refused(astronaut, astronaut_face):
         measure(astronaut, bad)
 
 
-def test_eyes_narrowed_on_dark_skin_are_not_behind_lenses():
+def test_eyes_narrowed_on_dark_skin_are_not_behind_lenses(group_photo):
     """The group photo's two women looking down at their cards (`sample_photos.GROUP_PHOTOS`),
     their skin tinted to the two darkest Monk swatches: their eyes show no white, as
     behind a dark lens, but skin shows below them, so they read as eyes, not lenses
     (before `EYE_OPEN_LENS_DISTANCE`, three of the four read as sunglasses)."""
-    from avatar3d.face import FaceAnalyzer
-    from avatar3d.imageio import decode_image
-    from avatar3d.sample_photos import GROUP_PHOTOS, installed
     from avatar3d.synth import MONK_SKIN_TONES
     from avatar3d.tinted import tint_skin
 
-    photo = decode_image(dict(installed(GROUP_PHOTOS))["friends"])
-    with FaceAnalyzer(max_faces=8) as every:
-        faces = sorted(every.analyze(photo, all_faces=True), key=lambda face: face.bbox[0])
-        for face in (faces[0], faces[-1]):  # the leftmost and the rightmost
-            for tone in MONK_SKIN_TONES[-2:]:
-                tinted = tint_skin(photo, face.landmarks, tone)
-                same = min(every.analyze(tinted, all_faces=True),
-                           key=lambda other: abs(other.bbox[0] - face.bbox[0]))  # fmt: skip
-                assert measure(tinted, same).hidden == (), (face.bbox[0], tone)
+    photo, faces, every = group_photo
+    for face in (faces[0], faces[-1]):  # the leftmost and the rightmost
+        for tone in MONK_SKIN_TONES[-2:]:
+            tinted = tint_skin(photo, face.landmarks, tone)
+            same = min(every.analyze(tinted, all_faces=True),
+                       key=lambda other: abs(other.bbox[0] - face.bbox[0]))  # fmt: skip
+            assert measure(tinted, same).hidden == (), (face.bbox[0], tone)
 
 
 # -- to AvatarParams ---------------------------------------------------------------------

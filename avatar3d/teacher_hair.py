@@ -109,6 +109,7 @@ def hair_reach(
     crown = parts[: int(max(0.0, pts[10, 1])), x0:x1]
     joined = np.zeros(count, bool)
     joined[crown[crown > 0]] = True
+    hair = joined[parts]  # (H, W) hair pixels joined to the crown's
     outside = cv2.distanceTransform((~oval).astype(np.uint8), cv2.DIST_L2, 3)
     beside = np.abs(np.arange(shape[1]) - pts[[234, 454], 0].mean()) > BAND_LATERAL * face_w
     band = (outside > 0) & (outside <= BAND_WIDTH * face_w) & beside[None, :]
@@ -116,16 +117,14 @@ def hair_reach(
     bins = np.floor((rows - SCAN[0]) / BIN).astype(np.int64)
     scanned = (bins >= 0) & (bins < BINS)
     band_px = np.bincount(bins[scanned], band[scanned].sum(axis=1), minlength=BINS)
-    hair_px = np.bincount(
-        bins[scanned], (band & joined[parts])[scanned].sum(axis=1), minlength=BINS
-    )
+    hair_px = np.bincount(bins[scanned], (band & hair)[scanned].sum(axis=1), minlength=BINS)
     short = np.flatnonzero((band_px < MIN_BAND_PX) | (hair_px < HAIR_SHARE * band_px))
     if len(short) == 0:
         # a beard joined to the hair by sideburns fills the bands down to the chin too
         lower_lip = (pts[17, 1] - eye_y) / (chin_y - eye_y)  # in `rows`' units
         chin = oval & ((rows > lower_lip) & (rows < 1.0))[:, None]
         chin[:, : int(pts[61, 0])] = chin[:, int(math.ceil(pts[291, 0])) :] = False
-        if np.count_nonzero(chin & joined[parts]) >= BEARD_SHARE * max(1, np.count_nonzero(chin)):
+        if np.count_nonzero(chin & hair) >= BEARD_SHARE * max(1, np.count_nonzero(chin)):
             return math.nan
         return float(SCAN[1])
     if band_px[short[0]] < MIN_BAND_PX:  # the photo ends above the face, or the face is tiny

@@ -46,7 +46,8 @@ eye aspect ratio for blinks, lip gap for mouth_open, the mouth corners' lift
 above the upper lip and toward the nose for smile, brows beyond +1 sd for
 brow_raise (a high-browed face and raised brows look alike in one photo, hence
 the lower confidence). Shape fields an expression distorts lose confidence with
-it (`EXPRESSION_CONFOUNDS`).
+it (`EXPRESSION_CONFOUNDS`); a mouth opened as in speech leaves the fields read from
+the chin unread (`OPEN_MOUTH_LIMIT`).
 
 Colours: `avatar3d.teacher_colors` (robust Lab medians over landmark regions).
 Glasses: `avatar3d.teacher_glasses` (a frame's bar across the nose bridge); only
@@ -129,6 +130,16 @@ EXPRESSION_CONFOUNDS: dict[str, tuple[str, ...]] = {
     "lip_fullness": ("smile", "mouth_open"),  # lips stretched thin; rolled out
     "mouth_height": ("mouth_open",),  # the upper lip lifted
 }
+# Lips parted this far or more (mouth_open) leave the chin unread. Four fields read it:
+# chin_length from the lower lip, the other three from where the chin would be with the
+# mouth closed (the chin moved up by the lip gap). That holds while the lips part in a
+# grin, not in speech, where the lower lip drops over the teeth further than FaceMesh
+# moves the chin. Obama's three photos (`chibi eval`'s same-person spread): grinning, lips
+# parted 0.34, his chin_length and mouth_height read 0.411 and 0.419 against 0.412 and
+# 0.405 with his mouth closed; speaking, 0.56, 0.281 and 0.356, sliders 0.00 and 0.05
+# against 0.49 and 0.38-0.47. Both held under every perturbation of `chibi eval`.
+OPEN_MOUTH_LIMIT = 0.45
+CHIN_FIELDS = ("chin_length", "face_length", "eye_height", "mouth_height")
 DEFAULT_SHAPE_CONFIDENCE = 0.8
 EXPRESSION_CONFIDENCE = {"brow_raise": 0.5}
 DEFAULT_EXPRESSION_CONFIDENCE = 0.8
@@ -219,9 +230,10 @@ def measure(
     size_factor = float(np.clip(iod_px / 40.0, 0.25, 1.0))
 
     expression = expression_from_measurements(raw)
+    unread = CHIN_FIELDS if expression["mouth_open"] >= OPEN_MOUTH_LIMIT else ()
     shape, confidence = {}, {}
     for name in SHAPE_SLIDERS:
-        if name in SHAPE_MAPPING and math.isfinite(raw[name]):
+        if name in SHAPE_MAPPING and math.isfinite(raw[name]) and name not in unread:
             shape[name] = slider_from_measurement(name, raw[name])
             base = SHAPE_CONFIDENCE.get(name, DEFAULT_SHAPE_CONFIDENCE)
             for cause in EXPRESSION_CONFOUNDS.get(name, ()):

@@ -14,6 +14,7 @@ from validators import DEFAULT_BUDGET, assert_valid_file
 from avatar3d.errors import ChibiError
 from avatar3d.params import GLASSES, UNKNOWN_FRAME, AvatarParams, hex_to_rgb
 from avatar3d.pipeline import PhotoPipeline, photo_to_params
+from avatar3d.teacher import CHIN_FIELDS
 from server.cli import main
 
 
@@ -319,7 +320,9 @@ def test_one_man_grinning_speaking_and_smiling_gets_those_expressions(tmp_path, 
     """Obama's three photos (`sample_photos`): a grin that bares the teeth reads as a
     broad smile (the corners' lift above the upper lip alone read it 0.43); speaking, as
     an open mouth and no smile; standing, as a closed mouth with a faint smile. While
-    the mouth is open, the lips' fullness is not read from it."""
+    the mouth is open, the lips' fullness is not read from it; while he speaks, nor is
+    his chin (`teacher.OPEN_MOUTH_LIMIT`: it read chin_length 0.00 and mouth_height 0.05,
+    against 0.49 and 0.38-0.47 in the other two)."""
     grin, speaking, standing = (
         _params_with_sources(tmp_path, capsys, name)
         for name in ("obama", "obama_speaking", "obama_standing")
@@ -334,6 +337,12 @@ def test_one_man_grinning_speaking_and_smiling_gets_those_expressions(tmp_path, 
         assert printed["params"]["glasses"] == "none"
     assert speaking["sources"]["shape.lip_fullness"] != "teacher"
     assert standing["sources"]["shape.lip_fullness"] == "teacher"
+    for name in CHIN_FIELDS:
+        assert speaking["sources"][f"shape.{name}"] != "teacher"
+        assert grin["sources"][f"shape.{name}"] == standing["sources"][f"shape.{name}"] == "teacher"
+    for name in ("chin_length", "mouth_height"):
+        values = [printed["params"]["shape"][name] for printed in (grin, speaking, standing)]
+        assert max(values) - min(values) < 0.2, (name, values)
 
 
 def test_convert_a_full_length_photo_to_a_valid_vrm(tmp_path):

@@ -24,6 +24,8 @@ import numpy as np
 
 from .evaluate import delta_e
 from .fusion import (
+    DEFAULT_COLORS,
+    DEFAULT_SLIDERS,
     FUSION_FIELDS,
     HAIR_LENGTH,
     FusionTable,
@@ -194,14 +196,16 @@ def evaluate_real(pipeline: Any, log: Callable[[str], None] | None = None) -> di
 
 def real_field_errors(readings: dict[str, dict[str, FaceReading]]) -> dict[str, dict[str, float]]:
     """Per field: CNN vs teacher on the originals ('agreement'), CNN vs the original's
-    teacher over all variants ('cnn'), teacher variants vs the original ('teacher')."""
-    agree, cnn, teacher = [], [], []
+    teacher over all variants ('cnn'), the neutral default vs the same ('default'),
+    teacher variants vs the original ('teacher')."""
+    agree, cnn, default, teacher = [], [], [], []
     for variants in readings.values():
         ref = variants["original"]
         ref_ok = np.concatenate([ref.teacher_slider_conf, ref.teacher_color_conf]) > 0
         agree.append(_diff(ref.cnn_sliders, ref.cnn_colors, ref, ref_ok))
         for kind, reading in variants.items():
             cnn.append(_diff(reading.cnn_sliders, reading.cnn_colors, ref, ref_ok))
+            default.append(_diff(DEFAULT_SLIDERS, DEFAULT_COLORS, ref, ref_ok))
             if kind != "original":
                 teacher.append(_diff(reading.teacher_sliders, reading.teacher_colors, ref, ref_ok))
 
@@ -214,7 +218,12 @@ def real_field_errors(readings: dict[str, dict[str, FaceReading]]) -> dict[str, 
             values = np.nanmean(stacked, axis=0)
         return dict(zip(FUSION_FIELDS, map(float, values), strict=True))
 
-    return {"agreement": mean(agree), "cnn": mean(cnn), "teacher": mean(teacher)}
+    return {
+        "agreement": mean(agree),
+        "cnn": mean(cnn),
+        "default": mean(default),
+        "teacher": mean(teacher),
+    }
 
 
 def _diff(sliders: np.ndarray, colors: np.ndarray, ref: FaceReading, ok: np.ndarray) -> np.ndarray:

@@ -76,6 +76,7 @@ class FusionTable:
         basis: dict[str, str],
         cnn_qualified: set[str] | None = None,
         cnn_informative: set[str] | None = None,
+        default: dict[str, float] | None = None,
     ) -> FusionTable:
         """Per slider/colour field, the source with the smaller measured error (teacher
         on ties).
@@ -86,21 +87,24 @@ class FusionTable:
         cnn_informative: when given, the CNN fills in for a missing or unsure teacher
         only on these fields (e.g. where it beats always answering the default);
         elsewhere the default does.
+        default: the default's error on the same basis, kept as evidence.
         """
         choices, evidence = {}, {}
         for name in FUSION_FIELDS:
             c, t = _finite(cnn.get(name)), _finite(teacher.get(name))
             qualified = cnn_qualified is None or name in cnn_qualified
-            informative = qualified or cnn_informative is None or name in cnn_informative
+            informative = cnn_informative is None or name in cnn_informative
             if t is None:  # nothing to compare on real photos: the renders decide
                 choices[name] = "cnn" if informative else "default"
             elif c is None or not qualified:
                 choices[name] = "teacher"
             else:
                 choices[name] = "cnn" if c < t else "teacher"
+            d = _finite((default or {}).get(name))
             evidence[name] = {
                 "cnn": None if c is None else round(c, 4),
                 "teacher": None if t is None else round(t, 4),
+                "default": None if d is None else round(d, 4),
                 "unit": "dE2000" if name in COLOR_NAMES else "slider",
                 "basis": basis.get(name, ""),
                 "cnn_qualified": qualified,

@@ -10,7 +10,8 @@ star where the goal is met (`evaluate.SLIDER_GOAL`, `COLOR_GOAL`, `STABILITY_GOA
 then the goals met, the slider MAE, the fairness ratio (with the worst swatch and the
 mean it divides: a ratio also rises when the other swatches improve; and its interval
 over redraws of the faces, which `scripts/fairness_check.py` narrows and pairs) and
-every fusion choice that differs. Whether new weights are better is then read from one
+every fusion choice that differs, and every field whose stand-in for an unsure teacher
+(the CNN or the default) does. Whether new weights are better is then read from one
 table rather than from two reports of 150 lines each.
 """
 
@@ -68,6 +69,14 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
             f"(worst {worst:.2f} / mean {mean:.2f} dE2000; goal <= "
             f"{FAIRNESS_GOAL}, chance {report['fairness']['cnn_chance']:.3f}{redraws})"
         )
+    fills_in = [
+        {name: "cnn" if ev.get("cnn_informative", True) else "default"
+         for name, ev in report["fusion"]["evidence"].items()}
+        for report in (before, after)
+    ]  # fmt: skip
+    moved = [f"{name}: {src} -> {fills_in[1].get(name)}" for name, src in fills_in[0].items()
+             if fills_in[1].get(name, src) != src]  # fmt: skip
+    lines.append("fills in for an unsure teacher, changed: " + ("; ".join(moved) or "none"))
     changed = [
         f"{name}: {choice} -> {after['fusion']['choices'].get(name)}"
         for name, choice in before["fusion"]["choices"].items()

@@ -36,6 +36,11 @@ def test_eval_reports_the_shipped_weights_and_draws_their_sheet(cache, tmp_path,
     # the fusion table measured here is the one shipped beside the weights
     shipped = json.loads((WEIGHTS_DIR / "chibinet-mcer.fusion.json").read_text())
     assert report["fusion"]["choices"] == shipped["choices"]
+    fills_in = [
+        {name: ev.get("cnn_informative") for name, ev in table["evidence"].items()}
+        for table in (report["fusion"], shipped)
+    ]
+    assert fills_in[0] == fills_in[1]  # and so is who stands in for an unsure teacher
     # one man in three photos (sample_photos): how far his params move between them
     assert "One person, several photos (obama: obama, obama_speaking, obama_standing)" in text
     same = report["same_person"]["fused"]

@@ -655,6 +655,43 @@ def test_a_class_head_is_used_only_where_annotated_real_photos_show_it_right():
     assert fusion_from_real(errors, synthetic, all_right).choices["glasses"] == "cnn"
 
 
+def test_the_cnn_stands_in_for_an_unsure_teacher_only_where_real_photos_bear_it_out():
+    """Where the teacher is missing or unsure, the CNN fills in only if it beats the
+    default on the renders and is no further from the teacher than the default on the
+    real photos: trained on chibi renders, it read 15 of the 20 sliders the teacher
+    measures on the sample photos further off than the neutral default (session 39)."""
+    from avatar3d.evaluate import fusion_from_real
+    from avatar3d.fusion import FUSION_FIELDS, FusionTable, fuse_arrays
+
+    errors = {source: {name: 0.1 for name in FUSION_FIELDS} for source in ("cnn", "teacher")}
+    errors["default"] = {name: 0.2 for name in FUSION_FIELDS} | {"shape.face_width": 0.05}
+    synthetic = {"cnn": {name: 0.1 for name in FUSION_FIELDS} | {"shape.jaw_width": 0.3},
+                 "default": {name: 0.2 for name in FUSION_FIELDS},
+                 "hair_style_accuracy": 0.5, "glasses_accuracy": 0.5,
+                 "glasses_frame_accuracy": 0.5}  # fmt: skip
+    table = fusion_from_real(errors, synthetic, {})
+    informative = {name: table.evidence[name]["cnn_informative"] for name in FUSION_FIELDS}
+    assert not informative["shape.face_width"]  # the default is nearer the teacher
+    assert not informative["shape.jaw_width"]  # the CNN is no better than it on renders
+    assert informative["shape.eye_size"]
+    assert table.evidence["shape.face_width"]["default"] == 0.05
+    assert table.source("shape.face_width") == "teacher"  # which source wins is unchanged
+    # an unsure teacher: the default where the CNN is not borne out, else the CNN
+    n = len(FUSION_FIELDS) - 5
+    width, eye = FUSION_FIELDS.index("shape.face_width"), FUSION_FIELDS.index("shape.eye_size")
+    sliders, _ = fuse_arrays(
+        np.full((1, n), 0.9), np.zeros((1, 5, 3)), np.full((1, n), 0.1), np.full((1, n), 0.1),
+        np.zeros((1, 5, 3)), np.ones((1, 5)), table,
+    )  # fmt: skip
+    assert sliders[0, width] == pytest.approx(0.5) and sliders[0, eye] == pytest.approx(0.9)
+    # reports without the default's real error (before session 39): the renders decide
+    del errors["default"]
+    assert fusion_from_real(errors, synthetic, {}).evidence["shape.face_width"]["cnn_informative"]
+    assert FusionTable.from_errors(errors["cnn"], errors["teacher"], {}).evidence[
+        "shape.face_width"
+    ]["cnn_informative"]
+
+
 def test_refiners_leave_training_alone_then_learn_colours_and_sliders(tiny_set):
     """With `color_refine` and `slider_refine` the network trains exactly as without
     (the refiners are built last, frozen and zero at their output); `fit_refiners` then

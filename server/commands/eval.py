@@ -141,16 +141,17 @@ def format_report(report: dict[str, Any]) -> str:
         "yardstick; 'teacher noise' is its own change under the perturbations of section 3.",
         "   Per field, the source with the smaller error wins (the fusion table):",
         f"   {'field':28}{'CNN-vs-teacher':>15}{'CNN (all)':>10}{'teacher':>9}"
-        f"{'winner':>9}{'margin':>8}{'synthetic CNN':>15}",
+        f"{'winner':>9}{'margin':>8}{'synthetic CNN':>15}{'default':>9}{'fills in':>10}",
     ]
     for name in FUSION_FIELDS:
         ev = fusion["evidence"].get(name, {})
         c, t = ev.get("cnn"), ev.get("teacher")
         margin = (c - t) if c is not None and t is not None else None
+        fills_in = "cnn" if ev.get("cnn_informative", True) else "default"
         lines.append(
             f"   {name:28}{_fmt(real['agreement'][name], 15)}{_fmt(c, 10)}{_fmt(t, 9)}"
             f"{fusion['choices'].get(name, '-'):>9}{_fmt(margin)}"
-            f"{_fmt(syn['cnn'][name], 15)}"
+            f"{_fmt(syn['cnn'][name], 15)}{_fmt(ev.get('default'), 9)}{fills_in:>10}"
         )
     counts = {
         src: sum(fusion["choices"].get(n) == src for n in FUSION_FIELDS)
@@ -161,8 +162,12 @@ def format_report(report: dict[str, Any]) -> str:
         f"{len(FUSION_FIELDS)} fields. The CNN may win a field only where its synthetic"
     )
     lines.append(
-        "      error meets the goal, and fills in for a missing teacher where its error is at most "
-        f"{INFORMATIVE}x the 'default' column; otherwise the neutral default."
+        "      error meets the goal. Where the teacher is missing or unsure, the CNN fills in if"
+        f" its synthetic error meets the goal or is at most {INFORMATIVE}x the default's, and"
+    )
+    lines.append(
+        "      on these photos it is no further from the teacher than the neutral default"
+        " ('default' column); otherwise the default does."
     )
     class_acc = real.get("class_accuracy", {})
     for name in CLASS_FIELDS:

@@ -47,7 +47,8 @@ above the upper lip and toward the nose for smile, brows beyond +1 sd for
 brow_raise (a high-browed face and raised brows look alike in one photo, hence
 the lower confidence). Shape fields an expression distorts lose confidence with
 it (`EXPRESSION_CONFOUNDS`); a mouth opened as in speech leaves the fields read from
-the chin unread (`OPEN_MOUTH_LIMIT`).
+the chin unread (`OPEN_MOUTH_LIMIT`), a head pitched far up or down those read from the
+top of the forehead (`PITCH_LIMIT`).
 
 Colours: `avatar3d.teacher_colors` (robust Lab medians over landmark regions).
 Glasses: `avatar3d.teacher_glasses` (a frame's bar across the nose bridge); only
@@ -140,6 +141,14 @@ EXPRESSION_CONFOUNDS: dict[str, tuple[str, ...]] = {
 # against 0.49 and 0.38-0.47. Both held under every perturbation of `chibi eval`.
 OPEN_MOUTH_LIMIT = 0.45
 CHIN_FIELDS = ("chin_length", "face_length", "eye_height", "mouth_height")
+# A head pitched this far (degrees, up or down) leaves the two fields read from the top
+# of the forehead (landmark 10, the point furthest behind the eyes) unread: frontalising
+# with FaceMesh's depth leaves them biased the way the head turns. The three faces
+# pitched 20-24 degrees read eye_height 0.98 (Obama, head up; 0.48 level in another
+# photo), 0.34 and 0.20 (two of the group photo's men, heads down; face_length 0.82 and
+# 0.67); the faces pitched 16 degrees or less 0.41-0.71 and 0.47-0.59.
+PITCH_LIMIT = 18.0
+FOREHEAD_FIELDS = ("face_length", "eye_height")
 DEFAULT_SHAPE_CONFIDENCE = 0.8
 EXPRESSION_CONFIDENCE = {"brow_raise": 0.5}
 DEFAULT_EXPRESSION_CONFIDENCE = 0.8
@@ -231,6 +240,8 @@ def measure(
 
     expression = expression_from_measurements(raw)
     unread = CHIN_FIELDS if expression["mouth_open"] >= OPEN_MOUTH_LIMIT else ()
+    if abs(face.pitch) >= PITCH_LIMIT:
+        unread += FOREHEAD_FIELDS
     shape, confidence = {}, {}
     for name in SHAPE_SLIDERS:
         if name in SHAPE_MAPPING and math.isfinite(raw[name]) and name not in unread:

@@ -14,7 +14,7 @@ from validators import DEFAULT_BUDGET, assert_valid_file
 from avatar3d.errors import ChibiError
 from avatar3d.params import GLASSES, UNKNOWN_FRAME, AvatarParams, hex_to_rgb
 from avatar3d.pipeline import PhotoPipeline, photo_to_params
-from avatar3d.teacher import CHIN_FIELDS
+from avatar3d.teacher import CHIN_FIELDS, FOREHEAD_FIELDS
 from server.cli import main
 
 
@@ -322,7 +322,9 @@ def test_one_man_grinning_speaking_and_smiling_gets_those_expressions(tmp_path, 
     an open mouth and no smile; standing, as a closed mouth with a faint smile. While
     the mouth is open, the lips' fullness is not read from it; while he speaks, nor is
     his chin (`teacher.OPEN_MOUTH_LIMIT`: it read chin_length 0.00 and mouth_height 0.05,
-    against 0.49 and 0.38-0.47 in the other two)."""
+    against 0.49 and 0.38-0.47 in the other two); with his head up 21 degrees, standing,
+    nor is the top of his forehead (`teacher.PITCH_LIMIT`: eye_height read 0.98, against
+    0.48 grinning)."""
     grin, speaking, standing = (
         _params_with_sources(tmp_path, capsys, name)
         for name in ("obama", "obama_speaking", "obama_standing")
@@ -339,8 +341,10 @@ def test_one_man_grinning_speaking_and_smiling_gets_those_expressions(tmp_path, 
     assert standing["sources"]["shape.lip_fullness"] == "teacher"
     for name in CHIN_FIELDS:
         assert speaking["sources"][f"shape.{name}"] != "teacher"
-        assert grin["sources"][f"shape.{name}"] == standing["sources"][f"shape.{name}"] == "teacher"
-    for name in ("chin_length", "mouth_height"):
+        assert grin["sources"][f"shape.{name}"] == "teacher"
+        expected = "teacher" if name not in FOREHEAD_FIELDS else "default"
+        assert standing["sources"][f"shape.{name}"] == expected
+    for name in ("chin_length", "mouth_height", "eye_height", "face_length"):
         values = [printed["params"]["shape"][name] for printed in (grin, speaking, standing)]
         assert max(values) - min(values) < 0.2, (name, values)
 

@@ -244,6 +244,23 @@ def test_eyes_narrowed_on_dark_skin_are_not_behind_lenses(group_photo):
             assert measure(tinted, same).hidden == (), (face.bbox[0], tone)
 
 
+def test_a_head_pitched_far_up_or_down_leaves_the_forehead_top_unread(group_photo):
+    """The group photo's two men pitched 23-24 degrees down read eye_height 0.34 and 0.20
+    and face_length 0.82 and 0.67 (Obama, 21 degrees up: eye_height 0.98); the fields read
+    from the top of the forehead are left unread there (`PITCH_LIMIT`), and read on the
+    faces pitched less (16 degrees at most)."""
+    from avatar3d.teacher import FOREHEAD_FIELDS, PITCH_LIMIT
+
+    photo, faces, _ = group_photo
+    pitched = [abs(face.pitch) >= PITCH_LIMIT for face in faces]
+    assert pitched == [False, False, True, True, False]
+    for face, far in zip(faces, pitched, strict=True):
+        labels = measure(photo, face)
+        for name in FOREHEAD_FIELDS:
+            assert (labels.confidence[name] == 0.0) is far, (face.pitch, name)
+        assert labels.confidence["chin_length"] > 0.3  # the rest is read
+
+
 # -- to AvatarParams ---------------------------------------------------------------------
 def test_labels_to_params(labels):
     base = AvatarParams(hair_style="bob", name="Eileen", hair_color="#123456", hair_length=0.9)

@@ -146,7 +146,7 @@ CHIN_FIELDS = ("chin_length", "face_length", "eye_height", "mouth_height")
 # with FaceMesh's depth leaves them biased the way the head turns. The three faces
 # pitched 20-24 degrees read eye_height 0.98 (Obama, head up; 0.48 level in another
 # photo), 0.34 and 0.20 (two of the group photo's men, heads down; face_length 0.82 and
-# 0.67); the faces pitched 16 degrees or less 0.41-0.71 and 0.47-0.59.
+# 0.67); the seven others pitched 16 degrees or less 0.41-0.71 and 0.47-0.59.
 PITCH_LIMIT = 18.0
 FOREHEAD_FIELDS = ("face_length", "eye_height")
 DEFAULT_SHAPE_CONFIDENCE = 0.8

@@ -368,8 +368,8 @@ def fusion_from_real(
     The CNN may beat the teacher on a slider or colour only where its synthetic error
     meets the goal, and fills in for a missing teacher only where its synthetic error
     meets the goal or is at most INFORMATIVE x that of always answering the default, and
-    on the real photos it is no further from the teacher than the default is (the CNN,
-    trained on chibi renders, read 15 of the 20 sliders the teacher measures on them
+    on the real photos it is no further from the teacher than the default is (trained on
+    chibi renders, it read 15 of the 20 sliders the teacher measures on the sample photos
     further off than the default does: session 39); its class heads
     are used only where their synthetic accuracy reaches CLASS_GOAL and they are right
     on every annotated sample photo, of which there must be one at least (renders alone

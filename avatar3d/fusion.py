@@ -3,7 +3,8 @@
 A `FusionTable` names, for every field, the source the final params take it from:
 - "teacher": the landmark/colour measurement (when its confidence for this face is at
   least `min_confidence`; otherwise the CNN's value, or the default where the CNN does
-  no better than the default on synthetic renders);
+  no better than the default on synthetic renders or is further from the teacher than
+  the default on the real photos: evidence 'cnn_informative');
 - "cnn": ChibiNet's prediction;
 - "default": the neutral `AvatarParams` default, for fields no source measures
   reliably (better a neutral chibi than a confident wrong guess).
@@ -11,8 +12,9 @@ Each choice comes with its evidence. `chibi eval` measures it: on real photos th
 teacher is the yardstick (landmark geometry is exact; its own error is its change
 under flips, exposure, scale and JPEG); the CNN may only beat the teacher on a field
 where its synthetic error meets the goal, and fills in for a missing teacher only
-where it beats the default; the class heads (hair style, glasses) are used only where
-they are accurate on synthetic renders and right on the annotated sample photos.
+where it beats the default, on the renders and on the real photos; the class heads
+(hair style, glasses) are used only where they are accurate on synthetic renders and
+right on the annotated sample photos.
 Glasses may also come from the teacher, which sees whether a frame crosses the nose
 (`teacher_glasses`): then a face without one gets "none", an unsure reading the
 default, and a face with one a frame whose shape is a decision of its own

@@ -203,9 +203,10 @@ def real_field_errors(readings: dict[str, dict[str, FaceReading]]) -> dict[str, 
         ref = variants["original"]
         ref_ok = np.concatenate([ref.teacher_slider_conf, ref.teacher_color_conf]) > 0
         agree.append(_diff(ref.cnn_sliders, ref.cnn_colors, ref, ref_ok))
+        # as often as the CNN's rows, so both weigh the photos alike
+        default += [_diff(DEFAULT_SLIDERS, DEFAULT_COLORS, ref, ref_ok)] * len(variants)
         for kind, reading in variants.items():
             cnn.append(_diff(reading.cnn_sliders, reading.cnn_colors, ref, ref_ok))
-            default.append(_diff(DEFAULT_SLIDERS, DEFAULT_COLORS, ref, ref_ok))
             if kind != "original":
                 teacher.append(_diff(reading.teacher_sliders, reading.teacher_colors, ref, ref_ok))
 

@@ -119,6 +119,11 @@ class FusionTable:
         since only a measurement (`evaluate.fusion_from_real`) lets a class head in."""
         return self.choices.get(name, "default" if name in CLASS_FIELDS else "teacher")
 
+    def stand_in(self, name: str) -> str:
+        """Who stands in for the teacher on a field where it is missing or unsure: 'cnn',
+        or 'default' where the evidence says the CNN does no better (`cnn_informative`)."""
+        return "cnn" if self.evidence.get(name, {}).get("cnn_informative", True) else "default"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -256,7 +261,7 @@ def fuse_arrays(
 
 def _fuse(cnn, teacher, conf, default, names, table: FusionTable) -> np.ndarray:
     source = np.array([table.source(n) for n in names])
-    cnn_ok = np.array([table.evidence.get(n, {}).get("cnn_informative", True) for n in names])
+    cnn_ok = np.array([table.stand_in(n) == "cnn" for n in names])
     shape = (1, -1) + (1,) * (cnn.ndim - 2)
     fallback = np.where(cnn_ok.reshape(shape), cnn, default[None])
     use_teacher = (source == "teacher").reshape(shape) & (conf >= table.min_confidence)

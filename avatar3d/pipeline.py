@@ -61,8 +61,7 @@ class FaceResult:
         for name, c in zip(FUSION_FIELDS, conf, strict=True):
             source = table.source(name)
             if source == "teacher" and c < table.min_confidence:
-                trusted = table.evidence.get(name, {}).get("cnn_informative", True)
-                source = "cnn" if trusted else "default"
+                source = table.stand_in(name)
             if source == "teacher" and name in record.get("hidden", ()):
                 source = "hidden"
             elif source == "teacher" and name in record.get("skin_scale", ()):

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from avatar3d.evaluate import COLOR_GOAL, FAIRNESS_GOAL, SLIDER_GOAL, STABILITY_GOAL
+from avatar3d.fusion import FUSION_FIELDS, FusionTable
 from avatar3d.param_arrays import COLOR_NAMES, SLIDER_FIELDS
 
 
@@ -69,13 +70,9 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
             f"(worst {worst:.2f} / mean {mean:.2f} dE2000; goal <= "
             f"{FAIRNESS_GOAL}, chance {report['fairness']['cnn_chance']:.3f}{redraws})"
         )
-    fills_in = [
-        {name: "cnn" if ev.get("cnn_informative", True) else "default"
-         for name, ev in report["fusion"]["evidence"].items()}
-        for report in (before, after)
-    ]  # fmt: skip
-    moved = [f"{name}: {src} -> {fills_in[1].get(name)}" for name, src in fills_in[0].items()
-             if fills_in[1].get(name, src) != src]  # fmt: skip
+    tables = [FusionTable.from_dict(report["fusion"]) for report in (before, after)]
+    stand_ins = [(name, *(table.stand_in(name) for table in tables)) for name in FUSION_FIELDS]
+    moved = [f"{name}: {was} -> {now}" for name, was, now in stand_ins if was != now]
     lines.append("fills in for an unsure teacher, changed: " + ("; ".join(moved) or "none"))
     changed = [
         f"{name}: {choice} -> {after['fusion']['choices'].get(name)}"

@@ -81,11 +81,12 @@ def format_report(report: dict[str, Any]) -> str:
     )
     from avatar3d.evaluate import field_goal as _goal
     from avatar3d.evaluate_real import PERTURBATIONS
-    from avatar3d.fusion import CLASS_FIELDS, FUSION_FIELDS
+    from avatar3d.fusion import CLASS_FIELDS, FUSION_FIELDS, FusionTable
     from avatar3d.param_arrays import COLOR_NAMES, SLIDER_FIELDS
 
     lines: list[str] = [f"ChibiNet evaluation - model {report['model']}", ""]
     syn, real, fusion = report["synthetic"], report["real"], report["fusion"]
+    table = FusionTable.from_dict(fusion)
     # 1. synthetic
     lines.append(
         f"1. Synthetic held-out renders: {syn['count']} faces, exact labels "
@@ -147,11 +148,10 @@ def format_report(report: dict[str, Any]) -> str:
         ev = fusion["evidence"].get(name, {})
         c, t = ev.get("cnn"), ev.get("teacher")
         margin = (c - t) if c is not None and t is not None else None
-        fills_in = "cnn" if ev.get("cnn_informative", True) else "default"
         lines.append(
             f"   {name:28}{_fmt(real['agreement'][name], 15)}{_fmt(c, 10)}{_fmt(t, 9)}"
             f"{fusion['choices'].get(name, '-'):>9}{_fmt(margin)}"
-            f"{_fmt(syn['cnn'][name], 15)}{_fmt(ev.get('default'), 9)}{fills_in:>10}"
+            f"{_fmt(syn['cnn'][name], 15)}{_fmt(ev.get('default'), 9)}{table.stand_in(name):>10}"
         )
     counts = {
         src: sum(fusion["choices"].get(n) == src for n in FUSION_FIELDS)

@@ -46,7 +46,8 @@ eye aspect ratio for blinks, lip gap for mouth_open, the mouth corners' lift
 above the upper lip and toward the nose for smile, brows beyond +1 sd for
 brow_raise (a high-browed face and raised brows look alike in one photo, hence
 the lower confidence). Shape fields an expression distorts lose confidence with
-it (`EXPRESSION_CONFOUNDS`); a mouth opened as in speech leaves the fields read from
+it (`EXPRESSION_CONFOUNDS`), and a smile's widening is taken out of the mouth's
+width (`mouth_width_at_rest`); a mouth opened as in speech leaves the fields read from
 the chin unread (`OPEN_MOUTH_LIMIT`), a head pitched far up or down those read from the
 top of the forehead (`PITCH_LIMIT`).
 
@@ -152,6 +153,13 @@ CHIN_FIELDS = ("chin_length", "face_length", "eye_height", "mouth_height")
 # 0.67); the seven others pitched 16 degrees or less 0.41-0.71 and 0.47-0.59.
 PITCH_LIMIT = 18.0
 FOREHEAD_FIELDS = ("face_length", "eye_height")
+# A smile draws the mouth corners out as well as up, so `mouth_width` is read as the
+# mouth at rest: the width over 1 + SMILE_WIDENING x the smile beyond SMILE_AT_REST.
+# Obama grinning (smile 0.72) reads his mouth 1.24x as wide as at rest (0.15 standing,
+# 0 speaking: 0.643 and 0.656 of U). The faces at rest read 0.00-0.22 (a slight
+# smile), which widens nothing: Obama speaking has the wider mouth of the two.
+SMILE_AT_REST = 0.2
+SMILE_WIDENING = 0.46
 DEFAULT_SHAPE_CONFIDENCE = 0.8
 EXPRESSION_CONFIDENCE = {"brow_raise": 0.5}
 DEFAULT_EXPRESSION_CONFIDENCE = 0.8
@@ -246,9 +254,10 @@ def measure(
     if abs(face.pitch) >= PITCH_LIMIT:
         unread += FOREHEAD_FIELDS
     shape, confidence = {}, {}
+    at_rest = raw | {"mouth_width": mouth_width_at_rest(raw["mouth_width"], expression["smile"])}
     for name in SHAPE_SLIDERS:
         if name in SHAPE_MAPPING and math.isfinite(raw[name]) and name not in unread:
-            shape[name] = slider_from_measurement(name, raw[name])
+            shape[name] = slider_from_measurement(name, at_rest[name])
             base = SHAPE_CONFIDENCE.get(name, DEFAULT_SHAPE_CONFIDENCE)
             for cause in EXPRESSION_CONFOUNDS.get(name, ()):
                 base *= 1.0 - expression[cause]
@@ -400,6 +409,11 @@ def frontal_measurements(f: np.ndarray) -> dict[str, float]:
         "smile_lift": float(f[13, 1] - corner_y),
         "corner_drop": float(corner_y - f[2, 1] - JAW_CARRY * gap),
     }
+
+
+def mouth_width_at_rest(width: float, smile: float) -> float:
+    """The mouth's width (of U, as measured) without the widening of a `smile` (0..1)."""
+    return width / (1.0 + SMILE_WIDENING * max(0.0, smile - SMILE_AT_REST))
 
 
 def slider_from_measurement(name: str, value: float) -> float:

@@ -324,7 +324,9 @@ def test_one_man_grinning_speaking_and_smiling_gets_those_expressions(tmp_path, 
     his chin (`teacher.OPEN_MOUTH_LIMIT`: it read chin_length 0.00 and mouth_height 0.05,
     against 0.49 and 0.38-0.47 in the other two); with his head up 21 degrees, standing,
     nor is the top of his forehead (`teacher.PITCH_LIMIT`: eye_height read 0.98, against
-    0.48 grinning); grinning, nor is his nose (`teacher.EXPRESSION_CONFOUNDS`)."""
+    0.48 grinning); grinning, nor is his nose (`teacher.EXPRESSION_CONFOUNDS`), and his
+    mouth is read at rest (`teacher.mouth_width_at_rest`: it read 1.00, the slider's
+    top, against 0.75-0.80 in the other two)."""
     grin, speaking, standing = (
         _params_with_sources(tmp_path, capsys, name)
         for name in ("obama", "obama_speaking", "obama_standing")
@@ -344,13 +346,17 @@ def test_one_man_grinning_speaking_and_smiling_gets_those_expressions(tmp_path, 
         assert grin["sources"][f"shape.{name}"] == "teacher"
         expected = "teacher" if name not in FOREHEAD_FIELDS else "default"
         assert standing["sources"][f"shape.{name}"] == expected
-    for name in ("chin_length", "mouth_height", "eye_height", "face_length", "nose_size"):
+    names = ("chin_length", "mouth_height", "eye_height", "face_length", "nose_size", "mouth_width")
+    for name in names:
         values = [printed["params"]["shape"][name] for printed in (grin, speaking, standing)]
         assert max(values) - min(values) < 0.2, (name, values)
     # his grin flares his nostrils (nose_size 0.65, against 0.45-0.55): not read there
     assert grin["sources"]["shape.nose_size"] != "teacher"
     assert speaking["sources"]["shape.nose_size"] == "teacher"
     assert standing["sources"]["shape.nose_size"] == "teacher"
+    for printed in (grin, speaking, standing):
+        assert printed["sources"]["shape.mouth_width"] == "teacher"
+    assert grin["params"]["shape"]["mouth_width"] < 0.9
 
 
 def test_convert_a_full_length_photo_to_a_valid_vrm(tmp_path):

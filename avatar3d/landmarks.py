@@ -178,11 +178,15 @@ def similarity_fit(src: np.ndarray, dst: np.ndarray, weights: np.ndarray) -> np.
     return np.hstack([linear, (mu_dst - linear @ mu_src)[:, None]])
 
 
-def warp_image(rgb: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray:
+def warp_image(
+    rgb: np.ndarray, transform: np.ndarray, size: int, edge_padding: bool = False
+) -> np.ndarray:
     """Warp (H, W, 3) uint8 into a (size, size, 3) image with a (2, 3) image->output transform.
 
     When the transform shrinks by more than 2x, the source region is first
-    reduced with area averaging so that the result does not alias.
+    reduced with area averaging so that the result does not alias. Output pixels
+    beyond the image are grey (`CROP_BORDER_VALUE`), or with `edge_padding` its
+    nearest edge pixel repeated.
     """
     transform = np.asarray(transform, dtype=np.float64)
     scale = math.sqrt(abs(np.linalg.det(transform[:, :2])))
@@ -220,6 +224,6 @@ def warp_image(rgb: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray:
         transform,
         (size, size),
         flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
+        borderMode=cv2.BORDER_REPLICATE if edge_padding else cv2.BORDER_CONSTANT,
         borderValue=CROP_BORDER_VALUE,
     )

@@ -6,7 +6,9 @@ public-domain White House photos: Barack Obama three times (a broad smile with t
 speaking behind a microphone, standing full length) and Joe Biden standing. They add
 a darker skin tone, a grin, an open mouth, small faces in large photos, grey hair and
 one person in three photos (how far one person's avatar moves between photos). These
-are `PHOTOS`, one person each, which `chibi eval` reads.
+are `PHOTOS`, one person each, which `chibi eval` reads. The same release holds his grin
+cut through the face by the photo's edge, once on each side: `CUT_PHOTOS`, for the tests
+of a face cut by the frame.
 
 `GROUP_PHOTOS` holds a photo of several people: the test image of `insightface` 2.1's
 source release on PyPI (MIT code; the photo itself is a promotional still of the TV
@@ -45,21 +47,33 @@ class Release:
     photos: dict[str, tuple[str, str]]
 
 
+PHOTOS = {  # one person each: `chibi eval`'s sample photos
+    "obama": ("obama.jpg", "0930e3aa8cae5920329c0c8cbc6a2ab70f47b0e67b432875beaa95cbf7e741f6"),
+    "obama_speaking": (
+        "obama2.jpg", "a7efcc907375274796f39646510704aa86672d59f6d5469d69af3c85590976a6",
+    ),
+    "obama_standing": (
+        "obama3.jpg", "76ac6bf97c36dc2da0ad16a537d6a5ac1b10f48d49aac29a0cca9a17cdbc3ca3",
+    ),
+    "biden": ("biden.jpg", "3c17508bb91554c637a2eabddfae790e5bb1caba93130814fc2ac50be9760c4c"),
+}  # fmt: skip
+# Obama's grin (`PHOTOS["obama"]`) cut through his face by the photo's left and right edge
+CUT_PHOTOS = {
+    "obama_cut_left": (
+        "obama_partial_face.jpg",
+        "c2d1f09e7ef3042352b41e41286e6eb0522f64f88308be13886991b95db52117",
+    ),
+    "obama_cut_right": (
+        "obama_partial_face2.jpg",
+        "9a812347f97633542b8cd9992de22def11b74f79d82056bc3ee830f13878e028",
+    ),
+}
 FACE_RECOGNITION = Release(
     "face_recognition==1.3.0",
     "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec",
     "face_recognition-1.3.0/tests/test_images",
-    {
-        "obama": ("obama.jpg", "0930e3aa8cae5920329c0c8cbc6a2ab70f47b0e67b432875beaa95cbf7e741f6"),
-        "obama_speaking": (
-            "obama2.jpg", "a7efcc907375274796f39646510704aa86672d59f6d5469d69af3c85590976a6",
-        ),
-        "obama_standing": (
-            "obama3.jpg", "76ac6bf97c36dc2da0ad16a537d6a5ac1b10f48d49aac29a0cca9a17cdbc3ca3",
-        ),
-        "biden": ("biden.jpg", "3c17508bb91554c637a2eabddfae790e5bb1caba93130814fc2ac50be9760c4c"),
-    },
-)  # fmt: skip
+    PHOTOS | CUT_PHOTOS,
+)
 INSIGHTFACE = Release(
     "insightface==2.1",
     "776cbd36b70f5f2ae1a026101cfb80387f0b2280a0dbaf073f8d3ed69f554e01",
@@ -67,7 +81,6 @@ INSIGHTFACE = Release(
     {"friends": ("t1.jpg", "47f682e945b659f93a9e490b9c9c4a2a864abe64dace9e1a2893845ddfd69489")},
 )
 RELEASES = (FACE_RECOGNITION, INSIGHTFACE)
-PHOTOS = FACE_RECOGNITION.photos  # one person each: `chibi eval`'s sample photos
 GROUP_PHOTOS = INSIGHTFACE.photos
 # photo name -> the person in it, for photos of one person (`same_person_spread`)
 PERSON = {"obama": "obama", "obama_speaking": "obama", "obama_standing": "obama"}

@@ -12,7 +12,7 @@ from avatar3d.imageio import decode_image
 
 
 def test_setup_fetched_every_photo_and_each_decodes():
-    for which in (sample_photos.PHOTOS, sample_photos.GROUP_PHOTOS):
+    for which in (sample_photos.PHOTOS, sample_photos.CUT_PHOTOS, sample_photos.GROUP_PHOTOS):
         photos = dict(sample_photos.installed(which))
         assert list(photos) == list(which)
         for data in photos.values():
@@ -43,7 +43,8 @@ def test_fetch_fails_clearly_and_writes_nothing(tmp_path, monkeypatch, broken):
         wrong = dataclasses.replace(sample_photos.INSIGHTFACE, requirement="insightface==0.0.0")
         monkeypatch.setattr(sample_photos, "RELEASES", (sample_photos.FACE_RECOGNITION, wrong))
     else:  # the right release, but a file it does not hold
-        monkeypatch.setitem(sample_photos.PHOTOS, "nobody", ("nobody.jpg", "0" * 64))
+        photos = sample_photos.FACE_RECOGNITION.photos
+        monkeypatch.setitem(photos, "nobody", ("nobody.jpg", "0" * 64))
     with pytest.raises(RuntimeError, match="failed|missing"):
         sample_photos.fetch(tmp_path / "photos")
     assert not list((tmp_path / "photos").glob("*.jpg"))

@@ -1,0 +1,116 @@
+"""How far the teacher's sliders move when the photo's edge cuts through the face.
+
+Each face of the sample photos (`chibi eval`'s) and of the group photo is read in a
+window reaching one face beyond its landmark box on every side, then in the same
+window with one side moved into the box by a share of the face (`--levels`). For each
+side and share it prints the mean change of the teacher's shape sliders from the uncut
+window's reading (those `teacher.measure` leaves unread count at the default, 0.5, as
+the photo path fills them) and, beside it, how far the default lies from the uncut
+reading; and smile's mean change over every cut. `--by-field` adds each slider's own
+mean change for each side, over the shares.
+
+    .venv/bin/python scripts/cut_faces.py [--levels 0.05 0.1 0.2] [--by-field]
+
+About 3 minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+
+import numpy as np
+from covered_faces import group_faces
+
+from avatar3d.errors import ChibiError
+from avatar3d.evaluate_real import real_faces
+from avatar3d.face import FaceAnalyzer
+from avatar3d.teacher import SHAPE_MAPPING, measure
+
+SIDES = ("left", "right", "top", "bottom")
+SLIDERS = tuple(name for name in SHAPE_MAPPING if name not in ("head_size", "ear_size"))
+
+
+def windows(box: tuple[float, ...], shape: tuple[int, ...], side: str, level: float):
+    """(x0, y0, x1, y1) of the uncut window around `box`, and of it cut `level` into the
+    box at `side` (a share of the box's width or height)."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    whole = [max(0, int(x0 - w)), max(0, int(y0 - h)),
+             min(shape[1], int(x1 + w)), min(shape[0], int(y1 + h))]  # fmt: skip
+    cut = list(whole)
+    index = SIDES.index(side)
+    edge = (x0 + level * w, x1 - level * w, y0 + level * h, y1 - level * h)[index]
+    cut[(0, 2, 1, 3)[index]] = int(round(edge))
+    return whole, cut
+
+
+def reading(analyzer: FaceAnalyzer, rgb: np.ndarray, window: list[int]) -> dict | None:
+    x0, y0, x1, y1 = window
+    image = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+    try:
+        face = analyzer.analyze(image)[0]
+    except ChibiError:
+        return None
+    labels = measure(image, face)
+    return {**{name: labels.shape[name] for name in SLIDERS}, "smile": labels.expression["smile"]}
+
+
+def faces() -> Iterator[tuple[str, np.ndarray, object]]:
+    yield from real_faces(log=lambda line: None)
+    yield from group_faces(None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--levels", type=float, nargs="+", default=[0.05, 0.1, 0.2])
+    parser.add_argument("--by-field", action="store_true", help="each slider's change too")
+    args = parser.parse_args()
+    analyzer = FaceAnalyzer()
+    change: dict[tuple[str, float], list[float]] = {}
+    default: dict[tuple[str, float], list[float]] = {}
+    by_field: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    smile: list[float] = []
+    count = 0
+    for name, rgb, face in faces():
+        count += 1
+        for side in SIDES:
+            for level in args.levels:
+                whole, cut = windows(face.bbox, rgb.shape, side, level)
+                before, after = reading(analyzer, rgb, whole), reading(analyzer, rgb, cut)
+                if before is None or after is None:
+                    print(f"{name} {side} {level}: no face read")
+                    continue
+                change.setdefault((side, level), []).append(
+                    np.mean([abs(after[s] - before[s]) for s in SLIDERS])
+                )
+                default.setdefault((side, level), []).append(
+                    np.mean([abs(0.5 - before[s]) for s in SLIDERS])
+                )
+                smile.append(abs(after["smile"] - before["smile"]))
+                for s in SLIDERS:
+                    by_field.setdefault((side, s), []).append(
+                        (abs(after[s] - before[s]), abs(0.5 - before[s]))
+                    )
+    print(f"{count} faces; mean change of {len(SLIDERS)} shape sliders (the default's distance)")
+    for side in SIDES:
+        cells = [
+            f"{level:.2f}: {np.mean(change[side, level]):.3f} ({np.mean(default[side, level]):.3f})"
+            for level in args.levels
+            if (side, level) in change
+        ]
+        print(f"  cut at the {side:6}  " + "   ".join(cells))
+    print(f"smile's mean change over every cut: {np.mean(smile):.3f}")
+    if args.by_field:
+        for side in SIDES:
+            cells = [
+                f"{s} {np.mean(np.array(by_field[side, s]), axis=0)[0]:.3f}"
+                f" ({np.mean(np.array(by_field[side, s]), axis=0)[1]:.3f})"
+                for s in SLIDERS
+                if (side, s) in by_field
+            ]
+            print(f"  cut at the {side}: " + ", ".join(cells))
+
+
+if __name__ == "__main__":
+    main()

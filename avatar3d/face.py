@@ -12,7 +12,9 @@ Pipeline of `FaceAnalyzer.analyze` on an (H, W, 3) uint8 RGB image:
    so it is not used for finding faces.
 2. For each box (largest first, at most `max_faces`; twice as many where every
    face is asked for, as some fail the checks of step 3), square regions of
-   1.8 and 2.6 x the box are cut out, resized to 320 px and passed to FaceMesh
+   1.8 and 2.6 x the box are cut out (turned upright by the detector's eye line in
+   15 degree steps, the photo's edge repeated past it), resized to 320 px and passed
+   to FaceMesh
    (`refine_landmarks=True`: 468 mesh points + 10 iris points), each also
    mirrored; the landmarks of these passes are mapped back to image pixels and
    averaged. FaceMesh's output jitters with its input framing by ~1-2% of the
@@ -58,9 +60,24 @@ _MESH_INPUT_SIDE = 320
 TILE_BELOW = 0.15
 TILE_SIDE = 0.6
 TILE_OVERLAP = 0.3
+# FaceMesh's crops turn a rolled face upright in steps of this many degrees (the
+# detector's eye line, rounded; `FaceAnalyzer._mesh_in_box`).
+UPRIGHT_STEP = 15.0
 # The crop (times the landmarks' box) in which the detector confirms a face FaceMesh
 # found on its own: the detector's usual framing of a face in a photo.
 _FALLBACK_CONTEXT = 2.5
+
+
+@dataclass
+class _Detection:
+    """A face the full-range detector found: box (x0, y0, x1, y1) image pixels, score,
+    roll (degrees, the eye line's turn in the image, clockwise), and whether the short-range
+    detector must confirm it (a tile's, `FaceAnalyzer._with_tiles`)."""
+
+    box: np.ndarray
+    score: float
+    roll: float
+    confirm: bool = False
 
 
 @dataclass
@@ -259,31 +276,32 @@ class FaceAnalyzer:
         took an eye or a lens for a small face.
         """
         height, width = rgb.shape[:2]
-        boxes = [(box, score, False) for box, score in self._detections(rgb, 0, 0)]
-        boxes.sort(key=lambda item: _bbox_area(item[0]), reverse=True)
-        largest = max((max(b[2] - b[0], b[3] - b[1]) for b, _, _ in boxes), default=0.0)
-        tiled = bool(boxes) and (every_face or largest < TILE_BELOW * max(height, width))
+        detections = sorted(self._detections(rgb, 0, 0), key=lambda d: -_bbox_area(d.box))
+        largest = max((max(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in detections),
+                      default=0.0)  # fmt: skip
+        tiled = bool(detections) and (every_face or largest < TILE_BELOW * max(height, width))
         if tiled:
-            boxes = self._with_tiles(rgb, boxes)
+            detections = self._with_tiles(rgb, detections)
         read = 2 * self.max_faces if every_face else self.max_faces
-        found = self._landmarks_in(rgb, boxes[:read])
+        found = self._landmarks_in(rgb, detections[:read])
         if not found:
             landmarks = self._mesh_landmarks(rgb)
             if landmarks is not None and self._detected_around(rgb, landmarks):
                 found.append((landmarks, 0.5))
         if not found and not tiled:
-            found = self._landmarks_in(rgb, self._with_tiles(rgb, boxes)[:read])
+            found = self._landmarks_in(rgb, self._with_tiles(rgb, detections)[:read])
         return found
 
     def _landmarks_in(
-        self, rgb: np.ndarray, boxes: list[tuple[np.ndarray, float, bool]]
+        self, rgb: np.ndarray, detections: list[_Detection]
     ) -> list[tuple[np.ndarray, float]]:
-        """FaceMesh's landmarks in each detector box, and their scores. A box marked to
+        """FaceMesh's landmarks in each detector box, and their scores. A detection to
         confirm (a tile's) counts only where the short-range detector finds the face
         FaceMesh found there (`_detected_around`)."""
         found: list[tuple[np.ndarray, float]] = []
-        for box, score, confirm in boxes:
-            passes = [self._mesh_in_box(rgb, box, c) for c in self.mesh_contexts]
+        for detection in detections:
+            box = detection.box
+            passes = [self._mesh_in_box(rgb, detection, c) for c in self.mesh_contexts]
             landmarks = _consistent_mean([p for p in passes if p is not None])
             if landmarks is None:
                 continue
@@ -294,37 +312,41 @@ class FaceAnalyzer:
                 continue
             if any(_iou(lm_box, _landmark_bbox(other)) > 0.4 for other, _ in found):
                 continue
-            if confirm and not self._detected_around(rgb, landmarks):
+            if detection.confirm and not self._detected_around(rgb, landmarks):
                 continue
-            found.append((landmarks, score))
+            found.append((landmarks, detection.score))
         return found
 
-    def _with_tiles(
-        self, rgb: np.ndarray, boxes: list[tuple[np.ndarray, float, bool]]
-    ) -> list[tuple[np.ndarray, float, bool]]:
-        """`boxes` and the faces the detector finds over `_tiles` of the image, largest
-        first; a tile's face is left out where it overlaps a box kept already or its
-        centre lies in one (part of a larger face), and marked to confirm."""
+    def _with_tiles(self, rgb: np.ndarray, detections: list[_Detection]) -> list[_Detection]:
+        """`detections` and the faces the detector finds over `_tiles` of the image,
+        largest first; a tile's face is left out where it overlaps a box kept already or
+        its centre lies in one (part of a larger face), and marked to confirm."""
         height, width = rgb.shape[:2]
         found = []
         for x0, y0, x1, y1 in _tiles(width, height):
             found += self._detections(np.ascontiguousarray(rgb[y0:y1, x0:x1]), x0, y0)
-        kept = list(boxes)
+        kept = list(detections)
         # the surest first: a face cut by a tile's edge scores lower than the whole face
-        for box, score in sorted(found, key=lambda item: -item[1]):
+        for tile_face in sorted(found, key=lambda d: -d.score):
+            box = tile_face.box
             centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
-            if all(_iou(box, other) < TILE_OVERLAP and not _inside(centre, other)
-                   for other, _, _ in kept):  # fmt: skip
-                kept.append((box, score, True))
-        return sorted(kept, key=lambda item: _bbox_area(item[0]), reverse=True)
+            if all(_iou(box, other.box) < TILE_OVERLAP and not _inside(centre, other.box)
+                   for other in kept):  # fmt: skip
+                tile_face.confirm = True
+                kept.append(tile_face)
+        return sorted(kept, key=lambda d: -_bbox_area(d.box))
 
-    def _detections(self, rgb: np.ndarray, x0: int, y0: int) -> list[tuple[np.ndarray, float]]:
-        """The full-range detector's boxes in `rgb`, a region whose top-left corner is
-        (x0, y0) in the image, in image pixels, with their scores."""
+    def _detections(self, rgb: np.ndarray, x0: int, y0: int) -> list[_Detection]:
+        """The full-range detector's faces in `rgb`, a region whose top-left corner is
+        (x0, y0) in the image, in image pixels."""
         height, width = rgb.shape[:2]
         offset = np.array([x0, y0, x0, y0], dtype=np.float64)
         return [
-            (_detection_box(det, width, height) + offset, float(det.score[0]) if det.score else 0.0)
+            _Detection(
+                _detection_box(det, width, height) + offset,
+                float(det.score[0]) if det.score else 0.0,
+                _detection_roll(det, width, height),
+            )
             for det in self._detector.process(rgb).detections or []
         ]
 
@@ -335,8 +357,10 @@ class FaceAnalyzer:
         not (too close to the camera, or half behind a face mask) are found in the crop.
         """
         box = _landmark_bbox(landmarks)
-        patch, k, origin = _square_crop(rgb, box, _FALLBACK_CONTEXT)
-        framed = (box - np.tile(origin, 2)) * k
+        patch, to_crop = _square_crop(rgb, box, _FALLBACK_CONTEXT)
+        framed = np.concatenate(
+            [to_crop[:, :2] @ corner + to_crop[:, 2] for corner in (box[:2], box[2:])]
+        )
         for det in self._close_detector.process(patch).detections or []:
             x0, y0, x1, y1 = _detection_box(det, patch.shape[1], patch.shape[0])
             if _inside(((x0 + x1) / 2, (y0 + y1) / 2), framed):
@@ -362,19 +386,31 @@ class FaceAnalyzer:
             return mirrored
         return _consistent_mean([direct, mirrored])
 
-    def _mesh_in_box(self, rgb: np.ndarray, box: np.ndarray, context: float) -> np.ndarray | None:
-        # FaceMesh reads a face cut by the frame better where its crop repeats the photo's
-        # edge than through a grey band (`scripts/cut_faces.py`: a tenth of the face cut
-        # off at a side or the top, the mean change of the teacher's shape sliders from
-        # the uncut face 0.034-0.043 against 0.026-0.036). The short-range detector's crop
-        # (`_detected_around`) stays grey: it confirmed 5 fewer of 160 chibi renders
-        # through repeated edges.
-        patch, k, origin = _square_crop(rgb, box, context, edge_padding=True)
+    def _mesh_in_box(
+        self, rgb: np.ndarray, detection: _Detection, context: float
+    ) -> np.ndarray | None:
+        # The crop turns the face upright by the detector's eye line, in whole
+        # UPRIGHT_STEPs: FaceMesh read a rolled head worse (`scripts/cut_faces.py
+        # --roll`: the sample photos' and the group photo's 11 faces turned 15, 30
+        # and 45 degrees moved the teacher's shape sliders 0.023-0.033, 0.044-0.068
+        # and 0.086-0.091 on average, now 0.013-0.018, 0.016-0.026 and 0.019-0.031).
+        # Turned by the eye line itself they read as well, but a face about upright
+        # then turned with the detector's jitter: under `chibi eval`'s brightness
+        # and JPEG changes chin_length moved 0.059 and mouth_width 0.072 (0.030 and
+        # 0.050 unturned). It repeats the photo's edge past it: FaceMesh read a face
+        # cut by the frame worse through a grey band (`scripts/cut_faces.py`: a
+        # tenth of the face cut off at a side or the top, the mean change of the
+        # teacher's shape sliders from the uncut face 0.034-0.043 against
+        # 0.026-0.036). The short-range detector's crop (`_detected_around`) stays
+        # grey: it confirmed 5 fewer of 160 chibi renders through repeated edges.
+        roll = UPRIGHT_STEP * round(detection.roll / UPRIGHT_STEP)
+        patch, to_crop = _square_crop(rgb, detection.box, context, roll, edge_padding=True)
         lm = self._mesh_landmarks(patch)
         if lm is None:
             return None
-        lm[:, :2] = lm[:, :2] / k + origin
-        lm[:, 2] = lm[:, 2] / k
+        to_image = cv2.invertAffineTransform(to_crop)
+        lm[:, :2] = lm[:, :2] @ to_image[:, :2].T + to_image[:, 2]
+        lm[:, 2] = lm[:, 2] * np.sqrt(abs(np.linalg.det(to_image[:, :2])))
         return lm
 
 
@@ -484,17 +520,25 @@ def _check_rgb(rgb: object) -> np.ndarray:
 
 
 def _square_crop(
-    rgb: np.ndarray, box: np.ndarray, context: float, edge_padding: bool = False
-) -> tuple[np.ndarray, float, np.ndarray]:
+    rgb: np.ndarray,
+    box: np.ndarray,
+    context: float,
+    roll: float = 0.0,
+    edge_padding: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """The (_MESH_INPUT_SIDE, _MESH_INPUT_SIDE, 3) square crop centred on `box`
-    (x0, y0, x1, y1 pixels), `context` times its longer side, its crop pixels per image
-    pixel, and its top-left corner (2,) in image pixels. Past the image's edge the crop
-    is grey, or with `edge_padding` repeats the edge's pixels (`warp_image`)."""
+    (x0, y0, x1, y1 pixels), `context` times its longer side, turned by `roll` degrees
+    counter-clockwise (a face rolled that far clockwise stands upright in it), and its
+    (2, 3) image -> crop transform. Past the image's edge the crop is grey, or with
+    `edge_padding` repeats the edge's pixels (`warp_image`)."""  # fmt: skip
     side = context * max(box[2] - box[0], box[3] - box[1])
-    origin = np.array([(box[0] + box[2] - side) / 2, (box[1] + box[3] - side) / 2])
+    centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
     k = _MESH_INPUT_SIDE / side
-    to_crop = np.array([[k, 0.0, -k * origin[0]], [0.0, k, -k * origin[1]]])
-    return warp_image(rgb, to_crop, _MESH_INPUT_SIDE, edge_padding), k, origin
+    angle = np.radians(roll)
+    # y points down: this turns image content counter-clockwise on screen by `roll`
+    linear = k * np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
+    to_crop = np.hstack([linear, (_MESH_INPUT_SIDE / 2 - linear @ centre)[:, None]])
+    return warp_image(rgb, to_crop, _MESH_INPUT_SIDE, edge_padding), to_crop
 
 
 def _tiles(width: int, height: int) -> list[tuple[int, int, int, int]]:
@@ -515,6 +559,13 @@ def _detection_box(detection: object, width: int, height: int) -> np.ndarray:
     rel = detection.location_data.relative_bounding_box  # type: ignore[attr-defined]
     return np.array([rel.xmin * width, rel.ymin * height,
                      (rel.xmin + rel.width) * width, (rel.ymin + rel.height) * height])  # fmt: skip
+
+
+def _detection_roll(detection: object, width: int, height: int) -> float:
+    """Degrees the detected face's eye line turns clockwise in a `width` x `height`
+    image (0 upright; the person's right eye is the image's left one)."""
+    right, left = detection.location_data.relative_keypoints[:2]  # type: ignore[attr-defined]
+    return float(np.degrees(np.arctan2((left.y - right.y) * height, (left.x - right.x) * width)))
 
 
 def _landmark_bbox(landmarks: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""How far the teacher's sliders move when the photo's edge cuts through the face.
+"""How far the teacher's sliders move when the photo's edge cuts through the face, or
+when the head is rolled.
 
 Each face of the sample photos (`chibi eval`'s) and of the group photo is read in a
 window reaching one face beyond its landmark box on every side, then in the same
@@ -9,7 +10,12 @@ the photo path fills them) and, beside it, how far the default lies from the unc
 reading; and smile's mean change over every cut. `--by-field` adds each slider's own
 mean change for each side, over the shares.
 
+`--roll` turns each face instead: a square window 3.2 face widths wide around it, the
+photo mirrored past its edges, turned by each of `--angles` degrees about the face's
+centre, against the same window unturned.
+
     .venv/bin/python scripts/cut_faces.py [--levels 0.05 0.1 0.2] [--by-field]
+    .venv/bin/python scripts/cut_faces.py --roll [--angles 15 -15 30 -30 45 -45]
 
 About 3 minutes on two cores.
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 
+import cv2
 import numpy as np
 from covered_faces import group_faces
 
@@ -56,6 +63,41 @@ def reading(analyzer: FaceAnalyzer, rgb: np.ndarray, window: list[int]) -> dict 
     return {**{name: labels.shape[name] for name in SLIDERS}, "smile": labels.expression["smile"]}
 
 
+def turned(rgb: np.ndarray, box: tuple[float, ...], degrees: float) -> np.ndarray:
+    """The square window 3.2 box widths wide centred on `box`, turned `degrees`
+    counter-clockwise about its centre (the photo mirrored past its edges)."""
+    x0, y0, x1, y1 = box
+    half = int(1.6 * (x1 - x0))
+    turn = cv2.getRotationMatrix2D(((x0 + x1) / 2, (y0 + y1) / 2), degrees, 1.0)
+    turn[:, 2] += (half - (x0 + x1) / 2, half - (y0 + y1) / 2)
+    return cv2.warpAffine(rgb, turn, (2 * half, 2 * half), borderMode=cv2.BORDER_REFLECT_101)
+
+
+def roll_report(analyzer: FaceAnalyzer, angles: list[float]) -> None:
+    change: dict[float, list[float]] = {}
+    smile: dict[float, list[float]] = {}
+    count = 0
+    for name, rgb, face in faces():
+        count += 1
+        upright = turned(rgb, face.bbox, 0.0)
+        window = [0, 0, upright.shape[1], upright.shape[0]]
+        before = reading(analyzer, upright, window)
+        for angle in angles:
+            after = reading(analyzer, turned(rgb, face.bbox, angle), window)
+            if before is None or after is None:
+                print(f"{name} {angle:+g}: no face read")
+                continue
+            change.setdefault(angle, []).append(
+                np.mean([abs(after[s] - before[s]) for s in SLIDERS])
+            )
+            smile.setdefault(angle, []).append(abs(after["smile"] - before["smile"]))
+    print(f"{count} faces turned; mean change of {len(SLIDERS)} shape sliders, and smile's")
+    for angle in angles:
+        if angle in change:
+            slider, smiles = np.mean(change[angle]), np.mean(smile[angle])
+            print(f"  {angle:+4g} degrees: {slider:.3f}, smile {smiles:.3f}")
+
+
 def faces() -> Iterator[tuple[str, np.ndarray, object]]:
     yield from real_faces(log=lambda line: None)
     yield from group_faces(None)
@@ -65,8 +107,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--levels", type=float, nargs="+", default=[0.05, 0.1, 0.2])
     parser.add_argument("--by-field", action="store_true", help="each slider's change too")
+    parser.add_argument("--roll", action="store_true", help="turn the faces instead")
+    parser.add_argument("--angles", type=float, nargs="+", default=[15, -15, 30, -30, 45, -45])
     args = parser.parse_args()
     analyzer = FaceAnalyzer()
+    if args.roll:
+        roll_report(analyzer, args.angles)
+        return
     change: dict[tuple[str, float], list[float]] = {}
     default: dict[tuple[str, float], list[float]] = {}
     by_field: dict[tuple[str, str], list[tuple[float, float]]] = {}

@@ -277,8 +277,7 @@ class FaceAnalyzer:
         """
         height, width = rgb.shape[:2]
         detections = sorted(self._detections(rgb, 0, 0), key=lambda d: -_bbox_area(d.box))
-        largest = max((max(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in detections),
-                      default=0.0)  # fmt: skip
+        largest = max((float(max(d.box[2:] - d.box[:2])) for d in detections), default=0.0)
         tiled = bool(detections) and (every_face or largest < TILE_BELOW * max(height, width))
         if tiled:
             detections = self._with_tiles(rgb, detections)

@@ -120,3 +120,18 @@ def test_covered_faces_prints_every_cover_for_a_photo(tmp_path):
     assert re.search(r"^strong blue +1 of +1", out, re.M)
     # her bob ends about where the shortest side locks do, on every unhidden face
     assert re.search(r"^astronaut +unhidden 0\.00-0\.[0-2]\d \(20/20\) +covered 0\.", out, re.M)
+
+
+def test_cut_faces_prints_each_side_and_each_turn():
+    """A tenth of each face cut off at each side moves the teacher's sliders less than
+    the default lies from them (what `teacher.CHIN` and the edge padding rest on), and
+    the turned faces' changes are printed for each angle."""
+    out = run_script("cut_faces.py", "--levels", "0.1")
+    assert re.search(r"^11 faces;", out, re.M)
+    for side in ("left", "right", "top", "bottom"):
+        change, default = map(float, re.search(
+            rf"cut at the {side} +0\.10: (\d\.\d+) \((\d\.\d+)\)", out).groups())  # fmt: skip
+        assert change < default, side
+    out = run_script("cut_faces.py", "--roll", "--angles", "30")
+    change = float(re.search(r"^ +\+30 degrees: (\d\.\d+), smile", out, re.M).group(1))
+    assert change < 0.03  # 0.016; read as it lay, 0.044 (session 40)

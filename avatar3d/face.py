@@ -48,6 +48,7 @@ from .landmarks import (
     RIGHT_EYE_CORNERS,
     alignment_transform,
     head_pose,
+    transform_points,
     warp_image,
 )
 
@@ -357,9 +358,7 @@ class FaceAnalyzer:
         """
         box = _landmark_bbox(landmarks)
         patch, to_crop = _square_crop(rgb, box, _FALLBACK_CONTEXT)
-        framed = np.concatenate(
-            [to_crop[:, :2] @ corner + to_crop[:, 2] for corner in (box[:2], box[2:])]
-        )
+        framed = transform_points(to_crop, box.reshape(2, 2)).ravel()
         for det in self._close_detector.process(patch).detections or []:
             x0, y0, x1, y1 = _detection_box(det, patch.shape[1], patch.shape[0])
             if _inside(((x0 + x1) / 2, (y0 + y1) / 2), framed):
@@ -408,7 +407,7 @@ class FaceAnalyzer:
         if lm is None:
             return None
         to_image = cv2.invertAffineTransform(to_crop)
-        lm[:, :2] = lm[:, :2] @ to_image[:, :2].T + to_image[:, 2]
+        lm[:, :2] = transform_points(to_image, lm[:, :2])
         lm[:, 2] = lm[:, 2] * np.sqrt(abs(np.linalg.det(to_image[:, :2])))
         return lm
 
@@ -443,7 +442,7 @@ def _observe(
     yaw, pitch, roll, _ = head_pose(landmarks)
     transform = alignment_transform(landmarks)
     crop = warp_image(rgb, transform, CROP_SIZE)
-    crop_lm = landmarks[:, :2].astype(np.float64) @ transform[:, :2].T + transform[:, 2]
+    crop_lm = transform_points(transform, landmarks[:, :2])
     return FaceObservation(
         landmarks=landmarks.astype(np.float32),
         bbox=tuple(float(v) for v in _landmark_bbox(landmarks)),  # type: ignore[arg-type]

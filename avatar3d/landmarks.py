@@ -163,6 +163,11 @@ def crop_transform(
     return magnified
 
 
+def transform_points(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N, 2) points mapped by a (2, 3) affine transform."""
+    return np.asarray(points, np.float64) @ transform[:, :2].T + transform[:, 2]
+
+
 def similarity_fit(src: np.ndarray, dst: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Weighted Umeyama: the (2, 3) rotation + uniform scale + translation mapping src -> dst."""
     w = weights / weights.sum()

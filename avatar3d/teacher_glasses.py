@@ -32,7 +32,7 @@ import math
 import cv2
 import numpy as np
 
-from .landmarks import similarity_fit, warp_image
+from .landmarks import similarity_fit, transform_points, warp_image
 
 EYE_DISTANCE_PX = 48.0  # inter-pupil distance of the measuring frame
 GLASSES_CONTRAST = 0.03
@@ -95,8 +95,7 @@ def _levelled_strip(
                            [centre + EYE_DISTANCE_PX / 2, centre]])  # fmt: skip
     transform = similarity_fit(eyes, level_eyes, np.ones(2))
     level = warp_image(rgb, transform, side)
-    xy = np.asarray(landmarks, np.float64)[[*INNER_BROW_LOWER, NOSE_ROOT], :2]
-    marks = xy @ transform[:, :2].T + transform[:, 2]
+    marks = transform_points(transform, np.asarray(landmarks)[[*INNER_BROW_LOWER, NOSE_ROOT], :2])
     top = max(1, int(round(marks[:-1, 1].mean() + 0.04 * EYE_DISTANCE_PX)))
     bottom = int(round(centre + STRIP_BELOW_EYES * EYE_DISTANCE_PX))
     if bottom - top < 3:

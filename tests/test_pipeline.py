@@ -364,7 +364,7 @@ def test_a_face_cut_by_the_frame_reads_like_the_whole_face(tmp_path, capsys):
     right edge (`sample_photos.CUT_PHOTOS`). FaceMesh's crops repeat the photo's edge
     pixels past it (`face.FaceAnalyzer._mesh_in_box`); through a grey band the right cut
     read his smile 0.49 against 0.72 whole, and the shape sliders 0.079 from the whole
-    photo's on average (now 0.087 and 0.067). His chin is in both photos, so every field
+    photo's on average (now 0.64 and 0.067). His chin is in both photos, so every field
     of the face is read (`teacher.CHIN`); the hair's length is not, with the photo cut
     beside his face (`teacher_hair`)."""
     from avatar3d.sample_photos import CUT_PHOTOS

@@ -39,6 +39,18 @@ import cv2
 import numpy as np
 
 from .errors import ChibiError
+from .face_boxes import (
+    Detection,
+    bbox_area,
+    detection_box,
+    detection_roll,
+    inside,
+    iou,
+    landmark_bbox,
+    scale_box,
+    square_crop,
+    tiles,
+)
 from .imageio import DEFAULT_LIMITS, ImageLimits, decode_image
 from .landmarks import (
     CROP_SIZE,
@@ -52,14 +64,11 @@ from .landmarks import (
     warp_image,
 )
 
-# FaceMesh input side for the crops around a detection.
-_MESH_INPUT_SIDE = 320
 # Below this share of the image's longer side, the largest face found sends the detector
-# over tiles of TILE_SIDE x that side too (`FaceAnalyzer._find_landmarks`; the astronaut's face is
-# 0.20, Joe Biden's in his full-length photo 0.15); a tile's face that overlaps a face
+# over tiles too (`face_boxes.tiles`, `FaceAnalyzer._find_landmarks`; the astronaut's face
+# is 0.20, Joe Biden's in his full-length photo 0.15); a tile's face that overlaps a face
 # kept by more than TILE_OVERLAP (intersection over union) is the same face.
 TILE_BELOW = 0.15
-TILE_SIDE = 0.6
 TILE_OVERLAP = 0.3
 # FaceMesh's crops turn a rolled face upright in steps of this many degrees (the
 # detector's eye line, rounded; `FaceAnalyzer._mesh_in_box`).
@@ -67,18 +76,6 @@ UPRIGHT_STEP = 15.0
 # The crop (times the landmarks' box) in which the detector confirms a face FaceMesh
 # found on its own: the detector's usual framing of a face in a photo.
 _FALLBACK_CONTEXT = 2.5
-
-
-@dataclass
-class _Detection:
-    """A face the full-range detector found: box (x0, y0, x1, y1) image pixels, score,
-    roll (degrees, the eye line's turn in the image, clockwise), and whether the short-range
-    detector must confirm it (a tile's, `FaceAnalyzer._with_tiles`)."""
-
-    box: np.ndarray
-    score: float
-    roll: float
-    confirm: bool = False
 
 
 @dataclass
@@ -227,7 +224,7 @@ class FaceAnalyzer:
             raise ChibiError("no_face", "no face was found in the image")
         height, width = rgb.shape[:2]
         faces = [_observe(rgb, lm, score, (width, height)) for lm, score in found]
-        faces.sort(key=lambda f: _bbox_area(f.bbox), reverse=True)
+        faces.sort(key=lambda f: bbox_area(f.bbox), reverse=True)
         errors = [self._check(face) for face in faces]
         if not all_faces:
             if errors[0] is not None:
@@ -271,13 +268,13 @@ class FaceAnalyzer:
         1280 px photo of six people round a table (faces of 98-145 px) it found three,
         each half of the photo all six. So where the largest face it finds is under
         `TILE_BELOW` of the longer side, or every face is asked for, it also reads
-        overlapping tiles (`_tiles`; four passes of ~3 ms). Where it finds no face, the
+        overlapping tiles (`tiles`; four passes of ~3 ms). Where it finds no face, the
         whole-image FaceMesh fallback comes first (a face too close for the detector),
         and the tiles only if that finds none either: on close-ups a tile's detector
         took an eye or a lens for a small face.
         """
         height, width = rgb.shape[:2]
-        detections = sorted(self._detections(rgb, 0, 0), key=lambda d: -_bbox_area(d.box))
+        detections = sorted(self._detections(rgb, 0, 0), key=lambda d: -bbox_area(d.box))
         largest = max((float(max(d.box[2:] - d.box[:2])) for d in detections), default=0.0)
         tiled = bool(detections) and (every_face or largest < TILE_BELOW * max(height, width))
         if tiled:
@@ -293,7 +290,7 @@ class FaceAnalyzer:
         return found
 
     def _landmarks_in(
-        self, rgb: np.ndarray, detections: list[_Detection]
+        self, rgb: np.ndarray, detections: list[Detection]
     ) -> list[tuple[np.ndarray, float]]:
         """FaceMesh's landmarks in each detector box, and their scores. A detection to
         confirm (a tile's) counts only where the short-range detector finds the face
@@ -305,47 +302,47 @@ class FaceAnalyzer:
             landmarks = _consistent_mean([p for p in passes if p is not None])
             if landmarks is None:
                 continue
-            lm_box = _landmark_bbox(landmarks)
+            lm_box = landmark_bbox(landmarks)
             centre = ((lm_box[0] + lm_box[2]) / 2, (lm_box[1] + lm_box[3]) / 2)
             # FaceMesh may lock onto a neighbouring face inside the enlarged crop.
-            if not _inside(centre, _scale_box(box, 1.3)):
+            if not inside(centre, scale_box(box, 1.3)):
                 continue
-            if any(_iou(lm_box, _landmark_bbox(other)) > 0.4 for other, _ in found):
+            if any(iou(lm_box, landmark_bbox(other)) > 0.4 for other, _ in found):
                 continue
             if detection.confirm and not self._detected_around(rgb, landmarks):
                 continue
             found.append((landmarks, detection.score))
         return found
 
-    def _with_tiles(self, rgb: np.ndarray, detections: list[_Detection]) -> list[_Detection]:
-        """`detections` and the faces the detector finds over `_tiles` of the image,
+    def _with_tiles(self, rgb: np.ndarray, detections: list[Detection]) -> list[Detection]:
+        """`detections` and the faces the detector finds over `tiles` of the image,
         largest first; a tile's face is left out where it overlaps a box kept already or
         its centre lies in one (part of a larger face), and marked to confirm."""
         height, width = rgb.shape[:2]
         found = []
-        for x0, y0, x1, y1 in _tiles(width, height):
+        for x0, y0, x1, y1 in tiles(width, height):
             found += self._detections(np.ascontiguousarray(rgb[y0:y1, x0:x1]), x0, y0)
         kept = list(detections)
         # the surest first: a face cut by a tile's edge scores lower than the whole face
         for tile_face in sorted(found, key=lambda d: -d.score):
             box = tile_face.box
             centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
-            if all(_iou(box, other.box) < TILE_OVERLAP and not _inside(centre, other.box)
+            if all(iou(box, other.box) < TILE_OVERLAP and not inside(centre, other.box)
                    for other in kept):  # fmt: skip
                 tile_face.confirm = True
                 kept.append(tile_face)
-        return sorted(kept, key=lambda d: -_bbox_area(d.box))
+        return sorted(kept, key=lambda d: -bbox_area(d.box))
 
-    def _detections(self, rgb: np.ndarray, x0: int, y0: int) -> list[_Detection]:
+    def _detections(self, rgb: np.ndarray, x0: int, y0: int) -> list[Detection]:
         """The full-range detector's faces in `rgb`, a region whose top-left corner is
         (x0, y0) in the image, in image pixels."""
         height, width = rgb.shape[:2]
         offset = np.array([x0, y0, x0, y0], dtype=np.float64)
         return [
-            _Detection(
-                _detection_box(det, width, height) + offset,
+            Detection(
+                detection_box(det, width, height) + offset,
                 float(det.score[0]) if det.score else 0.0,
-                _detection_roll(det, width, height),
+                detection_roll(det, width, height),
             )
             for det in self._detector.process(rgb).detections or []
         ]
@@ -356,12 +353,12 @@ class FaceAnalyzer:
         colour wheel for a face; the faces it finds where the full-range detector does
         not (too close to the camera, or half behind a face mask) are found in the crop.
         """
-        box = _landmark_bbox(landmarks)
-        patch, to_crop = _square_crop(rgb, box, _FALLBACK_CONTEXT)
+        box = landmark_bbox(landmarks)
+        patch, to_crop = square_crop(rgb, box, _FALLBACK_CONTEXT)
         framed = transform_points(to_crop, box.reshape(2, 2)).ravel()
         for det in self._close_detector.process(patch).detections or []:
-            x0, y0, x1, y1 = _detection_box(det, patch.shape[1], patch.shape[0])
-            if _inside(((x0 + x1) / 2, (y0 + y1) / 2), framed):
+            x0, y0, x1, y1 = detection_box(det, patch.shape[1], patch.shape[0])
+            if inside(((x0 + x1) / 2, (y0 + y1) / 2), framed):
                 return True
         return False
 
@@ -385,7 +382,7 @@ class FaceAnalyzer:
         return _consistent_mean([direct, mirrored])
 
     def _mesh_in_box(
-        self, rgb: np.ndarray, detection: _Detection, context: float
+        self, rgb: np.ndarray, detection: Detection, context: float
     ) -> np.ndarray | None:
         # The crop turns the face upright by the detector's eye line, in whole
         # UPRIGHT_STEPs: FaceMesh read a rolled head worse (`scripts/cut_faces.py
@@ -402,7 +399,7 @@ class FaceAnalyzer:
         # 0.026-0.036). The short-range detector's crop (`_detected_around`) stays
         # grey: it confirmed 5 fewer of 160 chibi renders through repeated edges.
         roll = UPRIGHT_STEP * round(detection.roll / UPRIGHT_STEP)
-        patch, to_crop = _square_crop(rgb, detection.box, context, roll, edge_padding=True)
+        patch, to_crop = square_crop(rgb, detection.box, context, roll, edge_padding=True)
         lm = self._mesh_landmarks(patch)
         if lm is None:
             return None
@@ -445,7 +442,7 @@ def _observe(
     crop_lm = transform_points(transform, landmarks[:, :2])
     return FaceObservation(
         landmarks=landmarks.astype(np.float32),
-        bbox=tuple(float(v) for v in _landmark_bbox(landmarks)),  # type: ignore[arg-type]
+        bbox=tuple(float(v) for v in landmark_bbox(landmarks)),  # type: ignore[arg-type]
         crop=crop,
         crop_landmarks=crop_lm.astype(np.float32),
         transform=transform,
@@ -515,80 +512,3 @@ def _check_rgb(rgb: object) -> np.ndarray:
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise ChibiError("invalid_image", f"expected an (H, W, 3) RGB array, got {rgb.shape}")
     return np.ascontiguousarray(rgb)
-
-
-def _square_crop(
-    rgb: np.ndarray,
-    box: np.ndarray,
-    context: float,
-    roll: float = 0.0,
-    edge_padding: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The (_MESH_INPUT_SIDE, _MESH_INPUT_SIDE, 3) square crop centred on `box`
-    (x0, y0, x1, y1 pixels), `context` times its longer side, turned by `roll` degrees
-    counter-clockwise (a face rolled that far clockwise stands upright in it), and its
-    (2, 3) image -> crop transform. Past the image's edge the crop is grey, or with
-    `edge_padding` repeats the edge's pixels (`warp_image`)."""  # fmt: skip
-    side = context * max(box[2] - box[0], box[3] - box[1])
-    centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
-    k = _MESH_INPUT_SIDE / side
-    angle = np.radians(roll)
-    # y points down: this turns image content counter-clockwise on screen by `roll`
-    linear = k * np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
-    to_crop = np.hstack([linear, (_MESH_INPUT_SIDE / 2 - linear @ centre)[:, None]])
-    return warp_image(rgb, to_crop, _MESH_INPUT_SIDE, edge_padding), to_crop
-
-
-def _tiles(width: int, height: int) -> list[tuple[int, int, int, int]]:
-    """Overlapping regions (x0, y0, x1, y1) covering a width x height image: along each
-    side longer than TILE_SIDE x the image's longer side, two of that length at its
-    two ends. They overlap by at least a fifth of the longer side, so a face smaller
-    than that lies whole inside one of them."""
-    side = round(TILE_SIDE * max(width, height))
-
-    def spans(length: int) -> list[tuple[int, int]]:
-        return [(0, length)] if length <= side else [(0, side), (length - side, length)]
-
-    return [(x0, y0, x1, y1) for y0, y1 in spans(height) for x0, x1 in spans(width)]
-
-
-def _detection_box(detection: object, width: int, height: int) -> np.ndarray:
-    """(x0, y0, x1, y1) pixels of a MediaPipe detection in a `width` x `height` image."""
-    rel = detection.location_data.relative_bounding_box  # type: ignore[attr-defined]
-    return np.array([rel.xmin * width, rel.ymin * height,
-                     (rel.xmin + rel.width) * width, (rel.ymin + rel.height) * height])  # fmt: skip
-
-
-def _detection_roll(detection: object, width: int, height: int) -> float:
-    """Degrees the detected face's eye line turns clockwise in a `width` x `height`
-    image (0 upright; the person's right eye is the image's left one)."""
-    right, left = detection.location_data.relative_keypoints[:2]  # type: ignore[attr-defined]
-    return float(np.degrees(np.arctan2((left.y - right.y) * height, (left.x - right.x) * width)))
-
-
-def _landmark_bbox(landmarks: np.ndarray) -> np.ndarray:
-    xy = landmarks[:, :2]
-    return np.concatenate([xy.min(0), xy.max(0)])
-
-
-def _bbox_area(box: object) -> float:
-    x0, y0, x1, y1 = box  # type: ignore[misc]
-    return max(0.0, x1 - x0) * max(0.0, y1 - y0)
-
-
-def _scale_box(box: np.ndarray, factor: float) -> np.ndarray:
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    hw, hh = (box[2] - box[0]) * factor / 2, (box[3] - box[1]) * factor / 2
-    return np.array([cx - hw, cy - hh, cx + hw, cy + hh])
-
-
-def _inside(point: tuple[float, float], box: np.ndarray) -> bool:
-    return bool(box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3])
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = _bbox_area(a) + _bbox_area(b) - inter
-    return inter / union if union > 0 else 0.0

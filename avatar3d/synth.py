@@ -245,6 +245,7 @@ def source_digest(teacher: bool = False) -> str:
                 "teacher_glasses.py",
                 "teacher_hair.py",
                 "face.py",
+                "face_boxes.py",
                 "landmarks.py",
             )  # fmt: skip
         ]

@@ -136,7 +136,7 @@ def test_a_group_photo_gives_long_hair_to_the_women_whose_hair_falls_past_the_ch
     """The group photo (`sample_photos.GROUP_PHOTOS`), through `chibi params --all-faces
     --sources`: its four largest faces are two short-haired men and two women whose hair
     falls to the shoulders and past them (the detector over the whole photo found three of
-    them; `face._tiles`). The women get the long style from the teacher, the men keep
+    them; `face_boxes.tiles`). The women get the long style from the teacher, the men keep
     the default short one, with the shortest side locks."""
     from avatar3d.sample_photos import GROUP_PHOTOS, installed
     from server.cli import main

@@ -135,3 +135,17 @@ def test_cut_faces_prints_each_side_and_each_turn():
     out = run_script("cut_faces.py", "--roll", "--angles", "30")
     change = float(re.search(r"^ +\+30 degrees: (\d\.\d+), smile", out, re.M).group(1))
     assert change < 0.03  # 0.016; read as it lay, 0.044 (session 40)
+
+
+def test_cut_faces_blur_moves_the_sliders_more_the_more_it_blurs():
+    """FaceMesh reads a blurred face's shape further off the sharper it was (what the
+    README's "Blur" paragraph quotes): the mean change of the shape sliders grows from a
+    blur of half a percent of the face's width to one of two percent."""
+    out = run_script("cut_faces.py", "--blur", "--shares", "0.005", "0.02", "--by-field")
+    assert re.search(r"^11 faces blurred;", out, re.M)
+    light, heavy = (
+        float(re.search(rf"sigma {share} of the face's width: (\d\.\d+), smile", out).group(1))
+        for share in ("0.005", "0.020")
+    )
+    assert light < 0.03 < heavy  # 0.012 and 0.061 (session 41)
+    assert re.search(r"mean \(largest\) change: face_width \d\.\d+ \(\d\.\d+\)", out)

@@ -2,7 +2,7 @@
 
 Face masks of any fabric, dark and mirrored sunglasses, a coloured light and black and
 white: the cases `teacher_colors` reads apart (`scripts/covered_faces.py` prints how
-well; `tests/test_teacher.py` and `tests/test_skin_scale.py` hold the rules). Images are
+well; `tests/test_teacher_covers.py` and `tests/test_skin_scale.py` hold the rules). Images are
 (H, W, 3) uint8 RGB; `face` is a `face.FaceObservation` of the same photo.
 """
 

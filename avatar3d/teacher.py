@@ -9,7 +9,8 @@ distance, face width, face length, eye-to-nose-base height). U rather than the
 inter-ocular distance (IOD) alone: with IOD as the unit, "eye spacing" could
 only be IOD / face width, the exact inverse of "face width" / IOD, and "eye
 size" (fissure / IOD) would be the only eye measurement left. Relative to U,
-every feature is compared with the face as a whole.
+every feature is compared with the face as a whole. Where the face length is left
+unread (below), the length a face of the other three has stands in (`LENGTH_RATIO`).
 
 Mapping to sliders. Each measurement m has a reference m0 and a spread sd:
     log measurements (lengths):      slider = 0.5 + ln(m / m0) / (5 sd)
@@ -161,6 +162,15 @@ FOREHEAD_FIELDS = ("face_length", "eye_height")
 # from them (eye_height 0.06 against 0.08). Cut at the top or a side, every field read
 # closer than the default, or as close (face_width, face_length, cheek_fullness).
 CHIN = 152
+# Nor does a face length left unread set the face scale U: the length a face of the other
+# three lengths has stands in, LENGTH_RATIO x the cube root of their product (the median
+# over the sample and group photos' seven faces that read it, spread 1.2 %). Read with
+# the rest, FaceMesh's guess at a chin cut off by the photo's edge moved the other
+# fields too (`scripts/cut_faces.py --by-field`, a twentieth to a fifth cut off below:
+# eye_spacing 0.070, face_width 0.050; with the stand-in 0.048 and 0.027), as did a mouth
+# open in speech, whose chin the lip gap takes back (Obama speaking: 2.09, 3.6 % short of
+# the median; his eye_spacing read 0.42 against 0.36 grinning, now 0.39).
+LENGTH_RATIO = 2.168
 # A smile draws the mouth corners out as well as up, so `mouth_width` is read as the
 # mouth at rest: the width over 1 + SMILE_WIDENING x the smile beyond SMILE_AT_REST.
 # Obama grinning (smile 0.72) reads his mouth 1.24x as wide as at rest (0.15 standing,
@@ -263,6 +273,10 @@ def measure(
         unread += FOREHEAD_FIELDS
     if not _in_photo(landmarks[CHIN], rgb.shape):
         unread += CHIN_FIELDS
+    if "face_length" in unread:  # nor does the length set the scale
+        frontal = frontal / face_scale(frontal, length_read=False)
+        raw = frontal_measurements(frontal)
+        expression = expression_from_measurements(raw)
     shape, confidence = {}, {}
     at_rest = raw | {"mouth_width": mouth_width_at_rest(raw["mouth_width"], expression["smile"])}
     for name in SHAPE_SLIDERS:
@@ -361,15 +375,19 @@ def frontalize(landmarks: np.ndarray) -> np.ndarray:
     return frontal / face_scale(frontal)
 
 
-def face_scale(frontal: np.ndarray) -> float:
+def face_scale(frontal: np.ndarray, length_read: bool = True) -> float:
     """U: geometric mean of IOD, face width, face length and eye-to-nose-base height
-    (NaN for degenerate landmarks, which then measure as NaN, never as a crash)."""
+    (NaN for degenerate landmarks, which then measure as NaN, never as a crash).
+    Where the face length is not read (`length_read` False), the length a face of the
+    other three lengths has stands in for it (`LENGTH_RATIO`)."""
     iod = _dist(frontal, (33, 133), (263, 362))
     width = abs(frontal[454, 0] - frontal[234, 0])
-    length = _face_length(frontal)
     eye_y = frontal[[33, 133, 263, 362], 1].mean()
     midface = frontal[2, 1] - eye_y
-    product = iod * width * length * midface
+    rest = iod * width * midface
+    if not length_read:
+        return float(rest ** (1 / 3) * LENGTH_RATIO**0.25) if rest > 0 else math.nan
+    product = rest * _face_length(frontal)
     return float(product**0.25) if product > 0 else math.nan
 
 

@@ -94,6 +94,7 @@ class FaceObservation:
     yaw, pitch, roll: head pose in degrees. yaw > 0: the face turns toward the
         image's right (the person's own left in a non-mirrored photo); pitch > 0:
         the face looks up; roll > 0: the head is tilted clockwise in the image.
+        Yaw and pitch are the head's own (the roll turned out first).
     image_size: (width, height) of the decoded image in pixels.
     score: detector confidence 0..1 (0.5 for a face found by the whole-image
         FaceMesh fallback, which reports no confidence).

@@ -114,15 +114,21 @@ def head_pose(landmarks: np.ndarray) -> tuple[float, float, float, np.ndarray]:
     Q's columns are the face's canonical axes (x toward the person's left, y
     down, z away from the camera) in image coordinates, so `(lm - c) @ Q`
     expresses landmarks in the face's own frame (frontalised). Sign conventions
-    are those of `face.FaceObservation`.
+    are those of `face.FaceObservation`. The roll is the face's turn in the image
+    plane; yaw and pitch are read once it is turned out, so turning the photo moves
+    the roll alone.
     """
     axes = _face_axes(np.asarray(landmarks, dtype=np.float64))
     rotation = axes @ _CANONICAL_AXES.T
-    forward = -rotation[:, 2]  # the canonical face looks toward -z (the camera)
+    roll = math.atan2(rotation[1, 0], rotation[0, 0])
+    # yaw and pitch in the head's own frame: the face's forward direction (the canonical
+    # face looks toward -z, the camera) turned back by the roll in the image plane
+    cos, sin = math.cos(roll), math.sin(roll)
+    x, y, z = -rotation[:, 2]
+    forward = (cos * x + sin * y, -sin * x + cos * y, z)
     yaw = math.degrees(math.atan2(forward[0], -forward[2]))
     pitch = math.degrees(math.atan2(-forward[1], math.hypot(forward[0], forward[2])))
-    roll = math.degrees(math.atan2(rotation[1, 0], rotation[0, 0]))
-    return yaw, pitch, roll, rotation
+    return yaw, pitch, math.degrees(roll), rotation
 
 
 def _face_axes(lm: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ About 3 minutes on two cores.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -38,7 +38,7 @@ from covered_faces import group_faces
 
 from avatar3d.errors import ChibiError
 from avatar3d.evaluate_real import real_faces
-from avatar3d.face import FaceAnalyzer
+from avatar3d.face import FaceAnalyzer, FaceObservation
 from avatar3d.teacher import SHAPE_MAPPING, measure
 
 SIDES = ("left", "right", "top", "bottom")
@@ -80,56 +80,62 @@ def turned(rgb: np.ndarray, box: tuple[float, ...], degrees: float) -> np.ndarra
     return cv2.warpAffine(rgb, turn, (2 * half, 2 * half), borderMode=cv2.BORDER_REFLECT_101)
 
 
-def roll_report(analyzer: FaceAnalyzer, angles: list[float]) -> None:
-    change: dict[float, list[float]] = {}
-    smile: dict[float, list[float]] = {}
-    count = 0
-    for name, rgb, face in faces():
-        count += 1
-        upright = turned(rgb, face.bbox, 0.0)
-        window = [0, 0, upright.shape[1], upright.shape[0]]
-        before = reading(analyzer, upright, window)
-        for angle in angles:
-            after = reading(analyzer, turned(rgb, face.bbox, angle), window)
-            if before is None or after is None:
-                print(f"{name} {angle:+g}: no face read")
-                continue
-            change.setdefault(angle, []).append(
-                np.mean([abs(after[s] - before[s]) for s in SLIDERS])
-            )
-            smile.setdefault(angle, []).append(abs(after["smile"] - before["smile"]))
-    print(f"{count} faces turned; mean change of {len(SLIDERS)} shape sliders, and smile's")
-    for angle in angles:
-        if angle in change:
-            slider, smiles = np.mean(change[angle]), np.mean(smile[angle])
-            print(f"  {angle:+4g} degrees: {slider:.3f}, smile {smiles:.3f}")
-
-
-def blur_report(analyzer: FaceAnalyzer, shares: list[float], by_field: bool) -> None:
+def changes(
+    analyzer: FaceAnalyzer,
+    keys: list[float],
+    image_of: Callable[[np.ndarray, FaceObservation, float | None], np.ndarray],
+) -> tuple[int, dict[float, np.ndarray], dict[float, list[float]]]:
+    """For each face, `image_of(rgb, face, key)` read for each of `keys` against
+    `image_of(rgb, face, None)`: the number of faces, and per key the (faces, sliders)
+    changes of the shape sliders and smile's changes."""
     change: dict[float, list[np.ndarray]] = {}
     smile: dict[float, list[float]] = {}
     count = 0
     for name, rgb, face in faces():
         count += 1
-        x0, y0, x1, y1 = windows(face.bbox, rgb.shape, "left", 0.0)[0]
-        sharp = np.ascontiguousarray(rgb[y0:y1, x0:x1])
-        window = [0, 0, sharp.shape[1], sharp.shape[0]]
-        before = reading(analyzer, sharp, window)
-        for share in shares:
-            sigma = share * (face.bbox[2] - face.bbox[0])
-            after = reading(analyzer, cv2.GaussianBlur(sharp, (0, 0), sigma), window)
+        base = image_of(rgb, face, None)
+        window = [0, 0, base.shape[1], base.shape[0]]
+        before = reading(analyzer, base, window)
+        for key in keys:
+            after = reading(analyzer, image_of(rgb, face, key), window)
             if before is None or after is None:
-                print(f"{name} {share}: no face read")
+                print(f"{name} {key:+g}: no face read")
                 continue
-            change.setdefault(share, []).append(
+            change.setdefault(key, []).append(
                 np.array([abs(after[s] - before[s]) for s in SLIDERS])
             )
-            smile.setdefault(share, []).append(abs(after["smile"] - before["smile"]))
+            smile.setdefault(key, []).append(abs(after["smile"] - before["smile"]))
+    return count, {key: np.array(rows) for key, rows in change.items()}, smile
+
+
+def roll_report(analyzer: FaceAnalyzer, angles: list[float]) -> None:
+    count, change, smile = changes(
+        analyzer, angles, lambda rgb, face, angle: turned(rgb, face.bbox, angle or 0.0)
+    )
+    print(f"{count} faces turned; mean change of {len(SLIDERS)} shape sliders, and smile's")
+    for angle in angles:
+        if angle in change:
+            slider, smiles = change[angle].mean(), np.mean(smile[angle])
+            print(f"  {angle:+4g} degrees: {slider:.3f}, smile {smiles:.3f}")
+
+
+def blurred(rgb: np.ndarray, face: FaceObservation, share: float | None) -> np.ndarray:
+    """The uncut window around `face`, blurred with a standard deviation of `share` of the
+    face's width (None: sharp)."""
+    x0, y0, x1, y1 = windows(face.bbox, rgb.shape, "left", 0.0)[0]
+    window = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+    if share is None:
+        return window
+    return cv2.GaussianBlur(window, (0, 0), share * (face.bbox[2] - face.bbox[0]))
+
+
+def blur_report(analyzer: FaceAnalyzer, shares: list[float], by_field: bool) -> None:
+    count, change, smile = changes(analyzer, shares, blurred)
     print(f"{count} faces blurred; mean change of {len(SLIDERS)} shape sliders, and smile's")
     for share in shares:
         if share not in change:
             continue
-        rows = np.array(change[share])
+        rows = change[share]
         stable = int((rows.max(axis=0) <= 0.05).sum())
         print(
             f"  sigma {share:.3f} of the face's width: {rows.mean():.3f}, smile "
@@ -142,7 +148,7 @@ def blur_report(analyzer: FaceAnalyzer, shares: list[float], by_field: bool) -> 
             print("    mean (largest) change: " + ", ".join(cells))
 
 
-def faces() -> Iterator[tuple[str, np.ndarray, object]]:
+def faces() -> Iterator[tuple[str, np.ndarray, FaceObservation]]:
     yield from real_faces(log=lambda line: None)
     yield from group_faces(None)
 

@@ -50,6 +50,8 @@ from .face_boxes import (
     scale_box,
     square_crop,
     tiles,
+    turn_back,
+    turn_photo,
 )
 from .imageio import DEFAULT_LIMITS, ImageLimits, decode_image
 from .landmarks import (
@@ -73,6 +75,10 @@ TILE_OVERLAP = 0.3
 # FaceMesh's crops turn a rolled face upright in steps of this many degrees (the
 # detector's eye line, rounded; `FaceAnalyzer._mesh_in_box`).
 UPRIGHT_STEP = 15.0
+# A face found only in the photo turned over counts from this detector score: the six
+# sample photos' faces score 0.79-0.91 turned as upright, and an upright face that the
+# detector also took for one upside down 0.66 (`FaceAnalyzer._turned_photo`).
+TURNED_MIN_SCORE = 0.75
 # The crop (times the landmarks' box) in which the detector confirms a face FaceMesh
 # found on its own: the detector's usual framing of a face in a photo.
 _FALLBACK_CONTEXT = 2.5
@@ -269,13 +275,15 @@ class FaceAnalyzer:
         1280 px photo of six people round a table (faces of 98-145 px) it found three,
         each half of the photo all six. So where the largest face it finds is under
         `TILE_BELOW` of the longer side, or every face is asked for, it also reads
-        overlapping tiles (`tiles`; four passes of ~3 ms). Where it finds no face, the
-        whole-image FaceMesh fallback comes first (a face too close for the detector),
-        and the tiles only if that finds none either: on close-ups a tile's detector
-        took an eye or a lens for a small face.
+        overlapping tiles (`tiles`; four passes of ~3 ms). Where it finds no face, it
+        reads the photo turned upside down and sideways (`_turned_photo`), then the whole-image
+        FaceMesh fallback comes (a face too close for the detector), and the tiles only
+        if that finds none either: on close-ups a tile's detector took an eye or a lens
+        for a small face.
         """
         height, width = rgb.shape[:2]
-        detections = sorted(self._detections(rgb, 0, 0), key=lambda d: -bbox_area(d.box))
+        detections = self._detections(rgb, 0, 0) or self._turned_photo(rgb)
+        detections.sort(key=lambda d: -bbox_area(d.box))
         largest = max((float(max(d.box[2:] - d.box[:2])) for d in detections), default=0.0)
         tiled = bool(detections) and (every_face or largest < TILE_BELOW * max(height, width))
         if tiled:
@@ -347,6 +355,20 @@ class FaceAnalyzer:
             )
             for det in self._detector.process(rgb).detections or []
         ]
+
+    def _turned_photo(self, rgb: np.ndarray) -> list[Detection]:
+        """The detector's faces in the photo turned half round or a quarter either way
+        (the turn whose surest face is surest), in the photo's pixels and turned back, so
+        that FaceMesh reads them upright (`turn_back`). A photo whose orientation tag was
+        lost lies sideways or upside down, and there the detector mostly finds no face.
+        FaceMesh on the whole photo then found one, but fitted upright over an upside-down
+        face (the astronaut read smile 0.00 for 0.87, Obama face_width 0.25 for 0.49,
+        Grace Hopper eye_size 0.00 for 0.52) and less well over a sideways one (the six
+        sample photos' shape sliders 0.026-0.154 off the upright photo's on average)."""
+        height, width = rgb.shape[:2]
+        turns = {turn: self._detections(turn_photo(rgb, turn), 0, 0) for turn in (180, 90, 270)}
+        turn, found = max(turns.items(), key=lambda item: max([d.score for d in item[1]] or [0]))
+        return [turn_back(d, turn, width, height) for d in found if d.score >= TURNED_MIN_SCORE]
 
     def _detected_around(self, rgb: np.ndarray, landmarks: np.ndarray) -> bool:
         """Whether the short-range detector, shown a crop that frames FaceMesh's face,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from .landmarks import warp_image
@@ -104,3 +105,25 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     inter = ix * iy
     union = bbox_area(a) + bbox_area(b) - inter
     return inter / union if union > 0 else 0.0
+
+
+_ROTATE = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+
+
+def turn_photo(rgb: np.ndarray, turn: int) -> np.ndarray:
+    """`rgb` (H, W, 3) turned `turn` degrees clockwise (90, 180 or 270)."""
+    return cv2.rotate(rgb, _ROTATE[turn])
+
+
+def turn_back(detection: Detection, turn: int, width: int, height: int) -> Detection:
+    """A detection in a `width` x `height` photo turned `turn` degrees clockwise
+    (`turn_photo`), in the photo's own pixels: its box mapped back, its roll less
+    `turn` (in (-180, 180])."""
+    u0, v0, u1, v1 = detection.box
+    box = {
+        90: (v0, height - u1, v1, height - u0),
+        180: (width - u1, height - v1, width - u0, height - v0),
+        270: (width - v1, u0, width - v0, u1),
+    }[turn]
+    roll = (detection.roll - turn + 180.0) % 360.0 - 180.0
+    return Detection(np.array(box, dtype=np.float64), detection.score, roll, detection.confirm)

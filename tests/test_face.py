@@ -15,6 +15,7 @@ from skimage import data
 
 from avatar3d.errors import ChibiError
 from avatar3d.face import FaceAnalyzer, analyze_image
+from avatar3d.face_boxes import Detection, turn_back, turn_photo
 from avatar3d.imageio import ImageLimits
 from avatar3d.landmarks import (
     CANONICAL_CROP_POINTS,
@@ -181,6 +182,20 @@ def test_face_too_rotated(analyzer, astronaut, astronaut_face):
         expect_code("face_too_rotated", analyzer.analyze, astronaut)
     finally:
         analyzer.max_pitch, analyzer.max_yaw = saved
+
+
+@pytest.mark.parametrize("turn", [90, 180, 270])
+def test_a_box_found_in_a_turned_photo_maps_back_onto_the_photo(turn):
+    """`turn_back` undoes `turn_photo`: a block's box found in the turned photo lands on the
+    block in the photo itself, and an eye line level there has turned by `turn`."""
+    photo = np.zeros((120, 200, 3), np.uint8)
+    photo[30:50, 140:170] = 255  # rows 30-49, columns 140-169: the box (140, 30, 170, 50)
+    rows, cols = np.nonzero(np.asarray(turn_photo(photo, turn))[:, :, 0])
+    found = Detection(np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]), 0.9, 0.0)
+    back = turn_back(found, turn, width=200, height=120)
+    assert np.allclose(back.box, [140, 30, 170, 50])
+    assert back.roll == {90: -90.0, 180: -180.0, 270: 90.0}[turn]
+    assert back.score == 0.9
 
 
 def _rotate_y(landmarks: np.ndarray, degrees: float) -> np.ndarray:

@@ -6,7 +6,8 @@ Pipeline of `FaceAnalyzer.analyze` on an (H, W, 3) uint8 RGB image:
    face boxes anywhere in the image; where the faces it finds are small, or every
    face is asked for, or neither it nor the fallback of step 2 finds one, it also
    reads overlapping tiles of the image: it misses many faces under a tenth of a
-   photo's longer side.
+   photo's longer side. Where it finds none, it first reads the photo turned
+   sideways and upside down (a photo whose orientation tag was lost).
    FaceMesh's own detector is short-range: it misses a face that fills less than
    ~10% of a large photo, and in a group photo it finds only the nearest faces,
    so it is not used for finding faces.

@@ -34,7 +34,7 @@ The landmark layout, head pose, alignment fit and crop warp live in `landmarks.p
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -308,10 +308,15 @@ class FaceAnalyzer:
         found: list[tuple[np.ndarray, float]] = []
         for detection in detections:
             box = detection.box
-            passes = [self._mesh_in_box(rgb, detection, c) for c in self.mesh_contexts]
-            landmarks = _consistent_mean([p for p in passes if p is not None])
+            landmarks = self._mesh_passes(rgb, detection)
             if landmarks is None:
                 continue
+            # read again where the detector's eye line was off by more than a step: FaceMesh's
+            # own is surer (the astronaut lying sideways: 52-63 degrees for 90)
+            roll = _eye_line_roll(landmarks)
+            if abs((roll - detection.roll + 180.0) % 360.0 - 180.0) > UPRIGHT_STEP:
+                again = self._mesh_passes(rgb, replace(detection, roll=roll))
+                landmarks = landmarks if again is None else again
             lm_box = landmark_bbox(landmarks)
             centre = ((lm_box[0] + lm_box[2]) / 2, (lm_box[1] + lm_box[3]) / 2)
             # FaceMesh may lock onto a neighbouring face inside the enlarged crop.
@@ -323,6 +328,11 @@ class FaceAnalyzer:
                 continue
             found.append((landmarks, detection.score))
         return found
+
+    def _mesh_passes(self, rgb: np.ndarray, detection: Detection) -> np.ndarray | None:
+        """The mean of FaceMesh's passes over `detection`'s crops (`_mesh_in_box`)."""
+        passes = [self._mesh_in_box(rgb, detection, c) for c in self.mesh_contexts]
+        return _consistent_mean([p for p in passes if p is not None])
 
     def _with_tiles(self, rgb: np.ndarray, detections: list[Detection]) -> list[Detection]:
         """`detections` and the faces the detector finds over `tiles` of the image,
@@ -515,6 +525,13 @@ def _to_pixels(face_landmarks: object, width: int, height: int) -> np.ndarray:
     if pts.shape != (NUM_LANDMARKS, 3):
         raise RuntimeError(f"FaceMesh returned {pts.shape[0]} landmarks, expected {NUM_LANDMARKS}")
     return pts * np.array([width, height, width], dtype=np.float64)
+
+
+def _eye_line_roll(landmarks: np.ndarray) -> float:
+    """Degrees the eye line of (478, 3) pixel landmarks turns clockwise in the image, as
+    the detector's roll is read (`face_boxes.detection_roll`)."""
+    right, left = landmarks[[33, 133], :2].mean(0), landmarks[[263, 362], :2].mean(0)
+    return float(np.degrees(np.arctan2(left[1] - right[1], left[0] - right[0])))
 
 
 def _consistent_mean(passes: list[np.ndarray]) -> np.ndarray | None:

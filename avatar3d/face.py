@@ -27,8 +27,9 @@ Pipeline of `FaceAnalyzer.analyze` on an (H, W, 3) uint8 RGB image:
    size and pose; a similarity transform from five stable landmarks cuts the
    128 x 128 aligned crop that the regressor reads.
 
-The landmark layout, head pose, alignment fit and crop warp live in `landmarks.py`
-(numbering and the person's-own-left convention are explained there).
+The landmark layout, head pose, alignment fit, crop warp and the reading of FaceMesh's
+landmark lists live in `landmarks.py` (numbering and the person's-own-left convention
+are explained there); the detector's boxes, crops and tiles in `face_boxes.py`.
 """
 
 from __future__ import annotations
@@ -59,10 +60,10 @@ from .landmarks import (
     CROP_SIZE,
     LEFT_EYE_CORNERS,
     MIRROR_INDEX,
-    NUM_LANDMARKS,
     RIGHT_EYE_CORNERS,
     alignment_transform,
     head_pose,
+    landmarks_to_pixels,
     transform_points,
     warp_image,
 )
@@ -402,13 +403,13 @@ class FaceAnalyzer:
         result = self._mesh.process(rgb)
         direct = None
         if result.multi_face_landmarks:
-            direct = _to_pixels(result.multi_face_landmarks[0], width, height)
+            direct = landmarks_to_pixels(result.multi_face_landmarks[0], width, height)
         if not self.mirror_average:
             return direct
         result = self._mesh.process(cv2.flip(rgb, 1))  # 6 us; numpy's strided copy: 335
         if not result.multi_face_landmarks:
             return direct
-        mirrored = _to_pixels(result.multi_face_landmarks[0], width, height)
+        mirrored = landmarks_to_pixels(result.multi_face_landmarks[0], width, height)
         mirrored[:, 0] = width - mirrored[:, 0]
         mirrored = mirrored[MIRROR_INDEX]
         if direct is None:
@@ -486,45 +487,6 @@ def _observe(
         image_size=image_size,
         score=score,
     )
-
-
-# One NormalizedLandmark on the wire when it holds x, y and z only, as FaceMesh writes them
-# (proto2 floats, in field order): tag and length (0x0a 0x0f), then tag 0x0d and x, tag 0x15
-# and y, tag 0x1d and z, each a 4-byte little-endian float.
-_LANDMARK_WIRE = np.dtype(
-    [
-        ("head", "u1", 2),
-        ("tx", "u1"),
-        ("x", "<f4"),
-        ("ty", "u1"),
-        ("y", "<f4"),
-        ("tz", "u1"),
-        ("z", "<f4"),
-    ]
-)
-_LANDMARK_TAGS = ((0x0A, 0x0F), 0x0D, 0x15, 0x1D)
-
-
-def _wire_landmarks(raw: bytes) -> np.ndarray | None:
-    """(N, 3) float64 x, y, z of a serialised NormalizedLandmarkList whose every landmark
-    has the layout above, else None."""
-    if len(raw) % _LANDMARK_WIRE.itemsize:
-        return None
-    rows = np.frombuffer(raw, _LANDMARK_WIRE)
-    for name, tag in zip(("head", "tx", "ty", "tz"), _LANDMARK_TAGS, strict=True):
-        if not (rows[name] == tag).all():
-            return None
-    return np.stack([rows["x"], rows["y"], rows["z"]], axis=-1).astype(np.float64)
-
-
-def _to_pixels(face_landmarks: object, width: int, height: int) -> np.ndarray:
-    """(N, 3) float64 pixels of a NormalizedLandmarkList."""
-    pts = _wire_landmarks(face_landmarks.SerializeToString())  # type: ignore[attr-defined]
-    if pts is None:  # another layout: field by field (160 us, against 10 us)
-        pts = np.array([(p.x, p.y, p.z) for p in face_landmarks.landmark], dtype=np.float64)  # type: ignore[attr-defined]
-    if pts.shape != (NUM_LANDMARKS, 3):
-        raise RuntimeError(f"FaceMesh returned {pts.shape[0]} landmarks, expected {NUM_LANDMARKS}")
-    return pts * np.array([width, height, width], dtype=np.float64)
 
 
 def _eye_line_roll(landmarks: np.ndarray) -> float:

@@ -1,7 +1,7 @@
-"""MediaPipe's 478 face landmarks: their layout, the head pose read from them, and the
-aligned crop they define.
+"""MediaPipe's 478 face landmarks: their layout, the head pose read from them, the
+aligned crop they define, and FaceMesh's landmark lists read as pixels.
 
-Pure geometry on (478, 3) landmark arrays and images, with no MediaPipe inside: the
+Pure geometry on (478, 3) landmark arrays and images, with no MediaPipe call inside: the
 face analyser (`face.py`), the teacher, the synthetic renders and the tests share it.
 Numbering is MediaPipe's: "left" means the person's own left, which is the image's
 right side in a non-mirrored photo (e.g. 263 = left eye outer corner, 473 = left
@@ -238,3 +238,43 @@ def warp_image(
         borderMode=cv2.BORDER_REPLICATE if edge_padding else cv2.BORDER_CONSTANT,
         borderValue=CROP_BORDER_VALUE,
     )
+
+
+# One NormalizedLandmark on the wire when it holds x, y and z only, as FaceMesh writes them
+# (proto2 floats, in field order): tag and length (0x0a 0x0f), then tag 0x0d and x, tag 0x15
+# and y, tag 0x1d and z, each a 4-byte little-endian float.
+_LANDMARK_WIRE = np.dtype(
+    [
+        ("head", "u1", 2),
+        ("tx", "u1"),
+        ("x", "<f4"),
+        ("ty", "u1"),
+        ("y", "<f4"),
+        ("tz", "u1"),
+        ("z", "<f4"),
+    ]
+)
+_LANDMARK_TAGS = ((0x0A, 0x0F), 0x0D, 0x15, 0x1D)
+
+
+def wire_landmarks(raw: bytes) -> np.ndarray | None:
+    """(N, 3) float64 x, y, z of a serialised NormalizedLandmarkList whose every landmark
+    has the layout above, else None."""
+    if len(raw) % _LANDMARK_WIRE.itemsize:
+        return None
+    rows = np.frombuffer(raw, _LANDMARK_WIRE)
+    for name, tag in zip(("head", "tx", "ty", "tz"), _LANDMARK_TAGS, strict=True):
+        if not (rows[name] == tag).all():
+            return None
+    return np.stack([rows["x"], rows["y"], rows["z"]], axis=-1).astype(np.float64)
+
+
+def landmarks_to_pixels(face_landmarks: object, width: int, height: int) -> np.ndarray:
+    """(N, 3) float64 pixels of FaceMesh's NormalizedLandmarkList in a `width` x `height`
+    image (x, y; z in the scale of x)."""
+    pts = wire_landmarks(face_landmarks.SerializeToString())  # type: ignore[attr-defined]
+    if pts is None:  # another layout: field by field (160 us, against 10 us)
+        pts = np.array([(p.x, p.y, p.z) for p in face_landmarks.landmark], dtype=np.float64)  # type: ignore[attr-defined]
+    if pts.shape != (NUM_LANDMARKS, 3):
+        raise RuntimeError(f"FaceMesh returned {pts.shape[0]} landmarks, expected {NUM_LANDMARKS}")
+    return pts * np.array([width, height, width], dtype=np.float64)

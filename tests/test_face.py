@@ -331,12 +331,12 @@ def test_facemesh_time_per_image(analyzer, astronaut):
 
 
 def test_landmarks_read_from_wire_bytes_equal_field_by_field():
-    """`_to_pixels` reads FaceMesh's landmarks from their serialised bytes; a list of
-    another layout (visibility set, a z left out) is read field by field, to the same values."""
+    """`landmarks_to_pixels` reads FaceMesh's landmarks from their serialised bytes; a
+    list of another layout (visibility set, a z left out) is read field by field, to the
+    same values."""
     from mediapipe.framework.formats import landmark_pb2
 
-    from avatar3d.face import _to_pixels, _wire_landmarks
-    from avatar3d.landmarks import NUM_LANDMARKS
+    from avatar3d.landmarks import NUM_LANDMARKS, landmarks_to_pixels, wire_landmarks
 
     rng = np.random.default_rng(3)
     values = rng.uniform(-1.0, 2.0, (NUM_LANDMARKS, 3)).astype(np.float32)
@@ -347,12 +347,13 @@ def test_landmarks_read_from_wire_bytes_equal_field_by_field():
             other.landmark.add(x=x, y=y)  # z unset reads 0.0
         else:
             other.landmark.add(x=x, y=y, z=z, visibility=0.5)
-    assert _wire_landmarks(plain.SerializeToString()) is not None  # the fast path
-    assert _wire_landmarks(other.SerializeToString()) is None
+    assert wire_landmarks(plain.SerializeToString()) is not None  # the fast path
+    assert wire_landmarks(other.SerializeToString()) is None
     scale = np.array([640.0, 480.0, 640.0])
-    assert np.array_equal(_to_pixels(plain, 640, 480), values.astype(np.float64) * scale)
+    assert np.array_equal(landmarks_to_pixels(plain, 640, 480), values.astype(np.float64) * scale)
     expected = values.astype(np.float64)
     expected[7, 2] = 0.0
-    assert np.array_equal(_to_pixels(other, 640, 480), expected * scale)
+    assert np.array_equal(landmarks_to_pixels(other, 640, 480), expected * scale)
+    short = landmark_pb2.NormalizedLandmarkList(landmark=plain.landmark[:5])
     with pytest.raises(RuntimeError, match="landmarks"):
-        _to_pixels(landmark_pb2.NormalizedLandmarkList(landmark=plain.landmark[:5]), 640, 480)
+        landmarks_to_pixels(short, 640, 480)

@@ -50,6 +50,7 @@ from .face_boxes import (
     iou,
     landmark_bbox,
     scale_box,
+    signed_degrees,
     square_crop,
     tiles,
     turn_back,
@@ -278,10 +279,10 @@ class FaceAnalyzer:
         each half of the photo all six. So where the largest face it finds is under
         `TILE_BELOW` of the longer side, or every face is asked for, it also reads
         overlapping tiles (`tiles`; four passes of ~3 ms). Where it finds no face, it
-        reads the photo turned upside down and sideways (`_turned_photo`), then the whole-image
-        FaceMesh fallback comes (a face too close for the detector), and the tiles only
-        if that finds none either: on close-ups a tile's detector took an eye or a lens
-        for a small face.
+        reads the photo turned upside down and sideways (`_turned_photo`), then the
+        whole-image FaceMesh fallback comes (a face too close for the detector), and the
+        tiles only if that finds none either: on close-ups a tile's detector took an eye
+        or a lens for a small face.
         """
         height, width = rgb.shape[:2]
         detections = self._detections(rgb, 0, 0) or self._turned_photo(rgb)
@@ -315,7 +316,7 @@ class FaceAnalyzer:
             # read again where the detector's eye line was off by more than a step: FaceMesh's
             # own is surer (the astronaut lying sideways: 52-63 degrees for 90)
             roll = _eye_line_roll(landmarks)
-            if abs((roll - detection.roll + 180.0) % 360.0 - 180.0) > UPRIGHT_STEP:
+            if abs(signed_degrees(roll - detection.roll)) > UPRIGHT_STEP:
                 again = self._mesh_passes(rgb, replace(detection, roll=roll))
                 landmarks = landmarks if again is None else again
             lm_box = landmark_bbox(landmarks)
@@ -492,7 +493,8 @@ def _observe(
 def _eye_line_roll(landmarks: np.ndarray) -> float:
     """Degrees the eye line of (478, 3) pixel landmarks turns clockwise in the image, as
     the detector's roll is read (`face_boxes.detection_roll`)."""
-    right, left = landmarks[[33, 133], :2].mean(0), landmarks[[263, 362], :2].mean(0)
+    right = landmarks[list(RIGHT_EYE_CORNERS), :2].mean(0)
+    left = landmarks[list(LEFT_EYE_CORNERS), :2].mean(0)
     return float(np.degrees(np.arctan2(left[1] - right[1], left[0] - right[0])))
 
 

@@ -118,12 +118,17 @@ def turn_photo(rgb: np.ndarray, turn: int) -> np.ndarray:
 def turn_back(detection: Detection, turn: int, width: int, height: int) -> Detection:
     """A detection in a `width` x `height` photo turned `turn` degrees clockwise
     (`turn_photo`), in the photo's own pixels: its box mapped back, its roll less
-    `turn` (in (-180, 180])."""
+    `turn` (`signed_degrees`)."""
     u0, v0, u1, v1 = detection.box
     box = {
         90: (v0, height - u1, v1, height - u0),
         180: (width - u1, height - v1, width - u0, height - v0),
         270: (width - v1, u0, width - v0, u1),
     }[turn]
-    roll = (detection.roll - turn + 180.0) % 360.0 - 180.0
+    roll = signed_degrees(detection.roll - turn)
     return Detection(np.array(box, dtype=np.float64), detection.score, roll, detection.confirm)
+
+
+def signed_degrees(angle: float) -> float:
+    """`angle` (degrees) as the same turn in [-180, 180)."""
+    return (angle + 180.0) % 360.0 - 180.0

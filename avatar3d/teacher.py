@@ -116,7 +116,7 @@ SMILE_DROP_REF = 0.2220
 JAW_CARRY = 0.3  # share of the lip gap by which a dropping jaw carries the corners down
 MOUTH_OPEN_RANGE = 0.45  # lip gap / U at a wide-open mouth (~4 cm)
 
-# Base confidence of each landmark measurement on a frontal, well-resolved face.
+# Base confidence of each landmark measurement on a frontal face.
 SHAPE_CONFIDENCE: dict[str, float] = {
     "head_size": 0.0,  # not measurable from a face crop
     "ear_size": 0.0,  # ears are outside the mesh and often hidden
@@ -263,9 +263,12 @@ def measure(
         raise ValueError("face.landmarks must be a finite (478, 3) array")
     frontal = frontalize(landmarks)
     raw = frontal_measurements(frontal)
+    # A small face costs no confidence: shrunk to 18-30 px between the eyes (down to
+    # where `face_too_small` answers), the sample and group faces read their sliders
+    # 0.017-0.031 from their full-size readings, where the default lies 0.09 away and a
+    # confidence scaled down by the size handed fields to it (`scripts/cut_faces.py
+    # --shrink`, session 42).
     pose_factor = _pose_factor(face.yaw, face.pitch)
-    iod_px = float(np.linalg.norm(face.eye_centres[1] - face.eye_centres[0]))
-    size_factor = float(np.clip(iod_px / 40.0, 0.25, 1.0))
 
     expression = expression_from_measurements(raw)
     unread = CHIN_FIELDS if expression["mouth_open"] >= OPEN_MOUTH_LIMIT else ()
@@ -285,21 +288,21 @@ def measure(
             base = SHAPE_CONFIDENCE.get(name, DEFAULT_SHAPE_CONFIDENCE)
             for cause in EXPRESSION_CONFOUNDS.get(name, ()):
                 base *= 1.0 - expression[cause]
-            confidence[name] = base * pose_factor * size_factor
+            confidence[name] = base * pose_factor
         else:
             shape[name] = 0.5
             confidence[name] = 0.0
     geometry_ok = all(math.isfinite(v) for v in raw.values())
     for name in EXPRESSION_SLIDERS:
         base = EXPRESSION_CONFIDENCE.get(name, DEFAULT_EXPRESSION_CONFIDENCE)
-        confidence[name] = base * pose_factor * size_factor if geometry_ok else 0.0
+        confidence[name] = base * pose_factor if geometry_ok else 0.0
 
     reading = sample_colors(rgb, landmarks, person_mask, expression)
     colors = reading.colors
     confidence.update({name: c * pose_factor for name, c in reading.confidence.items()})
     contrast = bridge_contrast(rgb, landmarks, face.eye_centres)
     glasses, glasses_confidence = glasses_reading(contrast)
-    confidence["glasses"] = glasses_confidence * pose_factor * size_factor
+    confidence["glasses"] = glasses_confidence * pose_factor
     hair_style, hair_length = hair_from_reach(reading.hair_reach)
     read = math.isfinite(hair_length)
     confidence["hair_length"] = HAIR_LENGTH_CONFIDENCE * pose_factor if read else 0.0

@@ -65,6 +65,14 @@ FOREHEAD = (69, 108, 151, 337, 299, 296, 336, 9, 107, 66)
 # Faces larger than this (landmark box, pixels) have their colours sampled on a copy
 # reduced to this size.
 COLOR_FACE_PX = 256
+# The iris ring's and the brows' pixels (after the percentile bands) from which their
+# colours are read with full confidence. Faces made smaller until the eyes lie 20 px
+# apart read the iris 5 dE2000 and the brows 3 from their colours as photographed, with
+# 2-8 and 31-43 pixels left; counting to 40 and 60, the photo path handed them to the
+# default below 30 and 24 px, 13 and up to 9 away (`scripts/cut_faces.py --shrink`,
+# session 42).
+IRIS_FULL_COUNT = 8
+BROW_FULL_COUNT = 30
 L_BAND = (20.0, 80.0)  # percentiles of L* kept in every colour region
 # An eye behind a dark lens shows no white beside its iris (`eye_shade`, session 34).
 # On the six sample photos, under every perturbation of `chibi eval` and with their skin
@@ -297,14 +305,14 @@ def sample_colors(
     brow_lab, n_brow = _robust_lab(patch[brow_region], (5.0, 50.0))
     if brow_lab is not None:
         labs["brow_color"] = brow_lab
-        confidence["brow_color"] = min(1.0, n_brow / 60.0) * 0.7
+        confidence["brow_color"] = min(1.0, n_brow / BROW_FULL_COUNT) * 0.7
     # Iris: ring between pupil and limbus inside the lids; the band drops the
     # pupil edge (darkest) and the catch-light (brightest).
     iris_lab, n_iris = _robust_lab(patch[iris_region], (15.0, 70.0))
     if iris_lab is not None:
         openness = 1.0 - max(expression.get("blink_left", 0.0), expression.get("blink_right", 0.0))
         labs["iris_color"] = iris_lab
-        confidence["iris_color"] = min(1.0, n_iris / 40.0) * 0.7 * openness
+        confidence["iris_color"] = min(1.0, n_iris / IRIS_FULL_COUNT) * 0.7 * openness
 
     if person_mask is None:
         person = segment_person(patch)

@@ -144,8 +144,32 @@ def test_cut_faces_blur_moves_the_sliders_more_the_more_it_blurs():
     out = run_script("cut_faces.py", "--blur", "--shares", "0.005", "0.02", "--by-field")
     assert re.search(r"^11 faces blurred;", out, re.M)
     light, heavy = (
-        float(re.search(rf"sigma {share} of the face's width: (\d\.\d+), smile", out).group(1))
+        float(re.search(rf"sigma {share} of the face's width \(11 faces\): (\d\.\d+),", out)[1])
         for share in ("0.005", "0.020")
     )
     assert light < 0.03 < heavy  # 0.012 and 0.061 (session 41)
     assert re.search(r"mean \(largest\) change: face_width \d\.\d+ \(\d\.\d+\)", out)
+
+
+def test_cut_faces_noise_moves_the_sliders_more_the_more_noise():
+    """Sensor-like noise moves the teacher's shape sliders further the stronger it is, and
+    less than the default lies from them (what the README's noise sentence quotes)."""
+    out = run_script("cut_faces.py", "--noise", "--sigmas", "4", "16")
+    assert re.search(r"^11 faces made noisy;", out, re.M)
+    light, heavy = (
+        float(re.search(rf"noise of {sigma} levels \(11 faces\): (\d\.\d+),", out)[1])
+        for sigma in (4, 16)
+    )
+    assert light < heavy < 0.05  # 0.013 and 0.029 (session 42)
+
+
+def test_cut_faces_shrink_reads_small_faces_nearly_as_large_ones():
+    """Faces made smaller until the eyes lie 20 px apart: the shape sliders move less than
+    the default lies from them (0.09), and the teacher stays sure of every iris colour it
+    was sure of at 24 px (what the README's "A small face" paragraph quotes)."""
+    out = run_script("cut_faces.py", "--shrink", "--eye-distances", "24", "20")
+    assert re.search(r"^11 faces made smaller;", out, re.M)
+    change = float(re.search(r"eyes 20 px apart \(11 faces\): (\d\.\d+),", out)[1])
+    assert change < 0.05  # 0.031 (session 42)
+    sure, of = map(int, re.search(r"eyes 24 px.*\n.* iris \d+\.\d \((\d+)/(\d+)\)", out).groups())
+    assert sure == of > 0  # 0 of 7 while the iris's confidence counted to 40 pixels

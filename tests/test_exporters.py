@@ -1,6 +1,6 @@
 """Exporters: every format passes the Khronos glTF-Validator, the VRM schemas and the
 structural checks of tests/validators.py, for real built avatars and for a small
-hand-built one; the validators themselves are shown to catch broken files.
+hand-built one (tests/handmade.py).
 
 One node process validates all files of this module (the `reports` fixture).
 """
@@ -8,7 +8,6 @@ One node process validates all files of this module (the `reports` fixture).
 from __future__ import annotations
 
 import builtins
-import copy
 import io
 import json
 import tempfile
@@ -16,19 +15,16 @@ import zlib
 
 import numpy as np
 import pytest
+from handmade import handmade_avatar
 from PIL import Image
 from validators import (
     DEFAULT_BUDGET,
     HIGH_BUDGET,
-    SHARED_DIR,
-    Budget,
     assert_valid_file,
-    build_glb,
     expression_targets,
     gltf_validate_many,
     parse_glb,
     read_accessor,
-    structure_problems,
     validate_vrm_schema,
     validator_problems,
 )
@@ -38,11 +34,6 @@ from avatar3d.avatar import (
     MORPH_TARGET_NAMES,
     VRM_EXPRESSION_PRESETS,
     Avatar,
-    Material,
-    Skeleton,
-    SphereCollider,
-    SpringChain,
-    Submesh,
 )
 from avatar3d.build import build_avatar
 from avatar3d.params import AvatarParams
@@ -60,100 +51,6 @@ BUILT = (
     ("long", AvatarParams(hair_style="long", hair_length=1.0, shape={"head_size": 0.9}), "high"),
 )
 BUDGETS = {"default": DEFAULT_BUDGET, "high": HIGH_BUDGET}
-REFERENCE_DIR = SHARED_DIR / "reference-vrm"
-
-
-# -- a hand-built avatar: boxes on a humanoid skeleton --------------------------------
-# It pins the exporters' own contract on paths the builder may not take: an all-zero
-# morph target, a MASK double-sided material, two joint influences, a hair chain.
-
-_JOINTS = (  # name, parent, position (metres; faces +Z, the character's left is +X)
-    ("hips", None, (0.0, 0.45, 0.0)), ("spine", "hips", (0.0, 0.52, 0.0)),
-    ("chest", "spine", (0.0, 0.60, 0.0)), ("upperChest", "chest", (0.0, 0.66, 0.0)),
-    ("neck", "upperChest", (0.0, 0.72, 0.0)), ("head", "neck", (0.0, 0.76, 0.0)),
-    ("leftEye", "head", (0.06, 0.92, 0.14)), ("rightEye", "head", (-0.06, 0.92, 0.14)),
-    ("leftShoulder", "upperChest", (0.04, 0.70, 0.0)),
-    ("leftUpperArm", "leftShoulder", (0.10, 0.70, 0.0)),
-    ("leftLowerArm", "leftUpperArm", (0.22, 0.70, 0.0)),
-    ("leftHand", "leftLowerArm", (0.33, 0.70, 0.0)),
-    ("rightShoulder", "upperChest", (-0.04, 0.70, 0.0)),
-    ("rightUpperArm", "rightShoulder", (-0.10, 0.70, 0.0)),
-    ("rightLowerArm", "rightUpperArm", (-0.22, 0.70, 0.0)),
-    ("rightHand", "rightLowerArm", (-0.33, 0.70, 0.0)),
-    ("leftUpperLeg", "hips", (0.06, 0.42, 0.0)),
-    ("leftLowerLeg", "leftUpperLeg", (0.06, 0.22, 0.0)),
-    ("leftFoot", "leftLowerLeg", (0.06, 0.05, 0.0)), ("leftToes", "leftFoot", (0.06, 0.01, 0.06)),
-    ("rightUpperLeg", "hips", (-0.06, 0.42, 0.0)),
-    ("rightLowerLeg", "rightUpperLeg", (-0.06, 0.22, 0.0)),
-    ("rightFoot", "rightLowerLeg", (-0.06, 0.05, 0.0)),
-    ("rightToes", "rightFoot", (-0.06, 0.01, 0.06)),
-    ("hair1", "head", (0.0, 1.02, -0.16)), ("hair2", "hair1", (0.0, 0.92, -0.19)),
-    ("hair3", "hair2", (0.0, 0.82, -0.20)),
-)  # fmt: skip
-_CUBE = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=np.float64)
-_CUBE_FACES = np.array(
-    [[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
-     [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]], dtype=np.uint32,
-)  # fmt: skip
-ZERO_TARGET = "tongueOut"
-
-
-def handmade_avatar() -> Avatar:
-    """A 1 m box figure with every humanoid bone, every morph target and a hair chain."""
-    names = [j[0] for j in _JOINTS]
-    parents = np.array([names.index(p) if p else -1 for _, p, _ in _JOINTS])
-    positions = np.array([j[2] for j in _JOINTS], dtype=np.float64)
-    head = names.index("head")
-    centres = positions + np.where(np.arange(len(names))[:, None] == head, [0.0, 0.14, 0.0], 0.0)
-    half = np.where(np.arange(len(names))[:, None] == head, [0.16, 0.16, 0.15], 0.025)
-    vertices = (centres[:, None, :] + _CUBE[None] * half[:, None, :]).reshape(-1, 3)
-    normals = vertices - np.repeat(centres, 8, axis=0)
-    joints = np.zeros((len(vertices), 4), dtype=np.uint16)
-    weights = np.zeros((len(vertices), 4), dtype=np.float32)
-    joints[:, 0] = np.repeat(np.arange(len(names)), 8)
-    weights[:, 0] = 1.0
-    # The lower corners of limb boxes also follow the parent joint.
-    blended = np.flatnonzero((np.arange(len(vertices)) % 8 < 4) & (parents[joints[:, 0]] >= 0))
-    blended = blended[joints[blended, 0] != head]
-    joints[blended, 1] = parents[joints[blended, 0]]
-    weights[blended, :2] = (0.75, 0.25)
-    is_hair = np.array([n.startswith("hair") for n in names])
-    faces = (_CUBE_FACES[None] + 8 * np.arange(len(names))[:, None, None]).astype(np.uint32)
-    rng = np.random.default_rng(7)
-    morph_targets = {}
-    for name in MORPH_TARGET_NAMES:
-        delta = np.zeros_like(vertices, dtype=np.float32)
-        if name != ZERO_TARGET:  # three front corners of the head box (the "face")
-            moved = 8 * head + rng.choice([1, 3, 5, 7], size=3, replace=False)
-            delta[moved] = rng.normal(0.0, 0.01, size=(3, 3))
-        morph_targets[name] = delta
-    texture = np.full((256, 256, 4), 200, dtype=np.uint8)
-    texture[200:, 200:, 3] = 0  # a cut-out corner for the MASK material
-    hair = [names.index(n) for n in ("hair1", "hair2", "hair3")]
-    return Avatar(
-        name="Handmade",
-        vertices=vertices.astype(np.float32),
-        normals=(normals / np.linalg.norm(normals, axis=1, keepdims=True)).astype(np.float32),
-        uvs=rng.uniform(0.05, 0.7, size=(len(vertices), 2)).astype(np.float32),
-        submeshes=[
-            Submesh(faces[~is_hair].reshape(-1, 3), 0),
-            Submesh(faces[is_hair].reshape(-1, 3), 1),
-        ],
-        joints=joints,
-        weights=weights,
-        skeleton=Skeleton(names=names, parents=parents, positions=positions),
-        morph_targets=morph_targets,
-        materials=[
-            Material(name="body", base_color=(1.0, 0.9, 0.85, 1.0), outline_width=0.002),
-            Material(
-                name="hair", alpha_mode="MASK", double_sided=True, shade_color=(0.3, 0.2, 0.2)
-            ),
-        ],
-        textures=[texture],
-        spring_chains=[SpringChain(name="hair_back", joints=hair, colliders=[0])],
-        colliders=[SphereCollider(joint=head, offset=(0.0, 0.14, 0.0), radius=0.15)],
-        eye_offset=(0.0, 0.16, 0.14),
-    )
 
 
 # -- fixtures --------------------------------------------------------------------------
@@ -463,119 +360,3 @@ def test_exporters_write_no_files(monkeypatch):
         monkeypatch.setattr(tempfile, name, refuse)
     for fmt in exporters.FORMATS:
         assert exporters.export(avatar, fmt, _png(8, (1, 2, 3)))[:4] == b"glTF"
-
-
-# -- the validators catch broken files ------------------------------------------------------
-
-
-def _broken(data: bytes, change) -> bytes:
-    gltf, binary = parse_glb(data)
-    gltf = copy.deepcopy(gltf)
-    binary = change(gltf, binary) or binary
-    return build_glb(gltf, binary)
-
-
-def test_structure_checks_catch_broken_files(files):
-    vrm1, vrm0 = files["handmade.vrm1"], files["handmade.vrm0"]
-    assert structure_problems(vrm1) == [] and structure_problems(vrm0) == []
-
-    def shift_joint(g, b):
-        g["nodes"][3]["translation"][1] += 0.01
-
-    def share_bone(g, b):
-        bones = g["extensions"]["VRMC_vrm"]["humanoid"]["humanBones"]
-        bones["spine"]["node"] = bones["chest"]["node"]
-
-    def bad_expression(g, b):
-        g["extensions"]["VRMC_vrm"]["expressions"]["preset"]["aa"]["morphTargetBinds"][0][
-            "index"
-        ] = 999
-
-    def weights_from_normals(g, b):
-        attributes = g["meshes"][0]["primitives"][0]["attributes"]
-        attributes["WEIGHTS_0"] = attributes["TEXCOORD_0"]
-
-    def unchain_spring(g, b):
-        g["extensions"]["VRMC_springBone"]["springs"][0]["joints"].reverse()
-
-    def nan_position(g, b):
-        view = g["bufferViews"][
-            g["accessors"][g["meshes"][0]["primitives"][0]["attributes"]["POSITION"]]["bufferView"]
-        ]
-        return b[: view["byteOffset"]] + np.float32(np.nan).tobytes() + b[view["byteOffset"] + 4 :]
-
-    def drop_neck(g, b):
-        bones = g["extensions"]["VRM"]["humanoid"]["humanBones"]
-        bones[:] = [x for x in bones if x["bone"] != "neck"]
-
-    def missing_node(g, b):
-        g["extensions"]["VRM"]["secondaryAnimation"]["boneGroups"][0]["bones"] = [len(g["nodes"])]
-
-    cases = [
-        (vrm1, shift_joint, "inverse binds"),
-        (vrm1, share_bone, "share a node"),
-        (vrm1, bad_expression, "no morph target 999"),
-        (vrm1, weights_from_normals, "sum to 1"),
-        (vrm1, unchain_spring, "not below the one before"),
-        (vrm1, nan_position, "NaN"),
-        (vrm0, drop_neck, "neck is not mapped"),
-        (vrm0, missing_node, "is not one of"),
-    ]
-    for data, change, expected in cases:
-        problems = structure_problems(_broken(data, change))
-        assert any(expected in p for p in problems), (change.__name__, problems)
-    tight = Budget(max_triangles=10, max_materials=1, max_bones=5, max_texture_size=64)
-    problems = structure_problems(vrm1, tight)
-    assert {p.split(":")[0] for p in problems} == {
-        "triangles",
-        "materials",
-        "bones",
-        "image 0 size",
-    }
-
-
-def test_gltf_validator_and_schemas_catch_broken_files(files):
-    import jsonschema
-
-    def wrong_count(g, b):
-        g["accessors"][g["meshes"][0]["primitives"][0]["attributes"]["NORMAL"]]["count"] += 1
-
-    broken = _broken(files["handmade.glb"], wrong_count)
-    report = gltf_validate_many({"broken.glb": broken})["broken.glb"]
-    assert report["issues"]["numErrors"] > 0 and validator_problems(report, parse_glb(broken)[0])
-    gltf, _ = parse_glb(files["handmade.vrm1"])
-    gltf["extensions"]["VRMC_vrm"]["meta"]["avatarPermission"] = "anyone"
-    with pytest.raises(jsonschema.ValidationError):
-        validate_vrm_schema(gltf)
-    gltf, _ = parse_glb(files["handmade.vrm0"])
-    gltf["extensions"]["VRM"]["blendShapeMaster"]["blendShapeGroups"][1]["presetName"] = "smile"
-    with pytest.raises(jsonschema.ValidationError):
-        validate_vrm_schema(gltf)
-
-
-def test_reference_vrm_files_pass_the_validators():
-    """Sanity check of the validators on the VRM spec's own samples (../shared/reference-vrm)."""
-    import jsonschema
-
-    names = (
-        "VRMC_materials_mtoon_UV_Animation_Test.vrm",
-        "VRMC_vrm_expressions_isBinary_Overridden.vrm",
-    )
-    data = {n: (REFERENCE_DIR / n).read_bytes() for n in names}
-    reports = gltf_validate_many(data)
-    for name in names:
-        gltf, _ = parse_glb(data[name])
-        # Their PNGs carry colour-space chunks the validator does not support; our exception
-        # for MToon + unlit filters the MULTIPLE_EXTENSIONS warnings of the MToon sample.
-        problems = validator_problems(reports[name], gltf)
-        assert problems and all(p.startswith("IMAGE_FEATURES_UNSUPPORTED") for p in problems), (
-            problems
-        )
-        assert structure_problems(data[name]) == []
-    mtoon_sample, isbinary_sample = (parse_glb(data[n])[0] for n in names)
-    assert validate_vrm_schema(mtoon_sample) == ["VRMC_vrm", "VRMC_materials_mtoon"]
-    # The hand-written isBinary sample has "references": [], which the schema's minItems 1 rejects.
-    with pytest.raises(jsonschema.ValidationError, match="should be non-empty"):
-        validate_vrm_schema(isbinary_sample)
-    isbinary_sample["extensions"]["VRMC_vrm"]["meta"]["references"] = ["vrm-specification"]
-    assert validate_vrm_schema(isbinary_sample) == ["VRMC_vrm"]

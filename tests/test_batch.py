@@ -23,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from glb import parse_glb
 from PIL import Image
 from processes import gone_within, group_alive, spawned_children
 from skimage import data as skdata
-from validators import assert_valid_file, gltf_validate_many, parse_glb
+from validators import assert_valid_file, gltf_validate_many
 
 from avatar3d.errors import ChibiError
 from server.batch import FAILURES, MANIFEST, TMP_SUFFIX, read_jsonl

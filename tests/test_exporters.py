@@ -15,6 +15,7 @@ import zlib
 
 import numpy as np
 import pytest
+from glb import parse_glb, read_accessor
 from handmade import handmade_avatar
 from PIL import Image
 from validators import (
@@ -23,8 +24,6 @@ from validators import (
     assert_valid_file,
     expression_targets,
     gltf_validate_many,
-    parse_glb,
-    read_accessor,
     validate_vrm_schema,
     validator_problems,
 )

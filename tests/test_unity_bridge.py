@@ -23,10 +23,11 @@ import zlib
 from pathlib import Path
 
 import pytest
+from glb import parse_glb
 from PIL import Image
 from server_harness import ROOT, ServerProcess
 from skimage import data as skimage_data
-from validators import assert_valid_file, gltf_validate_many, parse_glb
+from validators import assert_valid_file, gltf_validate_many
 
 BRIDGE = ROOT / "unity_bridge"
 TOKEN = "unity-bridge-test-token"

@@ -8,13 +8,12 @@ import copy
 
 import numpy as np
 import pytest
+from glb import build_glb, parse_glb
 from handmade import handmade_avatar
 from validators import (
     SHARED_DIR,
     Budget,
-    build_glb,
     gltf_validate_many,
-    parse_glb,
     structure_problems,
     validate_vrm_schema,
     validator_problems,

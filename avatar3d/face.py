@@ -278,14 +278,18 @@ class FaceAnalyzer:
         1280 px photo of six people round a table (faces of 98-145 px) it found three,
         each half of the photo all six. So where the largest face it finds is under
         `TILE_BELOW` of the longer side, or every face is asked for, it also reads
-        overlapping tiles (`tiles`; four passes of ~3 ms). Where it finds no face, it
-        reads the photo turned upside down and sideways (`_turned_photo`), then the
+        overlapping tiles (`tiles`; four passes of ~3 ms). Where it finds no face, or none
+        scoring `TURNED_MIN_SCORE`, it reads the photo turned upside down and sideways
+        (`_turned_photo`) and keeps the turn's faces if it finds any; then the
         whole-image FaceMesh fallback comes (a face too close for the detector), and the
         tiles only if that finds none either: on close-ups a tile's detector took an eye
         or a lens for a small face.
         """
         height, width = rgb.shape[:2]
-        detections = self._detections(rgb, 0, 0) or self._turned_photo(rgb)
+        detections = self._detections(rgb, 0, 0)
+        if max((d.score for d in detections), default=0.0) < TURNED_MIN_SCORE:
+            # an upside-down face can pass for an upright one, less surely
+            detections = self._turned_photo(rgb) or detections
         detections.sort(key=lambda d: -bbox_area(d.box))
         largest = max((float(max(d.box[2:] - d.box[:2])) for d in detections), default=0.0)
         tiled = bool(detections) and (every_face or largest < TILE_BELOW * max(height, width))

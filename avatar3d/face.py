@@ -78,8 +78,9 @@ TILE_OVERLAP = 0.3
 # FaceMesh's crops turn a rolled face upright in steps of this many degrees (the
 # detector's eye line, rounded; `FaceAnalyzer._mesh_in_box`).
 UPRIGHT_STEP = 15.0
-# A face found only in the photo turned over counts from this detector score: the six
-# sample photos' faces score 0.79-0.91 turned as upright, and an upright face that the
+# A face found in the photo turned over counts from this detector score, and the turns
+# are read where no face in the photo as it lies scores this much: the six sample
+# photos' faces score 0.79-0.91 upright, turned as upright, and an upright face that the
 # detector also took for one upside down 0.66 (`FaceAnalyzer._turned_photo`).
 TURNED_MIN_SCORE = 0.75
 # The crop (times the landmarks' box) in which the detector confirms a face FaceMesh

@@ -1,9 +1,10 @@
 """What hides a face's colours, painted over a photo to check the teacher against.
 
-Face masks of any fabric, dark and mirrored sunglasses, a coloured light and black and
-white: the cases `teacher_colors` reads apart (`scripts/covered_faces.py` prints how
-well; `tests/test_teacher_covers.py` and `tests/test_skin_scale.py` hold the rules). Images are
-(H, W, 3) uint8 RGB; `face` is a `face.FaceObservation` of the same photo.
+Face masks of any fabric, dark and mirrored sunglasses, bangs over the forehead, a
+coloured light and black and white: the cases `teacher_colors` reads apart
+(`scripts/covered_faces.py` prints how well; `tests/test_teacher_covers.py` and
+`tests/test_skin_scale.py` hold the rules). Images are (H, W, 3) uint8 RGB; `face` is a
+`face.FaceObservation` of the same photo.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .teacher_colors import FACE_OVAL, _fill
+from .teacher_colors import FACE_OVAL, LEFT_BROW_UPPER, RIGHT_BROW_UPPER, _fill
 
 # Fabrics of face masks, sRGB 0..255: those `teacher_colors.cheek_cover` tells from skin
 # and, last, warm ones of a skin's chroma that it does not.
@@ -34,6 +35,11 @@ MIRRORS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "gold": lambda depth: np.array([230.0, 170.0, 60.0]) * (0.7 + 0.5 * (1 - depth)),
     "blue": lambda depth: np.array([60.0, 120.0, 230.0]) * (0.6 + 0.6 * (1 - depth)),
     "silver": lambda depth: np.array([200.0, 200.0, 205.0]) * (1 - 0.5 * np.abs(depth - 0.5)),
+}  # fmt: skip
+# Hair of bangs, sRGB 0..255.
+HAIRS: dict[str, tuple[int, int, int]] = {
+    "black": (28, 24, 22), "dark brown": (60, 40, 28), "auburn": (120, 55, 30),
+    "blonde": (200, 170, 110),
 }  # fmt: skip
 # Coloured lights, as gains on the photo's sRGB values.
 LIGHTS: dict[str, tuple[float, float, float]] = {
@@ -58,6 +64,30 @@ def paint_face_mask(
     light = (shade[:, None] * (1.0 - 0.15 * np.abs(across)[None, :]))[..., None]
     grain = np.random.default_rng(seed).normal(0.0, 6.0, rgb.shape)
     painted = np.where(region[..., None], np.array(colour) * light + grain, rgb)
+    return np.clip(painted, 0, 255).astype(np.uint8)
+
+
+def paint_bangs(
+    rgb: np.ndarray, face, colour: tuple[int, int, int], reach: float = 0.0, seed: int = 0
+) -> np.ndarray:
+    """Bangs of hair `colour` over the forehead: from the photo's top down to `reach` eye
+    distances below the brows' top (negative: above it), across the face's width and a
+    fifth of an eye distance beyond, their lower edge uneven by strands (drawn from
+    `seed`), in streaks along the hair (sd 12 levels) and with grain (sd 6)."""
+    pts = face.landmarks[:, :2]
+    distance = float(np.linalg.norm(face.eye_centres[1] - face.eye_centres[0]))
+    left, right = pts[:, 0].min() - 0.2 * distance, pts[:, 0].max() + 0.2 * distance
+    edge = pts[list(RIGHT_BROW_UPPER + LEFT_BROW_UPPER), 1].min() + reach * distance
+    rng = np.random.default_rng(seed)
+    columns = np.arange(rgb.shape[1])
+    strands = np.repeat(rng.normal(0.0, 1.0, rgb.shape[1] // 4 + 1), 4)[: rgb.shape[1]]
+    bottom = edge + 0.04 * distance * strands
+    region = (np.arange(rgb.shape[0])[:, None] < bottom[None, :]) & (
+        (columns > left) & (columns < right)
+    )[None, :]
+    streaks = (12.0 * strands)[None, :, None]
+    grain = rng.normal(0.0, 6.0, rgb.shape)
+    painted = np.where(region[..., None], np.array(colour) + streaks + grain, rgb)
     return np.clip(painted, 0, 255).astype(np.uint8)
 
 

@@ -138,6 +138,15 @@ GREY_COVER_SHARE = 0.4
 # their forehead), 36.5 on 290 training renders (session 36).
 VIVID_COVER_CHROMA = 50.0
 VIVID_COVER_SHARE = 1.8
+# Bangs over the lower forehead: there black, dark brown and auburn hair (`painted`)
+# read 20-70 L* darker than the cheeks on the 11 sample and group faces, and moved the
+# skin read with the forehead by a median 2.2-5.8 dE2000 over them and five Monk tints
+# of each (27 at worst; `scripts/covered_faces.py`). Unhidden, no forehead read more
+# than 4.4 darker than its cheeks (187 readings: the 11 faces, `chibi eval`'s
+# perturbations and Monk tints); it often reads lighter (shine, up to 21.5). A forehead
+# this much darker leaves the skin to the cheeks (session 42): medians 1.1-2.4. Blonde
+# bangs read about as light as skin, and are not told apart.
+FOREHEAD_COVER_DARKER = 12.0
 # A photo without colour (black and white, or a faint tint from a scan) gave the
 # astronaut grey skin (#bfbfbf) and grey lips. Such a photo is told by its saturation
 # ((max - min) / max of the channels, the max floored at 32 levels so that dark noise
@@ -265,7 +274,9 @@ def sample_colors(
     face_lab, n_face = skin_lab, n_skin
     forehead_lab = _robust_lab(patch[forehead], L_BAND)[0]
     lip_lab, n_lip = _robust_lab(patch[lips_region], L_BAND)
-    cheeks_lab = _robust_lab(patch[cheeks], L_BAND)[0]
+    cheeks_lab, n_cheeks = _robust_lab(patch[cheeks], L_BAND)
+    if forehead_covered(forehead_lab, cheeks_lab, lip_lab):
+        skin_lab, n_skin = face_lab, n_face = cheeks_lab, n_cheeks
     cover = cheek_cover(skin_lab, cheeks_lab, forehead_lab, lip_lab)
     if cover is not None:  # the cheeks are covered: the skin above the cover, if skin
         above = forehead.copy()
@@ -408,6 +419,20 @@ def cheek_cover(
     vivid = chroma >= max(VIVID_COVER_CHROMA, VIVID_COVER_SHARE * _chroma(forehead))
     lips_alike = deltaE_ciede2000(lips, cheeks) < LIPS_LIKE_COVER
     return cheeks if (grey or pale or vivid) and lips_alike else None
+
+
+def forehead_covered(
+    forehead: np.ndarray | None, cheeks: np.ndarray | None, lips: np.ndarray | None
+) -> bool:
+    """Whether bangs cover the lower forehead: its CIELab (3,) reading is
+    `FOREHEAD_COVER_DARKER` or more darker than the cheeks', and the lips do not read as
+    the cheeks do (`LIPS_LIKE_COVER`): a pale face mask's cheeks are not to be taken for
+    the skin. False if the forehead or the cheeks are unread."""
+    if forehead is None or cheeks is None:
+        return False
+    if lips is not None and deltaE_ciede2000(lips, cheeks) < LIPS_LIKE_COVER:
+        return False
+    return bool(forehead[0] <= cheeks[0] - FOREHEAD_COVER_DARKER)
 
 
 def _chroma(lab: np.ndarray) -> float:

@@ -10,6 +10,9 @@ Hopper, the four White House photos), painted with `avatar3d.painted`:
   how many hide the mouth, and the skin's median dE2000 from the unmasked face's;
 - *sunglasses*, dark and mirrored, over the photo and its tints to swatches 1, 4, 7 and
   10: how many hide the eyes;
+- *bangs* of each hair colour down to the brows' top and over the brows, on the photo and
+  its tints to swatches 2, 4, 6, 8 and 10: the skin's median and largest dE2000 from the
+  uncovered face's;
 - *black and white*: the skin and lips against the colour photo's, and what a grey of
   the same lightness would be;
 - *coloured lights*: where the teacher takes the light out, and each colour's median
@@ -23,8 +26,8 @@ About 90 s for the six photos. `--group` adds the faces of the group photo
 (`sample_photos.GROUP_PHOTOS`), each cut out as a photo of its own, left to right
 `group_1` ... (about 80 s more). `--sheet` also draws the first photo under each cover,
 with the avatar the photo path makes of it and the CNN's alone (`eval_sheet`). The
-README's "Face masks", "Sunglasses", "Mirrored lenses", "Black-and-white photos" and
-"Hair length" quote it.
+README's "Face masks", "Sunglasses", "Mirrored lenses", "Bangs", "Black-and-white
+photos" and "Hair length" quote it.
 """
 
 from __future__ import annotations
@@ -44,10 +47,12 @@ from avatar3d.face import FaceAnalyzer, thread_analyzer
 from avatar3d.imageio import decode_image
 from avatar3d.painted import (
     FABRICS,
+    HAIRS,
     LIGHTS,
     MIRRORS,
     black_and_white,
     coloured_light,
+    paint_bangs,
     paint_dark_lenses,
     paint_face_mask,
     paint_mirrored_lenses,
@@ -65,6 +70,7 @@ LENSES: dict[str, Callable] = {"dark": paint_dark_lenses} | {
     f"{kind} mirror": (lambda rgb, face, kind=kind: paint_mirrored_lenses(rgb, face, kind))
     for kind in MIRRORS
 }
+BANGS_REACH = (0.0, 0.15)  # eye distances below the brows' top: to them, over them
 
 
 def read(rgb: np.ndarray) -> TeacherLabels | None:
@@ -156,6 +162,7 @@ def main() -> None:
     unhidden: dict[str, list[int]] = {}
     masks: dict[str, list[tuple[bool, float]]] = {name: [] for name in FABRICS}
     lenses: dict[str, list[bool]] = {name: [] for name in LENSES}
+    bangs: dict[tuple[str, float], list[float]] = {}
     lights: dict[str, list[dict[str, float]]] = {name: [] for name in LIGHTS}
     hair: dict[str, dict[str, list[float]]] = {}
     grey_rows = []
@@ -190,6 +197,13 @@ def main() -> None:
                 if labels is not None and reference is not None:
                     skin = hex_delta_e(labels.colors["skin_color"], reference.colors["skin_color"])
                     masks[fabric].append((flags(labels)["masked"], skin))
+        for (shade, colour), reach in itertools.product(HAIRS.items(), BANGS_REACH):
+            for seed, (base, reference) in enumerate(zip(bases, unmasked, strict=True)):
+                labels = read(paint_bangs(base, face, colour, reach, seed))
+                lengths["covered"].append(hair_length(labels))
+                if labels is not None and reference is not None:
+                    skin = hex_delta_e(labels.colors["skin_color"], reference.colors["skin_color"])
+                    bangs.setdefault((shade, reach), []).append(skin)
         for lens, paint in LENSES.items():
             for base in [rgb, *tints[::3]]:
                 labels = read(paint(base, face))
@@ -233,6 +247,10 @@ def main() -> None:
     print("\n== sunglasses (the photo and its tints to swatches 1, 4, 7, 10) ==")
     for lens, rows in lenses.items():
         print(f"{lens:14} eyes hidden on {sum(rows):3} of {len(rows):3}")
+    print("\n== bangs (the photo and its tints to swatches 2, 4, 6, 8, 10) ==")
+    print("hair        reach (eye distances below the brows' top)   skin dE2000: median, largest")
+    for (shade, reach), rows in bangs.items():
+        print(f"{shade:12} {reach:+.2f} {'':36} {np.median(rows):6.1f} {max(rows):6.1f}")
     print("\n== black and white: dE2000 from the colour photo's reading (a grey of its L*) ==")
     for name, skin, skin_grey, lips, lips_grey in grey_rows:
         print(

@@ -104,8 +104,9 @@ def test_covered_faces_reads_the_group_photos_faces():
 
 
 def test_covered_faces_prints_every_cover_for_a_photo(tmp_path):
-    """The astronaut's 20 unhidden faces read as none of the covers; each fabric, lens
-    and light has its row, the red mask hides her mouth, and her hair length reads short.
+    """The astronaut's 20 unhidden faces read as none of the covers; each fabric, lens,
+    bangs' hair and light has its row, the red mask hides her mouth, and her hair length
+    reads short.
     The sheet draws six covers."""
     sheet = tmp_path / "covers.png"
     out = run_script("covered_faces.py", "--photos", "astronaut", "--sheet", str(sheet))
@@ -118,6 +119,8 @@ def test_covered_faces_prints_every_cover_for_a_photo(tmp_path):
     assert re.search(r"^dark +eyes hidden on +\d of +5$", out, re.M)
     assert re.search(r"^astronaut +skin +\d+\.\d", out, re.M)
     assert re.search(r"^strong blue +1 of +1", out, re.M)
+    for hair in ("black", "dark brown", "auburn", "blonde"):
+        assert re.search(rf"^{hair} +\+0\.15 +\d+\.\d +\d+\.\d$", out, re.M), hair
     # her bob ends about where the shortest side locks do, on every unhidden face
     assert re.search(r"^astronaut +unhidden 0\.00-0\.[0-2]\d \(20/20\) +covered 0\.", out, re.M)
 

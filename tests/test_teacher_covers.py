@@ -1,4 +1,4 @@
-"""The teacher on covered faces: glasses, dark and mirrored lenses, face masks."""
+"""The teacher on covered faces: glasses, dark and mirrored lenses, face masks, bangs."""
 
 from __future__ import annotations
 
@@ -11,15 +11,17 @@ import pytest
 from PIL import Image
 from test_teacher import brighten, jpeg, teach
 
-from avatar3d.painted import paint_dark_lenses, paint_mirrored_lenses
+from avatar3d.painted import HAIRS, paint_bangs, paint_dark_lenses, paint_mirrored_lenses
 from avatar3d.params import AvatarParams, hex_delta_e, hex_to_lab
 from avatar3d.teacher import HIDDEN_WITH_THE_EYES, HIDDEN_WITH_THE_MOUTH, measure
 from avatar3d.teacher_colors import (
     EYE_HIDDEN_CONTRAST,
     EYE_HIDDEN_RATIO,
     EYE_LENS_DISTANCE,
+    FOREHEAD_COVER_DARKER,
     SIDES,
     eye_hidden,
+    forehead_covered,
 )
 from avatar3d.teacher_glasses import GLASSES_CONTRAST, bridge_contrast, glasses_reading
 
@@ -345,3 +347,37 @@ def test_a_photo_behind_a_face_mask_keeps_a_skin_colour_through_the_cli(
     assert hex_delta_e(params.skin_color, unmasked) < 3.0
     assert params.lip_color == AvatarParams().lip_color
     assert {sources[name] for name in HIDDEN_WITH_THE_MOUTH} == {"hidden"}
+
+
+def test_a_forehead_far_darker_than_the_cheeks_is_covered():
+    cheeks, lips = np.array([62.0, 14.0, 18.0]), np.array([50.0, 30.0, 15.0])
+    darker = cheeks - [FOREHEAD_COVER_DARKER, 0.0, 0.0]
+    assert forehead_covered(darker, cheeks, lips) and forehead_covered(darker, cheeks, None)
+    assert forehead_covered(np.array([25.0, 4, 6]), cheeks, lips)
+    # unhidden foreheads read up to 4.4 darker than their cheeks, and often lighter
+    assert not forehead_covered(cheeks - [4.4, 0.0, 0.0], cheeks, lips)
+    assert not forehead_covered(cheeks + [21.5, 0.0, 0.0], cheeks, lips)
+    assert not forehead_covered(None, cheeks, lips) and not forehead_covered(darker, None, lips)
+    # lips reading as the cheeks do: a pale mask over both, not bangs
+    assert not forehead_covered(darker, cheeks, cheeks + [1.0, 0.5, 0.0])
+
+
+@pytest.mark.parametrize("hair", ["black", "auburn"])
+def test_bangs_leave_the_skin_to_the_cheeks(tmp_path, capsys, analyzer, astronaut, hopper, hair):
+    """Bangs over the brows: read with the forehead, the skin took in the hair (the
+    astronaut's 6.9 and 8.5 dE2000 from her uncovered skin, Grace Hopper's 6.0 and 7.0);
+    from the cheeks alone 0.5 and 0.0, 2.6 and 2.8. The astronaut's through the CLI."""
+    from server.cli import main
+
+    face = analyzer.analyze(hopper)[0]
+    covered = teach(analyzer, paint_bangs(hopper, face, HAIRS[hair], reach=0.15))
+    uncovered = measure(hopper, face).colors["skin_color"]
+    assert hex_delta_e(covered.colors["skin_color"], uncovered) < 4.0
+    face = analyzer.analyze(astronaut)[0]
+    photo = tmp_path / "bangs.png"
+    Image.fromarray(paint_bangs(astronaut, face, HAIRS[hair], reach=0.15)).save(photo)
+    assert main(["params", "--sources", str(photo)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["sources"]["skin_color"] == "teacher"
+    uncovered = measure(astronaut, face).colors["skin_color"]
+    assert hex_delta_e(record["params"]["skin_color"], uncovered) < 2.5

@@ -48,12 +48,11 @@ from collections.abc import Callable, Iterator
 import cv2
 import numpy as np
 from covered_faces import group_faces
-from skimage.color import deltaE_ciede2000, rgb2lab
 
 from avatar3d.errors import ChibiError
 from avatar3d.evaluate_real import real_faces
 from avatar3d.face import FaceAnalyzer, FaceObservation
-from avatar3d.params import hex_to_rgb
+from avatar3d.params import hex_delta_e
 from avatar3d.teacher import SHAPE_MAPPING, measure
 
 SIDES = ("left", "right", "top", "bottom")
@@ -82,9 +81,8 @@ def reading(analyzer: FaceAnalyzer, rgb: np.ndarray, window: list[int]) -> dict 
     except ChibiError:
         return None
     labels = measure(image, face)
-    colours = {  # Lab, and whether the photo path takes it (confidence at least 0.3)
-        name: (rgb2lab(np.array(hex_to_rgb(hex))[None, None])[0, 0], labels.confidence[name] >= 0.3)
-        for name, hex in labels.colors.items()
+    colours = {  # '#rrggbb', and whether the photo path takes it (confidence at least 0.3)
+        name: (code, labels.confidence[name] >= 0.3) for name, code in labels.colors.items()
     }
     return {
         **{name: labels.shape[name] for name in SLIDERS},
@@ -134,9 +132,9 @@ def changes(
                 np.array([abs(after[s] - before[s]) for s in SLIDERS])
             )
             smile.setdefault(key, []).append(abs(after["smile"] - before["smile"]))
-            for field, (lab, sure) in before["colours"].items():
+            for field, (code, sure) in before["colours"].items():
                 if sure and field in after["colours"]:
-                    moved = float(deltaE_ciede2000(lab, after["colours"][field][0]))
+                    moved = hex_delta_e(code, after["colours"][field][0])
                     pair = (moved, after["colours"][field][1])
                     colour.setdefault(key, {}).setdefault(field, []).append(pair)
     return count, {key: np.array(rows) for key, rows in change.items()}, smile, colour

@@ -307,7 +307,7 @@ def sample_colors(
         if not eyes_hidden[-1]:
             iris_region |= iris_ring
     mouth_covered = cover is not None and lip_lab is not None
-    mouth_covered = mouth_covered and deltaE_ciede2000(lip_lab, cover) < LIPS_LIKE_COVER
+    mouth_covered = mouth_covered and lips_alike(lip_lab, cover)
     lips_read = lip_lab is not None and not mouth_covered
     if lips_read:
         labs["lip_color"] = lip_lab
@@ -417,8 +417,7 @@ def cheek_cover(
     grey = chroma < GREY_COVER_CHROMA and abs(lighter) >= GREY_COVER_LIGHTNESS
     pale = lighter > 0 and chroma < GREY_COVER_SHARE * _chroma(forehead)
     vivid = chroma >= max(VIVID_COVER_CHROMA, VIVID_COVER_SHARE * _chroma(forehead))
-    lips_alike = deltaE_ciede2000(lips, cheeks) < LIPS_LIKE_COVER
-    return cheeks if (grey or pale or vivid) and lips_alike else None
+    return cheeks if (grey or pale or vivid) and lips_alike(lips, cheeks) else None
 
 
 def forehead_covered(
@@ -428,11 +427,15 @@ def forehead_covered(
     `FOREHEAD_COVER_DARKER` or more darker than the cheeks', and the lips do not read as
     the cheeks do (`LIPS_LIKE_COVER`): a pale face mask's cheeks are not to be taken for
     the skin. False if the forehead or the cheeks are unread."""
-    if forehead is None or cheeks is None:
+    if forehead is None or cheeks is None or forehead[0] > cheeks[0] - FOREHEAD_COVER_DARKER:
         return False
-    if lips is not None and deltaE_ciede2000(lips, cheeks) < LIPS_LIKE_COVER:
-        return False
-    return bool(forehead[0] <= cheeks[0] - FOREHEAD_COVER_DARKER)
+    return lips is None or not lips_alike(lips, cheeks)
+
+
+def lips_alike(lips: np.ndarray, cover: np.ndarray) -> bool:
+    """Whether the lips' CIELab (3,) reading is the same colour as `cover`'s, within
+    `LIPS_LIKE_COVER`: one cover over both."""
+    return bool(deltaE_ciede2000(lips, cover) < LIPS_LIKE_COVER)
 
 
 def _chroma(lab: np.ndarray) -> float:

@@ -135,6 +135,12 @@ class FaceObservation:
             [lm[list(RIGHT_EYE_CORNERS)].mean(0), lm[list(LEFT_EYE_CORNERS)].mean(0)]
         ).astype(np.float64)
 
+    @property
+    def eye_distance(self) -> float:
+        """Pixels between the eyes' centres (`eye_centres`)."""
+        right, left = self.eye_centres
+        return float(np.linalg.norm(left - right))
+
 
 class FaceAnalyzer:
     """Finds faces and their landmarks with MediaPipe.

@@ -75,7 +75,7 @@ def paint_bangs(
     fifth of an eye distance beyond, their lower edge uneven by strands (drawn from
     `seed`), in streaks along the hair (sd 12 levels) and with grain (sd 6)."""
     pts = face.landmarks[:, :2]
-    distance = float(np.linalg.norm(face.eye_centres[1] - face.eye_centres[0]))
+    distance = face.eye_distance
     left, right = pts[:, 0].min() - 0.2 * distance, pts[:, 0].max() + 0.2 * distance
     edge = pts[list(RIGHT_BROW_UPPER + LEFT_BROW_UPPER), 1].min() + reach * distance
     rng = np.random.default_rng(seed)
@@ -97,7 +97,7 @@ def paint_lenses(
     """Sunglasses: an ellipse over each eye filled with `lens(rgb, depth)` ((H, W, 3)
     float; depth (H, W, 1) 0..1 from the lens's top to its bottom), and a bar across the
     nose between them."""
-    distance = float(np.linalg.norm(face.eye_centres[1] - face.eye_centres[0]))
+    distance = face.eye_distance
     painted = rgb.astype(np.float64)
     rows = np.arange(rgb.shape[0])[:, None, None]
     for centre in face.eye_centres:

@@ -183,7 +183,7 @@ def shrunk(rgb: np.ndarray, face: FaceObservation, eye_distance: float | None) -
     window = uncut(rgb, face)
     if eye_distance is None:
         return window
-    scale = eye_distance / float(np.linalg.norm(face.eye_centres[1] - face.eye_centres[0]))
+    scale = eye_distance / face.eye_distance
     if scale >= 1.0:
         return None
     size = (round(window.shape[1] * scale), round(window.shape[0] * scale))

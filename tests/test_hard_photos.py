@@ -219,7 +219,7 @@ def test_a_small_face_reads_like_the_same_face_large(tmp_path, capsys):
     large = _params(tmp_path, capsys, photo, sources=True)
     rgb = decode_image(photo)
     (face,) = thread_analyzer().analyze(rgb)
-    scale = 20.0 / np.linalg.norm(face.eye_centres[1] - face.eye_centres[0])
+    scale = 20.0 / face.eye_distance
     size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
     small = _params(tmp_path, capsys, cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), True)
     assert small["sources"] == large["sources"]

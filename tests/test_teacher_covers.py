@@ -30,14 +30,10 @@ def assert_glasses(labels, wears: bool, sure: float = 0.5) -> None:
     assert labels.glasses is wears and labels.confidence["glasses"] >= sure
 
 
-def eye_distance(face) -> float:
-    return float(np.linalg.norm(face.eye_centres[1] - face.eye_centres[0]))
-
-
 def paint_line(rgb: np.ndarray, face, start: int, end: int, drop: float) -> np.ndarray:
     """A dark line, as thick as a plastic frame, from landmark `start` to `end`, moved
     `drop` eye distances down (negative: up)."""
-    distance = eye_distance(face)
+    distance = face.eye_distance
     shift = np.array([0.0, drop * distance])
     a, b = (face.landmarks[i, :2] + shift for i in (start, end))
     painted = rgb.copy()
@@ -106,7 +102,7 @@ def test_a_shadow_edge_across_the_nose_is_not_glasses(
     brows = astronaut_face.landmarks[[55, 65, 285, 295], 1].mean()
     edge = (brows + astronaut_face.eye_centres[:, 1].mean()) / 2
     rows = np.arange(astronaut.shape[0], dtype=np.float64)[:, None, None]
-    light = np.clip((rows - edge) / (softness * eye_distance(astronaut_face)) + 0.5, 0.0, 1.0)
+    light = np.clip((rows - edge) / (softness * astronaut_face.eye_distance) + 0.5, 0.0, 1.0)
     shaded = (astronaut * (1.0 - darker * (1.0 - light))).round().astype(np.uint8)
     assert_glasses(teach(analyzer, shaded), False)
 

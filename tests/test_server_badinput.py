@@ -1,31 +1,29 @@
-"""Bad input corpus against the real server: every case gets its stable code, and the
-connection (or, when the protocol requires closing it, the server) still serves the
-next request. Server memory stays flat over the corpus repeated."""
+"""Bad input corpus against the real server (the hand-speaking client `raw_client.Raw`,
+the photos of `bad_photos`): every case gets its stable code, and the connection (or,
+when the protocol requires closing it, the server) still serves the next request.
+Server memory stays flat over the corpus repeated."""
 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pytest
-from PIL import Image
+from bad_photos import photo_corpus
+from raw_client import Raw
 from server_harness import PHOTO_PATH_MISSING, PHOTO_SKIP_REASON, ROOT, ServerProcess
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from server.protocol import encode_blob, encode_frame, encode_json
+from server.protocol import encode_blob, encode_frame
 
 LIMITS = dict(frame=8 * 2**20, photo=4 * 2**20, in_flight=3)
 SERVER_ARGS = (
@@ -43,67 +41,6 @@ def server():
         yield running
 
 
-class Raw:
-    """A bare websocket connection that speaks the protocol by hand (no client library)."""
-
-    def __init__(self, ws):
-        self.ws = ws
-
-    @classmethod
-    async def open(cls, url: str, hello: bool = True, **kwargs: Any) -> Raw:
-        raw = cls(await connect(url, compression=None, max_size=None, **kwargs))
-        if hello:
-            await raw.send({"type": "hello", "version": 1})
-            assert (await raw.next())["type"] == "welcome"
-        return raw
-
-    async def send(self, message: dict | str | bytes) -> None:
-        await self.ws.send(encode_json(message) if isinstance(message, dict) else message)
-
-    async def next(self, timeout: float = 60) -> dict:
-        """The next text message (binary result chunks are returned as {"binary": kind})."""
-        message = await asyncio.wait_for(self.ws.recv(), timeout)
-        if isinstance(message, bytes):
-            length = struct.unpack(">I", message[4:8])[0]
-            return {"binary": json.loads(message[8 : 8 + length])["kind"]}
-        return json.loads(message)
-
-    async def until(self, *types: str, timeout: float = 60) -> dict:
-        """Skip messages until one of these types (accepted/progress/chunks are skipped)."""
-        while True:
-            message = await self.next(timeout)
-            if message.get("type") in types:
-                return message
-
-    async def error(self, timeout: float = 60) -> dict:
-        return await self.until("error", "done", timeout=timeout)
-
-    async def closed(self, timeout: float = 30) -> tuple[int | None, str]:
-        try:
-            while True:
-                await asyncio.wait_for(self.ws.recv(), timeout)
-        except ConnectionClosed as exc:
-            frame = exc.rcvd
-            return (frame.code, frame.reason) if frame else (None, "")
-
-    async def alive(self) -> None:
-        """The connection still answers: an application ping round trip."""
-        await self.send({"type": "ping", "nonce": 7})
-        assert (await self.until("pong", timeout=10))["nonce"] == 7
-
-    async def params_request(self, request_id: str, **options: Any) -> None:
-        options.setdefault("format", "glb")
-        message = {"type": "request", "id": request_id, "source": "params", "params": {}}
-        await self.send({**message, "options": options})
-
-    async def photo_request(self, request_id: str, photo: bytes, **options: Any) -> None:
-        options.setdefault("format", "glb")
-        message = {"type": "request", "id": request_id, "source": "photo", "options": options}
-        await self.send(message)
-        for chunk in encode_blob(request_id, "photo", photo, 1024 * 1024):
-            await self.send(chunk)
-
-
 def request_msg(request_id: str = "r1", **fields: Any) -> dict:
     return {"type": "request", "id": request_id, "source": "params", "params": {}, **fields}
 
@@ -111,72 +48,6 @@ def request_msg(request_id: str = "r1", **fields: Any) -> dict:
 def photo_chunk(request_id: str, **header: Any) -> bytes:
     base = {"id": request_id, "kind": "photo", "index": 0, "count": 1, "offset": 0, "size": 3}
     return encode_frame({**base, **header}, b"abc")
-
-
-# -- images -------------------------------------------------------------------------------
-def _encode(image: Image.Image, fmt: str, **kwargs: Any) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **kwargs)
-    return buffer.getvalue()
-
-
-def astronaut() -> Image.Image:
-    from skimage import data
-
-    return Image.fromarray(data.astronaut())
-
-
-def png_bomb(side: int = 30000) -> bytes:
-    """A valid 1-bit... 8-bit grey PNG of side x side zero pixels (~900 MB decoded, ~1 MB file)."""
-    compressor = zlib.compressobj(9)
-    row = bytes(side + 1)
-    body = b"".join(compressor.compress(row * 500) for _ in range(side // 500))
-    body += compressor.flush()
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data)
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
-    )
-
-
-def photo_corpus() -> dict[str, tuple[bytes, dict, set[str]]]:
-    """name -> (photo bytes, options, acceptable outcomes: error codes or "ok")."""
-    face = astronaut()
-    jpeg = _encode(face, "JPEG", quality=90)
-    gray16 = Image.fromarray(np.asarray(face.convert("L"), np.uint16) * 257)  # mode I;16
-    noise = np.random.default_rng(0).integers(0, 255, (300, 300, 3), np.uint8)
-    frames = [face, face.transpose(Image.FLIP_LEFT_RIGHT)]
-    tiles = Image.new("RGB", (1024, 1024))
-    for x in (0, 512):
-        for y in (0, 512):
-            tiles.paste(face, (x, y))
-    tiny = Image.new("RGB", (800, 800), (90, 120, 90))
-    tiny.paste(face.resize((40, 40)), (380, 380))
-    gradient = np.linspace(0, 255, 400 * 400 * 3).reshape(400, 400, 3).astype(np.uint8)
-    return {
-        "truncated_jpeg": (jpeg[: len(jpeg) // 2], {}, {"invalid_image"}),
-        "empty_photo": (b"", {}, {"invalid_image"}),
-        "random_bytes_photo": (os.urandom(5000), {}, {"invalid_image"}),
-        "html_photo": (b"<!doctype html><html><body>hi</body></html>", {}, {"invalid_image"}),
-        "png_bomb_30000": (png_bomb(), {}, {"image_too_large"}),
-        "tiff_photo": (_encode(face, "TIFF"), {}, {"invalid_image"}),
-        "noise_no_face": (_encode(Image.fromarray(noise), "PNG"), {}, {"no_face"}),
-        "gradient_no_face": (_encode(Image.fromarray(gradient), "JPEG"), {}, {"no_face"}),
-        "tiny_face": (_encode(tiny, "PNG"), {}, {"face_too_small", "no_face"}),
-        "animated_gif": (
-            _encode(frames[0], "GIF", save_all=True, append_images=frames[1:]),
-            {},
-            {"ok"},
-        ),
-        "png_16bit": (_encode(gray16, "PNG"), {}, {"ok"}),
-        "cmyk_jpeg": (_encode(face.convert("CMYK"), "JPEG"), {}, {"ok"}),
-        "many_faces": (_encode(tiles, "JPEG"), {}, {"ok"}),
-        "many_faces_all": (_encode(tiles, "JPEG"), {"all_faces": True}, {"ok"}),
-    }
 
 
 # -- the corpus -------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.skipif(
 def compile_harness(output: Path) -> Path:
     """mcs at C# 7, warnings as errors: the protocol core plus the console harness."""
     sources = sorted((BRIDGE / "Runtime" / "Protocol").glob("*.cs"))
-    sources.append(BRIDGE / "Tests~" / "Harness" / "Program.cs")
+    sources += sorted((BRIDGE / "Tests~" / "Harness").glob("*.cs"))
     exe = output / "harness.exe"
     command = [MCS, "-langversion:7", "-warn:4", "-warnaserror+", "-r:System.Core.dll",
                f"-out:{exe}", *map(str, sources)]  # fmt: skip

@@ -17,7 +17,7 @@ from PIL import Image
 
 from .teacher_colors import FACE_OVAL, LEFT_BROW_UPPER, RIGHT_BROW_UPPER, _fill
 
-# Fabrics of face masks, sRGB 0..255: those `teacher_colors.cheek_cover` tells from skin
+# Fabrics of face masks, sRGB 0..255: those `teacher_covers.cheek_cover` tells from skin
 # and, last, warm ones of a skin's chroma that it does not.
 FABRICS: dict[str, tuple[int, int, int]] = {
     "light blue": (150, 190, 215), "green": (120, 170, 140), "blue-grey": (190, 198, 212),

@@ -242,6 +242,7 @@ def source_digest(teacher: bool = False) -> str:
             for name in (
                 "teacher.py",
                 "teacher_colors.py",
+                "teacher_covers.py",
                 "teacher_glasses.py",
                 "teacher_hair.py",
                 "face.py",

@@ -181,7 +181,7 @@ SMILE_WIDENING = 0.46
 DEFAULT_SHAPE_CONFIDENCE = 0.8
 EXPRESSION_CONFIDENCE = {"brow_raise": 0.5}
 DEFAULT_EXPRESSION_CONFIDENCE = 0.8
-# Where dark lenses hide both eyes (`teacher_colors.eye_hidden`), FaceMesh
+# Where dark lenses hide both eyes (`teacher_covers.eye_hidden`), FaceMesh
 # still places the eyes' landmarks, by the face's prior: over painted lenses on the six
 # sample photos eye_size moved by up to 0.26, eye_height 0.18, eye_tilt 0.16, and the
 # iris read the lens's near-black. These fields are then the default, sure: a face

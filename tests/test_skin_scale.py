@@ -13,7 +13,8 @@ from avatar3d.painted import LIGHTS, black_and_white, coloured_light
 from avatar3d.params import COLOR_FIELDS, AvatarParams, hex_delta_e, hex_to_lab
 from avatar3d.skin_tones import MONK_SKIN_TONES, skin_scale_gain, skin_scale_lab, white_balanced
 from avatar3d.teacher import measure
-from avatar3d.teacher_colors import MONOCHROME_SATURATION, looks_like_skin, window_saturation
+from avatar3d.teacher_colors import MONOCHROME_SATURATION, window_saturation
+from avatar3d.teacher_covers import looks_like_skin
 
 SKIN_SCALE_FIELDS = ("skin_color", "lip_color")  # a black-and-white photo's
 GREY_FIELDS = ("hair_color", "iris_color", "brow_color")

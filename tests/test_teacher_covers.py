@@ -14,14 +14,16 @@ from test_teacher import brighten, jpeg, teach
 from avatar3d.painted import HAIRS, paint_bangs, paint_dark_lenses, paint_mirrored_lenses
 from avatar3d.params import AvatarParams, hex_delta_e, hex_to_lab
 from avatar3d.teacher import HIDDEN_WITH_THE_EYES, HIDDEN_WITH_THE_MOUTH, measure
-from avatar3d.teacher_colors import (
+from avatar3d.teacher_colors import SIDES
+from avatar3d.teacher_covers import (
     EYE_HIDDEN_CONTRAST,
     EYE_HIDDEN_RATIO,
     EYE_LENS_DISTANCE,
     FOREHEAD_COVER_DARKER,
-    SIDES,
+    cheek_cover,
     eye_hidden,
     forehead_covered,
+    looks_like_skin,
 )
 from avatar3d.teacher_glasses import GLASSES_CONTRAST, bridge_contrast, glasses_reading
 
@@ -248,7 +250,6 @@ def paint_face_mask(rgb: np.ndarray, face, colour: tuple[int, int, int]) -> np.n
 
 def test_looks_like_skin_takes_every_monk_swatch_and_no_blue_or_green():
     from avatar3d.synth import MONK_SKIN_TONES
-    from avatar3d.teacher_colors import looks_like_skin
 
     assert all(looks_like_skin(hex_to_lab(tone)) for tone in MONK_SKIN_TONES)
     for fabric in ("#96bed7", "#78aa8c", "#5b6fd6"):  # surgical blue, green, indigo
@@ -257,8 +258,6 @@ def test_looks_like_skin_takes_every_monk_swatch_and_no_blue_or_green():
 
 
 def test_cheek_cover_tells_a_fabric_from_skin_by_the_forehead():
-    from avatar3d.teacher_colors import cheek_cover, looks_like_skin
-
     def cover(cheeks, forehead, lips):  # the mean stands in for the regions' median
         return cheek_cover((cheeks + forehead) / 2, cheeks, forehead, lips)
 
@@ -330,7 +329,6 @@ def test_a_photo_behind_a_face_mask_keeps_a_skin_colour_through_the_cli(
     """`chibi params --sources` on the astronaut behind a light-blue or a black mask:
     her avatar's skin was the mask's blue or near-black; now a skin colour within 3
     dE2000 of her unmasked one, and the mouth's fields `hidden`."""
-    from avatar3d.teacher_colors import looks_like_skin
     from server.cli import main
 
     photo = tmp_path / "mask.png"

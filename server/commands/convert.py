@@ -21,7 +21,7 @@ HELP = "Convert a face photo to a rigged chibi avatar file (glb, VRM 1.0 or VRM 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("photo", help="image file (JPEG, PNG, WebP, BMP, GIF)")
+    parser.add_argument("photo", help="image file (JPEG, PNG, WebP, BMP, GIF, HEIC/HEIF, AVIF)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT", help="file to write")
     parser.add_argument(
         "--format", choices=FORMATS,

@@ -14,7 +14,7 @@ MAX_PHOTO_BYTES = 20_000_000  # the decoder's own limit; checked before reading 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("photo", help="image file (JPEG, PNG, WebP, BMP, GIF)")
+    parser.add_argument("photo", help="image file (JPEG, PNG, WebP, BMP, GIF, HEIC/HEIF, AVIF)")
     parser.add_argument("--all-faces", action="store_true", help="a JSON list, one per face")
     parser.add_argument("--model", default="default", help="weights name (default: shipped)")
     parser.add_argument(

@@ -1,11 +1,8 @@
 // The harness's offline checks: the protocol core's codecs and state machine, no server.
 using System;
 using System.Collections.Generic;
-using System.IO;
 using System.Linq;
 using System.Text;
-using System.Threading;
-using System.Threading.Tasks;
 using ChibiAvatar.Protocol;
 
 namespace ChibiAvatar.Harness

@@ -15,7 +15,9 @@ import time
 
 import numpy as np
 import pytest
+from bad_photos import astronaut
 from PIL import Image
+from raw_client import Raw
 from server_harness import (
     PHOTO_PATH_MISSING,
     PHOTO_SKIP_REASON,
@@ -23,7 +25,6 @@ from server_harness import (
     ServerProcess,
     metric_value,
 )
-from test_server_badinput import Raw, astronaut
 from validators import assert_valid_file
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus

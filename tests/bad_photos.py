@@ -1,7 +1,8 @@
-"""Bad and odd photos for the server tests: broken files, a decompression bomb, formats
+"""Bad and odd photos, built in memory, for the decoder's and the server's tests:
+broken files, a decompression bomb (`blank_png`: huge in pixels, tiny in bytes), formats
 we do not read, photos with no face, a tiny face, many faces, and photos in odd modes
-(16-bit grey, CMYK, an animated GIF) that must convert. Built in memory from
-scikit-image's astronaut."""
+(16-bit grey, CMYK, an animated GIF) that must convert (`photo_corpus`, from
+scikit-image's astronaut)."""
 
 from __future__ import annotations
 
@@ -21,27 +22,44 @@ def encode(image: Image.Image, fmt: str, **kwargs: Any) -> bytes:
     return buffer.getvalue()
 
 
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return (
+        struct.pack(">I", len(payload))
+        + kind
+        + payload
+        + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
+    )
+
+
+def blank_png(width: int, height: int) -> bytes:
+    """A valid 1-bit grayscale PNG of one colour: huge in pixels, tiny in bytes.
+
+    Written chunk by chunk so that the test never holds the decoded pixels.
+    """
+    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte + packed bits
+    compressor = zlib.compressobj(9)
+    parts = []
+    block = row * max(1, min(height, 4_000_000 // len(row)))
+    rows_per_block = len(block) // len(row)
+    done = 0
+    while done < height:
+        n = min(rows_per_block, height - done)
+        parts.append(compressor.compress(block[: n * len(row)]))
+        done += n
+    parts.append(compressor.flush())
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", b"".join(parts))
+        + png_chunk(b"IEND", b"")
+    )
+
+
 def astronaut() -> Image.Image:
     from skimage import data
 
     return Image.fromarray(data.astronaut())
-
-
-def png_bomb(side: int = 30000) -> bytes:
-    """A valid 1-bit... 8-bit grey PNG of side x side zero pixels (~900 MB decoded, ~1 MB file)."""
-    compressor = zlib.compressobj(9)
-    row = bytes(side + 1)
-    body = b"".join(compressor.compress(row * 500) for _ in range(side // 500))
-    body += compressor.flush()
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data)
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
-    )
 
 
 def photo_corpus() -> dict[str, tuple[bytes, dict, set[str]]]:
@@ -63,7 +81,7 @@ def photo_corpus() -> dict[str, tuple[bytes, dict, set[str]]]:
         "empty_photo": (b"", {}, {"invalid_image"}),
         "random_bytes_photo": (os.urandom(5000), {}, {"invalid_image"}),
         "html_photo": (b"<!doctype html><html><body>hi</body></html>", {}, {"invalid_image"}),
-        "png_bomb_30000": (png_bomb(), {}, {"image_too_large"}),
+        "png_bomb_30000": (blank_png(30000, 30000), {}, {"image_too_large"}),
         "tiff_photo": (encode(face, "TIFF"), {}, {"invalid_image"}),
         "noise_no_face": (encode(Image.fromarray(noise), "PNG"), {}, {"no_face"}),
         "gradient_no_face": (encode(Image.fromarray(gradient), "JPEG"), {}, {"no_face"}),

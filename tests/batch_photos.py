@@ -5,11 +5,11 @@ no face) and broken files written to a folder, and checks of what a job leaves t
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from pathlib import Path
 
+import bad_photos
 import numpy as np
 from PIL import Image
 from skimage import data as skdata
@@ -21,9 +21,8 @@ LEDGER_FILES = {MANIFEST, FAILURES, ".chibi-batch.lock", ".chibi-batch-workers.l
 
 
 def encode(rgb: np.ndarray, fmt: str, **kwargs) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, fmt, **kwargs)
-    return buffer.getvalue()
+    """(H, W, 3) uint8 RGB as a file in Pillow's format `fmt`."""
+    return bad_photos.encode(Image.fromarray(rgb), fmt, **kwargs)
 
 
 def resized(rgb: np.ndarray, side: int) -> np.ndarray:

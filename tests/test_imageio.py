@@ -8,51 +8,12 @@ import zlib
 
 import numpy as np
 import pytest
+from bad_photos import blank_png, encode, png_chunk
 from PIL import Image
 from skimage import data
 
 from avatar3d.errors import ChibiError
 from avatar3d.imageio import ALPHA_BACKGROUND, ImageLimits, decode_image
-
-
-def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **kwargs)
-    return buffer.getvalue()
-
-
-def png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(payload))
-        + kind
-        + payload
-        + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
-    )
-
-
-def blank_png(width: int, height: int) -> bytes:
-    """A valid 1-bit grayscale PNG of one colour: huge in pixels, tiny in bytes.
-
-    Written chunk by chunk so that the test never holds the decoded pixels.
-    """
-    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte + packed bits
-    compressor = zlib.compressobj(9)
-    parts = []
-    block = row * max(1, min(height, 4_000_000 // len(row)))
-    rows_per_block = len(block) // len(row)
-    done = 0
-    while done < height:
-        n = min(rows_per_block, height - done)
-        parts.append(compressor.compress(block[: n * len(row)]))
-        done += n
-    parts.append(compressor.flush())
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", header)
-        + png_chunk(b"IDAT", b"".join(parts))
-        + png_chunk(b"IEND", b"")
-    )
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
 """What hides a face's colours, painted over a photo to check the teacher against.
 
 Face masks of any fabric, dark and mirrored sunglasses, bangs over the forehead, a
-coloured light and black and white: the cases `teacher_colors` reads apart
-(`scripts/covered_faces.py` prints how well; `tests/test_teacher_covers.py` and
+coloured light and black and white: the cases `teacher_colors` reads apart, by the rules of
+`teacher_covers` (`scripts/covered_faces.py` prints how well; `tests/test_teacher_covers.py` and
 `tests/test_skin_scale.py` hold the rules). Images are (H, W, 3) uint8 RGB; `face` is a
 `face.FaceObservation` of the same photo.
 """

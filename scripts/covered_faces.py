@@ -25,9 +25,9 @@ Hopper, the four White House photos), painted with `avatar3d.painted`:
 About 2.5 minutes for the six photos. `--group` adds the faces of the group photo
 (`sample_photos.GROUP_PHOTOS`), each cut out as a photo of its own, left to right
 `group_1` ... (about 2 minutes more). `--sheet` also draws the first photo under each cover,
-with the avatar the photo path makes of it and the CNN's alone (`eval_sheet`). The
-README's "Face masks", "Sunglasses", "Mirrored lenses", "Bangs", "Black-and-white
-photos" and "Hair length" quote it.
+with the avatar the photo path makes of it and the CNN's alone (`eval_sheet`). `docs/photos.md`'s
+"Face masks", "Sunglasses", "Mirrored lenses", "Bangs", "Black-and-white photos" and "Hair
+length" quote it.
 """
 
 from __future__ import annotations

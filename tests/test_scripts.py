@@ -1,4 +1,4 @@
-"""The probes in scripts/ that the README quotes still run, shrunk (those that need no
+"""The probes in scripts/ that the README and docs/ quote still run, shrunk (those that need no
 training set or held-out renders; about 30 s in all; `slider_look.py` runs in
 test_eval.py, on the held-out renders `chibi eval` makes there)."""
 
@@ -141,9 +141,9 @@ def test_cut_faces_prints_each_side_and_each_turn():
 
 
 def test_cut_faces_blur_moves_the_sliders_more_the_more_it_blurs():
-    """FaceMesh reads a blurred face's shape further off the sharper it was (what the
-    README's "Blur" paragraph quotes): the mean change of the shape sliders grows from a
-    blur of half a percent of the face's width to one of two percent."""
+    """FaceMesh reads a blurred face's shape further off the sharper it was (what
+    docs/photos.md's "Blur, sensor noise and JPEG" quotes): the mean change of the shape
+    sliders grows from a blur of half a percent of the face's width to one of two percent."""
     out = run_script("cut_faces.py", "--blur", "--shares", "0.005", "0.02", "--by-field")
     assert re.search(r"^11 faces blurred;", out, re.M)
     light, heavy = (
@@ -156,7 +156,7 @@ def test_cut_faces_blur_moves_the_sliders_more_the_more_it_blurs():
 
 def test_cut_faces_noise_moves_the_sliders_more_the_more_noise():
     """Sensor-like noise moves the teacher's shape sliders further the stronger it is, and
-    less than the default lies from them (what the README's noise sentence quotes)."""
+    less than the default lies from them (what docs/photos.md's noise sentence quotes)."""
     out = run_script("cut_faces.py", "--noise", "--sigmas", "4", "16")
     assert re.search(r"^11 faces made noisy;", out, re.M)
     light, heavy = (
@@ -169,7 +169,7 @@ def test_cut_faces_noise_moves_the_sliders_more_the_more_noise():
 def test_cut_faces_shrink_reads_small_faces_nearly_as_large_ones():
     """Faces made smaller until the eyes lie 20 px apart: the shape sliders move less than
     the default lies from them (0.09), and the teacher stays sure of every iris colour it
-    was sure of at 24 px (what the README's "A small face" paragraph quotes)."""
+    was sure of at 24 px (what docs/photos.md's "A small face" quotes)."""
     out = run_script("cut_faces.py", "--shrink", "--eye-distances", "24", "20")
     assert re.search(r"^11 faces made smaller;", out, re.M)
     change = float(re.search(r"eyes 20 px apart \(11 faces\): (\d\.\d+),", out)[1])

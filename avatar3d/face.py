@@ -34,6 +34,7 @@ are explained there); the detector's boxes, crops and tiles in `face_boxes.py`.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, replace
 
@@ -68,6 +69,7 @@ from .landmarks import (
     transform_points,
     warp_image,
 )
+from .native_logs import quiet_native_logs
 
 # Below this share of the image's longer side, the largest face found sends the detector
 # over tiles too (`face_boxes.tiles`, `FaceAnalyzer._find_landmarks`; the astronaut's face
@@ -190,19 +192,26 @@ class FaceAnalyzer:
         self.mesh_contexts = tuple(float(c) for c in mesh_contexts)
         self.mirror_average = bool(mirror_average)
         self._lock = threading.Lock()
-        self._detector = mp.solutions.face_detection.FaceDetection(
-            model_selection=1, min_detection_confidence=min_confidence
-        )
-        # BlazeFace short-range, for faces that fill a crop (`_detected_around`)
-        self._close_detector = mp.solutions.face_detection.FaceDetection(
-            model_selection=0, min_detection_confidence=min_confidence
-        )
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True,
-            refine_landmarks=True,
-            max_num_faces=1,
-            min_detection_confidence=min_confidence,
-        )
+        with quiet_native_logs():
+            self._detector = mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=min_confidence
+            )
+            # BlazeFace short-range, for faces that fill a crop (`_detected_around`)
+            self._close_detector = mp.solutions.face_detection.FaceDetection(
+                model_selection=0, min_detection_confidence=min_confidence
+            )
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True,
+                refine_landmarks=True,
+                max_num_faces=1,
+                min_detection_confidence=min_confidence,
+            )
+            # their threads log as the models open, after the constructors return: an
+            # image through each graph waits for that
+            blank = np.zeros((64, 64, 3), np.uint8)
+            for graph in (self._detector, self._close_detector, self._mesh):
+                graph.process(blank)
+        self._first_run = True  # the mesh logs once more as it first reads a face
         self._closed = False
 
     # -- lifecycle ------------------------------------------------------------
@@ -236,7 +245,9 @@ class FaceAnalyzer:
         with self._lock:
             if self._closed:
                 raise RuntimeError("FaceAnalyzer is closed")
-            found = self._find_landmarks(rgb, all_faces)
+            with quiet_native_logs() if self._first_run else contextlib.nullcontext():
+                found = self._find_landmarks(rgb, all_faces)
+            self._first_run = self._first_run and not found  # the mesh ran once a face was found
         if not found:
             raise ChibiError("no_face", "no face was found in the image")
         height, width = rgb.shape[:2]

@@ -36,6 +36,7 @@ from .landmarks import (
     RIGHT_BROW_UPPER,
     RIGHT_IRIS,
 )
+from .native_logs import quiet_native_logs
 from .params import COLOR_FIELDS, AvatarParams, rgb_to_hex
 from .skin_tones import SKIN_TO_LIPS, skin_scale_gain, skin_scale_lab, white_balanced
 from .teacher_covers import (
@@ -134,9 +135,12 @@ def segment_person(rgb: np.ndarray) -> np.ndarray:
     if segmenter is None:
         import mediapipe as mp
 
-        segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        with quiet_native_logs():  # its model logs as it loads and first runs
+            segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+            mask = segmenter.process(np.ascontiguousarray(rgb)).segmentation_mask
         _THREAD.segmenter = segmenter
-    mask = segmenter.process(np.ascontiguousarray(rgb)).segmentation_mask
+    else:
+        mask = segmenter.process(np.ascontiguousarray(rgb)).segmentation_mask
     if mask is None:
         return np.zeros(rgb.shape[:2], np.float32)
     return np.asarray(mask, dtype=np.float32)

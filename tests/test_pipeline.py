@@ -2,7 +2,11 @@
 
 import io
 import json
+import os
 import struct
+import subprocess
+import sys
+import threading
 import zlib
 
 import numpy as np
@@ -12,6 +16,7 @@ from skimage import data as skdata
 from validators import DEFAULT_BUDGET, assert_valid_file
 
 from avatar3d.errors import ChibiError
+from avatar3d.native_logs import quiet_native_logs
 from avatar3d.params import GLASSES, UNKNOWN_FRAME, AvatarParams, hex_to_rgb
 from avatar3d.pipeline import PhotoPipeline, photo_to_params
 from server.cli import main
@@ -119,6 +124,52 @@ def test_params_command_prints_valid_json(tmp_path, astronaut, capsys):
     params = AvatarParams.from_json(capsys.readouterr().out)
     assert params.hair_style
     assert params.glasses == "none"
+
+
+def test_params_command_keeps_mediapipe_start_up_logs_off_stderr(tmp_path, astronaut):
+    """A fresh `chibi params` process prints the JSON and nothing on stderr: MediaPipe's
+    graphs log to descriptor 2 as they load and first run (`avatar3d.native_logs`), and
+    CHIBI_NATIVE_LOGS=1 lets those lines through."""
+    photo = tmp_path / "astronaut.png"
+    photo.write_bytes(astronaut)
+
+    def chibi_params(**env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "server.cli", "params", str(photo)],
+            capture_output=True, text=True, timeout=300, env={**os.environ, **env},
+        )  # fmt: skip
+
+    quiet = chibi_params()
+    assert quiet.returncode == 0, quiet.stderr
+    assert AvatarParams.from_dict(json.loads(quiet.stdout))
+    assert quiet.stderr == ""
+    loud = chibi_params(CHIBI_NATIVE_LOGS="1")
+    assert loud.returncode == 0 and loud.stdout == quiet.stdout
+    assert "inference_feedback_manager" in loud.stderr
+
+
+def test_quiet_native_logs_restores_stderr_when_threads_overlap(capfd):
+    """Blocks on two threads that open and close out of order: what is written inside
+    any block is dropped, and descriptor 2 is the test's again after the last."""
+    inside, release = threading.Event(), threading.Event()
+
+    def other_thread() -> None:
+        with quiet_native_logs():
+            inside.set()
+            release.wait(10)
+            os.write(2, b"dropped on the other thread\n")
+
+    os.write(2, b"before\n")
+    with quiet_native_logs():
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        inside.wait(10)
+        os.write(2, b"dropped\n")
+    os.write(2, b"dropped while the other thread's block is open\n")
+    release.set()
+    thread.join()
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "before\nafter\n"
 
 
 def test_glasses_on_the_photo_are_glasses_on_the_avatar(tmp_path, capsys):

@@ -29,14 +29,15 @@ Pipeline of `FaceAnalyzer.analyze` on an (H, W, 3) uint8 RGB image:
 
 The landmark layout, head pose, alignment fit, crop warp and the reading of FaceMesh's
 landmark lists live in `landmarks.py` (numbering and the person's-own-left convention
-are explained there); the detector's boxes, crops and tiles in `face_boxes.py`.
+are explained there); the detector's boxes, crops and tiles in `face_boxes.py`; what a
+face found is (`FaceObservation`, its pose, crop and box) in `face_observation.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -57,17 +58,14 @@ from .face_boxes import (
     turn_back,
     turn_photo,
 )
+from .face_observation import FaceObservation, observe_face
 from .imageio import DEFAULT_LIMITS, ImageLimits, decode_image
 from .landmarks import (
-    CROP_SIZE,
     LEFT_EYE_CORNERS,
     MIRROR_INDEX,
     RIGHT_EYE_CORNERS,
-    alignment_transform,
-    head_pose,
     landmarks_to_pixels,
     transform_points,
-    warp_image,
 )
 from .native_logs import quiet_native_logs
 
@@ -88,60 +86,6 @@ TURNED_MIN_SCORE = 0.75
 # The crop (times the landmarks' box) in which the detector confirms a face FaceMesh
 # found on its own: the detector's usual framing of a face in a photo.
 _FALLBACK_CONTEXT = 2.5
-
-
-@dataclass
-class FaceObservation:
-    """One face found in an image.
-
-    landmarks: (478, 3) float32; x, y in pixels of the decoded image, z (depth,
-        smaller = closer to the camera, 0 near the head centre) in the same
-        pixel scale.
-    bbox: (x0, y0, x1, y1) pixels, the box around all landmarks (may extend
-        past the image edge for a face cut by the frame).
-    crop: (128, 128, 3) uint8 RGB aligned face crop, the regressor's input.
-    crop_landmarks: (478, 2) float32 landmarks in crop pixels.
-    transform: (2, 3) float64 similarity transform, image pixels -> crop pixels
-        (crop = transform[:, :2] @ xy + transform[:, 2]).
-    yaw, pitch, roll: head pose in degrees. yaw > 0: the face turns toward the
-        image's right (the person's own left in a non-mirrored photo); pitch > 0:
-        the face looks up; roll > 0: the head is tilted clockwise in the image.
-        Yaw and pitch are the head's own (the roll turned out first).
-    image_size: (width, height) of the decoded image in pixels.
-    score: detector confidence 0..1 (0.5 for a face found by the whole-image
-        FaceMesh fallback, which reports no confidence).
-    """
-
-    landmarks: np.ndarray
-    bbox: tuple[float, float, float, float]
-    crop: np.ndarray
-    crop_landmarks: np.ndarray
-    transform: np.ndarray
-    yaw: float
-    pitch: float
-    roll: float
-    image_size: tuple[int, int]
-    score: float = 1.0
-
-    @property
-    def size(self) -> float:
-        """The longer side of `bbox` in pixels (what `min_face_size` is compared with)."""
-        x0, y0, x1, y1 = self.bbox
-        return max(x1 - x0, y1 - y0)
-
-    @property
-    def eye_centres(self) -> np.ndarray:
-        """(2, 2) pixel centres of the person's right and left eye (mean of the corners)."""
-        lm = self.landmarks[:, :2]
-        return np.stack(
-            [lm[list(RIGHT_EYE_CORNERS)].mean(0), lm[list(LEFT_EYE_CORNERS)].mean(0)]
-        ).astype(np.float64)
-
-    @property
-    def eye_distance(self) -> float:
-        """Pixels between the eyes' centres (`eye_centres`)."""
-        right, left = self.eye_centres
-        return float(np.linalg.norm(left - right))
 
 
 class FaceAnalyzer:
@@ -251,7 +195,7 @@ class FaceAnalyzer:
         if not found:
             raise ChibiError("no_face", "no face was found in the image")
         height, width = rgb.shape[:2]
-        faces = [_observe(rgb, lm, score, (width, height)) for lm, score in found]
+        faces = [observe_face(rgb, lm, score, (width, height)) for lm, score in found]
         faces.sort(key=lambda f: bbox_area(f.bbox), reverse=True)
         errors = [self._check(face) for face in faces]
         if not all_faces:
@@ -489,27 +433,6 @@ def analyze_image(
     `invalid_image`, `image_too_large`, `no_face`, `face_too_small`, `face_too_rotated`.
     """
     return thread_analyzer().analyze_image(data, all_faces=all_faces, limits=limits)
-
-
-def _observe(
-    rgb: np.ndarray, landmarks: np.ndarray, score: float, image_size: tuple[int, int]
-) -> FaceObservation:
-    yaw, pitch, roll, _ = head_pose(landmarks)
-    transform = alignment_transform(landmarks)
-    crop = warp_image(rgb, transform, CROP_SIZE)
-    crop_lm = transform_points(transform, landmarks[:, :2])
-    return FaceObservation(
-        landmarks=landmarks.astype(np.float32),
-        bbox=tuple(float(v) for v in landmark_bbox(landmarks)),  # type: ignore[arg-type]
-        crop=crop,
-        crop_landmarks=crop_lm.astype(np.float32),
-        transform=transform,
-        yaw=yaw,
-        pitch=pitch,
-        roll=roll,
-        image_size=image_size,
-        score=score,
-    )
 
 
 def _eye_line_roll(landmarks: np.ndarray) -> float:

@@ -70,7 +70,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .face import FaceObservation
+from .face_observation import FaceObservation
 from .landmarks import (
     LEFT_BROW_LOWER,
     LEFT_BROW_UPPER,

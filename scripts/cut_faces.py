@@ -51,7 +51,8 @@ from covered_faces import group_faces
 
 from avatar3d.errors import ChibiError
 from avatar3d.evaluate_real import real_faces
-from avatar3d.face import FaceAnalyzer, FaceObservation
+from avatar3d.face import FaceAnalyzer
+from avatar3d.face_observation import FaceObservation
 from avatar3d.params import hex_delta_e
 from avatar3d.teacher import SHAPE_MAPPING, measure
 

@@ -20,6 +20,7 @@ that light taken out of its colours (`sample_colors`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from typing import NamedTuple
@@ -132,14 +133,13 @@ def segment_person(rgb: np.ndarray) -> np.ndarray:
 
     One model per thread (MediaPipe graphs are not thread-safe)."""
     segmenter = getattr(_THREAD, "segmenter", None)
-    if segmenter is None:
-        import mediapipe as mp
+    # its model logs as it loads and first runs
+    with quiet_native_logs() if segmenter is None else contextlib.nullcontext():
+        if segmenter is None:
+            import mediapipe as mp
 
-        with quiet_native_logs():  # its model logs as it loads and first runs
             segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
-            mask = segmenter.process(np.ascontiguousarray(rgb)).segmentation_mask
-        _THREAD.segmenter = segmenter
-    else:
+            _THREAD.segmenter = segmenter
         mask = segmenter.process(np.ascontiguousarray(rgb)).segmentation_mask
     if mask is None:
         return np.zeros(rgb.shape[:2], np.float32)

@@ -55,6 +55,13 @@ def test_eval_reports_the_shipped_weights_and_draws_their_sheet(cache, tmp_path,
     assert "One person, several photos (obama: obama, obama_speaking, obama_standing)" in text
     same = report["same_person"]["fused"]
     assert "expression.smile" not in same and 0 <= same["shape.face_width"] < 1
+    # stability without the two exposure changes: never more than with them
+    stability = report["stability"]
+    assert all(
+        stability["fused_without_exposure"][name] <= value
+        for name, value in stability["fused"].items()
+    )
+    assert "0.05 under flip, scale_0.8, scale_1.2, jpeg_50 alone" in text
 
     # scripts/compare_eval.py, against a copy whose face_length meets the goal and whose
     # glasses come from another source: the rows and counts that moved, and nothing else
@@ -217,7 +224,9 @@ def test_eval_report_prints_each_fairness_verdict_with_its_chance_level():
         "real": {"photos": [], "agreement": per_field},
         "fusion": FusionTable.teacher_first().to_dict(),
         "stability": {"fused": per_field, "cnn": per_field, "class_changes": {"count": 0},
-                      "worst_under": {name: "flip" for name in FUSION_FIELDS}},
+                      "worst_under": {name: "flip" for name in FUSION_FIELDS},
+                      "fused_without_exposure": {name: 0.02 for name in FUSION_FIELDS}
+                                                | {"skin_color": 0.06}},
         "same_person": {"fused": {"shape.face_width": 0.02, "skin_color": 0.2},
                         "cnn": {"shape.face_width": 0.1, "skin_color": 0.1},
                         "photos": {"p": ["p_smiling", "p_speaking"]}},
@@ -244,6 +253,43 @@ def test_eval_report_prints_each_fairness_verdict_with_its_chance_level():
     assert "One person, several photos (p: p_smiling, p_speaking)" in text
     assert "   skin_color                     0.200     0.100  no" in text
     assert "   => 1/2 fields within 0.05" in text
+    held = f"{len(FUSION_FIELDS) - 1}/{len(FUSION_FIELDS)}"
+    assert f"   => {held} within 0.05 under flip, scale_0.8, scale_1.2, jpeg_50 alone" in text
+    skin_row = "   skin_color                     0.100     0.100  NO     flip"
+    assert skin_row + " " * 19 + "0.060" in text  # the column without the brightness
+
+
+def test_stability_reports_each_field_with_and_without_the_exposure_changes():
+    """A colour that follows the photo's brightness fails the goal under darker_20 and
+    holds it under the other perturbations."""
+    from dataclasses import replace
+
+    from avatar3d.evaluate_real import FaceReading, stability
+    from avatar3d.fusion import FUSION_FIELDS
+
+    base = FaceReading(
+        cnn_sliders=np.full(len(SLIDER_FIELDS), 0.5), cnn_colors=np.full((5, 3), 0.5),
+        teacher_sliders=np.zeros(len(SLIDER_FIELDS)),
+        teacher_slider_conf=np.zeros(len(SLIDER_FIELDS)),
+        teacher_colors=np.zeros((5, 3)), teacher_color_conf=np.zeros(5),
+        hair_style=0, glasses=0, glasses_probs=np.array([1.0, 0.0, 0.0]),
+        teacher_glasses=np.zeros(1), teacher_glasses_conf=np.zeros(1),
+    )  # fmt: skip
+    sliders = base.cnn_sliders.copy()
+    sliders[0] += 0.03
+    variants = {
+        "original": base,
+        "darker_20": replace(base, cnn_colors=base.cnn_colors * 0.8),
+        "jpeg_50": replace(base, cnn_sliders=sliders, cnn_colors=base.cnn_colors + 0.02),
+    }
+    table = FusionTable({name: "cnn" for name in FUSION_FIELDS})
+    result = stability({"photo": variants}, table)
+    skin, first_slider = "skin_color", SLIDER_FIELDS[0]
+    assert result["fused"][skin] == pytest.approx(0.1)
+    assert result["worst_under"][skin] == "darker_20"
+    assert result["fused_without_exposure"][skin] == pytest.approx(0.02)
+    assert result["fused"][first_slider] == result["fused_without_exposure"][first_slider]
+    assert result["fused"][first_slider] == pytest.approx(0.03)
 
 
 def test_lips_from_skin_tells_a_model_that_reads_the_lips_from_one_that_guesses():

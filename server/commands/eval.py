@@ -80,7 +80,7 @@ def format_report(report: dict[str, Any]) -> str:
         STABILITY_GOAL,
     )
     from avatar3d.evaluate import field_goal as _goal
-    from avatar3d.evaluate_real import PERTURBATIONS
+    from avatar3d.evaluate_real import EXPOSURE_PERTURBATIONS, PERTURBATIONS
     from avatar3d.fusion import CLASS_FIELDS, FUSION_FIELDS, FusionTable
     from avatar3d.param_arrays import COLOR_NAMES, SLIDER_FIELDS
 
@@ -197,21 +197,33 @@ def format_report(report: dict[str, Any]) -> str:
         f"{', '.join(PERTURBATIONS)}",
         f"   (sliders: slider units; colours: largest sRGB channel change 0..1; goal <= "
         f"{STABILITY_GOAL})",
-        f"   {'field':28}{'fused':>8}{'CNN only':>10}  meets  worst under",
+        f"   {'field':28}{'fused':>8}{'CNN only':>10}  meets  {'worst under':12}"
+        f"{'w/o brightness':>16}",
     ]
+    # reports written before the column (`chibi eval --json` of older commits) lack it
+    steady = stab.get("fused_without_exposure", {})
     bad = 0
     for name in FUSION_FIELDS:
         value = stab["fused"][name]
         bad += int(value > STABILITY_GOAL)
         lines.append(
             f"   {name:28}{_fmt(value)}{_fmt(stab['cnn'][name], 10)}  "
-            f"{'yes' if value <= STABILITY_GOAL else 'NO ':5}  {stab['worst_under'][name]}"
+            f"{'yes' if value <= STABILITY_GOAL else 'NO ':5}  {stab['worst_under'][name]:12}"
+            f"{_fmt(steady.get(name), 16)}".rstrip()
         )
     lines.append(
         f"   => {len(FUSION_FIELDS) - bad}/{len(FUSION_FIELDS)} fields stable within "
         f"{STABILITY_GOAL}; hair style or glasses changed in "
         f"{int(stab['class_changes']['count'])} perturbed variants"
     )
+    if steady:
+        held = sum(value <= STABILITY_GOAL for value in steady.values())
+        others = [kind for kind in PERTURBATIONS if kind not in EXPOSURE_PERTURBATIONS]
+        lines.append(
+            f"   => {held}/{len(steady)} within {STABILITY_GOAL} under {', '.join(others)} "
+            f"alone ({' and '.join(EXPOSURE_PERTURBATIONS)} left out: the colours follow "
+            "the photo's exposure)"
+        )
     same = report["same_person"]
     if same["photos"]:
         people = "; ".join(f"{p}: {', '.join(photos)}" for p, photos in same["photos"].items())

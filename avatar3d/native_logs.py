@@ -38,11 +38,7 @@ def quiet_native_logs() -> Iterator[None]:
         return
     with _lock:
         if _depth == 0:
-            _flush_python_stderr()
-            _saved_fd = os.dup(2)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)
-            os.close(devnull)
+            _saved_fd = _stderr_to_devnull()
         _depth += 1
     try:
         yield
@@ -54,6 +50,20 @@ def quiet_native_logs() -> Iterator[None]:
                 os.dup2(_saved_fd, 2)
                 os.close(_saved_fd)
                 _saved_fd = None
+
+
+def _stderr_to_devnull() -> int | None:
+    """Point descriptor 2 at /dev/null; a copy of what it was, or None where there was
+    nothing to save (a process started with descriptor 2 closed logs nowhere anyway)."""
+    _flush_python_stderr()
+    try:
+        saved = os.dup(2)
+    except OSError:
+        return None
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    return saved
 
 
 def _flush_python_stderr() -> None:

@@ -172,6 +172,20 @@ def test_quiet_native_logs_restores_stderr_when_threads_overlap(capfd):
     assert capfd.readouterr().err == "before\nafter\n"
 
 
+def test_quiet_native_logs_runs_in_a_process_without_stderr():
+    """A service started with descriptor 2 closed still builds its analyzer."""
+    code = (
+        "import os; os.close(2)\n"
+        "from avatar3d.native_logs import quiet_native_logs\n"
+        "with quiet_native_logs():\n"
+        "    with quiet_native_logs():\n"
+        "        pass\n"
+        "print('built')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout == "built\n"
+
+
 def test_glasses_on_the_photo_are_glasses_on_the_avatar(tmp_path, capsys):
     """Grace Hopper's browline frames give the avatar square glasses; the astronaut
     (above) gets none, though the CNN alone sees glasses on her too."""

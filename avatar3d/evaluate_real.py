@@ -145,7 +145,7 @@ class FaceReading:
 def read_face(pipeline: Any, data: bytes, flipped: bool = False) -> FaceReading:
     """Run the pipeline's CNN and teacher on the largest face (flip-corrected when flipped)."""
     from .fusion import teacher_glasses, teacher_record
-    from .training import teacher_targets
+    from .param_arrays import teacher_targets
 
     result = pipeline.analyze(data)[0]
     record = teacher_record(result.teacher)

@@ -34,9 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from .inference import Prediction
 from .model_files import WEIGHTS_DIR
-from .param_arrays import COLOR_NAMES, SLIDER_FIELDS, decode_params, encode_params
+from .param_arrays import COLOR_NAMES, SLIDER_FIELDS, Prediction, decode_params, encode_params
 from .params import GLASSES, HAIR_STYLES, UNKNOWN_FRAME, AvatarParams
 
 FUSION_FIELDS: tuple[str, ...] = SLIDER_FIELDS + COLOR_NAMES
@@ -274,7 +273,7 @@ def fuse(
     prediction: Prediction, labels: Any, table: FusionTable, name: str = "Chibi"
 ) -> AvatarParams:
     """One face: the CNN's prediction and the teacher's labels (or None) -> AvatarParams."""
-    from .training import teacher_targets
+    from .param_arrays import teacher_targets
 
     record = teacher_record(labels)
     targets, slider_conf, color_conf = teacher_targets([record])

@@ -7,9 +7,10 @@ operations, and picks its slow im2col path for the 1x1 convolutions at batch 1 (
 ms a face on one thread, against 1.1-1.4 ms; README, session 18; `python -m bench
 regressor` prints both). Training, the refiners' fitting and CUDA stay in PyTorch.
 
-The ONNX graph is exported in memory from the checked, BN-folded weights each time a
-`Regressor` is built (0.3-0.4 s), so the `.pt` file stays the only weights file and
-nothing derived from it can go stale.
+The ONNX graph is exported from the checked, BN-folded weights (`export_graph`, 0.3-0.4
+s); the pipeline keeps it in a cache named by the weights' sha256 and the exporting code
+(`onnx_net`), so the `.pt` file stays the only weights file and nothing derived from it
+can go stale.
 """
 
 from __future__ import annotations
@@ -17,31 +18,13 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .param_arrays import SLIDER_MIRROR, decode_params
-from .params import AvatarParams
-from .regressor import ChibiNet, crops_to_tensor, fuse_batchnorm, pick_device, split_heads
-
-
-@dataclass
-class Prediction:
-    """Raw CNN output for one face: sliders (23,), colors (5, 3) sRGB, class probabilities."""
-
-    sliders: np.ndarray
-    colors: np.ndarray
-    hair_style_probs: np.ndarray
-    glasses_probs: np.ndarray
-
-    def to_params(self, name: str = "Chibi") -> AvatarParams:
-        return decode_params(
-            self.sliders, self.colors,
-            int(self.hair_style_probs.argmax()), int(self.glasses_probs.argmax()), name,
-        )  # fmt: skip
-
+from .onnx_net import OnnxChibiNet
+from .param_arrays import SLIDER_MIRROR, Prediction
+from .regressor import ChibiNet, crops_to_tensor, fuse_batchnorm, pick_device
 
 # What runs the network: a ChibiNet, or anything called like one (`OnnxChibiNet`):
 # images (N, 3, H, W) float 0..1 -> the heads of `split_heads`.
@@ -110,34 +93,10 @@ def export_onnx(model: ChibiNet) -> bytes:
     return buffer.getvalue()
 
 
-class OnnxChibiNet:
-    """A ChibiNet run by ONNX Runtime on the CPU, called like the module itself:
-    images (N, 3, S, S) float 0..1 (any memory layout) -> the heads of `ChibiNet.forward`.
-
-    threads: ONNX Runtime's intra-op threads (1, like the pipeline's torch; the
-    arithmetic, so the bytes written, then does not depend on the machine's cores)."""
-
-    def __init__(self, model: ChibiNet, threads: int = 1):
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = onnxruntime.InferenceSession(
-            export_onnx(model), options, providers=["CPUExecutionProvider"]
-        )
-        # the first run plans the graph's memory: pay it here, not in the first request
-        size = model.config.input_size
-        self.logits(np.zeros((1, 3, size, size), np.float32))
-
-    def logits(self, images: np.ndarray) -> np.ndarray:
-        """(N, 3, S, S) float32 C-contiguous -> (N, 48) raw outputs."""
-        return self.session.run(None, {"images": images})[0]
-
-    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        array = images.detach().cpu().float().contiguous().numpy()
-        return split_heads(torch.from_numpy(self.logits(array)))
+def export_graph(model: ChibiNet) -> bytes:
+    """The graph ONNX Runtime runs for `model`: its BatchNorms folded (in place), on the
+    CPU (`export_onnx`)."""
+    return export_onnx(fuse_batchnorm(model.cpu()))
 
 
 BACKENDS = ("auto", "onnxruntime", "torch")
@@ -173,10 +132,12 @@ class Regressor:
         self.backend = backend
         self.forward: Forward = self.model
         if backend == "onnxruntime":
-            self.forward = OnnxChibiNet(self.model, threads=torch.get_num_threads())
+            self.forward = OnnxChibiNet(export_graph(self.model), torch.get_num_threads())
 
     def predict(self, crops: np.ndarray) -> list[Prediction]:
         """crops (N, 128, 128, 3) uint8 aligned faces -> N predictions."""
+        if isinstance(self.forward, OnnxChibiNet):  # as the pipeline's `OnnxRegressor`
+            return self.forward.predict(crops, self.flip_average)
         out = predict_tensor(self.forward, crops_to_tensor(crops, self.device), self.flip_average)
         return [
             Prediction(out["sliders"][i], out["colors"][i], out["hair_style"][i], out["glasses"][i])

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from .param_arrays import teacher_targets
 from .photo_formats import PHOTO_SUFFIXES
-from .training import TrainingSet, teacher_targets
+from .training import TrainingSet
 
 
 def label_folder(

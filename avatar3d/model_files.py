@@ -44,3 +44,24 @@ def weights_info(name: str = "default", weights_dir: str | Path | None = None) -
             "model_unavailable", f"no weights named {name!r} in {directory} (run `chibi train`)"
         )
     return json.loads(meta_path.read_text())
+
+
+def verified_weights(name: str, weights_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """(the weights file, its JSON record) for weights named `name`, the file's sha256
+    checked against the record's.
+
+    Raises ChibiError('model_unavailable') when the files are missing and
+    ChibiError('weights_checksum') when the file does not match its recorded digest.
+    """
+    meta = weights_info(name, weights_dir)
+    path = Path(weights_dir) / meta["file"]
+    if not path.exists():
+        raise ChibiError("model_unavailable", f"weights file {path} is missing")
+    actual = sha256_file(path)
+    if actual != meta["sha256"]:
+        raise ChibiError(
+            "weights_checksum",
+            f"{path.name}: sha256 {actual[:16]}... does not match the recorded "
+            f"{meta['sha256'][:16]}...; the file is corrupt or was modified",
+        )
+    return path, meta

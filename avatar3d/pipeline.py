@@ -14,13 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from .fusion import FusionTable, fuse, load_fusion_table
-from .inference import Prediction, Regressor
 from .model_files import WEIGHTS_DIR, resolve_name
+from .param_arrays import Prediction
 from .params import AvatarParams
-from .regressor import load_pretrained
 
 
 @dataclass
@@ -52,7 +50,7 @@ class FaceResult:
             teacher_hair_style,
             teacher_record,
         )
-        from .training import teacher_targets
+        from .param_arrays import teacher_targets
 
         record = teacher_record(self.teacher)
         _, slider_conf, color_conf = teacher_targets([record])
@@ -100,14 +98,9 @@ class PhotoPipeline:
         from .face import FaceAnalyzer
         from .imageio import DEFAULT_LIMITS
 
-        # ChibiNet is tiny (under 1 ms per face on one thread): more torch threads only
-        # spin against the other stages and processes (1.5-2x slower per photo on 2
-        # cores), and one fixed count keeps the CNN's arithmetic, so the bytes written,
-        # the same in the CLI, the server's workers and both batch engines.
-        torch.set_num_threads(1)
         directory = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
         self.model_name = resolve_name(model, directory)
-        self.regressor = Regressor(load_pretrained(self.model_name, directory, device))
+        self.regressor = _regressor(self.model_name, directory, device)
         self.fusion = fusion or load_fusion_table(self.model_name, directory)
         self.analyzer = analyzer or FaceAnalyzer()
         self.use_teacher = use_teacher
@@ -150,6 +143,26 @@ class PhotoPipeline:
         except ChibiError:
             # the teacher could not measure this face (e.g. no skin visible): CNN only
             return None
+
+
+def _regressor(name: str, directory: Path, device: str | None) -> Any:
+    """ONNX Runtime on the CPU (`onnx_net.OnnxRegressor`, without torch once its graph is
+    cached); PyTorch on CUDA, which is the default where torch sees a GPU."""
+    from .onnx_net import OnnxRegressor, cpu_only_torch
+
+    if device == "cpu" or (device is None and cpu_only_torch()):
+        return OnnxRegressor.from_weights(name, directory)
+    import torch
+
+    from .inference import Regressor
+    from .regressor import load_pretrained
+
+    # ChibiNet is tiny (under 1 ms per face on one thread): more torch threads only
+    # spin against the other stages and processes (1.5-2x slower per photo on 2
+    # cores), and one fixed count keeps the CNN's arithmetic, so the bytes written,
+    # the same in the CLI, the server's workers and both batch engines.
+    torch.set_num_threads(1)
+    return Regressor(load_pretrained(name, directory, device))
 
 
 _local = threading.local()

@@ -26,15 +26,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import ChibiError
-from .model_files import DEFAULT_MODEL, WEIGHTS_DIR, sha256_file, weights_info
-from .param_arrays import COLOR_NAMES, SLIDER_FIELDS
+from .model_files import DEFAULT_MODEL, WEIGHTS_DIR, sha256_file, verified_weights
+from .param_arrays import COLOR_COLUMNS, COLOR_NAMES, SLIDER_FIELDS
 from .params import GLASSES, HAIR_STYLES
 
 INPUT_SIZE = 128
 
-# The colour logits' columns among the raw outputs (after the sliders', before the classes').
-COLOR_COLUMNS = slice(len(SLIDER_FIELDS), len(SLIDER_FIELDS) + 3 * len(COLOR_NAMES))
 
 # Per-channel statistics used to normalise the input inside the model.
 _MEAN = (0.5, 0.45, 0.42)
@@ -470,18 +467,8 @@ def load_pretrained(
     ChibiError('weights_checksum') when the file does not match its recorded digest.
     """
     directory = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
-    meta = weights_info(name, directory)
-    pt_path = directory / meta["file"]
-    if not pt_path.exists():
-        raise ChibiError("model_unavailable", f"weights file {pt_path} is missing")
-    actual = sha256_file(pt_path)
-    if actual != meta["sha256"]:
-        raise ChibiError(
-            "weights_checksum",
-            f"{pt_path.name}: sha256 {actual[:16]}... does not match the recorded "
-            f"{meta['sha256'][:16]}...; the file is corrupt or was modified",
-        )
-    return load_weights_file(pt_path, device)
+    path, _ = verified_weights(name, directory)
+    return load_weights_file(path, device)
 
 
 def load_weights_file(path: str | Path, device: str | None = None) -> ChibiNet:

@@ -30,7 +30,7 @@ from skimage import color as skcolor
 
 from .avatar import Avatar
 from .fusion import teacher_glasses
-from .param_arrays import ParamTargets, encode_params
+from .param_arrays import ParamTargets, encode_params, teacher_targets
 from .params import (
     EXPRESSION_SLIDERS,
     GLASSES,
@@ -41,7 +41,7 @@ from .params import (
 )
 from .skin_tones import MONK_SKIN_TONES, SKIN_TO_LIPS
 from .synth_render import RENDER_SIZE, View, background, camera_finish, render_view, surface_detail
-from .training import TrainingSet, teacher_targets
+from .training import TrainingSet
 
 # Bump when rendering changes, so stale caches are not reused.
 SYNTH_VERSION = 1

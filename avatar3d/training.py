@@ -25,7 +25,6 @@ from torch import nn
 from .inference import Forward
 from .landmarks import CROP_BORDER_VALUE
 from .param_arrays import COLOR_NAMES, SLIDER_FIELDS, SLIDER_MIRROR, ParamTargets
-from .params import hex_to_rgb
 from .regressor import ChibiNet, create_model, crops_to_tensor
 from .train_checkpoint import (
     generator_states,
@@ -110,54 +109,6 @@ class TrainingSet:
             ParamTargets(t.sliders[index], t.colors[index], t.hair_style[index], t.glasses[index]),
             self.slider_mask[index], self.color_mask[index], self.class_mask[index], self.source,
         )  # fmt: skip
-
-
-def teacher_targets(
-    records: list[dict[str, Any]], measured_only: bool = False
-) -> tuple[ParamTargets, np.ndarray, np.ndarray]:
-    """Teacher label records -> targets plus slider/colour masks.
-
-    A record is {"shape": {name: value}, "expression": {...}, "colors": {field: "#hex"},
-    "confidence": float or {field: float}, "hidden": [field], "skin_scale": [field]};
-    fields it lacks get mask 0. The masks are the photo path's confidences (`fusion.fuse`),
-    where a field a cover hid holds its default, sure. With `measured_only` (training
-    labels) the fields the teacher did not measure get mask 0 too: those a cover hid and
-    the colours guessed from the skin scale (`TeacherLabels.hidden`, `.skin_scale`); a
-    network trained on them would learn the guesses, not the faces. The hair length gets
-    mask 0 too where the teacher read a hair style (`TeacherLabels.hair_style`): that
-    length is the style's, and the labels carry no style.
-    """
-    n = len(records)
-    sliders = np.full((n, len(SLIDER_FIELDS)), 0.5, np.float32)
-    slider_mask = np.zeros_like(sliders)
-    colors = np.full((n, len(COLOR_NAMES), 3), 0.5, np.float32)
-    color_mask = np.zeros((n, len(COLOR_NAMES)), np.float32)
-    for i, record in enumerate(records):
-        confidence = record.get("confidence", 1.0)
-        unmeasured = set()
-        if measured_only:
-            unmeasured = set(record.get("hidden", ())) | set(record.get("skin_scale", ()))
-            if record.get("hair_style"):
-                unmeasured.add("hair_length")
-        for j, dotted in enumerate(SLIDER_FIELDS):
-            group, _, name = dotted.rpartition(".")
-            value = record.get(group, {}).get(name) if group else record.get(name)
-            if value is not None and dotted not in unmeasured:
-                sliders[i, j] = float(value)
-                slider_mask[i, j] = _field_confidence(confidence, dotted)
-        for j, name in enumerate(COLOR_NAMES):
-            value = record.get("colors", {}).get(name)
-            if value is not None and name not in unmeasured:
-                colors[i, j] = hex_to_rgb(value) if isinstance(value, str) else value
-                color_mask[i, j] = _field_confidence(confidence, name)
-    zeros = np.zeros(n, np.int64)
-    return ParamTargets(sliders, colors, zeros, zeros.copy()), slider_mask, color_mask
-
-
-def _field_confidence(confidence: Any, name: str) -> float:
-    if isinstance(confidence, dict):
-        return float(confidence.get(name, confidence.get(name.rpartition(".")[2], 1.0)))
-    return float(confidence)
 
 
 # --------------------------------------------------------------------------- colour

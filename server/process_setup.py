@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import gc
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -91,11 +92,14 @@ def worker_process_setup() -> None:
     os.environ.update(dict.fromkeys(_THREAD_VARIABLES, "1"))
     import cv2
     import pillow_heif
-    import torch
     from threadpoolctl import threadpool_limits
 
     keep_freed_memory()
-    torch.set_num_threads(1)
+    # imported later, torch reads OMP_NUM_THREADS from the environment set above; the
+    # photo path imports it only to export a graph it has not cached (`onnx_net`)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
     threadpool_limits(1)
     cv2.setNumThreads(1)
     pillow_heif.options.DECODE_THREADS = 1  # HEIC tiles (an iPhone photo has 48)

@@ -8,6 +8,16 @@ import pytest
 from PIL import Image
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory):
+    """The session's cache of exported ChibiNet graphs (`avatar3d.onnx_net`), shared with
+    the processes the tests start, instead of the checkout's `.cache/onnx`."""
+    folder = tmp_path_factory.mktemp("onnx")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CHIBI_ONNX_CACHE", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def default_avatar():
     """`build_avatar(AvatarParams())`, built once per session; treat it as read-only."""

@@ -13,7 +13,7 @@ from skimage import data as skdata
 from skimage.color import rgb2lab
 
 from avatar3d.labelling import load_labelled
-from avatar3d.param_arrays import COLOR_NAMES, SLIDER_FIELDS
+from avatar3d.param_arrays import COLOR_NAMES, SLIDER_FIELDS, teacher_targets
 from avatar3d.params import GLASSES, HAIR_STYLES, SHAPE_SLIDERS, AvatarParams, hex_to_rgb
 from avatar3d.refiners import fit_refiners
 from avatar3d.regressor import MODEL_CONFIGS, create_model, crops_to_tensor
@@ -33,7 +33,6 @@ from avatar3d.training import (
     augment,
     predict_arrays,
     srgb_to_lab,
-    teacher_targets,
     train_model,
 )
 from server.cli import main

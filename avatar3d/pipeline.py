@@ -17,7 +17,7 @@ import numpy as np
 
 from .fusion import FusionTable, fuse, load_fusion_table
 from .model_files import WEIGHTS_DIR, resolve_name
-from .param_arrays import Prediction
+from .param_arrays import Prediction, teacher_targets
 from .params import AvatarParams
 
 
@@ -50,7 +50,6 @@ class FaceResult:
             teacher_hair_style,
             teacher_record,
         )
-        from .param_arrays import teacher_targets
 
         record = teacher_record(self.teacher)
         _, slider_conf, color_conf = teacher_targets([record])

@@ -148,6 +148,7 @@ def cached_graph(
         handle, temporary = tempfile.mkstemp(dir=directory, suffix=".part")
         with os.fdopen(handle, "wb") as out:
             out.write(graph)
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would keep it from other users' workers
         os.replace(temporary, path)
     except OSError:  # not cached: the next process exports again
         if temporary is not None:

@@ -115,8 +115,9 @@ class OnnxRegressor:
 
             return export_graph(load_weights_file(path, "cpu"))
 
+        graph = cached_graph(meta["sha256"], export, cache_dir)
         try:
-            return cls(cached_graph(meta["sha256"], export, cache_dir))
+            return cls(graph)
         except Exception:  # noqa: BLE001 - ONNX Runtime refused a damaged cached graph
             return cls(cached_graph(meta["sha256"], export, cache_dir, fresh=True))
 

@@ -7,14 +7,19 @@ kept under `.cache/onnx/` (or `$CHIBI_ONNX_CACHE`), named by the weights' sha256
 (checked against their JSON first, as `regressor.load_pretrained` does) and by the code
 and torch version that export it, so a cached graph cannot outlive what made it.
 Importing torch took 1.3 s of a 2.9 s `chibi params` and exporting 0.3 s more; a cache
-that cannot be written (a read-only install) only costs the export again.
+that cannot be written (a read-only install) only costs the export again. Each new
+version of the weights, the code or torch exports a new graph (about 4 MB), so writing
+one keeps only the `KEEP_GRAPHS` most recently used and drops `.part` files a killed
+process left.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -30,6 +35,11 @@ from .params import HAIR_STYLES
 ONNX_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "onnx"
 # the code a graph is exported by: another version of either may export another graph
 _EXPORTING_CODE = ("regressor.py", "inference.py")
+# graphs kept in the cache: a few, so checkouts or weights used side by side sharing one
+# cache folder do not export each other's graphs again on every switch
+KEEP_GRAPHS = 4
+# a `.part` this old was left by a process killed while writing it
+STALE_PART_S = 3600.0
 
 
 class OnnxChibiNet:
@@ -134,14 +144,19 @@ def cached_graph(
 ) -> bytes:
     """The graph `export()` makes of the weights whose sha256 is given, from the cache
     when it holds one made by this code and this torch (unless `fresh`); written there
-    (atomically) when it does not."""
+    (atomically) when it does not. A graph read is marked used (its mtime), and writing
+    one prunes the cache (`prune_graphs`)."""
     directory = Path(cache_dir or os.environ.get("CHIBI_ONNX_CACHE") or ONNX_CACHE)
     path = directory / f"chibinet-{graph_key(weights_sha256)}.onnx"
     if not fresh:
         try:
-            return path.read_bytes()
+            graph = path.read_bytes()
         except OSError:
             pass
+        else:
+            with contextlib.suppress(OSError):  # a read-only cache is still a cache
+                os.utime(path)
+            return graph
     graph = export()
     temporary = None
     try:
@@ -154,7 +169,31 @@ def cached_graph(
     except OSError:  # not cached: the next process exports again
         if temporary is not None:
             Path(temporary).unlink(missing_ok=True)
+        return graph
+    prune_graphs(directory)
     return graph
+
+
+def prune_graphs(directory: Path, keep: int = KEEP_GRAPHS) -> None:
+    """Delete all but the `keep` most recently used graphs in `directory`, and `.part`
+    files older than `STALE_PART_S`. Files another process deletes first, or that
+    cannot be deleted, are passed over."""
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return
+    now = time.time()
+    graphs = []
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            mtime = entry.stat().st_mtime
+            if entry.name.startswith("chibinet-") and entry.suffix == ".onnx":
+                graphs.append((mtime, entry))
+            elif entry.suffix == ".part" and now - mtime > STALE_PART_S:
+                entry.unlink()
+    for _, old in sorted(graphs, reverse=True)[keep:]:
+        with contextlib.suppress(OSError):
+            old.unlink()
 
 
 def graph_key(weights_sha256: str) -> str:

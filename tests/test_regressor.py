@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -290,6 +291,32 @@ def test_the_cpu_path_runs_a_cached_graph_of_the_checked_weights(tmp_path):
     with pytest.raises(ChibiError) as err:
         OnnxRegressor.from_weights(weights_info("default")["name"], tmp_path, tmp_path)
     assert err.value.code == "weights_checksum"
+
+
+def test_the_graph_cache_keeps_the_most_recently_used_graphs(tmp_path):
+    """Each version of the weights, the exporting code or torch adds a 4 MB graph:
+    writing one keeps the `KEEP_GRAPHS` most recently used (a graph read counts as
+    used) and drops a `.part` a killed process left, not one being written now."""
+    from avatar3d.onnx_net import KEEP_GRAPHS, STALE_PART_S, cached_graph, graph_key
+
+    used, new = "1" * 64, "2" * 64
+    hour_ago = time.time() - 3600
+    old = [tmp_path / f"chibinet-{i:032x}.onnx" for i in range(KEEP_GRAPHS + 1)]
+    old.append(tmp_path / f"chibinet-{graph_key(used)}.onnx")  # the least recently used
+    for age, path in enumerate(old):
+        path.write_bytes(b"graph")
+        os.utime(path, (hour_ago - age * 60, hour_ago - age * 60))
+    (tmp_path / "killed.part").write_bytes(b"half")
+    os.utime(tmp_path / "killed.part", (hour_ago - STALE_PART_S, hour_ago - STALE_PART_S))
+    (tmp_path / "writing.part").write_bytes(b"half")
+    (tmp_path / "notes.txt").write_bytes(b"not ours")
+
+    assert cached_graph(used, lambda: b"unused", tmp_path) == b"graph"  # now the newest
+    assert cached_graph(new, lambda: b"new graph", tmp_path) == b"new graph"
+    newest = {f"chibinet-{graph_key(new)}.onnx", old[-1].name, *(p.name for p in old[:2])}
+    assert len(newest) == KEEP_GRAPHS
+    kept = {path.name for path in tmp_path.iterdir()}
+    assert kept == newest | {"notes.txt", "writing.part"}
 
 
 def test_a_cached_graph_reads_a_photo_without_importing_torch(tmp_path):

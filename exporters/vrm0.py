@@ -65,6 +65,18 @@ def _srgb(linear: Any) -> list[float]:
     return srgb.tolist()
 
 
+def mtoon0_shading(shift: float, toony: float) -> tuple[float, float]:
+    """MToon 1.0's (shadingShiftFactor, shadingToonyFactor) as 0.x's (_ShadeShift,
+    _ShadeToony) that shade the same: 1.0 ramps from shade to lit as N.L + shift runs
+    from toony - 1 to 1 - toony, 0.x as N.L runs from _ShadeShift to
+    lerp(1, _ShadeShift, _ShadeToony). The inverse of the 0.x -> 1.0 migration of UniVRM
+    and three-vrm's v0compat, so both load a 0.x file shaded as its 1.0 twin."""
+    shift0 = -shift - (1.0 - toony)
+    carry = 0.5 + 0.5 * shift0  # the migration's lerp(toony0, 1, carry)
+    # rounded, so float residue such as -4e-17 does not reach the file
+    return round(shift0, 9) + 0.0, round((toony - carry) / (1.0 - carry), 9)
+
+
 def _material_properties(material: Material, texture: int | None) -> dict[str, Any]:
     """MToon 0.x properties as UniVRM writes them (Unity shader properties, gamma colours)."""
     blend_mode, render_type, queue, keywords = {
@@ -93,10 +105,11 @@ def _material_properties(material: Material, texture: int | None) -> dict[str, A
         "_EmissionColor": [0.0, 0.0, 0.0, 1.0],
         "_OutlineColor": _srgb(vrm1.outline_color(material)) + [1.0],
     })  # fmt: skip
+    shade_shift, shade_toony = mtoon0_shading(vrm1.MTOON_SHADING_SHIFT, vrm1.MTOON_SHADING_TOONY)
     floats = {
         "_Cutoff": float(material.alpha_cutoff), "_BumpScale": 1.0,
         "_ReceiveShadowRate": 1.0, "_ShadingGradeRate": 1.0,
-        "_ShadeShift": vrm1.MTOON_SHADING_SHIFT, "_ShadeToony": vrm1.MTOON_SHADING_TOONY,
+        "_ShadeShift": shade_shift, "_ShadeToony": shade_toony,
         "_LightColorAttenuation": 0.0, "_IndirectLightIntensity": 1.0 - vrm1.MTOON_GI_EQUALIZATION,
         "_RimLightingMix": 0.0, "_RimFresnelPower": 1.0, "_RimLift": 0.0,
         "_OutlineWidth": float(material.outline_width) * 100.0,  # centimetres in 0.x

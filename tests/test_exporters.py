@@ -247,6 +247,23 @@ def test_vrm_materials_springs_and_thumbnail(avatars, files, thumbnail_png):
         assert vrm1["lookAt"]["type"] == "bone" and vrm0["firstPerson"]["lookAtTypeName"] == "Bone"
 
 
+def test_vrm0_materials_shade_as_their_vrm1_twins(files):
+    """A 0.x file's _ShadeShift / _ShadeToony, migrated to MToon 1.0 as three-vrm's
+    v0compat and UniVRM do, give the 1.0 file's factors: both files shade alike."""
+    gltf1, _ = parse_glb(files["short.vrm1"])
+    gltf0, _ = parse_glb(files["short.vrm0"])
+    for material, properties in zip(
+        gltf1["materials"], gltf0["extensions"]["VRM"]["materialProperties"], strict=True
+    ):
+        mtoon = material["extensions"]["VRMC_materials_mtoon"]
+        shift0 = properties["floatProperties"]["_ShadeShift"]
+        toony0 = properties["floatProperties"]["_ShadeToony"]
+        toony1 = toony0 + (1 - toony0) * (0.5 + 0.5 * shift0)  # the migration's lerp
+        shift1 = -shift0 - (1 - toony1)
+        assert shift1 == pytest.approx(mtoon["shadingShiftFactor"], abs=1e-9)
+        assert toony1 == pytest.approx(mtoon["shadingToonyFactor"], abs=1e-9)
+
+
 def test_gaze_falls_back_to_expressions_without_weighted_eye_bones():
     avatar = handmade_avatar()
     eyes = [avatar.skeleton.index(e) for e in ("leftEye", "rightEye")]

@@ -207,9 +207,11 @@ def inspect_gltf(gltf: pygltflib.GLTF2, file_size: int = 0) -> dict[str, Any]:
         skinned += node.skin is not None
         basic += node.skin is None
         material_slots += len(mesh.primitives)
+        # primitives of one mesh may share a vertex buffer (one per material of a mesh)
+        positions = {p.attributes.POSITION for p in mesh.primitives}
+        vertices += sum(_accessor_count(gltf, position) for position in positions)
         for primitive in mesh.primitives:
             triangles += _primitive_triangles(gltf, primitive)
-            vertices += _accessor_count(gltf, primitive.attributes.POSITION)
             position = primitive.attributes.POSITION
             if position is not None and gltf.accessors[position].min:
                 accessor = gltf.accessors[position]

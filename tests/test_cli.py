@@ -75,6 +75,22 @@ def test_inspect_matches_the_built_avatar(written, capsys):
     assert "triangles" in table and "Quest" in table and "Excellent" in table
 
 
+def test_inspect_counts_a_shared_vertex_buffer_once(tmp_path, capsys):
+    """A high-quality avatar's materials are primitives of one mesh over one vertex
+    buffer: its vertices count once, as an engine imports them (not once a material)."""
+    from avatar3d.build import build_avatar
+    from avatar3d.params import AvatarParams
+
+    avatar = build_avatar(AvatarParams(), "high")
+    path = tmp_path / "high.glb"
+    assert main(["avatar", "--quality", "high", "--format", "glb", "-o", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(path), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["material_slots"] > 1
+    assert stats["vertices"] == len(avatar.vertices)
+
+
 def test_preview_of_a_written_file(written, tmp_path):
     out = tmp_path / "p.png"
     assert main(["preview", str(written["vrm1"]), "-o", str(out), "--size", "128"]) == 0

@@ -129,6 +129,10 @@ class AvatarParams:
             raise ParamsError("glasses", f"unknown value {self.glasses!r}; one of {GLASSES}")
         if not isinstance(self.name, str) or not 0 < len(self.name) <= 64:
             raise ParamsError("name", "must be a string of 1 to 64 characters")
+        try:  # a lone surrogate ("\ud800" in JSON) has no UTF-8 form for the file's JSON
+            self.name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ParamsError("name", "must be valid Unicode text (a lone surrogate)") from None
 
     # -- conversion ---------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -205,7 +209,10 @@ def linear_to_srgb(linear: Any) -> np.ndarray:
 def _check_unit(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ParamsError(name, f"must be a number in [0, 1], got {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise ParamsError(name, "must be in [0, 1], got a number too large") from None
     if not 0.0 <= value <= 1.0:  # also rejects NaN
         raise ParamsError(name, f"must be in [0, 1], got {value}")
     return value

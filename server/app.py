@@ -74,6 +74,9 @@ class _Conn:
     principal: str  # rate-limit key: a token's hash, or the client's address
     outbox: asyncio.Queue = field(default_factory=asyncio.Queue)
     jobs: dict[str, _JobState] = field(default_factory=dict)
+    # by seq: jobs whose request the session ended (cancelled, timed out) while their
+    # worker still holds them, so the client may use their id again
+    ended: dict[int, _JobState] = field(default_factory=dict)
     connected_at: float = field(default_factory=time.monotonic)
     last_message_at: float = field(default_factory=time.monotonic)
 
@@ -365,6 +368,9 @@ class ChibiServer:
             self.admitted += 1
             job = _JobState(conn, event.id, self.next_seq, time.monotonic())
             self.next_seq += 1
+            ended = conn.jobs.get(event.id)  # the session admits an id only once it ended
+            if ended is not None:
+                conn.ended[ended.seq] = ended
             conn.jobs[event.id] = job
             loop = asyncio.get_running_loop()
             timeout = min(self.config.request_timeout, event.options["timeout_s"] or float("inf"))
@@ -429,7 +435,10 @@ class ChibiServer:
         if job.timer is not None:
             job.timer.cancel()
         conn = job.conn
-        conn.jobs.pop(job.id, None)
+        if conn.jobs.get(job.id) is not job:  # its request ended; the id may be another's now
+            conn.ended.pop(job.seq, None)
+            return
+        del conn.jobs[job.id]
         if items is not None:
             self.m_request_seconds.observe(time.monotonic() - job.accepted_at)
             self._dispatch(conn, conn.session.result(job.id, items))
@@ -440,23 +449,26 @@ class ChibiServer:
             )
 
     def _expire(self, job: _JobState, timeout: float) -> None:
-        message = f"no result within {timeout:g} s"
-        self._dispatch(job.conn, job.conn.session.fail(job.id, "timeout", message))
-        self._cancel(job.conn, job.id)
+        if job.conn.jobs.get(job.id) is job:  # not ended (and its id not reused) meanwhile
+            message = f"no result within {timeout:g} s"
+            self._dispatch(job.conn, job.conn.session.fail(job.id, "timeout", message))
+        self._stop(job)
 
     def _cancel(self, conn: _Conn, request_id: str) -> None:
-        """Stop a request's work; its slot frees when the worker lets go of it."""
         job = conn.jobs.get(request_id)
-        if job is None:
-            return
+        if job is not None:
+            self._stop(job)
+
+    def _stop(self, job: _JobState) -> None:
+        """Stop a request's work; its slot frees when the worker lets go of it."""
         if job.future is None:  # never submitted (photo still uploading)
             self._finish(job, error={"code": "cancelled", "message": "cancelled"})
             return
         self.pool.cancel(job.seq)  # a queued job's future is cancelled at once
 
     def _cancel_all(self, conn: _Conn) -> None:
-        for request_id in list(conn.jobs):
-            self._cancel(conn, request_id)
+        for job in [*conn.jobs.values(), *conn.ended.values()]:
+            self._stop(job)
 
     def _on_progress(self, seq: int, number: int, stage: str, elapsed: float, detail: dict) -> None:
         job = self.jobs.get(seq)

@@ -129,6 +129,12 @@ class ChibiClient:
             reply = json.loads(await asyncio.wait_for(ws.recv(), open_timeout))
         except ConnectionClosed as exc:
             raise _closed_error(exc) from None
+        except BaseException:  # no welcome in time, or not JSON: drop the socket at once
+            ws.transport.abort()
+            raise
+        if not isinstance(reply, dict):
+            ws.transport.abort()
+            raise ChibiServerError("bad_message", "the server's first answer is not an object")
         if reply.get("type") != "welcome":
             await ws.close()
             raise ChibiServerError(reply.get("code", "bad_message"), reply.get("message", ""))
@@ -321,7 +327,11 @@ class SyncChibiClient:
 
     def __init__(self, url: str = DEFAULT_URL, token: str | None = None, **kwargs: Any):
         self._runner = asyncio.Runner()
-        self._client = self._runner.run(ChibiClient.connect(url, token=token, **kwargs))
+        try:
+            self._client = self._runner.run(ChibiClient.connect(url, token=token, **kwargs))
+        except BaseException:
+            self._runner.close()
+            raise
         self.welcome = self._client.welcome
 
     def generate(self, photo: bytes | None = None, **kwargs: Any) -> AvatarResult:

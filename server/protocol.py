@@ -87,6 +87,11 @@ def decode_json(text: str | bytes, max_bytes: int) -> dict[str, Any]:
         raise ProtocolError("frame_too_large", f"text message over {max_bytes} bytes")
     try:
         message = json.loads(text)
+        # "\ud800" escapes decode to lone surrogates, which no UTF-8 text can carry back
+        # (a ping's nonce, a field name in an error, a name in the file)
+        json.dumps(message, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError("invalid_json", "a string holds a lone UTF-16 surrogate") from None
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
         raise ProtocolError("invalid_json", f"not valid JSON: {str(exc)[:120]}") from None
     if not isinstance(message, dict):
@@ -348,7 +353,10 @@ class ServerSession:
         return self._end(request_id, "cancelled", "cancelled by the client") + [Cancel(request_id)]
 
     def _on_ping(self, message: dict[str, Any]) -> list[Event]:
-        return [Send(encode_json({"type": "pong", "nonce": message.get("nonce")}))]
+        try:
+            return [Send(encode_json({"type": "pong", "nonce": message.get("nonce")}))]
+        except ValueError:  # NaN or Infinity, which Python's json reads and JSON has not
+            raise ProtocolError("bad_message", "'nonce' holds NaN or Infinity") from None
 
     # -- output for work in progress --------------------------------------------
     def progress(self, request_id: str, stage: str, **detail: Any) -> list[Event]:

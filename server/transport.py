@@ -62,13 +62,19 @@ def static_response(connection: ServerConnection, path: str) -> Response:
         if path.startswith(prefix):
             base, relative = directory.resolve(), path[len(prefix) :]
             break
-    target = (base / relative).resolve()
-    if base.is_dir() and target.is_relative_to(base) and target.is_file():
-        body = target.read_bytes()
-        kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-        headers = Headers({"Content-Type": kind, "Content-Length": str(len(body))})
-        return Response(200, "OK", headers, body)
-    return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+    try:  # a name too long for the file system, a NUL... is no file of ours either
+        target = (base / relative).resolve()
+        if base.is_dir() and target.is_relative_to(base) and target.is_file():
+            body = target.read_bytes()
+        else:
+            body = None
+    except (OSError, ValueError):
+        body = None
+    if body is None:
+        return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+    kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    headers = Headers({"Content-Type": kind, "Content-Length": str(len(body))})
+    return Response(200, "OK", headers, body)
 
 
 def origin_allowed(headers: Headers, allowed: list[str]) -> bool:

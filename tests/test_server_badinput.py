@@ -89,6 +89,16 @@ CASES = [
     Case("params_nan", ['{"type":"request","id":"r1","source":"params","params":'
                         '{"hair_length":NaN}}'], "invalid_params"),
     Case("params_bad_colour", [request_msg(params={"hair_color": "red"})], "invalid_params"),
+    Case("params_huge_integer", ['{"type":"request","id":"r1","source":"params","params":'
+                                 '{"hair_length":1' + "0" * 400 + "}}"], "invalid_params"),
+    # "\ud800" escapes decode to lone surrogates, which no UTF-8 reply could echo
+    Case("params_field_lone_surrogate", ['{"type":"request","id":"r1","source":"params",'
+                                         '"params":{"\\ud800":1}}'], "invalid_json"),
+    Case("name_lone_surrogate", ['{"type":"request","id":"r1","source":"params",'
+                                 '"options":{"return_params":true},"params":{"name":"\\ud800"}}'],
+         "invalid_json"),
+    Case("ping_nonce_lone_surrogate", ['{"type":"ping","nonce":"\\ud800"}'], "invalid_json"),
+    Case("ping_nonce_nan", ['{"type":"ping","nonce":NaN}'], "bad_message"),
     Case("cancel_unknown_id", [{"type": "cancel", "id": "nobody"}], "unknown_id", ref=True),
     Case("cancel_without_id", [{"type": "cancel"}], "bad_message"),
     Case("binary_random", [os.urandom(300)], "bad_message"),
@@ -166,6 +176,29 @@ def test_duplicate_id_and_too_many_in_flight(server):
     assert (duplicate["code"], duplicate["ref"], duplicate["id"]) == ("duplicate_id", "a", None)
     assert (busy["code"], busy["id"]) == ("busy", "d")
     assert (cancelled["code"], cancelled["id"]) == ("cancelled", "a")
+
+
+def test_a_reused_id_gets_its_own_answer_while_the_worker_ends_the_old_request(server):
+    """PROTOCOL.md 2.1: an id may be reused once its request ended. Cancelled after its
+    worker started, a request ends at once, but the (one) worker holds it a while yet:
+    a new request under the same id gets its own result, not the old one's end."""
+
+    async def scenario():
+        raw = await Raw.open(server.url)
+        await raw.params_request("r1", format="vrm0", quality="high", return_preview=True)
+        while (await raw.next()).get("stage") != "started":
+            pass
+        await raw.send({"type": "cancel", "id": "r1"})
+        first = await raw.error()
+        await raw.params_request("r1", format="glb")
+        second = await raw.error()
+        await raw.alive()
+        await raw.ws.close()
+        return first, second
+
+    first, second = asyncio.run(scenario())
+    assert (first["type"], first["code"], first["id"]) == ("error", "cancelled", "r1")
+    assert (second["type"], second["id"]) == ("done", "r1"), second
 
 
 @pytest.mark.parametrize(
@@ -335,6 +368,49 @@ def test_bad_http_requests_are_refused_before_upgrading(server):
     assert asyncio.run(scenario()) == [404, 403]
     assert server.http("/missing-file.js")[0] == 404
     assert server.http("/../../pyproject.toml")[0] == 404
+    # names too long for the file system are no file of ours either (not a 500)
+    for path in ("/" + "a" * 300, "/a" * 3000, "/vendor/three/" + "b" * 300):
+        assert server.http(path)[0] == 404, path[:40]
+
+
+def test_a_client_that_gets_no_welcome_closes_its_socket(server):
+    """`ChibiClient.connect` against a websocket that never answers hello: each failed
+    connect leaves no socket behind (nor does `SyncChibiClient`'s)."""
+    from websockets.asyncio.server import serve
+
+    from server.client import ChibiClient, SyncChibiClient
+
+    def sockets() -> int:
+        count = 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+            except FileNotFoundError:  # the descriptor listdir itself held
+                pass
+        return count
+
+    async def silent(ws) -> None:
+        await asyncio.sleep(30)
+
+    async def scenario() -> list[int]:
+        counts = []
+        async with serve(silent, "127.0.0.1", 0) as quiet:
+            url = f"ws://127.0.0.1:{quiet.sockets[0].getsockname()[1]}/ws"
+            counts.append(sockets())
+            for _ in range(3):
+                with pytest.raises(TimeoutError):
+                    await ChibiClient.connect(url, open_timeout=0.3)
+            await asyncio.sleep(0.2)
+            counts.append(sockets())
+            with pytest.raises(TimeoutError):
+                await asyncio.to_thread(SyncChibiClient, url, open_timeout=0.3)
+            await asyncio.sleep(0.2)
+            counts.append(sockets())
+            quiet.close(close_connections=True)
+        return counts
+
+    before, after_async, after_sync = asyncio.run(scenario())
+    assert after_async == before and after_sync == before
 
 
 def test_photo_bytes_never_reach_the_log_even_at_debug_level(server):

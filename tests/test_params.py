@@ -25,6 +25,8 @@ def test_defaults_round_trip_through_json():
         ({"wings": True}, "wings"),
         ({"version": 99}, "version"),
         ({"name": ""}, "name"),
+        ({"name": "\ud800"}, "name"),  # a lone surrogate: no UTF-8 for the file's JSON
+        ({"hair_length": 10**400}, "hair_length"),  # too large for a float
     ],
 )
 def test_bad_fields_are_named(data, field):

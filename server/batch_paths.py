@@ -77,7 +77,7 @@ def _map_outputs(keys: list[str], extension: str) -> list[str]:
 
     a/b.jpg -> a/b.vrm. When several inputs would share a name (b.jpg and b.png,
     or names equal after sanitising) each keeps its old extension (b_jpg.vrm,
-    b_png.vrm), then a number is added if that is still taken.
+    b_png.vrm), then a number is added if that is still taken (by a file or a folder).
     """
 
     def first_choice(key: str) -> tuple[list[str], str, str]:
@@ -90,7 +90,13 @@ def _map_outputs(keys: list[str], extension: str) -> list[str]:
     for folders, stem, _ in wanted:
         lowered = "/".join([*folders, stem]).lower()
         counts[lowered] = counts.get(lowered, 0) + 1
-    taken: set[str] = set()
+    # an input folder named like another input's file (a.jpg beside a.vrm/b.jpg) keeps
+    # its name: the file takes another
+    taken = {
+        "/".join(folders[:depth]).lower()
+        for folders, _, _ in wanted
+        for depth in range(1, len(folders) + 1)
+    }
     outputs = []
     for folders, stem, filename in wanted:
         candidates = [stem] if counts["/".join([*folders, stem]).lower()] == 1 else []

@@ -53,6 +53,18 @@ def test_output_names_never_collide():
     assert len({o.lower() for o in outputs}) == len(outputs)
 
 
+def test_an_output_file_never_takes_an_input_folders_name(tmp_path: Path):
+    """a.jpg beside a folder a.vrm/ (b.jpg in it): a.jpg's file must not be the folder
+    a.vrm's results go in, whichever comes first, in any case."""
+    (tmp_path / "in" / "A.vrm").mkdir(parents=True)
+    for name in ("a.jpg", "A.vrm/b.jpg"):
+        (tmp_path / "in" / name).write_bytes(b"x")
+    items = plan_inputs(str(tmp_path / "in"), str(tmp_path / "out"), "vrm1")
+    assert {item.key: item.output for item in items} == {
+        "a.jpg": "a_jpg.vrm", "A.vrm/b.jpg": "A.vrm/b.vrm"
+    }  # fmt: skip
+
+
 def test_list_file_traversal_refused(tmp_path: Path):
     """List entries that would read outside the list's base are refused, each as one
     unsafe_path failure; nothing is read or written outside OUTPUT."""

@@ -11,8 +11,10 @@ Pipeline of `FaceAnalyzer.analyze` on an (H, W, 3) uint8 RGB image:
    FaceMesh's own detector is short-range: it misses a face that fills less than
    ~10% of a large photo, and in a group photo it finds only the nearest faces,
    so it is not used for finding faces.
-2. For each box (largest first, at most `max_faces`; twice as many where every
-   face is asked for, as some fail the checks of step 3), square regions of
+2. For each box (largest first, until twice `max_faces` faces are read, as some
+   fail the checks of step 3 and the detector's box and the landmarks' need not
+   rank faces alike: with one face asked for, the largest of them is the one the
+   first of every face would be), square regions of
    1.8 and 2.6 x the box are cut out (turned upright by the detector's eye line in
    15 degree steps, the photo's edge repeated past it), resized to 320 px and passed
    to FaceMesh
@@ -257,24 +259,27 @@ class FaceAnalyzer:
         tiled = bool(detections) and (every_face or largest < TILE_BELOW * max(height, width))
         if tiled:
             detections = self._with_tiles(rgb, detections)
-        read = 2 * self.max_faces if every_face else self.max_faces
-        found = self._landmarks_in(rgb, detections[:read])
+        read = 2 * self.max_faces
+        found = self._landmarks_in(rgb, detections, read)
         if not found:
             landmarks = self._mesh_landmarks(rgb)
             if landmarks is not None and self._detected_around(rgb, landmarks):
                 found.append((landmarks, 0.5))
         if not found and not tiled:
-            found = self._landmarks_in(rgb, self._with_tiles(rgb, detections)[:read])
+            found = self._landmarks_in(rgb, self._with_tiles(rgb, detections), read)
         return found
 
     def _landmarks_in(
-        self, rgb: np.ndarray, detections: list[Detection]
+        self, rgb: np.ndarray, detections: list[Detection], limit: int
     ) -> list[tuple[np.ndarray, float]]:
-        """FaceMesh's landmarks in each detector box, and their scores. A detection to
-        confirm (a tile's) counts only where the short-range detector finds the face
-        FaceMesh found there (`_detected_around`)."""
+        """FaceMesh's landmarks in detector boxes, in their order, and their scores, until
+        `limit` faces are found: a box that yields none (a tile's false face) takes no
+        face's place. A detection to confirm (a tile's) counts only where the short-range
+        detector finds the face FaceMesh found there (`_detected_around`)."""
         found: list[tuple[np.ndarray, float]] = []
         for detection in detections:
+            if len(found) == limit:
+                break
             box = detection.box
             landmarks = self._mesh_passes(rgb, detection)
             if landmarks is None:

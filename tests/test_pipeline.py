@@ -253,6 +253,21 @@ def test_convert_all_faces_writes_one_file_per_face(tmp_path, capsys):
     assert sorted(face["glasses"] for face in faces) == ["none", "square"]  # each face its own
 
 
+def test_one_face_asked_for_is_the_first_of_every_face(tmp_path, capsys):
+    """`chibi params PHOTO` answers with the face `--all-faces` puts first (the largest
+    that passes the checks) on the group photo, whose face turned too far and tiled
+    faces once took the places of larger ones: the two read different people."""
+    from avatar3d.sample_photos import GROUP_PHOTOS, installed
+
+    photo = tmp_path / "group.jpg"
+    photo.write_bytes(dict(installed(GROUP_PHOTOS))["friends"])
+    assert main(["params", str(photo)]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert main(["params", str(photo), "--all-faces"]) == 0
+    every = json.loads(capsys.readouterr().out)
+    assert len(every) == 4 and one == every[0]
+
+
 def _bad_inputs(tmp_path):
     blank = tmp_path / "blank.png"
     blank.write_bytes(_png(np.full((256, 256, 3), 200, np.uint8)))

@@ -56,8 +56,11 @@ class ServerConfig:
     def validate(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.type in ("int", "float") and value < 0:
+            if f.type in ("int", "float") and not value >= 0:  # NaN too (TOML has nan)
                 raise ConfigError(f"{f.name} must be >= 0, got {value}")
+        for name in ("request_timeout", "idle_timeout", "hello_timeout", "send_timeout"):
+            if getattr(self, name) == 0:  # would expire everything at once, not never
+                raise ConfigError(f"{name} must be > 0 seconds")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be 0..65535, got {self.port}")
         if self.max_in_flight < 1 or self.chunk_bytes < 1024 or self.max_json_bytes < 1024:

@@ -129,7 +129,8 @@ def _check_declared_size(size: tuple[int, int], limits: ImageLimits) -> None:
 def _decode_checked(image: Image.Image, working_side: int) -> np.ndarray:
     """Decode an opened, size-checked image into an upright uint8 RGB array."""
     image.seek(0)  # GIF / animated WebP / APNG: the first frame only
-    if working_side and image.format == "JPEG":
+    # MPO: a JPEG carrying more pictures after the first (many phones' and cameras' photos)
+    if working_side and image.format in ("JPEG", "MPO"):
         # DCT scaling decodes a 4000 px JPEG at 1/2, 1/4 or 1/8 size directly:
         # much faster and lighter than decoding everything and resizing.
         # draft() never goes below the requested size.

@@ -188,7 +188,9 @@ class ChibiServer:
             return static_response(connection, path)
         if path != WS_PATH:
             return connection.respond(http.HTTPStatus.NOT_FOUND, f"websocket path is {WS_PATH}\n")
-        if not origin_allowed(request.headers, self.config.allowed_origins):
+        if not origin_allowed(
+            request.headers, self.config.allowed_origins, loopback_only=not self.config.tokens
+        ):
             return connection.respond(http.HTTPStatus.FORBIDDEN, "origin not allowed\n")
         if self.draining or len(self.conns) >= self.config.max_connections:
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "busy\n")

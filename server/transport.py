@@ -17,6 +17,8 @@ from websockets.extensions.permessage_deflate import (
 from websockets.frames import BINARY, CONT, CTRL_OPCODES
 from websockets.http11 import Response
 
+from .config import is_loopback
+
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # The viewer's three.js modules, served from the project's own npm install (no CDN).
 # Only these two packages are reachable; nothing else under node_modules is.
@@ -77,12 +79,21 @@ def static_response(connection: ServerConnection, path: str) -> Response:
     return Response(200, "OK", headers, body)
 
 
-def origin_allowed(headers: Headers, allowed: list[str]) -> bool:
-    """No Origin (not a browser), a listed one, "*" listed, or the server's own host."""
+def origin_allowed(headers: Headers, allowed: list[str], loopback_only: bool = False) -> bool:
+    """No Origin (not a browser), a listed one, "*" listed, or the server's own host;
+    with `loopback_only`, that host must be a loopback name or address.
+
+    loopback_only: for a server without tokens. A page whose name an attacker's DNS
+    points at 127.0.0.1 after it loaded (DNS rebinding) is "same origin" by the Host
+    header it sends, but its name is not a loopback one.
+    """
     origin = headers.get("Origin")
     if origin is None:
         return True
     if "*" in allowed or origin in allowed:
         return True
     # Same origin: a page this server served (the viewer) talking back to it.
-    return urlsplit(origin).netloc.lower() == headers.get("Host", "").lower()
+    parts = urlsplit(origin)
+    if parts.netloc.lower() != headers.get("Host", "").lower():
+        return False
+    return not loopback_only or is_loopback(parts.hostname or "")

@@ -360,12 +360,26 @@ def test_bad_http_requests_are_refused_before_upgrading(server):
                 statuses.append(101)
             except InvalidStatus as exc:
                 statuses.append(exc.response.status_code)
-        same_origin = await Raw.open(server.url, origin=f"http://127.0.0.1:{server.port}")
-        await same_origin.alive()
-        await same_origin.ws.close()
+        for host in ("127.0.0.1", "localhost"):
+            same_origin = await Raw.open(
+                f"ws://{host}:{server.port}/ws", origin=f"http://{host}:{server.port}"
+            )
+            await same_origin.alive()
+            await same_origin.ws.close()
+        # DNS rebinding: a page at a name that now points to 127.0.0.1 sends its own name
+        # as Origin and Host alike; a server without tokens takes only loopback names
+        rebound = f"rebound.example:{server.port}"
+        try:
+            ws = await connect(
+                f"ws://{rebound}/ws", host="127.0.0.1", port=server.port, origin=f"http://{rebound}"
+            )
+            await ws.close()
+            statuses.append(101)
+        except InvalidStatus as exc:
+            statuses.append(exc.response.status_code)
         return statuses
 
-    assert asyncio.run(scenario()) == [404, 403]
+    assert asyncio.run(scenario()) == [404, 403, 403]
     assert server.http("/missing-file.js")[0] == 404
     assert server.http("/../../pyproject.toml")[0] == 404
     # names too long for the file system are no file of ours either (not a 500)

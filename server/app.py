@@ -73,6 +73,8 @@ class _Conn:
     session: ServerSession
     principal: str  # rate-limit key: a token's hash, or the client's address
     outbox: asyncio.Queue = field(default_factory=asyncio.Queue)
+    outbox_bytes: int = 0  # queued and not yet sent
+    drained: asyncio.Event = field(default_factory=asyncio.Event)  # outbox_bytes under the limit
     jobs: dict[str, _JobState] = field(default_factory=dict)
     # by seq: jobs whose request the session ended (cancelled, timed out) while their
     # worker still holds them, so the client may use their id again
@@ -88,6 +90,9 @@ class ChibiServer:
         self.config = config
         self.workers = config.worker_count()
         self.capacity = self.workers + config.max_queue  # admitted requests, all connections
+        # queued replies past which a connection is read no further until they are sent:
+        # results stream as they are, a client that only sends cannot grow the queue
+        self.outbox_limit = 4 * config.chunk_bytes
         self.conns: set[_Conn] = set()
         self.jobs: dict[int, _JobState] = {}  # by seq, submitted and not finished in a worker
         self.admitted = 0  # admitted requests whose work has not finished
@@ -265,6 +270,13 @@ class ChibiServer:
                     self._dispatch(conn, session.receive_text(message))
                 else:
                     self._dispatch(conn, session.receive_bytes(message))
+                if conn.outbox_bytes > self.outbox_limit:
+                    # a client that sends (pings, bad messages) and reads nothing: read no
+                    # more of it until the writer has sent its answers, or dropped it
+                    conn.drained.clear()
+                    drained = asyncio.create_task(conn.drained.wait())
+                    await asyncio.wait({drained, writer}, return_when=asyncio.FIRST_COMPLETED)
+                    drained.cancel()
             await writer  # flush the final error and close
         except ConnectionClosed:
             pass
@@ -306,6 +318,9 @@ class ChibiServer:
                     await conn.ws.close(item.code, item.reason)
                     return
                 await asyncio.wait_for(conn.ws.send(item), self.config.send_timeout)
+                conn.outbox_bytes -= len(item)
+                if conn.outbox_bytes <= self.outbox_limit:
+                    conn.drained.set()
             except TimeoutError:
                 log.warning("dropping a client that stopped reading")
                 if conn.ws.transport is not None:
@@ -336,6 +351,7 @@ class ChibiServer:
         for event in events:
             if isinstance(event, Send):
                 conn.outbox.put_nowait(event.data)
+                conn.outbox_bytes += len(event.data)
             elif isinstance(event, Close):
                 conn.outbox.put_nowait(event)
             elif isinstance(event, Authenticate):

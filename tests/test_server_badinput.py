@@ -23,7 +23,7 @@ from server_harness import PHOTO_PATH_MISSING, PHOTO_SKIP_REASON, ROOT, ServerPr
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from server.protocol import encode_blob, encode_frame
+from server.protocol import encode_blob, encode_frame, encode_json
 
 LIMITS = dict(frame=8 * 2**20, photo=4 * 2**20, in_flight=3)
 SERVER_ARGS = (
@@ -333,6 +333,33 @@ def test_worker_killed_mid_request_answers_internal_error_and_the_server_recover
     assert (error["id"], error["code"]) == ("doomed", "internal_error")
     assert after["type"] == "done"
     assert server.wait_idle()["in_flight"] == 0
+
+
+def test_a_client_that_sends_and_never_reads_is_read_no_further(server):
+    """Pings of 60 kB each, answers never read: the server stops reading the client once
+    its unsent answers pass a few chunks, instead of queueing every pong (1.5 GB in 20 s
+    before, until the writer gave up on the client), and serves on."""
+    ping = encode_json({"type": "ping", "nonce": "x" * 60_000})
+
+    async def scenario() -> tuple[int, bool]:
+        raw = await Raw.open(server.url, max_queue=1)  # our side stops reading too
+        sent, blocked = 0, False
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and sent < 512 * 2**20:
+            try:
+                await asyncio.wait_for(raw.ws.send(ping), 1.0)
+            except (TimeoutError, ConnectionClosed):  # not read, or dropped (--send-timeout)
+                blocked = True
+                break
+            sent += len(ping)
+        raw.ws.transport.abort()
+        fresh = await Raw.open(server.url)
+        await fresh.alive()
+        await fresh.ws.close()
+        return sent, blocked
+
+    sent, blocked = asyncio.run(scenario())
+    assert blocked and sent < 64 * 2**20, sent
 
 
 def test_client_vanishing_mid_upload_frees_its_slot(server):

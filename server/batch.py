@@ -89,7 +89,8 @@ def sha256_bytes(data: bytes) -> str:
 def sha256_file(path: str | os.PathLike) -> str | None:
     """sha256 of a regular file's contents, or None if it is missing/unreadable/not regular."""
     try:
-        with open(path, "rb") as f:
+        # O_NONBLOCK: a FIFO named like a photo must not hang the resume check
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
             if not os.path.stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                 return None
             return hashlib.file_digest(f, "sha256").hexdigest()
@@ -140,7 +141,10 @@ class Ledger:
 
     def __init__(self, root: Path):
         self.root = root
-        self._lock_fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # O_NOFOLLOW: a link planted in OUTPUT must not make us create a file elsewhere
+            self._lock_fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise ChibiError("unsafe_path", f"cannot open {root / LOCK}: {exc.strerror}") from None
         try:
             import fcntl
 
@@ -252,7 +256,7 @@ def run_batch(
                 _fail(ledger, summary, options, item.key, "unsafe_path", item.refused)
                 bar.update(1)
         tasks = [(item.key, item.path) for item in pending if not item.refused]
-        (root / WORKER_LOG).write_bytes(b"")
+        _fresh_file(root / WORKER_LOG)
         results = _engine(engine, tasks, options, workers, address, chunk, root / WORKER_LOG)
         try:
             for result in results:
@@ -368,6 +372,13 @@ def _record(ledger: Ledger, summary: Summary, options: JobOptions, root: Path, i
         "options": options.identity(), "timings_ms": timings, "finished_at": _now(),
     })  # fmt: skip
     summary.converted += 1
+
+
+def _fresh_file(path: Path) -> None:
+    """An empty regular file at `path`, whatever was there: a link planted there is
+    removed, not followed (writing through it would empty the file it points to)."""
+    path.unlink(missing_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
 
 
 def _write_file(root: Path, rel: str, data: bytes) -> dict[str, Any]:

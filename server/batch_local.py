@@ -162,7 +162,7 @@ def _worker_main(conn: Any, options: JobOptions, parent_pid: int, log_path: str 
     results ("results", [dict...]) until it receives None or the driver is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     if log_path:  # MediaPipe / TFLite write INFO lines to fd 2 from C++: keep the bar clean
-        fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         os.dup2(fd, 2)
         os.close(fd)
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()

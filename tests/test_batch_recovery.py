@@ -208,3 +208,43 @@ def test_local_engine_reports_workers_that_cannot_load_the_models(tmp_path: Path
         list(run_local([("p", str(path))], JobOptions(model="no-such-model"), workers=2))
     assert caught.value.code == "not_available" and "no-such-model" in caught.value.message
     assert not spawned_children(os.getpid()), "the engine left worker processes behind"
+
+
+def test_a_fifo_named_like_a_photo_fails_and_a_rerun_does_not_hang(tmp_path: Path):
+    """`mkfifo x.jpg`: the first run records it as a failure; the rerun's resume check
+    hashes the inputs it had finished and must not wait on the FIFO for a writer."""
+    (tmp_path / "in").mkdir()
+    os.mkfifo(tmp_path / "in" / "x.jpg")
+    args = ["batch", str(tmp_path / "in"), str(tmp_path / "out"), "--format", "glb",
+            "--workers", "1", "--no-progress"]  # fmt: skip
+    codes = []
+    for _ in range(2):
+        run = threading.Thread(target=lambda: codes.append(chibi(args)), daemon=True)
+        run.start()
+        run.join(timeout=120)
+        assert not run.is_alive(), "chibi batch hung on the FIFO"
+    assert read_jsonl(tmp_path / "out" / "failures.jsonl").keys() == {"x.jpg"}
+    assert len(codes) == 2
+
+
+def test_links_planted_in_output_redirect_nothing(tmp_path: Path):
+    """A link planted in OUTPUT where the workers' log goes is replaced, not written
+    through (that emptied the file it pointed to); one where the lock goes is refused."""
+    (tmp_path / "in").mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (out / ".chibi-batch-workers.log").symlink_to(victim)
+    args = ["batch", str(tmp_path / "in"), str(out), "--format", "glb", "--no-progress"]
+    chibi(args)
+    assert victim.read_text() == "precious\n"
+    assert not (out / ".chibi-batch-workers.log").is_symlink()
+    (out / ".chibi-batch.lock").unlink()
+    (out / ".chibi-batch.lock").symlink_to(tmp_path / "elsewhere.lock")
+    with pytest.raises(ChibiError) as error:
+        from server.batch import JobOptions, run_batch
+
+        run_batch(str(tmp_path / "in"), str(out), JobOptions(format="glb"), progress=False)
+    assert error.value.code == "unsafe_path"
+    assert not (tmp_path / "elsewhere.lock").exists()

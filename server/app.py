@@ -115,7 +115,19 @@ class ChibiServer:
             ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
         extensions = [TextOnlyDeflateFactory()] if self.config.compression == "text" else None
-        self.ws_server = await serve(
+        try:
+            self.ws_server = await self._listen(ssl_context, extensions)
+        except BaseException:  # the port is taken, say: the workers must not outlive us
+            await self.pool.stop()
+            raise
+        log.info(
+            "chibi serving on %s (workers=%d sources=%s)", self.url, self.workers, self.pool.sources
+        )
+        if self.draining:  # SIGTERM or Ctrl-C came while starting
+            await self._drain()
+
+    async def _listen(self, ssl_context: ssl.SSLContext | None, extensions: Any) -> Server:
+        return await serve(
             self._handle,
             self.config.host,
             self.config.port,
@@ -129,9 +141,6 @@ class ChibiServer:
             close_timeout=2,
             ssl=ssl_context,
             server_header=f"chibi-avatar websockets (protocol {PROTOCOL_VERSION})",
-        )
-        log.info(
-            "chibi serving on %s (workers=%d sources=%s)", self.url, self.workers, self.pool.sources
         )
 
     @property
@@ -158,15 +167,20 @@ class ChibiServer:
         if self.draining:
             return
         self.draining = True
-        log.info("shutting down: %d requests in flight", self.admitted)
+        if self.ws_server is not None:  # else `start` drains once it is listening
+            await self._drain()
+
+    async def _drain(self) -> None:
         assert self.ws_server is not None
+        log.info("shutting down: %d requests in flight", self.admitted)
         self.ws_server.server.close()  # no new TCP connections; open ones keep working
         deadline = time.monotonic() + self.config.shutdown_timeout
         while self.admitted and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         for conn in list(self.conns):
-            self._cancel_all(conn)
+            # the requests end with shutting_down first; their work is stopped after
             self._dispatch(conn, conn.session.close("shutting_down", "the server is shutting down"))
+            self._cancel_all(conn)
         if self.conns:  # let the writers flush the last answers
             flushed = asyncio.gather(*(conn.outbox.join() for conn in self.conns))
             try:

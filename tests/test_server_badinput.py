@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from bad_photos import photo_corpus
+from processes import gone_within, group_alive
 from raw_client import Raw
 from server_harness import PHOTO_PATH_MISSING, PHOTO_SKIP_REASON, ROOT, ServerProcess
 from websockets.asyncio.client import connect
@@ -534,3 +535,30 @@ def test_memory_stays_flat_over_the_corpus_repeated(server):
     for pid, size in after.items():
         growth = size - before.get(pid, size)
         assert growth < 25 * 2**20, f"pid {pid} grew {growth / 2**20:.1f} MiB"
+
+
+def _serve(*args: str) -> subprocess.Popen:
+    """`chibi serve` with one worker in its own process group (to find its workers)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve", "--workers", "1", *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def test_sigterm_while_starting_stops_the_server(tmp_path):
+    """SIGTERM before the workers have loaded their models: the server still stops,
+    cleanly, once it has started (it asserted, then answered 503 and ignored SIGTERM)."""
+    proc = _serve("--port", "0")
+    time.sleep(1.0)  # the worker is still loading its models
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(90) == 0, proc.stderr.read()[-2000:]
+    assert gone_within(lambda: group_alive(proc.pid), 30)
+
+
+def test_a_port_in_use_is_a_clear_error_and_leaves_no_worker(server):
+    proc = _serve("--port", str(server.port))
+    assert proc.wait(90) == 2
+    assert "cannot listen on" in proc.stderr.read()
+    assert gone_within(lambda: group_alive(proc.pid), 30)

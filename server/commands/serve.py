@@ -50,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
     # websockets logs frame contents at DEBUG: that would put bytes of photos in the log.
     websockets_logger = logging.getLogger("websockets")
     websockets_logger.setLevel(max(logging.INFO, websockets_logger.getEffectiveLevel()))
-    code = asyncio.run(_serve(ChibiServer(config)))
+    try:
+        code = asyncio.run(_serve(ChibiServer(config)))
+    except OSError as exc:  # the port is taken, the address is not ours...
+        print(f"chibi serve: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
+        return 2
     # The drain is complete. Should the interpreter's own teardown hang (seen once, with
     # the ProcessPoolExecutor the worker pool used before: it joined the executor's
     # manager thread; kept as a guard for native libraries' exit handlers), leave anyway
@@ -64,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
 async def _serve(server) -> int:  # type: ignore[no-untyped-def]
     server.install_signal_handlers()
     await server.start()
+    if server.stopped.is_set():  # a signal came while starting
+        return 0
     # One parseable line on stdout: scripts and tests wait for it (port 0 picks a free port).
     print(f"chibi: listening on {server.url}", flush=True)
     await server.serve_until_stopped()

@@ -222,6 +222,11 @@ class ChibiClient:
         """Ask the server to stop a request; its `generate` raises code 'cancelled'."""
         await self.ws.send(encode_json({"type": "cancel", "id": request_id}))
 
+    def _cancel_soon(self, request_id: str) -> None:
+        """`cancel` from the reader, which cannot wait; a closed connection needs none."""
+        task = asyncio.get_running_loop().create_task(self.cancel(request_id))
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+
     async def ping(self, timeout: float = 10.0) -> float:
         """Application-level round trip (a `ping` message) in seconds."""
         nonce = next(self._ids)
@@ -236,10 +241,13 @@ class ChibiClient:
     async def _read(self) -> None:
         try:
             async for message in self.ws:
-                if isinstance(message, str):
-                    self._on_text(json.loads(message))
-                else:
-                    self._on_binary(message)
+                try:
+                    if isinstance(message, str):
+                        self._on_text(json.loads(message))
+                    else:
+                        self._on_binary(message)
+                except Exception as exc:  # noqa: BLE001 - a malformed message stops no reading
+                    self.notices.append({"code": "bad_message", "message": repr(exc)[:200]})
         except ConnectionClosed:
             pass
         finally:
@@ -266,7 +274,11 @@ class ChibiClient:
             )
             _settle(pending.future, error=error)
         elif kind == "progress" and pending.on_progress is not None:
-            pending.on_progress(message["stage"], message)
+            try:
+                pending.on_progress(message["stage"], message)
+            except Exception as exc:  # noqa: BLE001 - the caller's callback ends its own request
+                _settle(pending.future, error=exc)
+                self._cancel_soon(request_id)
         elif kind == "result":
             pending.items[message["item"]] = AvatarResult(
                 request_id,

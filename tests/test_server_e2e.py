@@ -213,6 +213,23 @@ def test_both_checksums_carry_the_same_avatar_both_ways(server):
     assert run(scenario(("crc32", "sha256")))[0] == "crc32"  # the client's default
 
 
+def test_a_failing_progress_callback_ends_its_request_not_the_client(server):
+    """The caller's on_progress raises: that request raises it (and is cancelled on the
+    server); the client reads on, so the next request is answered (it waited forever)."""
+
+    def broken(stage: str, _message: dict) -> None:
+        raise RuntimeError(f"bug in the caller's callback at {stage}")
+
+    async def scenario():
+        async with await ChibiClient.connect(server.url) as client:
+            with pytest.raises(RuntimeError, match="bug in the caller's callback"):
+                await client.generate(params={}, format="glb", on_progress=broken)
+            after = await asyncio.wait_for(client.generate(params={}, format="glb"), 60)
+            return after.data[:4], client._reader.done()
+
+    assert run(scenario()) == (b"glTF", False)
+
+
 def test_cancel_queued_and_running_requests(server):
     async def scenario():
         async with await ChibiClient.connect(server.url) as client:

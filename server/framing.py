@@ -189,8 +189,9 @@ class BlobAssembler:
             first.size,
         )
         self.checksums = first.checksums
-        self.parts: list[bytes] = []
-        self.received = 0
+        # one growing buffer: a list of chunks cost ~28x the bytes when they were tiny
+        self.buffer = bytearray()
+        self.chunks = 0
 
     def add(self, frame: Frame) -> bytes | None:
         """Add the next chunk; returns the whole blob once the last chunk arrived."""
@@ -201,14 +202,13 @@ class BlobAssembler:
             self.size,
             self.checksums,
         )
-        if not same_blob or frame.index != len(self.parts) or frame.offset != self.received:
+        if not same_blob or frame.index != self.chunks or frame.offset != len(self.buffer):
             raise ProtocolError("bad_message", "chunk out of order or from another blob", frame.id)
-        self.parts.append(frame.payload)
-        self.received += len(frame.payload)
-        if len(self.parts) < self.count:
+        self.buffer += frame.payload
+        self.chunks += 1
+        if self.chunks < self.count:
             return None
-        data = b"".join(self.parts)
-        self.parts = []
+        data, self.buffer = bytes(self.buffer), bytearray()
         if len(data) != self.size:
             raise ProtocolError(
                 "bad_message", f"blob has {len(data)} bytes, header said {self.size}", frame.id

@@ -2,7 +2,9 @@
 
 import hashlib
 import json
+import os
 import struct
+import tracemalloc
 import zlib
 
 import pytest
@@ -73,6 +75,24 @@ def test_blob_round_trip_through_chunks(size, chunk):
     results = [assembler.add(decode_frame(frame)) for frame in frames]
     assert results[:-1] == [None] * (len(frames) - 1)
     assert results[-1] == data
+
+
+def test_a_blob_of_tiny_chunks_holds_about_its_own_size():
+    """A photo sent 2 bytes a chunk (as many chunks as bytes are allowed): the assembler
+    holds about the bytes received, not a Python object per chunk (~28x the photo)."""
+    data = os.urandom(200_000)
+    frames = [decode_frame(frame) for frame in encode_blob("t", "photo", data, 2)]
+    assembler = BlobAssembler(frames[0], max_bytes=len(data))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for frame in frames[:-1]:
+            assert assembler.add(frame) is None
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 2 * len(data), held
+    assert assembler.add(frames[-1]) == data
 
 
 def test_frame_layout_is_magic_length_json_payload():

@@ -233,8 +233,11 @@ class ChibiClient:
         future = asyncio.get_running_loop().create_future()
         self._pongs[nonce] = future
         start = time.perf_counter()
-        await self.ws.send(encode_json({"type": "ping", "nonce": nonce}))
-        await asyncio.wait_for(future, timeout)
+        try:
+            await self.ws.send(encode_json({"type": "ping", "nonce": nonce}))
+            await asyncio.wait_for(future, timeout)
+        finally:
+            self._pongs.pop(nonce, None)  # answered, or given up on
         return time.perf_counter() - start
 
     # -- receiving ----------------------------------------------------------------

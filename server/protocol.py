@@ -228,11 +228,11 @@ class ServerSession:
             return []
         try:
             message = decode_json(text, self.limits.max_json_bytes)
+            if self.state == "await_hello" and message["type"] != "hello":
+                return self.abort("wrong_state", "the first message must be 'hello'")
             handler = getattr(self, f"_on_{message['type']}", None)
             if handler is None:
                 raise ProtocolError("unknown_type", f"unknown message type {message['type']!r}")
-            if self.state == "await_hello" and message["type"] != "hello":
-                return self.abort("wrong_state", "the first message must be 'hello'")
             return handler(message)
         except ProtocolError as exc:
             if self.state == "await_hello":

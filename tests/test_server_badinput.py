@@ -208,9 +208,10 @@ def test_a_reused_id_gets_its_own_answer_while_the_worker_ends_the_old_request(s
      ({"type": "hello", "version": 2}, "unsupported_version"),
      ({"type": "hello", "version": "1"}, "unsupported_version"),
      ("garbage", "invalid_json"),
-     (encode_frame({"id": "a", "kind": "photo"}), "wrong_state")],
+     (encode_frame({"id": "a", "kind": "photo"}), "wrong_state"),
+     ({"type": "make_me_a_sandwich"}, "wrong_state")],
     ids=["request_before_hello", "version_2", "version_string", "garbage_before_hello",
-         "binary_before_hello"],
+         "binary_before_hello", "unknown_type_before_hello"],
 )  # fmt: skip
 def test_bad_opening_is_fatal_with_policy_close_and_the_server_serves_on(server, first, code):
     async def scenario():

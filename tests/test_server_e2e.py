@@ -230,6 +230,18 @@ def test_a_failing_progress_callback_ends_its_request_not_the_client(server):
     assert run(scenario()) == (b"glTF", False)
 
 
+def test_a_ping_given_up_on_is_forgotten(server):
+    async def scenario():
+        async with await ChibiClient.connect(server.url) as client:
+            with pytest.raises(TimeoutError):
+                await client.ping(timeout=0)  # given up on before its pong comes
+            left = dict(client._pongs)
+            await client.ping()  # the late pong is read and dropped; the next one answers
+            return left, dict(client._pongs)
+
+    assert run(scenario()) == ({}, {})
+
+
 def test_cancel_queued_and_running_requests(server):
     async def scenario():
         async with await ChibiClient.connect(server.url) as client:

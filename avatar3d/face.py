@@ -11,10 +11,10 @@ Pipeline of `FaceAnalyzer.analyze` on an (H, W, 3) uint8 RGB image:
    FaceMesh's own detector is short-range: it misses a face that fills less than
    ~10% of a large photo, and in a group photo it finds only the nearest faces,
    so it is not used for finding faces.
-2. For each box (largest first, until twice `max_faces` faces are read, as some
-   fail the checks of step 3 and the detector's box and the landmarks' need not
-   rank faces alike: with one face asked for, the largest of them is the one the
-   first of every face would be), square regions of
+2. For each box (largest first, until twice `max_faces` faces are read, whether
+   one face or every face is asked for: some fail the checks of step 3, and the
+   detector's boxes rank faces a little differently from their landmarks, so one
+   face asked for is the first of every face), square regions of
    1.8 and 2.6 x the box are cut out (turned upright by the detector's eye line in
    15 degree steps, the photo's edge repeated past it), resized to 320 px and passed
    to FaceMesh

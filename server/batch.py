@@ -256,7 +256,8 @@ def run_batch(
                 _fail(ledger, summary, options, item.key, "unsafe_path", item.refused)
                 bar.update(1)
         tasks = [(item.key, item.path) for item in pending if not item.refused]
-        _fresh_file(root / WORKER_LOG)
+        # replaced, not written through: a link planted there would empty what it points to
+        write_atomic(root / WORKER_LOG, b"")
         results = _engine(engine, tasks, options, workers, address, chunk, root / WORKER_LOG)
         try:
             for result in results:
@@ -372,13 +373,6 @@ def _record(ledger: Ledger, summary: Summary, options: JobOptions, root: Path, i
         "options": options.identity(), "timings_ms": timings, "finished_at": _now(),
     })  # fmt: skip
     summary.converted += 1
-
-
-def _fresh_file(path: Path) -> None:
-    """An empty regular file at `path`, whatever was there: a link planted there is
-    removed, not followed (writing through it would empty the file it points to)."""
-    path.unlink(missing_ok=True)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
 
 
 def _write_file(root: Path, rel: str, data: bytes) -> dict[str, Any]:

@@ -136,8 +136,8 @@ class ChibiServer:
             extensions=extensions,
             max_size=self.config.max_frame_bytes,
             max_queue=2,  # frames buffered per connection: memory <= ~3 x max_frame_bytes
-            ping_interval=20,
-            ping_timeout=20,
+            ping_interval=self.config.keepalive,
+            ping_timeout=self.config.keepalive,
             close_timeout=2,
             ssl=ssl_context,
             server_header=f"chibi-avatar websockets (protocol {PROTOCOL_VERSION})",

@@ -18,7 +18,9 @@ import asyncio
 import itertools
 import json
 import os
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +41,7 @@ from .protocol import (
 )
 
 DEFAULT_URL = "ws://127.0.0.1:8765/ws"
+NOTICES_KEPT = 100  # the latest errors no request owns; older ones are dropped
 # Websocket close codes the server uses -> the protocol's error codes.
 CLOSE_CODES = {
     1001: "shutting_down",
@@ -89,7 +92,8 @@ class ChibiClient:
         # of our blobs and the server's (servers that predate the choice use sha256)
         self.checksum: str = welcome.get("checksum", DEFAULT_CHECKSUM)
         self.pending: dict[str, _Pending] = {}
-        self.notices: list[dict[str, Any]] = []  # non-fatal errors not tied to a request
+        # non-fatal errors not tied to a request, the latest NOTICES_KEPT
+        self.notices: deque[dict[str, Any]] = deque(maxlen=NOTICES_KEPT)
         self._ids = itertools.count(1)
         self._pongs: dict[int, asyncio.Future] = {}
         self._reader = asyncio.create_task(self._read())
@@ -338,28 +342,55 @@ def _closed_error(code_or_exc: Any, reason: str | None = None) -> ChibiServerErr
 
 
 class SyncChibiClient:
-    """Blocking wrapper: each call runs the async client on a private event loop."""
+    """Blocking wrapper: the async client lives on an event loop in a daemon thread.
+
+    The loop keeps running between calls, so the connection answers the server's
+    keepalive pings while the caller does other work (a loop run only inside
+    calls was dropped by the server after about 40 s idle).
+    """
 
     def __init__(self, url: str = DEFAULT_URL, token: str | None = None, **kwargs: Any):
-        self._runner = asyncio.Runner()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="chibi-client", daemon=True
+        )
+        self._thread.start()
         try:
-            self._client = self._runner.run(ChibiClient.connect(url, token=token, **kwargs))
+            self._client = self._call(ChibiClient.connect(url, token=token, **kwargs))
         except BaseException:
-            self._runner.close()
+            self._stop_loop()
             raise
         self.welcome = self._client.welcome
 
+    def _call(self, coroutine: Any) -> Any:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result()
+        except BaseException:  # Ctrl-C while waiting: stop the coroutine too
+            future.cancel()
+            raise
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
     def generate(self, photo: bytes | None = None, **kwargs: Any) -> AvatarResult:
-        return self._runner.run(self._client.generate(photo, **kwargs))
+        return self._call(self._client.generate(photo, **kwargs))
 
     def generate_all(self, photo: bytes | None = None, **kwargs: Any) -> list[AvatarResult]:
-        return self._runner.run(self._client.generate_all(photo, **kwargs))
+        return self._call(self._client.generate_all(photo, **kwargs))
+
+    def ping(self, timeout: float = 10.0) -> float:
+        return self._call(self._client.ping(timeout))
 
     def close(self) -> None:
+        if self._loop.is_closed():
+            return
         try:
-            self._runner.run(self._client.close())
+            self._call(self._client.close())
         finally:
-            self._runner.close()
+            self._stop_loop()
 
     def __enter__(self) -> SyncChibiClient:
         return self

@@ -45,6 +45,7 @@ class ServerConfig:
     idle_timeout: float = 300.0  # no message and nothing in flight
     hello_timeout: float = 10.0  # from connect to `hello`
     send_timeout: float = 60.0  # a client that reads nothing for this long is dropped
+    keepalive: float = 20.0  # websocket ping every N s; no pong within N s drops the client
     shutdown_timeout: float = 30.0  # how long SIGTERM waits for requests in flight
     chunk_bytes: int = 1024 * 1024  # payload bytes per result chunk
     compression: str = "off"  # "off" | "text": deflate JSON text frames, never binary ones
@@ -58,7 +59,13 @@ class ServerConfig:
             value = getattr(self, f.name)
             if f.type in ("int", "float") and not value >= 0:  # NaN too (TOML has nan)
                 raise ConfigError(f"{f.name} must be >= 0, got {value}")
-        for name in ("request_timeout", "idle_timeout", "hello_timeout", "send_timeout"):
+        for name in (
+            "request_timeout",
+            "idle_timeout",
+            "hello_timeout",
+            "send_timeout",
+            "keepalive",
+        ):
             if getattr(self, name) == 0:  # would expire everything at once, not never
                 raise ConfigError(f"{name} must be > 0 seconds")
         if not 0 <= self.port <= 65535:

@@ -481,6 +481,7 @@ def test_config_precedence_toml_env_cli(tmp_path):
      ("", {"CHIBI_COMPRESSION": "zstd"}, "compression"),
      ("", {"CHIBI_TLS_CERT": "c.pem"}, "TLS"), ("port = [", {}, "cannot read"),
      ("", {"CHIBI_IDLE_TIMEOUT": "0"}, "idle_timeout must be > 0"),
+     ("", {"CHIBI_KEEPALIVE": "0"}, "keepalive must be > 0"),
      ("", {"CHIBI_RATE": "nan"}, "rate must be >= 0")],
 )  # fmt: skip
 def test_bad_config_is_refused_with_a_clear_message(tmp_path, toml, env, message):

@@ -159,19 +159,32 @@ class Ledger:
     def rewrite(self, manifest: dict[str, dict], failures: dict[str, dict]) -> None:
         """Replace both files (atomically) by exactly these records, then open them for appends."""
         for name, records in ((MANIFEST, manifest), (FAILURES, failures)):
-            write_atomic(self.root / name, b"".join(_line(r) for r in records.values()))
-            self._files[name] = open(self.root / name, "ab")  # noqa: SIM115 - closed in close()
+            try:
+                write_atomic(self.root / name, b"".join(_line(r) for r in records.values()))
+                self._files[name] = open(self.root / name, "ab")  # noqa: SIM115 - see close()
+            except OSError as exc:
+                raise _io_error("write", self.root / name, exc) from exc
 
     def append(self, name: str, record: dict) -> None:
         f = self._files[name]
-        f.write(_line(record))
-        f.flush()
-        os.fsync(f.fileno())
+        try:
+            f.write(_line(record))
+            f.flush()
+            os.fsync(f.fileno())
+        except OSError as exc:  # disk full: the job stops; a rerun skips the torn line
+            raise _io_error("append to", self.root / name, exc) from exc
 
     def close(self) -> None:
         for f in self._files.values():
-            f.close()
+            try:
+                f.close()
+            except OSError:  # the unwritten rest of a failed append: already reported
+                pass
         os.close(self._lock_fd)
+
+
+def _io_error(doing: str, path: Path, exc: OSError) -> ChibiError:
+    return ChibiError("io_error", f"cannot {doing} {path}: {exc.strerror or exc}")
 
 
 def record_is_current(record: dict, item: Item, options: JobOptions, root: Path,
@@ -379,5 +392,5 @@ def _write_file(root: Path, rel: str, data: bytes) -> dict[str, Any]:
     try:
         write_atomic(output_file(root, rel), data)
     except OSError as exc:  # disk full, permissions: the whole job stops, a rerun resumes
-        raise ChibiError("io_error", f"cannot write {root / rel}: {exc.strerror or exc}") from exc
+        raise _io_error("write", root / rel, exc) from exc
     return {"path": rel, "sha256": sha256_bytes(data), "bytes": len(data)}

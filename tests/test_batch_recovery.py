@@ -248,3 +248,37 @@ def test_links_planted_in_output_redirect_nothing(tmp_path: Path):
         run_batch(str(tmp_path / "in"), str(out), JobOptions(format="glb"), progress=False)
     assert error.value.code == "unsafe_path"
     assert not (tmp_path / "elsewhere.lock").exists()
+
+
+def test_a_full_disk_while_appending_to_the_ledger_is_one_clear_error(tmp_path: Path):
+    """The ledger's append fails as on a full disk (here: past RLIMIT_FSIZE, EFBIG): the
+    job stops with io_error on one line, no traceback; a rerun with room finishes it."""
+    import resource
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "outside.jpg").write_bytes(encode(skdata.astronaut(), "JPEG"))
+    (tmp_path / "in" / "link.jpg").symlink_to(tmp_path / "outside.jpg")  # refused: unsafe_path
+    out = tmp_path / "out"
+    out.mkdir()
+    # records of another job's inputs, kept as they are: the file is exactly this long
+    lines = b"".join(
+        b'{"input":"other%05d.jpg","code":"no_face","message":"%s"}\n' % (n, b"x" * 200)
+        for n in range(2000)
+    )
+    (out / "failures.jsonl").write_bytes(lines)
+
+    def limit_file_size() -> None:  # room for the ledger's rewrite, not for one line more
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (len(lines) + 16, len(lines) + 16))
+
+    command = [sys.executable, "-m", "server.cli", "batch", str(tmp_path / "in"), str(out),
+               "--format", "glb", "--no-progress"]  # fmt: skip
+    run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120,
+                         preexec_fn=limit_file_size)  # fmt: skip
+    assert run.returncode == 3, run.stderr
+    assert "Traceback" not in run.stderr
+    assert f"[io_error]: cannot append to {out / 'failures.jsonl'}" in run.stderr
+    assert chibi(["batch", str(tmp_path / "in"), str(out), "--format", "glb",
+                  "--no-progress"]) == 1  # fmt: skip
+    assert read_jsonl(out / "failures.jsonl")["link.jpg"]["code"] == "unsafe_path"
+    assert len(read_jsonl(out / "failures.jsonl")) == 2001

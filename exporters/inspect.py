@@ -13,6 +13,7 @@ import json
 import struct
 from typing import Any
 
+import numpy as np
 import pygltflib
 from PIL import Image
 
@@ -194,13 +195,59 @@ def performance_ranks(stats: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return result
 
 
+def _local_matrix(node: pygltflib.Node) -> np.ndarray:
+    """The node's 4x4 transform (column vectors); identity where the file's is malformed."""
+    try:
+        if node.matrix is not None and len(node.matrix) == 16:
+            return np.array(node.matrix, dtype=np.float64).reshape(4, 4).T  # column-major
+        x, y, z, w = node.rotation if node.rotation is not None else (0.0, 0.0, 0.0, 1.0)
+        rotation = np.array([
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ])  # fmt: skip
+        matrix = np.eye(4)
+        matrix[:3, :3] = rotation * np.asarray(node.scale or (1.0, 1.0, 1.0), dtype=np.float64)
+        matrix[:3, 3] = node.translation or (0.0, 0.0, 0.0)
+        return matrix
+    except (TypeError, ValueError):
+        return np.eye(4)
+
+
+def _world_matrices(gltf: pygltflib.GLTF2) -> list[np.ndarray]:
+    """Every node's transform to the scene (4x4), through its parents; a cycle, which a
+    valid file has not, is cut where it closes."""
+    parents: dict[int, int] = {}
+    for index, node in enumerate(gltf.nodes):
+        for child in node.children or []:
+            parents.setdefault(child, index)
+    world: list[np.ndarray | None] = [None] * len(gltf.nodes)
+    for start in range(len(gltf.nodes)):
+        chain, seen, node = [], set(), start
+        while node is not None and world[node] is None and node not in seen:
+            seen.add(node)
+            chain.append(node)
+            node = parents.get(node)
+        matrix = world[node] if node is not None and world[node] is not None else np.eye(4)
+        for index in reversed(chain):
+            matrix = matrix @ _local_matrix(gltf.nodes[index])
+            world[index] = matrix
+    return world  # type: ignore[return-value]
+
+
+def _box_corners(low: list[float], high: list[float]) -> np.ndarray:
+    """The 8 corners (8, 3) of an axis-aligned box."""
+    return np.array([[(low, high)[(i >> axis) & 1][axis] for axis in range(3)] for i in range(8)])
+
+
 def inspect_gltf(gltf: pygltflib.GLTF2, file_size: int = 0) -> dict[str, Any]:
     """Statistics of a parsed glTF; see `inspect_file`."""
     triangles = vertices = material_slots = skinned = basic = 0
     morph_names: list[str] = []
     morph_count = 0
-    lo, hi = [float("inf")] * 3, [float("-inf")] * 3
-    for node in gltf.nodes:
+    corners: list[np.ndarray] = []  # of each primitive's box, in the scene (metres)
+    world = _world_matrices(gltf)
+    for node, to_scene in zip(gltf.nodes, world, strict=True):
         if node.mesh is None or not 0 <= node.mesh < len(gltf.meshes):
             continue
         mesh = gltf.meshes[node.mesh]
@@ -213,10 +260,12 @@ def inspect_gltf(gltf: pygltflib.GLTF2, file_size: int = 0) -> dict[str, Any]:
         for primitive in mesh.primitives:
             triangles += _primitive_triangles(gltf, primitive)
             position = primitive.attributes.POSITION
-            if position is not None and gltf.accessors[position].min:
-                accessor = gltf.accessors[position]
-                lo = [min(a, b) for a, b in zip(lo, accessor.min, strict=False)]
-                hi = [max(a, b) for a, b in zip(hi, accessor.max, strict=False)]
+            accessor = gltf.accessors[position] if position is not None else None
+            if accessor and len(accessor.min or ()) == 3 and len(accessor.max or ()) == 3:
+                box = _box_corners(accessor.min, accessor.max)
+                if node.skin is None:  # a skinned mesh ignores its node's transform (glTF 2.0)
+                    box = box @ to_scene[:3, :3].T + to_scene[:3, 3]
+                corners.append(box)
         targets = len(mesh.primitives[0].targets or []) if mesh.primitives else 0
         morph_count += targets
         names = (mesh.extras or {}).get("targetNames") or []
@@ -236,7 +285,11 @@ def inspect_gltf(gltf: pygltflib.GLTF2, file_size: int = 0) -> dict[str, Any]:
         if 0 <= t < len(gltf.textures) and gltf.textures[t].source is not None
     }
     texture_bytes = sum(_mip_chain_bytes(*_image_size(gltf, gltf.images[i])) for i in image_ids)
-    bounds = [round(h - low, 4) for low, h in zip(lo, hi, strict=True)] if triangles else [0.0] * 3
+    if triangles and corners:
+        every = np.concatenate(corners)
+        bounds = [round(float(extent), 4) for extent in every.max(axis=0) - every.min(axis=0)]
+    else:
+        bounds = [0.0] * 3
     stats: dict[str, Any] = {
         "format": _format(gltf),
         "file_size": file_size,

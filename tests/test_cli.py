@@ -5,6 +5,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pygltflib
 import pytest
 from PIL import Image
 
@@ -248,3 +249,34 @@ def test_inspect_rejects_malformed_gltf_json(written, path, value):
     with pytest.raises(ChibiError) as info:
         inspect_file(data)
     assert info.value.code == "invalid_model"
+
+
+def test_inspect_bounds_follow_node_transforms(written, tmp_path, capsys):
+    """Bounds are measured in the scene: an unskinned mesh through its node and the
+    node's parents (scaled by 2, turned 90 degrees about Z), a skinned one as glTF
+    draws it, without its node's transform."""
+    from exporters.inspect import load_gltf
+
+    def bounds(path) -> list[float]:
+        capsys.readouterr()
+        assert main(["inspect", str(path), "--json"]) == 0
+        return json.loads(capsys.readouterr().out)["bounds_m"]
+
+    width, height, depth = bounds(written["glb"])
+    gltf = load_gltf(written["glb"].read_bytes())
+    mesh_node = next(i for i, node in enumerate(gltf.nodes) if node.mesh is not None)
+    gltf.nodes[mesh_node].scale = [0.01, 0.01, 0.01]  # ignored while the mesh is skinned
+    skinned = tmp_path / "skinned.glb"
+    gltf.save_binary(str(skinned))
+    assert bounds(skinned) == pytest.approx([width, height, depth], abs=1e-3)
+
+    gltf.nodes[mesh_node].skin = None
+    gltf.nodes[mesh_node].scale = [2.0, 2.0, 2.0]
+    gltf.nodes[mesh_node].rotation = [0.0, 0.0, 2**-0.5, 2**-0.5]
+    gltf.nodes.append(pygltflib.Node(children=[mesh_node], matrix=[
+        0.5, 0, 0, 0, 0, 0.5, 0, 0, 0, 0, 0.5, 0, 3, 0, 0, 1]))  # fmt: skip
+    for scene in gltf.scenes:
+        scene.nodes = [len(gltf.nodes) - 1 if n == mesh_node else n for n in scene.nodes]
+    moved = tmp_path / "moved.glb"
+    gltf.save_binary(str(moved))
+    assert bounds(moved) == pytest.approx([height, width, depth], abs=1e-3)

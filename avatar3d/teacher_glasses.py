@@ -44,6 +44,7 @@ NOSE_ROOT = 168  # FaceMesh's point on the nose between the eyes
 STRIP_HALF_WIDTH = 0.125  # of the eye distance, either side of the midpoint
 STRIP_BELOW_EYES = 0.2  # of the eye distance, below the eye line
 LUMINANCE_FLOOR = 8.0  # grey levels added to the mean, so near-black strips stay finite
+LONGEST_BAR_PX = int(round(MAX_BAR * EYE_DISTANCE_PX))  # the widest bar in the measuring frame
 
 
 def bridge_contrast(rgb: np.ndarray, landmarks: np.ndarray, eye_centres: np.ndarray) -> float:
@@ -61,14 +62,13 @@ def bridge_contrast(rgb: np.ndarray, landmarks: np.ndarray, eye_centres: np.ndar
     if levelled is None:
         return float("nan")
     grey, top, bottom, columns = levelled
-    longest = int(round(MAX_BAR * EYE_DISTANCE_PX))
-    # the bar's upper edge lies in the strip; its lower edge may lie up to `longest` below
-    rows = slice(top, min(bottom + longest, grey.shape[0] - 1))
+    # the bar's upper edge lies in the strip; its lower edge may lie up to LONGEST_BAR_PX below
+    rows = slice(top, min(bottom + LONGEST_BAR_PX, grey.shape[0] - 1))
     step = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)[rows, columns].mean(axis=1) / 8.0
     upper = np.arange(len(step)) < bottom - top
     down, up = np.maximum(-step, 0.0), np.maximum(step, 0.0)
     strongest = 0.0
-    for gap in range(1, longest + 1):
+    for gap in range(1, LONGEST_BAR_PX + 1):
         dark = np.minimum(down[:-gap], up[gap:])
         light = np.minimum(up[:-gap], down[gap:])
         bars = np.maximum(dark, light)[upper[:-gap]]
@@ -83,7 +83,7 @@ def _levelled_strip(
 ) -> tuple[np.ndarray, int, int, slice] | None:
     """The face around the eyes, levelled and scaled to `EYE_DISTANCE_PX` (grey float32,
     2 x 2 eye distances), with the strip's first and last row and its columns; None
-    where it cannot be cut."""
+    where it cannot be cut or reaches past the photo's edge."""
     eyes = np.array(sorted(np.asarray(eye_centres, np.float64), key=lambda p: p[0]))
     if not np.hypot(*(eyes[1] - eyes[0])) > 0:
         return None
@@ -105,6 +105,14 @@ def _levelled_strip(
     half = STRIP_HALF_WIDTH * EYE_DISTANCE_PX
     nose = float(np.clip(marks[-1, 0], half, side - half))
     columns = slice(int(round(nose - half)), int(round(nose + half)))
+    # what is read must be the photo's: beyond its edge the warp paints flat grey, which
+    # would read as bare skin with full confidence
+    read = [[columns.start, top], [columns.stop, top], [columns.start, bottom + LONGEST_BAR_PX],
+            [columns.stop, bottom + LONGEST_BAR_PX]]  # fmt: skip
+    corners = transform_points(cv2.invertAffineTransform(transform), read)
+    height, width = rgb.shape[:2]
+    if not ((corners >= 0).all() and (corners <= (width, height)).all()):
+        return None
     return cv2.cvtColor(level, cv2.COLOR_RGB2GRAY).astype(np.float32), top, bottom, columns
 
 

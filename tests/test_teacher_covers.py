@@ -375,3 +375,14 @@ def test_bangs_leave_the_skin_to_the_cheeks(tmp_path, capsys, analyzer, astronau
     assert record["sources"]["skin_color"] == "teacher"
     uncovered = measure(astronaut, face).colors["skin_color"]
     assert hex_delta_e(record["params"]["skin_color"], uncovered) < 2.5
+
+
+def test_a_nose_bridge_beyond_the_photo_is_not_read_as_bare_skin(astronaut, astronaut_face):
+    """Cut the photo just left of the nose root: the strip reaches past the edge, where
+    the warp paints flat grey. That is no reading (NaN, confidence 0), not "no frame"."""
+    landmarks, eyes = astronaut_face.landmarks[:, :2], astronaut_face.eye_centres
+    assert math.isfinite(bridge_contrast(astronaut, landmarks, eyes))
+    cut = int(landmarks[168, 0]) - 2
+    shift = np.array([cut, 0.0])
+    contrast = bridge_contrast(astronaut[:, cut:].copy(), landmarks - shift, eyes - shift)
+    assert math.isnan(contrast) and glasses_reading(contrast) == (False, 0.0)

@@ -76,6 +76,45 @@ def test_sixteen_clients_fifty_requests_each_only_ok_or_busy(server):
     assert health["in_flight"] == 0 and health["queued"] == 0
 
 
+UPGRADE = (
+    b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+def test_max_connections_admits_that_many_of_a_burst():
+    """max_connections 3: of 10 clients connecting at once, 3 get in and the rest hear
+    503 busy; handshakes dropped before their answer hold no place afterwards."""
+    from websockets.exceptions import InvalidStatus
+
+    async def connect(url: str) -> ChibiClient | int:
+        try:
+            return await ChibiClient.connect(url)
+        except InvalidStatus as exc:
+            return exc.response.status_code
+
+    async def scenario(url: str, port: int) -> tuple[list, int | ChibiClient]:
+        burst = await asyncio.gather(*(connect(url) for _ in range(10)))
+        for client in burst:
+            if isinstance(client, ChibiClient):
+                await client.close()
+        raw = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5)]
+        for _reader, writer in raw:  # complete handshakes, dropped before the answer
+            writer.write(UPGRADE)
+            await writer.drain()
+            writer.close()
+        await asyncio.sleep(0.5)
+        after = await connect(url)
+        if isinstance(after, ChibiClient):
+            await after.close()
+        return burst, after
+
+    with ServerProcess("--workers", "1", "--max-connections", "3") as running:
+        burst, after = asyncio.run(scenario(running.url, running.port))
+    assert burst.count(503) == 7
+    assert isinstance(after, ChibiClient)
+
+
 def test_workers_exit_when_the_server_is_killed(server):
     """Last in this module: SIGKILL gives the server no chance to stop its pool."""
     workers = server.worker_pids()

@@ -65,6 +65,7 @@ class _JobState:
     relayed: int = -1  # number of the last progress event relayed to the client
     last_at: float = 0.0  # elapsed ms of the last stage seen (for per-stage latency)
     timer: asyncio.TimerHandle | None = None
+    holds_place: bool = False  # counted in ChibiServer.admitted (from its submission on)
 
 
 @dataclass(eq=False)  # identity hash: kept in a set
@@ -89,13 +90,15 @@ class ChibiServer:
     def __init__(self, config: ServerConfig):
         self.config = config
         self.workers = config.worker_count()
-        self.capacity = self.workers + config.max_queue  # admitted requests, all connections
+        # requests with work to do (submitted, not finished), all connections; a photo
+        # request takes its place once its photo is in, so uploads cannot hold them all
+        self.capacity = self.workers + config.max_queue
         # queued replies past which a connection is read no further until they are sent:
         # results stream as they are, a client that only sends cannot grow the queue
         self.outbox_limit = 4 * config.chunk_bytes
         self.conns: set[_Conn] = set()
         self.jobs: dict[int, _JobState] = {}  # by seq, submitted and not finished in a worker
-        self.admitted = 0  # admitted requests whose work has not finished
+        self.admitted = 0  # requests holding a place in `capacity`
         self.queued = 0  # submitted, not yet started by a worker
         self.next_seq = 1
         self.buckets: dict[str, tuple[float, float]] = {}  # principal -> (tokens, last refill)
@@ -397,7 +400,6 @@ class ChibiServer:
         elif self.admitted >= self.capacity:
             self._dispatch(conn, session.refuse(event.id, "busy", "server at capacity, retry"))
         else:
-            self.admitted += 1
             job = _JobState(conn, event.id, self.next_seq, time.monotonic())
             self.next_seq += 1
             ended = conn.jobs.get(event.id)  # the session admits an id only once it ended
@@ -430,6 +432,13 @@ class ChibiServer:
 
     def _submit(self, conn: _Conn, event: Submit) -> None:
         job = conn.jobs[event.id]
+        if self.admitted >= self.capacity:  # filled while the photo was uploading
+            del conn.jobs[event.id]
+            job.timer.cancel()
+            self._dispatch(conn, conn.session.refuse(event.id, "busy", "server at capacity, retry"))
+            return
+        self.admitted += 1
+        job.holds_place = True
         job.submitted_at = time.monotonic()
         work = pipeline.Job(
             job.seq,
@@ -462,8 +471,8 @@ class ChibiServer:
         self._finish(job, items=outcome.get("items"), error=outcome.get("error"))
 
     def _finish(self, job: _JobState, items: Any = None, error: Any = None) -> None:
-        """The work of a request is over: free its slot and answer (if still wanted)."""
-        self.admitted -= 1
+        """The work of a request is over: free its place and answer (if still wanted)."""
+        self.admitted -= job.holds_place
         if job.timer is not None:
             job.timer.cancel()
         conn = job.conn
@@ -531,7 +540,9 @@ class ChibiServer:
         )
         self.m_connections = registry.add(Counter("chibi_connections_total", "Connections opened"))
         registry.add(
-            Gauge("chibi_in_flight", "Admitted requests not finished", lambda: self.admitted)
+            Gauge(
+                "chibi_in_flight", "Requests holding a worker or queue place", lambda: self.admitted
+            )
         )
         registry.add(
             Gauge("chibi_queue_length", "Requests waiting for a worker", lambda: self.queued)

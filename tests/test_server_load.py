@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from server_harness import ServerProcess, metric_value
+from raw_client import Raw
+from server_harness import PHOTO_PATH_MISSING, PHOTO_SKIP_REASON, ServerProcess, metric_value
 
 from server.client import ChibiClient, ChibiServerError
 
@@ -113,6 +114,50 @@ def test_max_connections_admits_that_many_of_a_burst():
         burst, after = asyncio.run(scenario(running.url, running.port))
     assert burst.count(503) == 7
     assert isinstance(after, ChibiClient)
+
+
+@pytest.mark.skipif(PHOTO_PATH_MISSING, reason=PHOTO_SKIP_REASON)
+def test_photos_still_uploading_hold_no_place_in_the_queue():
+    """One worker, no queue: a single place. Four photo requests whose photos never come
+    leave it free for another client's request (they held it until request_timeout, so
+    one client could make a server answer everyone `busy`). A photo completed while the
+    place is taken hears `busy` then."""
+    import io
+
+    from PIL import Image
+    from skimage import data as skdata
+
+    buffer = io.BytesIO()
+    Image.fromarray(skdata.astronaut()).save(buffer, "JPEG", quality=90)
+    photo = buffer.getvalue()
+
+    async def scenario(url: str) -> tuple[list, str, list]:
+        uploader = await Raw.open(url)
+        for number in range(4):
+            message = {"type": "request", "id": f"u{number}", "source": "photo",
+                       "options": {"format": "glb", "timeout_s": 30}}  # fmt: skip
+            await uploader.send(message)
+        accepted = [(await uploader.until("accepted", "error"))["type"] for _ in range(4)]
+        async with await ChibiClient.connect(url) as other:
+            other_format = (await other.generate(params={}, format="glb")).format
+        photos = await Raw.open(url)
+        await photos.photo_request("p1", photo)  # takes the place
+        await photos.photo_request("p2", photo)  # complete while p1 holds it
+        ends = {}
+        while len(ends) < 2:
+            message = await photos.until("done", "error")
+            ends[message["id"]] = message.get("code", "done")
+        for socket in (uploader, photos):
+            await socket.ws.close()
+        return accepted, other_format, [ends["p1"], ends["p2"]]
+
+    args = ("--workers", "1", "--max-queue", "0", "--rate", "1000", "--rate-burst", "1000")
+    with ServerProcess(*args) as running:
+        accepted, other_format, ends = asyncio.run(scenario(running.url))
+        assert running.wait_idle()["in_flight"] == 0
+    assert accepted == ["accepted"] * 4
+    assert other_format == "glb"
+    assert ends == ["done", "busy"]
 
 
 def test_workers_exit_when_the_server_is_killed(server):

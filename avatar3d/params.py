@@ -160,8 +160,10 @@ class AvatarParams:
     def from_json(cls, text: str | bytes) -> AvatarParams:
         try:
             data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ParamsError("", f"malformed JSON: {exc}") from None
+        # ValueError: JSONDecodeError, UnicodeDecodeError, an integer over Python's 4300
+        # digits; RecursionError: arrays nested thousands deep
+        except (ValueError, RecursionError) as exc:
+            raise ParamsError("", f"malformed JSON: {str(exc)[:200]}") from None
         return cls.from_dict(data)
 
     def color_rgb(self, name: str) -> tuple[float, float, float]:

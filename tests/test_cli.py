@@ -109,6 +109,8 @@ def test_preview_of_a_written_file(written, tmp_path):
         ('{"skin_color": 12}', "skin_color"),
         ('{"tail": true}', "tail"),
         ('{"shape": {"eye_size": 0.5,', "malformed JSON"),
+        pytest.param("[" * 100_000 + "]" * 100_000, "malformed JSON", id="nested-100000-deep"),
+        pytest.param('{"hair_length": 1%s}' % ("0" * 5000), "malformed JSON", id="5001-digits"),
         ("[1, 2]", "JSON object"),
         (None, "--params"),  # missing file
     ],
@@ -121,6 +123,17 @@ def test_bad_params_exit_2_name_the_field_and_write_nothing(tmp_path, capsys, co
     assert main(["avatar", "--params", str(params), "-o", str(out)]) == 2
     assert field in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == (["p.json"] if content else [])
+
+
+def test_client_reads_its_files_as_the_other_commands_do(tmp_path, capsys):
+    """A folder given as the photo or the params file: one line and the same codes as
+    chibi convert / chibi avatar, before any connection is tried."""
+    args = ["-o", str(tmp_path / "c.vrm"), "--url", "ws://127.0.0.1:9/ws"]
+    assert main(["client", "--params", str(tmp_path), *args]) == 2
+    assert f"cannot read {tmp_path}" in capsys.readouterr().err
+    assert main(["client", str(tmp_path), *args]) == 3
+    assert "[invalid_image]: cannot read" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_failed_export_keeps_the_old_file(tmp_path, monkeypatch, capsys):

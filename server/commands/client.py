@@ -39,9 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from websockets.exceptions import InvalidHandshake
 
-    from avatar3d.params import AvatarParams
     from server.client import SyncChibiClient, default_url
-    from server.commands.avatar import numbered_path, output_format
+    from server.commands.avatar import load_params, numbered_path, output_format
+    from server.commands.params import read_photo
 
     if (args.photo is None) == (args.params is None):
         print("chibi client: give a PHOTO or --params (one of them)", file=sys.stderr)
@@ -58,10 +58,10 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.params:
         # Checked here first: a typo gets its field named without a round trip.
-        request["params"] = AvatarParams.from_json(Path(args.params).read_bytes()).to_dict()
+        request["params"] = load_params(args.params).to_dict()
         photo = None
     else:
-        photo = Path(args.photo).read_bytes()  # sent from memory; never copied anywhere
+        photo = read_photo(args.photo)  # sent from memory; never copied anywhere
 
     def progress(stage: str, message: dict) -> None:
         if not args.quiet:

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import stat
 from dataclasses import dataclass
 
 import cv2
@@ -63,6 +65,24 @@ class ImageLimits:
 
 
 DEFAULT_LIMITS = ImageLimits()
+
+
+def read_photo_file(path: str | os.PathLike, max_bytes: int = DEFAULT_LIMITS.max_bytes) -> bytes:
+    """A photo file's bytes, for jobs that read many: ChibiError io_error (missing,
+    unreadable, not a regular file: a folder, or a FIFO, which would block) or
+    image_too_large (over `max_bytes`, found without reading it all)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO named x.jpg must not hang
+    except OSError as exc:
+        raise ChibiError("io_error", f"cannot open the photo: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ChibiError("io_error", "not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ChibiError("image_too_large", f"the file is over {max_bytes} bytes")
+    return data
 
 
 def decode_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarray:

@@ -32,6 +32,7 @@ def label_folder(
     from .errors import ChibiError
     from .face import analyze_image
     from .fusion import teacher_record
+    from .imageio import read_photo_file
     from .teacher import measure
 
     folder = Path(folder)
@@ -40,7 +41,7 @@ def label_folder(
     records = []
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES):
         try:
-            rgb, faces = analyze_image(path.read_bytes(), all_faces=all_faces)
+            rgb, faces = analyze_image(read_photo_file(path), all_faces=all_faces)
         except ChibiError as exc:
             if log:
                 log(f"skip {path.name}: {exc.code}")
@@ -58,6 +59,7 @@ def load_labelled(path: str | Path, log: Callable[[str], None] | None = None) ->
     (kept in memory only), labels come from the file, unmeasured fields are masked."""
     from .errors import ChibiError
     from .face import analyze_image
+    from .imageio import read_photo_file
 
     records, crops = [], []
     lines = Path(path).read_text().splitlines()
@@ -70,10 +72,10 @@ def load_labelled(path: str | Path, log: Callable[[str], None] | None = None) ->
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
             raise ValueError(f"{path}:{number}: not a `chibi label` record") from None
         try:
-            _, faces = analyze_image(Path(photo).read_bytes(), all_faces=face_index > 0)
-        except (OSError, ChibiError) as exc:
+            _, faces = analyze_image(read_photo_file(photo), all_faces=face_index > 0)
+        except ChibiError as exc:
             if log:
-                log(f"skip {Path(photo).name}: {getattr(exc, 'code', exc)}")
+                log(f"skip {Path(photo).name}: {exc.code}")
             continue
         if face_index < len(faces):
             crops.append(faces[face_index].crop)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from avatar3d.errors import ChibiError
+from avatar3d.imageio import read_photo_file
 from avatar3d.process_map import start_worker, stop_workers
 
 from .batch import JobOptions, sha256_bytes
@@ -69,7 +70,7 @@ class Converter:
             clock = now
 
         try:
-            data = read_photo(path, self.pipeline.limits.max_bytes)
+            data = read_photo_file(path, self.pipeline.limits.max_bytes)
             result["input_sha256"], result["input_bytes"] = sha256_bytes(data), len(data)
             lap("read")
             result["faces"] = self._convert(data, lap)
@@ -122,22 +123,6 @@ def _preview() -> Any:
 def _result(key: str) -> dict[str, Any]:
     return {"key": key, "ok": False, "input_sha256": None, "input_bytes": None, "faces": [],
             "error": None, "timings_ms": {}}  # fmt: skip
-
-
-def read_photo(path: str, max_bytes: int) -> bytes:
-    """A photo's bytes. ChibiError io_error (missing, unreadable, not a regular file) or
-    image_too_large (over `max_bytes`, found without reading it all)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO named x.jpg must not hang
-    except OSError as exc:
-        raise ChibiError("io_error", f"cannot open the photo: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as f:
-        if not os.path.stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ChibiError("io_error", "not a regular file")
-        data = f.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise ChibiError("image_too_large", f"the file is over {max_bytes} bytes")
-    return data
 
 
 # -- the local engine ---------------------------------------------------------------------

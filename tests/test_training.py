@@ -416,6 +416,25 @@ def test_a_long_style_read_leaves_its_length_out_of_the_labels():
     assert teacher_targets([short], measured_only=True)[1][0, hair] == pytest.approx(0.8)
 
 
+@pytest.mark.timeout(120)
+def test_label_skips_entries_that_are_not_readable_photos(tmp_path, capsys):
+    """A folder, a dangling link and a FIFO named like photos are each one `skip` line
+    (a traceback, a 'no such file' that ended the run, and a hang before); the photo
+    beside them is labelled."""
+    photos = tmp_path / "photos"
+    (photos / "album.jpg").mkdir(parents=True)
+    (photos / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    os.mkfifo(photos / "pipe.jpg")
+    Image.fromarray(skdata.astronaut()).save(photos / "z.png")
+    labels = tmp_path / "labels.jsonl"
+    assert main(["label", str(photos), "-o", str(labels)]) == 0
+    errors = capsys.readouterr().err
+    for name in ("album.jpg", "gone.jpg", "pipe.jpg"):
+        assert f"skip {name}: io_error" in errors, errors
+    records = [json.loads(line) for line in labels.read_text().splitlines()]
+    assert [record["path"].endswith("z.png") for record in records] == [True]
+
+
 def test_photos_are_not_written_by_labelling(tmp_path):
     buffer = io.BytesIO()
     Image.fromarray(skdata.astronaut()).save(buffer, "PNG")

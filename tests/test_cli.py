@@ -158,6 +158,30 @@ def test_unwritable_output_is_a_clear_error(tmp_path, capsys):
     assert "io_error" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("output", ["", ".", "/"])
+def test_an_output_without_a_file_name_is_a_clear_error(output, capsys):
+    assert main(["avatar", "-o", output]) == 3
+    assert "[io_error]: the output needs a file name" in capsys.readouterr().err
+
+
+def test_an_output_that_is_a_pipe_is_written_into_not_replaced(tmp_path):
+    """`-o /dev/stdout` or a FIFO: the bytes go down the pipe (renaming a file over it,
+    as root, replaced /dev/null with a model)."""
+    import stat
+    import threading
+
+    fifo = tmp_path / "out.glb"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    assert main(["avatar", "-o", str(fifo)]) == 0
+    reader.join(timeout=30)
+    assert received and received[0][:4] == b"glTF"
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.glb"]
+
+
 def test_inspect_and_preview_reject_non_models(tmp_path, capsys):
     bogus = tmp_path / "bogus.glb"
     bogus.write_bytes(b"hello, not a model")

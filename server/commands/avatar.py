@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -64,11 +65,24 @@ def check_output_folder(path: str | os.PathLike) -> None:
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """`server.atomic.write_atomic` for the CLI: failures become ChibiError("io_error")."""
+    """`server.atomic.write_atomic` for the CLI: failures become ChibiError("io_error").
+
+    A device or a pipe (`-o /dev/stdout`, a FIFO) is written into, not replaced: run as
+    root, the rename put a file where /dev/null was."""
     target = Path(path)
+    if target.name in ("", ".", ".."):
+        raise ChibiError("io_error", f"the output needs a file name, got {str(path)!r}")
     check_output_folder(target)
     try:
-        atomic.write_atomic(target, data)
+        mode = os.stat(target).st_mode  # through links: /dev/stdout is one
+    except OSError:
+        mode = 0
+    try:
+        if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+            with open(target, "wb") as stream:
+                stream.write(data)
+        else:
+            atomic.write_atomic(target, data)
     except OSError as exc:
         raise ChibiError("io_error", f"cannot write {target}: {exc.strerror or exc}") from None
 

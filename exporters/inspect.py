@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import struct
+import warnings
 from typing import Any
 
 import numpy as np
@@ -81,7 +82,10 @@ def load_gltf(data: bytes) -> pygltflib.GLTF2:
 def _accessor_count(gltf: pygltflib.GLTF2, index: int | None) -> int:
     if index is None or not 0 <= index < len(gltf.accessors):
         return 0
-    return int(gltf.accessors[index].count or 0)
+    count = gltf.accessors[index].count or 0
+    if not isinstance(count, int) or count < 0:
+        raise _invalid(f"accessor {index} has a count of {count!r}")
+    return count
 
 
 def _primitive_triangles(gltf: pygltflib.GLTF2, primitive: pygltflib.Primitive) -> int:
@@ -121,9 +125,13 @@ def _image_size(gltf: pygltflib.GLTF2, image: pygltflib.Image) -> tuple[int, int
         raw = base64.b64decode(image.uri.split(",", 1)[1])
     else:
         raise _invalid("an image is stored outside the file; only embedded images are supported")
-    try:
-        with Image.open(io.BytesIO(raw)) as img:
-            return img.size
+    try:  # the header alone: Pillow's bomb guard is a warning below 2x its limit
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw)) as img:
+                return img.size
+    except Image.DecompressionBombError as exc:
+        raise _invalid(f"an embedded image is too large for any engine: {exc}") from None
     except (OSError, ValueError) as exc:
         raise _invalid(f"an embedded image cannot be decoded: {exc}") from None
 
@@ -260,12 +268,15 @@ def inspect_gltf(gltf: pygltflib.GLTF2, file_size: int = 0) -> dict[str, Any]:
         for primitive in mesh.primitives:
             triangles += _primitive_triangles(gltf, primitive)
             position = primitive.attributes.POSITION
-            accessor = gltf.accessors[position] if position is not None else None
-            if accessor and len(accessor.min or ()) == 3 and len(accessor.max or ()) == 3:
-                box = _box_corners(accessor.min, accessor.max)
-                if node.skin is None:  # a skinned mesh ignores its node's transform (glTF 2.0)
-                    box = box @ to_scene[:3, :3].T + to_scene[:3, 3]
-                corners.append(box)
+            if position is None:
+                continue
+            accessor = gltf.accessors[position]
+            if len(accessor.min or ()) != 3 or len(accessor.max or ()) != 3:
+                raise _invalid(f"POSITION accessor {position} lacks the min/max glTF requires")
+            box = _box_corners(accessor.min, accessor.max)
+            if node.skin is None:  # a skinned mesh ignores its node's transform (glTF 2.0)
+                box = box @ to_scene[:3, :3].T + to_scene[:3, 3]
+            corners.append(box)
         targets = len(mesh.primitives[0].targets or []) if mesh.primitives else 0
         morph_count += targets
         names = (mesh.extras or {}).get("targetNames") or []
@@ -285,7 +296,7 @@ def inspect_gltf(gltf: pygltflib.GLTF2, file_size: int = 0) -> dict[str, Any]:
         if 0 <= t < len(gltf.textures) and gltf.textures[t].source is not None
     }
     texture_bytes = sum(_mip_chain_bytes(*_image_size(gltf, gltf.images[i])) for i in image_ids)
-    if triangles and corners:
+    if corners:
         every = np.concatenate(corners)
         bounds = [round(float(extent), 4) for extent in every.max(axis=0) - every.min(axis=0)]
     else:
@@ -327,8 +338,9 @@ def inspect_file(data: bytes) -> dict[str, Any]:
     gltf = load_gltf(data)
     try:
         return inspect_gltf(gltf, file_size=len(data))
-    except (AttributeError, TypeError, IndexError, KeyError, ValueError) as exc:
-        # JSON that parses but breaks the glTF schema (wrong types, dangling indices)
+    except (AttributeError, TypeError, IndexError, KeyError, ValueError, RecursionError) as exc:
+        # JSON that parses but breaks the glTF schema (wrong types, dangling indices, extras
+        # nested too deep to walk)
         raise _invalid(f"malformed glTF: {type(exc).__name__}: {exc}") from None
 
 

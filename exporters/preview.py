@@ -49,7 +49,8 @@ SHADE_STRENGTH = 0.6  # how much of the material's shade colour the dark side ge
 SUPERSAMPLE = 2  # render larger, then downsample: smooth edges beyond 4x MSAA
 MAX_SIZE = 2048
 MAX_SUPERSAMPLED = 1536  # above this many pixels, 4x MSAA alone is smooth enough (and 3x faster)
-FAR = 50.0  # metres: the camera's far plane; the background quad stands just before it
+FAR = 50.0  # metres: the camera's far plane (or further for a model that big); the background
+# quad stands just before it
 
 _local = threading.local()
 # every live renderer, so they are closed before the interpreter tears modules down
@@ -330,7 +331,12 @@ def _gradient_at(rows: np.ndarray, size: int) -> np.ndarray:
 
 
 def _backdrop(
-    pose: np.ndarray, yfov: float, size: int, shadow_at: np.ndarray | None, shadow_radius: float
+    pose: np.ndarray,
+    yfov: float,
+    size: int,
+    shadow_at: np.ndarray | None,
+    shadow_radius: float,
+    far: float = FAR,
 ) -> list[pyrender.Primitive]:
     """The background gradient and the soft ground shadow, drawn by GL behind the avatar.
 
@@ -345,7 +351,7 @@ def _backdrop(
     """
     focal = 0.5 * size / np.tan(yfov / 2)  # pixels per unit of (camera x / depth)
     primitives = []
-    depth = 0.9 * FAR
+    depth = 0.9 * far
     half = depth * np.tan(yfov / 2) * 1.02  # a little past the edges
     corners = np.array([[-half, -half, -depth], [half, -half, -depth],
                         [half, half, -depth], [-half, half, -depth]])  # fmt: skip
@@ -424,15 +430,17 @@ def _render_view(
     meshes = _meshes(parts, light, OUTLINE_WIDTH * height, mipmaps)
     primitives = [primitive for mesh in meshes for primitive in mesh.primitives]
     feet = np.array([centre[0], lo[1], centre[2]]) if ground_shadow else None
-    primitives += _backdrop(pose, yfov, px, feet, radius_xz)
-    scene.add(pyrender.Mesh(sorted(primitives, key=lambda p: p.is_transparent)))
     # the near plane just before the avatar's bounding box (depth is linear, so its
-    # nearest point is a corner): the 16-bit depth buffer's precision goes where it is used
+    # nearest point is a corner): the 16-bit depth buffer's precision goes where it is used;
+    # the far plane past it, for a file in centimetres too
     corners = np.array(np.meshgrid(*zip(lo, hi, strict=True), indexing="ij")).reshape(3, -1).T
-    nearest = float(np.min((corners - pose[:3, 3]) @ -pose[:3, 2]))
-    znear = max(0.05, 0.9 * nearest)
+    depths = (corners - pose[:3, 3]) @ -pose[:3, 2]
+    znear = max(0.05, 0.9 * float(depths.min()))
+    far = max(FAR, 2.0 * float(depths.max()))
+    primitives += _backdrop(pose, yfov, px, feet, radius_xz, far)
+    scene.add(pyrender.Mesh(sorted(primitives, key=lambda p: p.is_transparent)))
     scene.add(
-        pyrender.PerspectiveCamera(yfov=yfov, aspectRatio=1.0, znear=znear, zfar=FAR), pose=pose
+        pyrender.PerspectiveCamera(yfov=yfov, aspectRatio=1.0, znear=znear, zfar=far), pose=pose
     )
     try:
         color, _ = _renderer(px, px).render(scene, flags=pyrender.RenderFlags.FLAT)

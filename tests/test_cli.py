@@ -288,6 +288,64 @@ def test_inspect_rejects_malformed_gltf_json(written, path, value):
     assert info.value.code == "invalid_model"
 
 
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG's signature, IHDR and an empty IDAT: enough for a reader of sizes."""
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body).to_bytes(4, "big")
+        return len(body).to_bytes(4, "big") + kind + body + crc
+
+    size = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 6, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", size) + chunk(b"IDAT", b"")
+
+
+def test_inspect_answers_odd_third_party_files_with_invalid_model(written):
+    """Each was a traceback or a wrong figure: a negative vertex count (negative triangles),
+    a POSITION accessor without min/max (bounds of -inf, printed as non-JSON -Infinity),
+    material extras nested 900 deep, an embedded texture declaring 20000 x 20000 pixels."""
+    import base64
+
+    from avatar3d.errors import ChibiError
+    from exporters.inspect import inspect_file
+
+    glb = written["vrm0"].read_bytes()
+    doc = json.loads(glb[20 : 20 + int.from_bytes(glb[12:16], "little")])
+    position = doc["meshes"][0]["primitives"][0]["attributes"]["POSITION"]
+    deep: dict = {}
+    for _ in range(900):
+        deep = {"a": deep}
+    huge = "data:image/png;base64," + base64.b64encode(_png_header(20000, 20000)).decode()
+    edits = {
+        "count of -30": (("accessors", position, "count"), -30),
+        "lacks the min/max": (("accessors", position, "min"), None),
+        "malformed glTF: RecursionError": (("materials", 0, "extras"), deep),
+        "too large for any engine": (("images", 0), {"uri": huge, "mimeType": "image/png"}),
+    }
+    for message, (path, value) in edits.items():
+        with pytest.raises(ChibiError, match=message) as info:
+            inspect_file(_with_json_change(glb, path, value))
+        assert info.value.code == "invalid_model"
+
+
+def test_preview_of_a_model_in_centimetres(written, tmp_path):
+    """A file whose root scales the avatar 100x (a centimetre export) is framed like any
+    other; the far plane stood at 50 m, in front of it (a pyrender traceback)."""
+    from exporters.inspect import load_gltf
+
+    gltf = load_gltf(written["glb"].read_bytes())
+    gltf.nodes.append(pygltflib.Node(children=list(gltf.scenes[0].nodes), scale=[100] * 3))
+    gltf.scenes[0].nodes = [len(gltf.nodes) - 1]
+    scaled = tmp_path / "cm.glb"
+    gltf.save_binary(str(scaled))
+    pictures = []
+    for path in (written["glb"], scaled):
+        out = tmp_path / f"{path.stem}.png"
+        assert main(["preview", str(path), "-o", str(out), "--size", "96"]) == 0
+        pictures.append(np.asarray(Image.open(out)).astype(int))
+    assert np.abs(pictures[0] - pictures[1]).mean() < 2
+
+
 def test_inspect_bounds_follow_node_transforms(written, tmp_path, capsys):
     """Bounds are measured in the scene: an unskinned mesh through its node and the
     node's parents (scaled by 2, turned 90 degrees about Z), a skinned one as glTF

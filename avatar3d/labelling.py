@@ -62,14 +62,21 @@ def load_labelled(path: str | Path, log: Callable[[str], None] | None = None) ->
     from .imageio import read_photo_file
 
     records, crops = [], []
-    lines = Path(path).read_text().splitlines()
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the labels file {path}: {exc}") from None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-            photo, face_index, labels = record["path"], int(record["face"]), record["labels"]
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            photo, face_index, labels = record["path"], record["face"], record["labels"]
+            if not (isinstance(photo, str) and isinstance(labels, dict)):
+                raise TypeError
+            if not (isinstance(face_index, int) and face_index >= 0):
+                raise ValueError
+        except (KeyError, TypeError, ValueError, RecursionError):  # JSONDecodeError too
             raise ValueError(f"{path}:{number}: not a `chibi label` record") from None
         try:
             _, faces = analyze_image(read_photo_file(photo), all_faces=face_index > 0)

@@ -7,6 +7,7 @@ loads) the set, trains with `avatar3d.training`, checks the held-out part and wr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,36 @@ class TrainOptions:
     threads: int = 2
     device: str = "cpu"
 
+    def check(self) -> None:
+        """ValueError naming the option, before any rendering: a 0 that would read as
+        "the default", or a value that fails hours later."""
+        counts = {
+            "avatars": self.avatars, "views": self.views, "batch-size": self.batch_size,
+            "workers": self.workers, "threads": self.threads, "epochs": self.epochs,
+        }  # fmt: skip
+        for option, value in counts.items():
+            if value is not None and value < 1:
+                raise ValueError(f"--{option} must be at least 1, got {value}")
+        if self.refine_avatars is not None and self.refine_avatars < 0:
+            raise ValueError(f"--refine-avatars must be 0 or more, got {self.refine_avatars}")
+        if self.lr is not None and not 0 < self.lr < math.inf:
+            raise ValueError(f"--lr must be above 0, got {self.lr}")
+        if not 0 <= self.framing <= 1:
+            raise ValueError(f"--framing is a share of each batch, 0 to 1, got {self.framing}")
+        if not 0 <= self.skin_margin < math.inf:
+            raise ValueError(f"--skin-margin must be 0 or more, got {self.skin_margin}")
+        if self.name is not None and (
+            Path(self.name).name != self.name or self.name in ("", ".", "..")
+        ):
+            raise ValueError(f"--name must be a file name without a folder, got {self.name!r}")
+        if self.out is not None:
+            try:
+                Path(self.out).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ValueError(
+                    f"--out: cannot use {self.out} as a folder: {exc.strerror}"
+                ) from None
+
     def refine_spec(self) -> SetSpec | None:
         """The refiners' extra renders (None: the training crops only)."""
         from .synth import SetSpec
@@ -101,6 +132,8 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> P
     from .regressor import save_weights
     from .synth import SetSpec, as_training_set, load_or_render
 
+    options.check()
+    real = load_labelled(options.real, log) if options.real else None  # its errors come first
     torch.set_num_threads(options.threads)
     fine_tune = options.init is not None
     loop = LoopOptions(
@@ -114,7 +147,6 @@ def run_training(options: TrainOptions, log: Callable[[str], None] = print) -> P
     data = as_training_set(arrays)
     held = arrays["avatar_index"] % VALIDATION_EVERY == 0
     train, val = data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held))
-    real = load_labelled(options.real, log) if options.real else None
     torch.manual_seed(options.seed if options.init_seed is None else options.init_seed)
     model = new_model(options.model, options.init)
     extra = f" + {len(real)} teacher-labelled" if real else ""

@@ -375,3 +375,30 @@ def test_inspect_bounds_follow_node_transforms(written, tmp_path, capsys):
     moved = tmp_path / "moved.glb"
     gltf.save_binary(str(moved))
     assert bounds(moved) == pytest.approx([height, width, depth], abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [(["--epochs", "0"], "--epochs must be at least 1"),
+     (["--batch-size", "0"], "--batch-size must be at least 1"),
+     (["--threads", "-1"], "--threads must be at least 1"),
+     (["--avatars", "-5"], "--avatars must be at least 1"),
+     (["--lr", "0"], "--lr must be above 0"), (["--framing", "2"], "--framing"),
+     (["--name", "../escaped"], "--name must be a file name"),
+     (["--out", "FILE"], "--out: cannot use"),
+     (["--real", "LABELS"], "not a `chibi label` record"),
+     (["--real", "DIR"], "cannot read the labels file")],
+)  # fmt: skip
+def test_train_refuses_bad_options_before_rendering(tmp_path, capsys, option, message):
+    """Each of these trained anyway (0 read as the default), or failed with a traceback
+    after the renders or the whole training."""
+    (tmp_path / "FILE").write_text("a file, not a folder")
+    (tmp_path / "LABELS").write_text('{"path": 5, "face": -1, "labels": 7}\n')
+    (tmp_path / "DIR").mkdir()
+    option = [str(tmp_path / o) if o in ("FILE", "LABELS", "DIR") else o for o in option]
+    cache = tmp_path / "cache"
+    args = ["train", "--avatars", "3", "--refine-avatars", "0", "--no-eval", "--cache",
+            str(cache), "--out", str(tmp_path / "w"), *option]  # fmt: skip
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+    assert not cache.exists()  # nothing was rendered

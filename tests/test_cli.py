@@ -164,6 +164,14 @@ def test_an_output_without_a_file_name_is_a_clear_error(output, capsys):
     assert "[io_error]: the output needs a file name" in capsys.readouterr().err
 
 
+def test_a_folder_as_the_output_is_refused_before_the_work(tmp_path, capsys):
+    """`chibi eval --sheet DIR` ran the minutes-long evaluation and failed at the write."""
+    assert main(["eval", "--sheet", str(tmp_path)]) == 3
+    assert f"[io_error]: the output {tmp_path} is a folder" in capsys.readouterr().err
+    assert main(["avatar", "-o", str(tmp_path)]) == 3
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_output_that_is_a_pipe_is_written_into_not_replaced(tmp_path):
     """`-o /dev/stdout` or a FIFO: the bytes go down the pipe (renaming a file over it,
     as root, replaced /dev/null with a model)."""

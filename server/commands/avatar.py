@@ -56,9 +56,14 @@ def load_params(path: str | None) -> AvatarParams:
     return AvatarParams.from_json(raw)
 
 
-def check_output_folder(path: str | os.PathLike) -> None:
-    """ChibiError("io_error") unless the folder `path` would be written into exists."""
+def check_output(path: str | os.PathLike) -> None:
+    """ChibiError("io_error") unless `path` can be written: a file name, not a folder's,
+    in a folder that exists (checked before long work, as well as at the write)."""
     target = Path(path)
+    if target.name in ("", ".", ".."):
+        raise ChibiError("io_error", f"the output needs a file name, got {str(path)!r}")
+    if target.is_dir():
+        raise ChibiError("io_error", f"the output {target} is a folder")
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise ChibiError("io_error", f"output folder does not exist: {folder}")
@@ -70,9 +75,7 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     A device or a pipe (`-o /dev/stdout`, a FIFO) is written into, not replaced: run as
     root, the rename put a file where /dev/null was."""
     target = Path(path)
-    if target.name in ("", ".", ".."):
-        raise ChibiError("io_error", f"the output needs a file name, got {str(path)!r}")
-    check_output_folder(target)
+    check_output(target)
     try:
         mode = os.stat(target).st_mode  # through links: /dev/stdout is one
     except OSError:

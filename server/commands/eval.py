@@ -26,14 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from avatar3d.evaluate import run_evaluation
-    from server.commands.avatar import check_output_folder
+    from server.commands.avatar import check_output
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
     for path in (args.json, args.sheet):  # before minutes of work, not after
         if path:
-            check_output_folder(path)
+            check_output(path)
 
     report = run_evaluation(args.model, args.weights_dir, args.cache, args.workers,
                             write_fusion=args.write_fusion, log=log)  # fmt: skip

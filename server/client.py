@@ -203,11 +203,18 @@ class ChibiClient:
             message["params"] = params.to_dict() if hasattr(params, "to_dict") else params
         else:
             message["source"] = "photo"
+        text = encode_json(message)
+        size, limit = len(text.encode()), self.welcome.get("limits", {}).get("max_json_bytes")
+        if limit and size > limit:  # the server would not read it, nor name it in its answer
+            raise ChibiServerError(
+                "frame_too_large", f"the request is {size} bytes, over max_json_bytes {limit}",
+                request_id,
+            )  # fmt: skip
         loop = asyncio.get_running_loop()
         pending = _Pending(loop.create_future(), on_progress, time.perf_counter())
         self.pending[request_id] = pending
         try:
-            await self.ws.send(encode_json(message))
+            await self.ws.send(text)
             if photo is not None:
                 chunks = encode_blob(
                     request_id, "photo", photo, self.chunk_bytes, checksum=self.checksum

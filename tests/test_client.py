@@ -9,7 +9,7 @@ import time
 import pytest
 from server_harness import ServerProcess
 
-from server.client import NOTICES_KEPT, ChibiClient, SyncChibiClient
+from server.client import NOTICES_KEPT, ChibiClient, ChibiServerError, SyncChibiClient
 
 KEEPALIVE_S = 0.3
 
@@ -43,3 +43,18 @@ def test_notices_keep_only_the_latest(server):
     assert len(client.notices) == NOTICES_KEPT
     assert {notice["code"] for notice in client.notices} == {"unknown_id"}
     assert client.notices[-1]["ref"] == f"gone{NOTICES_KEPT + 49}"
+
+
+def test_a_request_over_max_json_bytes_fails_at_once(server):
+    """The server answers such a message frame_too_large without an id (it does not read
+    it), so a client that sent it waited forever; it is refused before sending."""
+
+    async def scenario() -> tuple[str, str]:
+        async with await ChibiClient.connect(server.url) as client:
+            limit = client.welcome["limits"]["max_json_bytes"]
+            with pytest.raises(ChibiServerError) as error:
+                await asyncio.wait_for(client.generate(params={"name": "x" * limit}), 10)
+            result = await client.generate(params={}, format="glb")  # the connection is fine
+            return error.value.code, result.format
+
+    assert asyncio.run(scenario()) == ("frame_too_large", "glb")

@@ -168,6 +168,7 @@ def test_a_connection_asking_for_sha256_only_still_works(harness_run):
     "name, code",
     [
         ("invalid_params", "invalid_params"),
+        ("params_too_large", "frame_too_large"),
         ("unsupported_version", "unsupported_version"),
         ("wrong_token_header", "unauthorized"),
         ("wrong_token_hello", "unauthorized"),

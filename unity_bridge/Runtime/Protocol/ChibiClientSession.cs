@@ -108,11 +108,13 @@ namespace ChibiAvatar.Protocol
         public List<ChibiOutgoing> StartPhotoRequest(string id, byte[] photo, ChibiRequestOptions options)
         {
             if (photo == null) throw new ArgumentNullException(nameof(photo));
+            string request = ChibiMessages.Request(id, "photo", null, options);
+            CheckTextSize(id, request);
             Register(id, "photo");
             // Chunks stay under the server's frame limit, header included.
             long frameLimit = Welcome.Limit("max_frame_bytes", 16L * 1024 * 1024) - ChibiFraming.PrefixBytes - ChibiFraming.MaxHeaderBytes;
             int chunk = (int)Math.Max(1024, Math.Min(Welcome.ChunkBytes, frameLimit));
-            var messages = new List<ChibiOutgoing> { new ChibiOutgoing { Text = ChibiMessages.Request(id, "photo", null, options) } };
+            var messages = new List<ChibiOutgoing> { new ChibiOutgoing { Text = request } };
             foreach (byte[] frame in ChibiFraming.EncodeBlob(id, "photo", photo, chunk, checksum: Checksum))
                 messages.Add(new ChibiOutgoing { Binary = frame });
             return messages;
@@ -121,8 +123,22 @@ namespace ChibiAvatar.Protocol
         /// <summary>A params request (the avatar built from an AvatarParams JSON object).</summary>
         public ChibiOutgoing StartParamsRequest(string id, Dictionary<string, object> avatarParams, ChibiRequestOptions options)
         {
+            string request = ChibiMessages.Request(id, "params", avatarParams ?? new Dictionary<string, object>(), options);
+            CheckTextSize(id, request);
             Register(id, "params");
-            return new ChibiOutgoing { Text = ChibiMessages.Request(id, "params", avatarParams ?? new Dictionary<string, object>(), options) };
+            return new ChibiOutgoing { Text = request };
+        }
+
+        /// <summary>A request over the server's max_json_bytes is refused here: the server
+        /// answers such a message frame_too_large without an id (it does not read it), so the
+        /// request would wait forever.</summary>
+        void CheckTextSize(string id, string text)
+        {
+            long limit = Welcome == null ? long.MaxValue : Welcome.Limit("max_json_bytes", 64 * 1024);
+            int size = Encoding.UTF8.GetByteCount(text);
+            if (size > limit)
+                throw new ChibiProtocolException(ChibiErrorCodes.FrameTooLarge,
+                    "the request is " + size + " bytes, over the server's max_json_bytes " + limit, id);
         }
 
         void Register(string id, string source)

@@ -333,7 +333,12 @@ namespace ChibiAvatar.Protocol
                 long asLong;
                 if (integer && long.TryParse(token, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out asLong))
                     return asLong;
-                return double.Parse(token, NumberStyles.Float, CultureInfo.InvariantCulture);
+                double asDouble;
+                // TryParse: Mono and .NET Framework throw OverflowException for 1e400
+                if (!double.TryParse(token, NumberStyles.Float, CultureInfo.InvariantCulture, out asDouble)
+                    || double.IsInfinity(asDouble))
+                    throw Error("number out of range");
+                return asDouble;
             }
 
             bool IsDigitAt(int index)

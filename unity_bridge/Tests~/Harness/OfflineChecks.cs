@@ -19,9 +19,9 @@ namespace ChibiAvatar.Harness
                 Expect((long)parsed["n"] == -12 && (double)parsed["f"] == 1500.0, "numbers");
                 var again = ChibiJson.ParseObject(ChibiJson.Serialize(parsed));
                 Expect(ChibiJson.Serialize(again) == ChibiJson.Serialize(parsed), "serialize/parse round trip");
-                foreach (string bad in new[] { "{", "[1,]", "01", "{\"a\" 1}", "\"\\x\"", "tru", "1 2", "\"\u0001\"", new string('[', 100) + new string(']', 100) })
+                foreach (string bad in new[] { "{", "[1,]", "01", "{\"a\" 1}", "\"\\x\"", "tru", "1 2", "\"\u0001\"", new string('[', 100) + new string(']', 100), "1e400", "[-1e400]" })
                     Expect(Throws<ChibiJsonException>(() => ChibiJson.Parse(bad)), "refuses " + bad.Substring(0, Math.Min(12, bad.Length)));
-                return "escapes, numbers, nesting limit and 9 malformed texts";
+                return "escapes, numbers, nesting limit and 11 malformed or unrepresentable texts";
             });
             Check("framing_roundtrip", () =>
             {
@@ -58,6 +58,10 @@ namespace ChibiAvatar.Harness
                 session.StartParamsRequest("a", null, null);
                 session.StartParamsRequest("b", null, null);
                 Expect(Throws<ArgumentException>(() => session.StartParamsRequest("a", null, null)), "duplicate id refused locally");
+                var huge = new Dictionary<string, object> { { "name", new string('x', 70000) } };
+                Expect(CodeOf(() => session.StartParamsRequest("h", huge, null)) == ChibiErrorCodes.FrameTooLarge, "over max_json_bytes -> frame_too_large");
+                session.StartParamsRequest("h", null, null);  // the refused id was never registered
+                session.Abandon("h");
                 var model = Encoding.ASCII.GetBytes("glTF-not-really");
                 string sha = ChibiFraming.Sha256Hex(model);
                 session.ReceiveText("{\"type\":\"result\",\"id\":\"a\",\"item\":0,\"items\":1,\"format\":\"glb\",\"model\":{\"size\":" + model.Length + ",\"sha256\":\"" + sha + "\",\"chunks\":1}}");

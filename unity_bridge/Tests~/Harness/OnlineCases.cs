@@ -37,6 +37,7 @@ namespace ChibiAvatar.Harness
                 RunCase("photo", () => Photo(client));
                 RunCase("invalid_image", () => InvalidImage(client));
                 RunCase("invalid_params", () => InvalidParams(client));
+                RunCase("params_too_large", () => ParamsTooLarge(client));
                 RunCase("cancel", () => Cancel(client));
                 RunCase("ping", () => Ping(client));
                 client.CloseAsync().Wait(TimeSpan.FromSeconds(10));
@@ -182,6 +183,15 @@ namespace ChibiAvatar.Harness
         static async Task<Dictionary<string, object>> InvalidParams(ChibiAvatarClient client)
         {
             return await ExpectError(client.GenerateFromParamsAsync("{\"hair_style\": \"mohawk-of-doom\"}"), ChibiErrorCodes.InvalidParams, "hair_style");
+        }
+
+        static async Task<Dictionary<string, object>> ParamsTooLarge(ChibiAvatarClient client)
+        {
+            // over max_json_bytes: the server would answer without an id, so it waited forever
+            var task = client.GenerateFromParamsAsync("{\"name\": \"" + new string('x', 70000) + "\"}");
+            if (await Task.WhenAny(task, Task.Delay(10000)).ConfigureAwait(false) != task)
+                return new Dictionary<string, object> { { "ok", false }, { "detail", "still pending after 10 s" } };
+            return await ExpectError(task, ChibiErrorCodes.FrameTooLarge, null);
         }
 
         static async Task<Dictionary<string, object>> ExpectError(Task<ChibiAvatarResult> task, string code, string field)

@@ -212,6 +212,9 @@ def test_error_codes(client):
     assert run("--params", "{}", token="wrong-token-x")["code"] == "unauthorized"  # HTTP 401
     hello = run("--params", "{}", "--token-in-hello", token="wrong-token-x")
     assert hello["code"] == "unauthorized"  # fatal error after hello
+    # over max_json_bytes: refused before sending (the server's answer names no request)
+    huge = run("--params", json.dumps({"name": "x" * 70_000}))
+    assert (huge["code"], huge["fatal"]) == ("frame_too_large", False)
     cancelled = run("--params", "{}", "--quality", "high", "--cancel-at", "started")
     assert cancelled["code"] == "cancelled" and "exported" not in cancelled["stages"]
 

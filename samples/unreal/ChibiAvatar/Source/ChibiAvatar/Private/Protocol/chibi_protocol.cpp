@@ -290,17 +290,29 @@ std::vector<Outgoing> ClientSession::params_request(const std::string& id, const
         error = make_error("invalid_params", "params must be a JSON object", id);
         return {};
     }
-    if (!register_request(id, error)) return {};
     Json m = Json::object();
     m.set("type", "request").set("id", id).set("source", "params").set("params", params).set("options", options.to_json());
-    return {Outgoing{true, m.dump()}};
+    std::string text = m.dump();
+    if (!fits_max_json(id, text, error) || !register_request(id, error)) return {};
+    return {Outgoing{true, std::move(text)}};
+}
+
+// The server answers a text message over max_json_bytes frame_too_large without an id (it
+// does not read it), so a request sent that way would wait forever: refused here.
+bool ClientSession::fits_max_json(const std::string& id, const std::string& text, Error& error) const {
+    int64_t limit = welcome_["limits"].get_int("max_json_bytes").value_or(64 * 1024);
+    if (int64_t(text.size()) <= limit) return true;
+    error = make_error("frame_too_large", "the request is " + std::to_string(text.size()) +
+                       " bytes, over the server's max_json_bytes " + std::to_string(limit), id);
+    return false;
 }
 
 std::vector<Outgoing> ClientSession::photo_request(const std::string& id, const std::vector<uint8_t>& photo, const RequestOptions& options, Error& error) {
-    if (!register_request(id, error)) return {};
     Json m = Json::object();
     m.set("type", "request").set("id", id).set("source", "photo").set("options", options.to_json());
-    std::vector<Outgoing> out{Outgoing{true, m.dump()}};
+    std::string text = m.dump();
+    if (!fits_max_json(id, text, error) || !register_request(id, error)) return {};
+    std::vector<Outgoing> out{Outgoing{true, std::move(text)}};
     // Chunks stay under the server's frame limit, header included.
     int64_t frame_limit = welcome_["limits"].get_int("max_frame_bytes").value_or(16 << 20) - int64_t(kPrefixBytes + kMaxHeaderBytes);
     int64_t chunk = std::max<int64_t>(1024, std::min(chunk_bytes_, frame_limit));

@@ -182,6 +182,7 @@ private:
     };
 
     bool register_request(const std::string& id, Error& error);
+    bool fits_max_json(const std::string& id, const std::string& text, Error& error) const;
     void on_error(std::vector<Event>& events, const Json& message, const std::string& id);
     void on_result(std::vector<Event>& events, const Json& message, const std::string& id, Pending& request);
     void on_done(std::vector<Event>& events, const Json& message, const std::string& id, Pending& request);

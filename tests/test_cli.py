@@ -136,6 +136,30 @@ def test_client_reads_its_files_as_the_other_commands_do(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_client_checks_its_outputs_before_the_round_trip(tmp_path, capsys):
+    """An output under a file (or a missing folder) was a traceback after the avatar came
+    back (or a folder made without a word); now io_error before connecting (exit 4)."""
+    (tmp_path / "file").write_text("not a folder")
+    url = ["--url", "ws://127.0.0.1:9/ws", "--params", str(REPO / "samples/params/default.json")]
+    for output in ("file/x.vrm", "missing/x.vrm"):
+        assert main(["client", *url, "-o", str(tmp_path / output)]) == 3
+        assert "[io_error]" in capsys.readouterr().err
+    assert main(["client", *url, "-o", str(tmp_path / "a.vrm"), "--preview", str(tmp_path)]) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_label_leaves_earlier_labels_alone_when_it_finds_no_face(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (200, 200), (120, 120, 120)).save(photos / "grey.png")
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("earlier labels\n")
+    assert main(["label", str(photos), "-o", str(labels)]) == 1
+    assert "no face labelled" in capsys.readouterr().err
+    assert labels.read_text() == "earlier labels\n"
+    assert main(["label", str(photos), "-o", str(tmp_path / "missing" / "l.jsonl")]) == 3
+
+
 def test_a_failed_export_keeps_the_old_file(tmp_path, monkeypatch, capsys):
     import exporters
 

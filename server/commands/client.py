@@ -40,13 +40,16 @@ def run(args: argparse.Namespace) -> int:
     from websockets.exceptions import InvalidHandshake
 
     from server.client import SyncChibiClient, default_url
-    from server.commands.avatar import load_params, numbered_path, output_format
+    from server.commands.avatar import check_output, load_params, numbered_path, output_format
     from server.commands.params import read_photo
 
     if (args.photo is None) == (args.params is None):
         print("chibi client: give a PHOTO or --params (one of them)", file=sys.stderr)
         return 2
     output = Path(args.output)
+    for path in (args.output, args.preview, args.params_out):  # before the round trip
+        if path:
+            check_output(path)
     fmt = output_format(output, args.format, default="vrm1")
     request = {
         "format": fmt,
@@ -94,5 +97,4 @@ def _write(path: Path, data: bytes) -> None:
     """Write atomically: a failed run never leaves a half-written file."""
     from server.commands.avatar import write_atomic
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, data)

@@ -169,6 +169,9 @@ def test_a_connection_asking_for_sha256_only_still_works(harness_run):
     [
         ("invalid_params", "invalid_params"),
         ("params_too_large", "frame_too_large"),
+        ("photo_over_max", "payload_too_large"),
+        ("message_over_max", "frame_too_large"),
+        ("ping_after_close", "connection_closed"),
         ("unsupported_version", "unsupported_version"),
         ("wrong_token_header", "unauthorized"),
         ("wrong_token_hello", "unauthorized"),
@@ -247,3 +250,10 @@ def test_every_asset_has_a_meta_file_with_a_unique_guid():
             guids[guid] = relative
         else:
             assert Path(f"{path}.meta").exists(), f"{relative} has no .meta file"
+
+
+def test_a_cancel_never_overtakes_its_request(harness_run):
+    """Cancelled while the photo is prepared: each request ends at once, the server never
+    hears a cancel for a request it does not know, and the connection stays usable."""
+    report, _ = harness_run
+    case(report, "cancel_while_preparing")

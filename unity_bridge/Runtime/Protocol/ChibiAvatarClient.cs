@@ -83,7 +83,15 @@ namespace ChibiAvatar.Protocol
         public ChibiWelcome Welcome { get { return session.Welcome; } }
 
         /// <summary>Non-terminal errors the server sent about messages (unknown_id after a late cancel...).</summary>
+        /// <summary>Errors no request owns, the latest <see cref="NoticesKept"/>.</summary>
         public IList<ChibiProtocolException> Notices { get { lock (gate) return notices.ToArray(); } }
+        public const int NoticesKept = 100;
+
+        void AddNotice(ChibiProtocolException notice) // under gate
+        {
+            if (notices.Count == NoticesKept) notices.RemoveAt(0);
+            notices.Add(notice);
+        }
 
         public bool IsOpen { get { return socket.State == WebSocketState.Open && session.State == ChibiSessionState.Open; } }
 
@@ -120,7 +128,7 @@ namespace ChibiAvatar.Protocol
                 }
                 try
                 {
-                    await client.HandshakeAsync(token, timeout.Token).ConfigureAwait(false);
+                    await client.HandshakeAsync(token, timeout.Token, cancellationToken).ConfigureAwait(false);
                 }
                 catch (Exception)
                 {
@@ -132,7 +140,7 @@ namespace ChibiAvatar.Protocol
             return client;
         }
 
-        async Task HandshakeAsync(string token, CancellationToken timeout)
+        async Task HandshakeAsync(string token, CancellationToken timeout, CancellationToken callerToken)
         {
             string hello = session.Hello(options.ProtocolVersion, options.TokenInHello ? token : null, options.ClientName, options.MaxChunkBytes,
                 options.Sha256Only ? new[] { ChibiChecksums.Sha256 } : ChibiChecksums.Preferred);
@@ -143,7 +151,7 @@ namespace ChibiAvatar.Protocol
             {
                 received = await ReceiveMessageAsync(buffer, timeout).ConfigureAwait(false);
             }
-            catch (OperationCanceledException e)
+            catch (OperationCanceledException e) when (!callerToken.IsCancellationRequested)
             {
                 throw new ChibiProtocolException(ChibiErrorCodes.Timeout, "no welcome within the connect timeout", inner: e);
             }
@@ -219,15 +227,22 @@ namespace ChibiAvatar.Protocol
                     : new List<ChibiOutgoing> { session.StartParamsRequest(id, avatarParams, requestOptions) };
                 requests[id] = request;
             }
-            // Registered after the request exists, so a cancel always names an id the server saw.
-            request.Registration = cancellationToken.Register(() => RequestCancel(id));
+            bool cancellable = false;
             try
             {
                 foreach (var message in messages)
                 {
                     // Never cancel a send midway: ClientWebSocket aborts the whole connection then.
                     if (cancellationToken.IsCancellationRequested && !message.IsText) break;
+                    if (request.Completion.Task.IsCompleted) break; // the server ended it (payload_too_large...)
                     await SendAsync(message).ConfigureAwait(false);
+                    // Registered once the request is sent, so a cancel never overtakes it (the
+                    // server would answer unknown_id and then wait for a photo that never comes).
+                    if (!cancellable)
+                    {
+                        request.Registration = cancellationToken.Register(() => RequestCancel(id));
+                        cancellable = true;
+                    }
                 }
             }
             catch (Exception e) when (e is WebSocketException || e is ObjectDisposedException || e is InvalidOperationException)
@@ -262,11 +277,21 @@ namespace ChibiAvatar.Protocol
             long nonce;
             lock (gate)
             {
+                if (session.State != ChibiSessionState.Open)
+                    throw new ChibiProtocolException(ChibiErrorCodes.ConnectionClosed, "the connection is closed");
                 nonce = ++nextNonce;
                 pings[nonce] = pong;
             }
             var watch = System.Diagnostics.Stopwatch.StartNew();
-            await SendAsync(new ChibiOutgoing { Text = session.Ping(nonce) }).ConfigureAwait(false);
+            try
+            {
+                await SendAsync(new ChibiOutgoing { Text = session.Ping(nonce) }).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is WebSocketException || e is ObjectDisposedException || e is InvalidOperationException)
+            {
+                lock (gate) pings.Remove(nonce);
+                throw new ChibiProtocolException(ChibiErrorCodes.ConnectionClosed, "send failed: " + e.Message, inner: e);
+            }
             using (cancellationToken.Register(() => pong.TrySetCanceled()))
                 await pong.Task.ConfigureAwait(false);
             return watch.Elapsed;
@@ -373,7 +398,7 @@ namespace ChibiAvatar.Protocol
                         Complete(e.RequestId, null, e.Error);
                         break;
                     case ChibiEventKind.Notice:
-                        lock (gate) notices.Add(e.Error);
+                        lock (gate) AddNotice(e.Error);
                         break;
                     case ChibiEventKind.Pong:
                         TaskCompletionSource<bool> pong = null;
@@ -384,7 +409,7 @@ namespace ChibiAvatar.Protocol
                         if (pong != null) pong.TrySetResult(true);
                         break;
                     case ChibiEventKind.ConnectionFailed:
-                        lock (gate) notices.Add(e.Error);
+                        lock (gate) AddNotice(e.Error);
                         FailEverything(e.Error);
                         break;
                 }
@@ -401,7 +426,7 @@ namespace ChibiAvatar.Protocol
             try { callback(progress); }
             catch (Exception e) // a throwing callback must not kill the reader
             {
-                lock (gate) notices.Add(new ChibiProtocolException(ChibiErrorCodes.InternalError, "progress callback threw: " + e.Message, progress.RequestId, inner: e));
+                lock (gate) AddNotice(new ChibiProtocolException(ChibiErrorCodes.InternalError, "progress callback threw: " + e.Message, progress.RequestId, inner: e));
             }
         }
 

@@ -108,6 +108,10 @@ namespace ChibiAvatar.Protocol
         public List<ChibiOutgoing> StartPhotoRequest(string id, byte[] photo, ChibiRequestOptions options)
         {
             if (photo == null) throw new ArgumentNullException(nameof(photo));
+            long maxPhoto = Welcome == null ? long.MaxValue : Welcome.Limit("max_photo_bytes", long.MaxValue);
+            if (photo.Length > maxPhoto) // refused before uploading it all, which the server would not read
+                throw new ChibiProtocolException(ChibiErrorCodes.PayloadTooLarge,
+                    "the photo is " + photo.Length + " bytes, over the server's max_photo_bytes " + maxPhoto, id);
             string request = ChibiMessages.Request(id, "photo", null, options);
             CheckTextSize(id, request);
             Register(id, "photo");
@@ -280,7 +284,9 @@ namespace ChibiAvatar.Protocol
         {
             var events = new List<ChibiClientEvent>();
             if (State == ChibiSessionState.Closed) return events;
-            string code = ChibiProtocolException.CodeForClose(closeStatus, reason);
+            // a local failure with a code of its own (frame_too_large over MaxMessageBytes) keeps it
+            var coded = cause as ChibiProtocolException;
+            string code = coded != null ? coded.Code : ChibiProtocolException.CodeForClose(closeStatus, reason);
             string what = "connection closed" + (closeStatus.HasValue ? " (" + closeStatus + " " + reason + ")" : "")
                 + (cause != null ? ": " + cause.Message : "");
             return Close(events, new ChibiProtocolException(code, what, fatal: true, inner: cause));

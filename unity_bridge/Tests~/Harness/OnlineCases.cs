@@ -40,8 +40,12 @@ namespace ChibiAvatar.Harness
                 RunCase("params_too_large", () => ParamsTooLarge(client));
                 RunCase("cancel", () => Cancel(client));
                 RunCase("ping", () => Ping(client));
+                RunCase("photo_over_max", () => PhotoOverMax(client));
                 client.CloseAsync().Wait(TimeSpan.FromSeconds(10));
+                RunCase("ping_after_close", () => ExpectConnectionClosed(client.PingAsync()));
             }
+            RunCase("cancel_while_preparing", () => CancelWhilePreparing());
+            RunCase("message_over_max", () => MessageOverMax());
             RunCase("sha256_only", () => Sha256Only());
             RunCase("unsupported_version", () => ConnectError(new ChibiClientOptions { ProtocolVersion = 2 }, token, ChibiErrorCodes.UnsupportedVersion));
             if (token != null)
@@ -235,6 +239,83 @@ namespace ChibiAvatar.Harness
                         { "detail", e.Message + " after " + watch.ElapsedMilliseconds + " ms, stages " + string.Join(",", stages) },
                     };
                 }
+            }
+        }
+
+        static async Task<Dictionary<string, object>> CancelWhilePreparing()
+        {
+            // Cancelled while the photo is checksummed and cut into chunks: the cancel went out
+            // before the request about half the time, the server answered unknown_id, then held
+            // the request waiting for a photo (four of them: every later request was busy).
+            using (var client = await ChibiAvatarClient.ConnectAsync(url, token))
+            {
+                var photo = new byte[15 * 1024 * 1024]; // not an image: the order of messages is the point
+                new Random(3).NextBytes(photo);
+                double slowest = 0;
+                for (int i = 0; i < 8; i++)
+                {
+                    using (var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(5 + 5 * i)))
+                    {
+                        var watch = System.Diagnostics.Stopwatch.StartNew();
+                        try { await client.GenerateFromPhotoAsync(photo, null, null, cts.Token); }
+                        catch (OperationCanceledException) { }
+                        catch (ChibiProtocolException) { } // ended before the cancel (invalid_image)
+                        slowest = Math.Max(slowest, watch.Elapsed.TotalMilliseconds);
+                    }
+                }
+                var after = await client.GenerateFromParamsAsync("{}", new ChibiRequestOptions { Format = "glb" });
+                var unknown = client.Notices.Count(n => n.Code == ChibiErrorCodes.UnknownId);
+                bool ok = slowest < 5000 && unknown == 0 && after.Model.Length > 0;
+                return new Dictionary<string, object>
+                {
+                    { "ok", ok }, { "detail", "slowest cancel " + slowest.ToString("0") + " ms, unknown_id notices " + unknown + ", then a " + after.Model.Length + "-byte glb" },
+                };
+            }
+        }
+
+        static async Task<Dictionary<string, object>> PhotoOverMax(ChibiAvatarClient client)
+        {
+            // refused before a byte is uploaded: the task has failed when the call returns
+            var photo = new byte[client.Welcome.Limit("max_photo_bytes", 0) + 1];
+            var task = client.GenerateFromPhotoAsync(photo);
+            bool immediate = task.IsFaulted;
+            var result = await ExpectError(task, ChibiErrorCodes.PayloadTooLarge, null);
+            result["ok"] = (bool)result["ok"] && immediate;
+            result["detail"] += immediate ? "" : " (only after uploading)";
+            return result;
+        }
+
+        static async Task<Dictionary<string, object>> MessageOverMax()
+        {
+            // a result larger than the client's MaxMessageBytes fails with that code, not connection_closed
+            using (var client = await ChibiAvatarClient.ConnectAsync(url, token, new ChibiClientOptions { MaxMessageBytes = 100000 }))
+            {
+                try
+                {
+                    await client.GenerateFromParamsAsync("{}", new ChibiRequestOptions { Format = "glb" });
+                    return new Dictionary<string, object> { { "ok", false }, { "detail", "a 450 kB model arrived in 100 kB messages?" } };
+                }
+                catch (ChibiProtocolException e)
+                {
+                    return new Dictionary<string, object> { { "ok", e.Code == ChibiErrorCodes.FrameTooLarge }, { "code", e.Code }, { "detail", e.Message } };
+                }
+            }
+        }
+
+        static async Task<Dictionary<string, object>> ExpectConnectionClosed(Task task)
+        {
+            try
+            {
+                await task;
+                return new Dictionary<string, object> { { "ok", false }, { "detail", "succeeded on a closed client" } };
+            }
+            catch (ChibiProtocolException e)
+            {
+                return new Dictionary<string, object> { { "ok", e.Code == ChibiErrorCodes.ConnectionClosed }, { "code", e.Code }, { "detail", e.Message } };
+            }
+            catch (Exception e)
+            {
+                return new Dictionary<string, object> { { "ok", false }, { "detail", e.GetType().Name + ": " + e.Message } };
             }
         }
 

@@ -204,11 +204,18 @@ class ChibiClient:
         else:
             message["source"] = "photo"
         text = encode_json(message)
-        size, limit = len(text.encode()), self.welcome.get("limits", {}).get("max_json_bytes")
+        limits = self.welcome.get("limits", {})
+        size, limit = len(text.encode()), limits.get("max_json_bytes")
         if limit and size > limit:  # the server would not read it, nor name it in its answer
             raise ChibiServerError(
                 "frame_too_large", f"the request is {size} bytes, over max_json_bytes {limit}",
                 request_id,
+            )  # fmt: skip
+        limit = limits.get("max_photo_bytes")
+        if photo is not None and limit and len(photo) > limit:  # refused before uploading it
+            raise ChibiServerError(
+                "payload_too_large", f"the photo is {len(photo)} bytes, over max_photo_bytes "
+                f"{limit}", request_id,
             )  # fmt: skip
         loop = asyncio.get_running_loop()
         pending = _Pending(loop.create_future(), on_progress, time.perf_counter())
@@ -220,6 +227,8 @@ class ChibiClient:
                     request_id, "photo", photo, self.chunk_bytes, checksum=self.checksum
                 )
                 for chunk in chunks:
+                    if pending.future.done():  # the server ended it (a bad checksum...)
+                        break
                     await self.ws.send(chunk)
         except ConnectionClosed as exc:
             self.pending.pop(request_id, None)

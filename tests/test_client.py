@@ -45,15 +45,20 @@ def test_notices_keep_only_the_latest(server):
     assert client.notices[-1]["ref"] == f"gone{NOTICES_KEPT + 49}"
 
 
-def test_a_request_over_max_json_bytes_fails_at_once(server):
-    """The server answers such a message frame_too_large without an id (it does not read
-    it), so a client that sent it waited forever; it is refused before sending."""
+def test_requests_over_the_servers_limits_fail_at_once(server):
+    """A request message over max_json_bytes: the server answers it frame_too_large without
+    an id (it does not read it), so the client waited forever; it is refused before sending,
+    as a photo over max_photo_bytes is (it was uploaded whole first)."""
 
     async def scenario() -> tuple[str, str]:
         async with await ChibiClient.connect(server.url) as client:
             limit = client.welcome["limits"]["max_json_bytes"]
             with pytest.raises(ChibiServerError) as error:
                 await asyncio.wait_for(client.generate(params={"name": "x" * limit}), 10)
+            photo = b"x" * (client.welcome["limits"]["max_photo_bytes"] + 1)
+            with pytest.raises(ChibiServerError) as too_big:
+                await asyncio.wait_for(client.generate(photo), 10)
+            assert too_big.value.code == "payload_too_large" and not client.pending
             result = await client.generate(params={}, format="glb")  # the connection is fine
             return error.value.code, result.format
 

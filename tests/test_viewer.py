@@ -146,3 +146,31 @@ def test_viewer_shows_the_servers_error_code_for_a_bad_photo(server):
     assert f"[{expected}]" in report["viewer_errors"][0]
     assert report["status"] == "Failed."
     assert report["errors"] == []  # shown to the user, not thrown
+
+
+def test_viewer_controls_through_a_replaced_and_a_failed_avatar_and_the_webcam(server):
+    """While avatar B is made, no download of A may start (a .glb click sent A's params,
+    and the two requests left B on stage with A's params and files); a failed generation
+    leaves B downloadable (the .vrm button did nothing); the webcam opens one stream, takes
+    no photo before its first frame (an uncaught TypeError) and stops every stream."""
+    job = {"url": f"http://127.0.0.1:{server.port}/", "timeout_ms": 120_000,
+           "a": {"hair_color": "#e07ab0"}, "b": {"hair_color": "#3a6fd0"}}  # fmt: skip
+    proc = subprocess.run(
+        [NODE, str(BROWSER_DIR / "viewer_states.mjs")], input=json.dumps(job).encode(),
+        capture_output=True, timeout=240, cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()[-4000:]
+    report = json.loads(proc.stdout)
+    assert "driver_error" not in report, report["driver_error"]
+    assert report["page_errors"] == []
+    assert report["while_generating"] == {"download-vrm": True, "download-glb": True}
+    assert report["params_after_b"] == "#3a6fd0"
+    assert [r["format"] for r in report["requests"]] == ["vrm1", "vrm1", "glb"]
+    assert report["requests"][-1]["hair"] == "#3a6fd0"  # the glb of the avatar on stage
+    assert report["vrm_b"]["name"].endswith(".vrm") and report["glb_b"]["name"].endswith(".glb")
+    assert len(report["errors_shown"]) == 1
+    assert report["after_failure"] == {"download-vrm": False, "download-glb": False}
+    assert report["vrm_after_failure"]["size"] == report["vrm_b"]["size"]
+    assert report["webcam_open"] == {"webcam-button": True}
+    assert report["photo_taken"] is True
+    assert report["streams"] and all(s == ["ended"] for s in report["streams"]), report["streams"]

@@ -17,8 +17,8 @@ const FORMAT_EXTENSIONS = { vrm1: 'vrm', vrm0: 'vrm', glb: 'glb' };
 const state = {
   ready: false,         // the page is wired up
   photo: null,          // {bytes: Uint8Array, type} of the chosen photo, kept in memory only
-  params: null,         // AvatarParams JSON of the last result, when the server sent it
-  files: {},            // format -> Uint8Array of the results received
+  params: null,         // AvatarParams JSON of the avatar on stage (every result carries it)
+  files: {},            // format -> Uint8Array of the avatar on stage, in each format made
   vrm: null,            // the VRM on stage
   modelFormat: null,    // format of the model on stage
   loading: false,
@@ -250,20 +250,27 @@ $('photo-input').addEventListener('change', async (event) => {
 
 let webcamStream = null;
 $('webcam-button').addEventListener('click', async () => {
+  // one stream at a time: a second one replaced the first, whose camera then stayed on
+  $('webcam-button').disabled = true;
+  $('webcam-capture').disabled = true; // until the first frame (a 0x0 canvas gives no photo)
   try {
     webcamStream = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 } });
   } catch (err) {
+    $('webcam-button').disabled = false;
     showError(`Webcam unavailable: ${err.message}`);
     return;
   }
   $('webcam-video').srcObject = webcamStream;
   $('webcam').hidden = false;
 });
+$('webcam-video').addEventListener('loadeddata', () => { $('webcam-capture').disabled = false; });
 
 function stopWebcam() {
   if (webcamStream) webcamStream.getTracks().forEach((track) => track.stop());
   webcamStream = null;
+  $('webcam-video').srcObject = null;
   $('webcam').hidden = true;
+  $('webcam-button').disabled = false;
 }
 $('webcam-stop').addEventListener('click', stopWebcam);
 $('webcam-capture').addEventListener('click', () => {
@@ -273,6 +280,10 @@ $('webcam-capture').addEventListener('click', () => {
   frame.height = video.videoHeight;
   frame.getContext('2d').drawImage(video, 0, 0);
   frame.toBlob(async (blob) => {
+    if (!blob) {
+      showError('The camera gave no picture yet; try again.');
+      return;
+    }
     setPhoto(new Uint8Array(await blob.arrayBuffer()), 'image/jpeg');
     stopWebcam();
   }, 'image/jpeg', 0.92);
@@ -284,6 +295,9 @@ $('model-input').addEventListener('change', async (event) => {
   const format = file.name.toLowerCase().endsWith('.glb') ? 'glb' : 'vrm1';
   try {
     await showModel(new Uint8Array(await file.arrayBuffer()), format);
+    state.files = {}; // the user's own file: nothing of ours to download for it
+    state.params = null;
+    enableDownloads(false);
     setStatus(`Showing ${file.name}.`);
   } catch (err) {
     showError(`Could not load ${file.name}: ${err.message}`);
@@ -322,29 +336,36 @@ function downloadBytes(bytes, filename) {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
-// Runs one request; resolves to the result bytes or null when it failed / was cancelled.
-async function runRequest(kind, format) {
+function enableDownloads(enabled) {
+  $('download-vrm').disabled = !enabled;
+  $('download-glb').disabled = !enabled;
+}
+
+// Runs one request at a time; resolves to {bytes, params} or null when it failed / was
+// cancelled. It changes no state of the avatar on stage: its callers do, on success.
+async function runRequest(kind, format, params) {
+  if (state.loading) return null;
   clearError();
   state.loading = true;
   $('generate').disabled = true;
   $('cancel').disabled = false;
+  enableDownloads(false); // a download now would be of the avatar being replaced
+
   setStatus('Connecting…', 0);
   try {
     await client.connect($('token').value.trim());
     const options = { format, quality: $('quality').value };
     const request = kind === 'photo'
       ? client.fromPhoto(state.photo.bytes, options)
-      : client.fromParams(state.params, options);
+      : client.fromParams(params, options);
     state.requestId = request.id;
     state.progress = [];
     const result = await request.run((event) => {
       state.progress.push(event.stage);
       setStatus(event.message || event.stage, event.fraction);
     });
-    if (result.params) state.params = result.params;
-    state.files[format] = result.bytes;
     setStatus(`Done: ${(result.bytes.byteLength / 1024).toFixed(0)} KiB ${format}.`, 1);
-    return result.bytes;
+    return { bytes: result.bytes, params: result.params || params };
   } catch (err) {
     const code = err instanceof ChibiRequestError ? ` [${err.code}]` : '';
     showError(`${err.message}${code}`);
@@ -355,22 +376,23 @@ async function runRequest(kind, format) {
     state.requestId = null;
     $('generate').disabled = !state.photo;
     $('cancel').disabled = true;
+    enableDownloads(Object.keys(state.files).length > 0);
   }
 }
 
-async function generate(kind) {
+async function generate(kind, params = null) {
   const format = $('format').value;
-  state.files = {};
-  const bytes = await runRequest(kind, format);
-  if (!bytes) return;
+  const result = await runRequest(kind, format, params);
+  if (!result) return; // the avatar on stage and its files stay as they were
   try {
-    await showModel(bytes, format);
+    await showModel(result.bytes, format);
   } catch (err) {
     showError(`The avatar did not load: ${err.message}`);
     return;
   }
-  $('download-vrm').disabled = false;
-  $('download-glb').disabled = false;
+  state.files = { [format]: result.bytes };
+  state.params = result.params;
+  enableDownloads(true);
 }
 
 $('generate').addEventListener('click', () => generate('photo'));
@@ -378,25 +400,32 @@ $('generate').addEventListener('click', () => generate('photo'));
 $('options-form').addEventListener('submit', (event) => event.preventDefault());
 $('cancel').addEventListener('click', () => client.cancel(state.requestId));
 
-$('download-vrm').addEventListener('click', () => {
-  const format = state.files.vrm1 ? 'vrm1' : 'vrm0';
-  if (state.files[format]) downloadBytes(state.files[format], `chibi-avatar-${format}.${FORMAT_EXTENSIONS[format]}`);
+// A format not on stage is made on demand from the parameters of the avatar on stage
+// (every result carries them), and kept with that avatar's files.
+async function fileOnStage(format) {
+  const files = state.files;
+  if (!files[format] && state.params) {
+    const result = await runRequest('params', format, state.params);
+    if (result) files[format] = result.bytes;
+  }
+  return files[format] || null;
+}
+
+$('download-vrm').addEventListener('click', async () => {
+  const format = state.files.vrm0 ? 'vrm0' : 'vrm1';
+  const bytes = await fileOnStage(format);
+  if (bytes) downloadBytes(bytes, `chibi-avatar-${format}.${FORMAT_EXTENSIONS[format]}`);
 });
 
 $('download-glb').addEventListener('click', async () => {
-  // The glb is made on demand from the same parameters (or photo) as the VRM on stage.
-  if (!state.files.glb) {
-    const bytes = await runRequest(state.params ? 'params' : 'photo', 'glb');
-    if (!bytes) return;
-  }
-  downloadBytes(state.files.glb, 'chibi-avatar.glb');
+  const bytes = await fileOnStage('glb');
+  if (bytes) downloadBytes(bytes, 'chibi-avatar.glb');
 });
 
 // Test / console hook: generate from an AvatarParams object instead of a photo.
 state.generateFromParams = async (params, format = 'vrm1') => {
-  state.params = params;
   $('format').value = format;
-  await generate('params');
+  await generate('params', params);
 };
 state.showModel = showModel;
 

@@ -24,12 +24,12 @@ export const CHROMIUM_ARGS = [
   '--use-angle=swiftshader', '--enable-unsafe-swiftshader',
 ];
 
-export async function launchBrowser() {
+export async function launchBrowser(extraArgs = []) {
   // playwright-core gives every launch a fresh temporary --user-data-dir.
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...extraArgs],
   });
 }
 
